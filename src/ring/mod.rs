@@ -1,0 +1,415 @@
+//! The ring of hour slots and the deterministic apply rule.
+//!
+//! Hour `h` lives in slot `h % capacity`. The ring is split in two halves with one owner each:
+//!
+//! - [`Ring`] is shared: the seqlock-published [`Slot`]s and the [`Archive`] of sealed
+//!   hours. Any thread reads it at any time without waiting for the writer.
+//! - [`RingWriter`] belongs to the writer thread alone: each slot's working copy of its counts
+//!   and its [`UserSet`]. It applies events to the working copies and publishes the slots it
+//!   touched with [`RingWriter::publish`], once per batch, so a burst of events costs readers
+//!   one cache-line transfer per slot rather than one per event.
+//!
+//! ## The apply rule (no clock)
+//!
+//! For an event of hour `h` and slot `s = h % capacity`:
+//! - `s` holds `h`: insert the fingerprint; if it was new, `unique += 1`; add the kind.
+//! - `s` is empty or holds an older hour: seal the old hour into the archive, clear `s`,
+//!   take `h`, apply.
+//! - `s` holds a newer hour: `h` is sealed; the event is dropped and counted.
+//!
+//! The ring's state is a pure function of the sequence of applied events.
+//!
+//! ## What a reader sees
+//!
+//! Every answer for hour `h` equals the totals of some prefix of the events applied to `h`,
+//! and later answers never go back to a shorter prefix:
+//! - the slot holds `h`: its snapshot, a batch boundary of the writer;
+//! - the slot holds a newer hour: `h`'s archive entry, which is its final total. The writer
+//!   seals the old hour into the archive *before* it publishes the slot with the new hour
+//!   (the slot's Release store orders them), so a reader that sees the new hour finds the old
+//!   one archived; if `h` is not there it never had an event applied;
+//! - the slot is empty or holds an older hour: `h` has had nothing published yet: zeros.
+
+pub mod archive;
+pub mod slot;
+pub mod users;
+
+use crossbeam_utils::CachePadded;
+
+pub use archive::Archive;
+pub use slot::{Counts, Slot, Snapshot, EMPTY};
+pub use users::UserSet;
+
+use crate::event::{Event, Kind};
+use crate::sync::Arc;
+
+/// Default number of hour slots (`--retention-hours`).
+pub const DEFAULT_CAPACITY: usize = 48;
+
+/// Where hour `h` stands relative to what its slot holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    /// The slot holds `h`.
+    Current,
+    /// The slot is empty or holds an older hour: `h` has not started in the ring.
+    Ahead,
+    /// The slot holds a newer hour: `h` is sealed.
+    Sealed,
+}
+
+#[inline]
+fn standing(slot_hour: u32, hour: u32) -> Standing {
+    if slot_hour == hour {
+        Standing::Current
+    } else if slot_hour == EMPTY || slot_hour < hour {
+        Standing::Ahead
+    } else {
+        Standing::Sealed
+    }
+}
+
+/// The shared half of the ring: published slots and the archive.
+#[derive(Debug)]
+pub struct Ring {
+    /// One slot per retained hour; padded so that the writer publishing one hour does not
+    /// invalidate the cache line a reader of a neighbouring hour is using.
+    slots: Box<[CachePadded<Slot>]>,
+    /// Final counts of hours whose slot was recycled.
+    archive: Archive,
+}
+
+impl Ring {
+    /// A ring of `capacity` empty slots. Panics if `capacity` is zero.
+    pub fn new(capacity: usize) -> Self {
+        assert!(capacity > 0, "a ring needs at least one slot");
+        Self {
+            slots: (0..capacity).map(|_| CachePadded::new(Slot::new())).collect(),
+            archive: Archive::new(),
+        }
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    #[inline]
+    fn slot(&self, hour: u32) -> &Slot {
+        let i = hour as usize % self.slots.len();
+        debug_assert!(i < self.slots.len());
+        &self.slots[i]
+    }
+
+    /// The counts of `hour`, from its slot or from the archive. May wait briefly for the
+    /// archive lock; the HTTP edge uses [`try_read`](Self::try_read) instead.
+    pub fn read(&self, hour: u32) -> Counts {
+        let snap = self.slot(hour).read();
+        match standing(snap.hour, hour) {
+            Standing::Current => snap.counts,
+            Standing::Ahead => Counts::default(),
+            Standing::Sealed => self.archive.get(hour).unwrap_or_default(),
+        }
+    }
+
+    /// [`read`](Self::read) that never blocks: `None` only when the answer must come from the
+    /// archive and the writer holds its lock at this instant (the caller yields and retries).
+    #[inline]
+    pub fn try_read(&self, hour: u32) -> Option<Counts> {
+        let snap = self.slot(hour).read();
+        match standing(snap.hour, hour) {
+            Standing::Current => Some(snap.counts),
+            Standing::Ahead => Some(Counts::default()),
+            Standing::Sealed => self.archive.try_get(hour).ok().map(Option::unwrap_or_default),
+        }
+    }
+
+    /// Whether `hour` is sealed as far as the published slots tell: its slot holds a newer
+    /// hour. Advisory (the writer may be a batch ahead); the apply rule has the last word.
+    #[inline]
+    pub fn is_sealed(&self, hour: u32) -> bool {
+        standing(self.slot(hour).hour(), hour) == Standing::Sealed
+    }
+
+    /// The archive of sealed hours.
+    pub fn archive(&self) -> &Archive {
+        &self.archive
+    }
+}
+
+/// What [`RingWriter::apply`] did with an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Counted into its hour.
+    Counted,
+    /// Its hour is sealed: dropped (and counted as such).
+    Sealed,
+}
+
+/// The writer's working copy of one slot.
+#[derive(Debug)]
+struct Working {
+    /// Hour and counts, as they will be published.
+    snap: Snapshot,
+    /// Fingerprints seen in `snap.hour`.
+    users: UserSet,
+    /// Changed since the last publish (and listed in `RingWriter::dirty`).
+    dirty: bool,
+}
+
+/// The writer's half of the ring. Exactly one exists per [`Ring`]; it is the only writer of
+/// the ring's slots and archive.
+#[derive(Debug)]
+pub struct RingWriter {
+    ring: Arc<Ring>,
+    /// Working copies, indexed like `ring.slots`.
+    working: Box<[Working]>,
+    /// Indexes of the slots changed since the last publish.
+    dirty: Vec<usize>,
+    /// Events dropped because their hour was sealed.
+    sealed_drops: u64,
+}
+
+impl RingWriter {
+    /// The writer of a new, empty `ring`. Panics if the ring has already been written to.
+    pub fn new(ring: Arc<Ring>) -> Self {
+        assert!(
+            ring.slots.iter().all(|s| s.read() == Snapshot::EMPTY),
+            "RingWriter::new needs an empty ring"
+        );
+        let working = (0..ring.capacity())
+            .map(|_| Working {
+                snap: Snapshot::EMPTY,
+                users: UserSet::new(),
+                dirty: false,
+            })
+            .collect();
+        Self {
+            ring,
+            working,
+            dirty: Vec::new(),
+            sealed_drops: 0,
+        }
+    }
+
+    /// The shared ring this writer publishes to.
+    pub fn ring(&self) -> &Arc<Ring> {
+        &self.ring
+    }
+
+    /// Applies one event to the working copy by the apply rule. Readers see it after the
+    /// next [`publish`](Self::publish); a recycled hour's archive entry is visible at once.
+    #[inline]
+    pub fn apply(&mut self, event: Event) -> Applied {
+        let i = event.hour as usize % self.working.len();
+        debug_assert!(i < self.working.len());
+        let w = &mut self.working[i];
+        match standing(w.snap.hour, event.hour) {
+            Standing::Current => {}
+            Standing::Sealed => {
+                self.sealed_drops += 1;
+                return Applied::Sealed;
+            }
+            Standing::Ahead => {
+                if w.snap.hour != EMPTY {
+                    // Sealed before the slot is published with the new hour (see the module
+                    // doc): the archive lock's release and the slot's Release store order it.
+                    self.ring.archive.seal(w.snap.hour, w.snap.counts);
+                }
+                w.snap = Snapshot {
+                    hour: event.hour,
+                    counts: Counts::default(),
+                };
+                w.users = UserSet::new();
+            }
+        }
+        if w.users.insert(event.user) {
+            w.snap.counts.unique_users += 1;
+        }
+        match event.kind {
+            Kind::Click => w.snap.counts.clicks += 1,
+            Kind::Impression => w.snap.counts.impressions += 1,
+        }
+        if !w.dirty {
+            w.dirty = true;
+            self.dirty.push(i);
+        }
+        Applied::Counted
+    }
+
+    /// Publishes every slot changed since the last call.
+    pub fn publish(&mut self) {
+        for i in self.dirty.drain(..) {
+            let w = &mut self.working[i];
+            w.dirty = false;
+            self.ring.slots[i].write(&w.snap);
+        }
+    }
+
+    /// Applies and publishes one event at once (tests and models; the writer thread batches).
+    pub fn apply_now(&mut self, event: Event) -> Applied {
+        let applied = self.apply(event);
+        self.publish();
+        applied
+    }
+
+    /// Events dropped so far because their hour was sealed.
+    pub fn sealed_drops(&self) -> u64 {
+        self.sealed_drops
+    }
+
+    /// Distinct users of the hour a slot's working copy holds, and the set's heap bytes:
+    /// `(hour, users, bytes)` for every non-empty slot.
+    pub fn user_sets(&self) -> impl Iterator<Item = (u32, u64, usize)> + '_ {
+        self.working
+            .iter()
+            .filter(|w| w.snap.hour != EMPTY)
+            .map(|w| (w.snap.hour, w.users.len(), w.users.heap_bytes()))
+    }
+}
+
+#[cfg(all(test, not(hourtally_loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
+
+    fn ev(hour: u32, user: u64, kind: Kind) -> Event {
+        Event::new(hour, user, kind)
+    }
+
+    fn counts(unique_users: u64, clicks: u64, impressions: u64) -> Counts {
+        Counts {
+            unique_users,
+            clicks,
+            impressions,
+        }
+    }
+
+    #[test]
+    fn counts_unique_users_clicks_and_impressions() {
+        let mut w = RingWriter::new(Arc::new(Ring::new(4)));
+        w.apply(ev(10, 1, Kind::Click));
+        w.apply(ev(10, 1, Kind::Impression));
+        w.apply(ev(10, 2, Kind::Impression));
+        // Not visible before publish ...
+        assert_eq!(w.ring().read(10), Counts::default());
+        w.publish();
+        // ... and exact after it.
+        assert_eq!(w.ring().read(10), counts(2, 1, 2));
+        assert_eq!(w.ring().read(11), Counts::default());
+    }
+
+    #[test]
+    fn recycling_seals_the_old_hour_into_the_archive() {
+        let ring = Arc::new(Ring::new(4));
+        let mut w = RingWriter::new(ring.clone());
+        w.apply_now(ev(2, 1, Kind::Click));
+        w.apply_now(ev(2, 2, Kind::Click));
+        assert!(ring.archive().is_empty());
+        // Hour 6 shares slot 2 and is newer: hour 2 is sealed.
+        assert_eq!(w.apply_now(ev(6, 3, Kind::Impression)), Applied::Counted);
+        assert_eq!(ring.archive().get(2), Some(counts(2, 2, 0)));
+        assert_eq!(ring.read(2), counts(2, 2, 0));
+        assert_eq!(ring.read(6), counts(1, 0, 1));
+        // The new hour starts with an empty user set.
+        w.apply_now(ev(6, 1, Kind::Click));
+        assert_eq!(ring.read(6), counts(2, 1, 1));
+        assert!(ring.is_sealed(2));
+        assert!(!ring.is_sealed(6));
+        assert!(!ring.is_sealed(10));
+    }
+
+    #[test]
+    fn events_of_a_sealed_hour_are_dropped_and_counted() {
+        let ring = Arc::new(Ring::new(4));
+        let mut w = RingWriter::new(ring.clone());
+        w.apply_now(ev(6, 1, Kind::Click));
+        // Hour 2 is older than hour 6 in the same slot.
+        assert_eq!(w.apply_now(ev(2, 1, Kind::Click)), Applied::Sealed);
+        assert_eq!(w.sealed_drops(), 1);
+        assert_eq!(ring.read(2), Counts::default());
+        assert_eq!(ring.read(6), counts(1, 1, 0));
+        assert!(ring.archive().is_empty());
+    }
+
+    #[test]
+    fn an_hour_that_skipped_the_ring_reads_as_zeros() {
+        let ring = Arc::new(Ring::new(4));
+        let mut w = RingWriter::new(ring.clone());
+        w.apply_now(ev(1, 1, Kind::Click));
+        w.apply_now(ev(9, 1, Kind::Click)); // seals 1; hour 5 never had an event
+        assert_eq!(ring.read(5), Counts::default());
+        assert_eq!(ring.read(1), counts(1, 1, 0));
+        assert_eq!(ring.try_read(1), Some(counts(1, 1, 0)));
+    }
+
+    /// The plain model of DESIGN.md §2: one map of hours, the same sealing rule.
+    #[derive(Default)]
+    struct Model {
+        slot_hour: HashMap<usize, u32>,
+        hours: HashMap<u32, (HashSet<u64>, u64, u64)>,
+    }
+
+    impl Model {
+        fn apply(&mut self, cap: usize, e: Event) {
+            let s = e.hour as usize % cap;
+            match self.slot_hour.get(&s) {
+                Some(&h) if h > e.hour => return,
+                _ => {}
+            }
+            self.slot_hour.insert(s, e.hour);
+            let entry = self.hours.entry(e.hour).or_default();
+            entry.0.insert(e.user);
+            match e.kind {
+                Kind::Click => entry.1 += 1,
+                Kind::Impression => entry.2 += 1,
+            }
+        }
+
+        fn read(&self, hour: u32) -> Counts {
+            self.hours
+                .get(&hour)
+                .map(|(u, c, i)| counts(u.len() as u64, *c, *i))
+                .unwrap_or_default()
+        }
+    }
+
+    fn arb_event(max_hour: u32) -> impl Strategy<Value = Event> {
+        (0..max_hour, 0u64..40, any::<bool>()).prop_map(|(hour, user, click)| {
+            let kind = if click { Kind::Click } else { Kind::Impression };
+            // Small user ids give repeats; spreading them over the fingerprint space
+            // exercises every stripe.
+            ev(hour, crate::event::fingerprint(&user.to_le_bytes()), kind)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn ring_answers_equal_the_model(
+            cap in 1usize..6,
+            events in proptest::collection::vec(arb_event(20), 0..300),
+            batch in 1usize..8,
+        ) {
+            let ring = Arc::new(Ring::new(cap));
+            let mut w = RingWriter::new(ring.clone());
+            let mut model = Model::default();
+            let mut dropped = 0;
+            for chunk in events.chunks(batch) {
+                for &e in chunk {
+                    let before = model.read(e.hour);
+                    model.apply(cap, e);
+                    let counted = w.apply(e) == Applied::Counted;
+                    prop_assert_eq!(counted, model.read(e.hour) != before);
+                    dropped += u64::from(!counted);
+                }
+                w.publish();
+                for hour in 0..20 {
+                    prop_assert_eq!(ring.read(hour), model.read(hour), "hour {}", hour);
+                }
+            }
+            prop_assert_eq!(w.sealed_drops(), dropped);
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The writer: one thread that drains the queue and applies events to the ring, in order.
+//!
+//! [`Ingest`] is everything producers (the HTTP edge) and the writer share: the bounded queue,
+//! a gate that shutdown closes, the writer's idle flag and parker, and the writer's progress
+//! marker. [`Writer::run`] is the writer's loop.
+//!
+//! ## Three handshakes
+//!
+//! **Park / unpark.** An idle writer must not burn a core, and a producer must not pay a
+//! system call per event. So the writer spins a little, then announces itself idle and
+//! parks; a producer unparks it only if it sees the idle flag. This is Dekker's pattern:
+//!
+//! ```text
+//! producer                          writer
+//! queue.push(e)                     idle.store(true)
+//! fence(SeqCst)                     fence(SeqCst)
+//! if idle.load(): unpark()          if queue.is_empty(): park()
+//! ```
+//!
+//! The two SeqCst fences are totally ordered. If the producer's comes first, the writer's
+//! emptiness check (after its fence) sees the push and does not park. If the writer's comes
+//! first, the producer's load (after its fence) sees `idle == true` and unparks. The parker
+//! keeps a token, so an unpark that lands before `park()` is not lost. Either way no event is
+//! left in the queue of a sleeping writer.
+//!
+//! **Shutdown.** Every accepted event must be applied before the process exits. A producer
+//! enters a gate (a counter of producers inside, with a closed bit) around its push; shutdown
+//! closes the gate, waits until no producer is inside, and only then sets `stop`. A writer
+//! that sees `stop` therefore sees every push that will ever happen, drains the queue and
+//! exits.
+//!
+//! **Progress.** After each batch the writer publishes the ring and then stores the number of
+//! events it has taken off the queue with Release. A thread that loads that marker with
+//! Acquire and sees `n` then reads a ring that includes the first `n` events.
+
+use crossbeam_utils::CachePadded;
+
+use crate::event::Event;
+use crate::queue::Queue;
+use crate::ring::{Applied, RingWriter};
+use crate::sync::{fence, spin_loop, yield_thread, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::Parker;
+
+/// Default queue capacity (`--queue-capacity`): 1 Mi events, 24 MiB.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
+
+/// Most events applied between two publishes of the ring.
+pub const BATCH: usize = 1024;
+
+/// Gate bit: set once shutdown has begun.
+const CLOSED: usize = 1;
+/// Gate unit: one producer inside.
+const INSIDE: usize = 2;
+
+/// Why a push was refused. The event was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The queue is full: the writer cannot keep up.
+    #[error("queue full")]
+    Full,
+    /// Shutdown has begun; no more events are taken.
+    #[error("shutting down")]
+    Closed,
+}
+
+/// What producers and the writer share.
+#[derive(Debug)]
+pub struct Ingest {
+    /// Accepted events, oldest first.
+    queue: Queue<Event>,
+    /// `INSIDE` × producers inside `push`, plus `CLOSED` once shutdown began. Padded: every
+    /// producer writes it.
+    gate: CachePadded<AtomicUsize>,
+    /// True while the writer is parked or about to park. Padded: every producer reads it, and
+    /// it changes only when the writer goes idle or wakes.
+    idle: CachePadded<AtomicBool>,
+    /// Set by shutdown once the gate is closed and empty: the writer drains and exits.
+    stop: AtomicBool,
+    /// Where the writer sleeps.
+    parker: Parker,
+    /// Progress marker: events taken off the queue and applied (counted or dropped as sealed),
+    /// stored after the ring was published.
+    applied: CachePadded<AtomicU64>,
+    /// Events dropped by the apply rule because their hour was sealed.
+    sealed_drops: AtomicU64,
+}
+
+impl Ingest {
+    /// A new ingest path with a queue of `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            queue: Queue::new(capacity),
+            gate: CachePadded::new(AtomicUsize::new(0)),
+            idle: CachePadded::new(AtomicBool::new(false)),
+            stop: AtomicBool::new(false),
+            parker: Parker::new(),
+            applied: CachePadded::new(AtomicU64::new(0)),
+            sealed_drops: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues `event` for the writer. `Ok` means it will be applied, even if shutdown follows.
+    #[inline]
+    pub fn push(&self, event: Event) -> Result<(), PushError> {
+        // SeqCst: the gate's increments and shutdown's `fetch_or(CLOSED)` are RMWs on one
+        // location, so they are totally ordered anyway; SeqCst keeps the argument short.
+        // Either shutdown's RMW comes first and we see CLOSED, or ours does and shutdown
+        // waits for our decrement.
+        let gate = self.gate.fetch_add(INSIDE, Ordering::SeqCst);
+        if gate & CLOSED != 0 {
+            // Release: pairs with shutdown's Acquire wait; nothing was pushed, but keep
+            // every exit from the gate alike.
+            self.gate.fetch_sub(INSIDE, Ordering::Release);
+            return Err(PushError::Closed);
+        }
+        let pushed = self.queue.push(event);
+        if pushed.is_ok() {
+            // SeqCst fence: the producer half of the park handshake (module doc).
+            fence(Ordering::SeqCst);
+            // Relaxed: ordered after the push by the fence above, which is all it needs.
+            if self.idle.load(Ordering::Relaxed) {
+                self.parker.unpark();
+            }
+        }
+        // Release: the push happens-before shutdown's Acquire load that sees the gate empty,
+        // hence before `stop` is set and before the writer's final drain.
+        self.gate.fetch_sub(INSIDE, Ordering::Release);
+        pushed.map_err(|_| PushError::Full)
+    }
+
+    /// Begins shutdown: refuses new pushes, waits for pushes in flight, then tells the writer
+    /// to drain the queue and exit. Call from an OS thread (it spins, then yields).
+    pub fn close(&self) {
+        // SeqCst: see `push`.
+        self.gate.fetch_or(CLOSED, Ordering::SeqCst);
+        // Acquire: pairs with each producer's Release decrement, so every push that got in
+        // happens-before the `stop` store below.
+        while self.gate.load(Ordering::Acquire) != CLOSED {
+            yield_thread();
+        }
+        // Release: a writer that sees `stop` (Acquire) sees every push.
+        self.stop.store(true, Ordering::Release);
+        // The token makes this wake-up impossible to lose, whatever the writer is doing.
+        self.parker.unpark();
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_closed(&self) -> bool {
+        // Relaxed: a hint for metrics and readiness; push() decides with its own RMW.
+        self.gate.load(Ordering::Relaxed) & CLOSED != 0
+    }
+
+    /// The progress marker: events the writer has applied (counted or dropped). A ring read
+    /// after this load includes at least that many events.
+    pub fn applied(&self) -> u64 {
+        // Acquire: pairs with the writer's Release store after it published the ring.
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Events the apply rule dropped because their hour was sealed.
+    pub fn sealed_drops(&self) -> u64 {
+        // Relaxed: a statistic; it publishes no other memory.
+        self.sealed_drops.load(Ordering::Relaxed)
+    }
+
+    /// Events queued and not yet applied.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The queue's capacity.
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+}
+
+/// The writer's loop and its state.
+#[derive(Debug)]
+pub struct Writer {
+    ingest: crate::sync::Arc<Ingest>,
+    ring: RingWriter,
+    /// Spin turns with an empty queue before yielding, then as many yields before parking.
+    spin_limit: u32,
+}
+
+impl Writer {
+    pub fn new(ingest: crate::sync::Arc<Ingest>, ring: RingWriter) -> Self {
+        Self {
+            ingest,
+            ring,
+            spin_limit: 200,
+        }
+    }
+
+    /// Sets how long an idle writer spins before it parks (loom models use 0 or 1 to keep the
+    /// state space small).
+    pub fn with_spin_limit(mut self, spin_limit: u32) -> Self {
+        self.spin_limit = spin_limit;
+        self
+    }
+
+    /// Drains the queue and applies events until shutdown has closed the ingest path and the
+    /// queue is empty. Returns the ring writer, with every accepted event applied.
+    pub fn run(mut self) -> RingWriter {
+        let ingest = &*self.ingest;
+        let mut applied: u64 = 0;
+        let mut idle_turns: u32 = 0;
+        loop {
+            let mut n = 0;
+            while n < BATCH {
+                let Some(event) = ingest.queue.pop() else { break };
+                if self.ring.apply(event) == Applied::Sealed {
+                    // Relaxed: a statistic; single writer, so load-add-store is exact.
+                    let drops = ingest.sealed_drops.load(Ordering::Relaxed);
+                    ingest.sealed_drops.store(drops + 1, Ordering::Relaxed);
+                }
+                n += 1;
+            }
+            if n > 0 {
+                self.ring.publish();
+                applied += n as u64;
+                // Release: the progress marker; see the module doc. Single writer: a plain
+                // store of our own count, no RMW needed.
+                ingest.applied.store(applied, Ordering::Release);
+                idle_turns = 0;
+                continue;
+            }
+            // The queue was empty.
+            // Acquire: pairs with `close`'s Release store; every push happened before it.
+            if ingest.stop.load(Ordering::Acquire) {
+                if ingest.queue.is_empty() {
+                    return self.ring;
+                }
+                continue;
+            }
+            if idle_turns < self.spin_limit {
+                idle_turns += 1;
+                spin_loop();
+                continue;
+            }
+            if idle_turns < 2 * self.spin_limit {
+                idle_turns += 1;
+                yield_thread();
+                continue;
+            }
+            // The writer half of the park handshake (module doc).
+            // Relaxed: ordered before the emptiness check by the SeqCst fence.
+            ingest.idle.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            // Acquire on `stop`: as above; a `close` that set it after this load leaves a
+            // token in the parker, so park returns at once.
+            if ingest.queue.is_empty() && !ingest.stop.load(Ordering::Acquire) {
+                ingest.parker.park();
+            }
+            // Relaxed: a stale `true` seen by a producer costs one spare unpark, nothing more.
+            ingest.idle.store(false, Ordering::Relaxed);
+            idle_turns = 0;
+        }
+    }
+}
+
+#[cfg(all(test, not(hourtally_loom)))]
+mod tests {
+    use super::*;
+    use crate::event::Kind;
+    use crate::ring::{Counts, Ring};
+    use crate::sync::Arc;
+
+    fn start(capacity: usize) -> (Arc<Ingest>, Arc<Ring>, std::thread::JoinHandle<RingWriter>) {
+        let ingest = Arc::new(Ingest::new(capacity));
+        let ring = Arc::new(Ring::new(48));
+        let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone()));
+        (ingest, ring, std::thread::spawn(move || writer.run()))
+    }
+
+    #[test]
+    fn applies_every_pushed_event_and_stops_after_close() {
+        let (ingest, ring, handle) = start(1024);
+        let producers: Vec<_> = (0..4u64)
+            .map(|p| {
+                let ingest = ingest.clone();
+                std::thread::spawn(move || {
+                    for i in 0..5_000u64 {
+                        let event = Event::new(100, p * 10_000 + i % 100, Kind::Click);
+                        loop {
+                            match ingest.push(event) {
+                                Ok(()) => break,
+                                Err(PushError::Full) => std::thread::yield_now(),
+                                Err(PushError::Closed) => panic!("closed early"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().expect("producer panicked");
+        }
+        ingest.close();
+        assert_eq!(ingest.push(Event::new(100, 1, Kind::Click)), Err(PushError::Closed));
+        let ring_writer = handle.join().expect("writer panicked");
+        assert_eq!(ingest.applied(), 20_000);
+        assert_eq!(
+            ring.read(100),
+            Counts {
+                unique_users: 400,
+                clicks: 20_000,
+                impressions: 0
+            }
+        );
+        assert_eq!(ring_writer.sealed_drops(), 0);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_loses_nothing() {
+        // No writer running: the queue fills and refuses.
+        let ingest = Ingest::new(2);
+        assert_eq!(ingest.push(Event::new(1, 1, Kind::Click)), Ok(()));
+        assert_eq!(ingest.push(Event::new(1, 2, Kind::Click)), Ok(()));
+        assert_eq!(ingest.push(Event::new(1, 3, Kind::Click)), Err(PushError::Full));
+        assert_eq!(ingest.queued(), 2);
+    }
+
+    #[test]
+    fn a_parked_writer_wakes_for_a_single_event() {
+        let (ingest, ring, handle) = start(16);
+        // Let the writer go idle and park (it spins 200 turns, yields 200 times).
+        while !ingest.idle.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        ingest.push(Event::new(5, 9, Kind::Impression)).expect("queue has room");
+        while ingest.applied() < 1 {
+            std::thread::yield_now();
+        }
+        assert_eq!(ring.read(5).impressions, 1);
+        ingest.close();
+        handle.join().expect("writer panicked");
+    }
+}
