@@ -219,7 +219,14 @@ mod tests {
         let cases: [(ApiError, u16, bool); 12] = [
             (QueryError::TimestampMissing.into(), 400, false),
             (QueryError::Duplicate("user").into(), 400, false),
-            (RejectError::FutureHour { max_future_hours: 1 }.into(), 422, false),
+            (
+                RejectError::FutureHour {
+                    max_future_hours: 1,
+                }
+                .into(),
+                422,
+                false,
+            ),
             (RejectError::SealedHour.into(), 422, false),
             (RejectError::QueueFull.into(), 503, false),
             (HttpError::HeadTooLarge(16384).into(), 431, true),

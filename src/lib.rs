@@ -37,11 +37,11 @@ pub mod ring;
 pub mod sync;
 pub mod writer;
 
-// CFG
-// pub mod config;
-// CFG
-// pub mod http;
-// CFG
-// pub mod metrics;
-// CFG
-// pub mod server;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod config;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod http;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod metrics;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod server;

@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(get("timestamp=7200000"), Ok(2));
         assert_eq!(get("timestamp=0"), Ok(0));
         assert_eq!(get("timestamp=0000003600000"), Ok(1));
-        assert_eq!(get(&format!("timestamp={MAX_TIMESTAMP_MS}")), Ok(70_389_527));
+        assert_eq!(
+            get(&format!("timestamp={MAX_TIMESTAMP_MS}")),
+            Ok(70_389_527)
+        );
     }
 
     #[test]
@@ -203,8 +206,14 @@ mod tests {
             get(&format!("timestamp={}", MAX_TIMESTAMP_MS + 1)),
             Err(TimestampTooLarge)
         );
-        assert_eq!(get("timestamp=99999999999999999999999"), Err(TimestampTooLarge));
-        assert_eq!(get("timestamp=99999999999999999999999x"), Err(TimestampNotDigits));
+        assert_eq!(
+            get("timestamp=99999999999999999999999"),
+            Err(TimestampTooLarge)
+        );
+        assert_eq!(
+            get("timestamp=99999999999999999999999x"),
+            Err(TimestampNotDigits)
+        );
         assert_eq!(post("user=a&click"), Err(TimestampMissing));
     }
 
@@ -218,7 +227,10 @@ mod tests {
         assert_eq!(post("timestamp=1&user=%zz&click"), Err(UserBadEscape));
         assert_eq!(post("timestamp=1&user=a%4"), Err(UserBadEscape));
         let long = "a".repeat(MAX_USER_BYTES + 1);
-        assert_eq!(post(&format!("timestamp=1&user={long}&click")), Err(UserTooLong));
+        assert_eq!(
+            post(&format!("timestamp=1&user={long}&click")),
+            Err(UserTooLong)
+        );
         let max = "a".repeat(MAX_USER_BYTES);
         assert!(post(&format!("timestamp=1&user={max}&click")).is_ok());
         // 256 decoded bytes from 768 raw ones is fine; 257 is not.
@@ -234,17 +246,32 @@ mod tests {
     fn kind_rows() {
         assert_eq!(post("timestamp=1&user=a"), Err(KindMissing));
         assert_eq!(post("timestamp=1&user=a&click&impression"), Err(KindBoth));
-        assert_eq!(post("timestamp=1&user=a&click=0&impression=0"), Err(KindBoth));
+        assert_eq!(
+            post("timestamp=1&user=a&click=0&impression=0"),
+            Err(KindBoth)
+        );
         assert_eq!(post("timestamp=1&user=a&clicks"), Err(KindMissing));
         // Repeating the same kind is not ambiguous.
-        assert_eq!(post("timestamp=1&user=a&click&click").unwrap().kind, Kind::Click);
-        assert_eq!(post("timestamp=1&user=a&click=false").unwrap().kind, Kind::Click);
+        assert_eq!(
+            post("timestamp=1&user=a&click&click").unwrap().kind,
+            Kind::Click
+        );
+        assert_eq!(
+            post("timestamp=1&user=a&click=false").unwrap().kind,
+            Kind::Click
+        );
     }
 
     #[test]
     fn duplicate_and_unknown_rows() {
-        assert_eq!(post("timestamp=1&timestamp=1&user=a&click"), Err(Duplicate("timestamp")));
-        assert_eq!(post("timestamp=1&user=a&user=a&click"), Err(Duplicate("user")));
+        assert_eq!(
+            post("timestamp=1&timestamp=1&user=a&click"),
+            Err(Duplicate("timestamp"))
+        );
+        assert_eq!(
+            post("timestamp=1&user=a&user=a&click"),
+            Err(Duplicate("user"))
+        );
         assert_eq!(get("timestamp=1&timestamp=2"), Err(Duplicate("timestamp")));
         // A GET does not read `user`, so it is as unknown there as any other name.
         assert_eq!(get("timestamp=1&user=a&user=b"), Ok(0));

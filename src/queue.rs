@@ -46,7 +46,10 @@ impl<T> Queue<T> {
         return self.inner.push(item);
         #[cfg(hourtally_loom)]
         {
-            let mut q = self.inner.lock().expect("loom Mutex is never poisoned here");
+            let mut q = self
+                .inner
+                .lock()
+                .expect("loom Mutex is never poisoned here");
             if q.len() == self.capacity {
                 return Err(item);
             }

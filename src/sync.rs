@@ -67,7 +67,10 @@ impl<T> RwLock<T> {
         #[cfg(not(hourtally_loom))]
         return f(&self.inner.read());
         #[cfg(hourtally_loom)]
-        return f(&self.inner.read().expect("loom RwLock is never poisoned here"));
+        return f(&self
+            .inner
+            .read()
+            .expect("loom RwLock is never poisoned here"));
     }
 
     /// Runs `f` under the read lock if it can be had at once; `None` when a writer holds it.
@@ -84,7 +87,10 @@ impl<T> RwLock<T> {
         #[cfg(not(hourtally_loom))]
         return f(&mut self.inner.write());
         #[cfg(hourtally_loom)]
-        return f(&mut self.inner.write().expect("loom RwLock is never poisoned here"));
+        return f(&mut self
+            .inner
+            .write()
+            .expect("loom RwLock is never poisoned here"));
     }
 }
 
@@ -122,9 +128,15 @@ impl Parker {
         }
         #[cfg(hourtally_loom)]
         {
-            let mut token = self.token.lock().expect("loom Mutex is never poisoned here");
+            let mut token = self
+                .token
+                .lock()
+                .expect("loom Mutex is never poisoned here");
             while !*token {
-                token = self.wake.wait(token).expect("loom Mutex is never poisoned here");
+                token = self
+                    .wake
+                    .wait(token)
+                    .expect("loom Mutex is never poisoned here");
             }
             *token = false;
         }
@@ -138,7 +150,10 @@ impl Parker {
         }
         #[cfg(hourtally_loom)]
         {
-            *self.token.lock().expect("loom Mutex is never poisoned here") = true;
+            *self
+                .token
+                .lock()
+                .expect("loom Mutex is never poisoned here") = true;
         }
         self.wake.notify_one();
     }

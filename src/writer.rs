@@ -38,8 +38,8 @@ use crossbeam_utils::CachePadded;
 use crate::event::Event;
 use crate::queue::Queue;
 use crate::ring::{Applied, RingWriter};
-use crate::sync::{fence, spin_loop, yield_thread, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Parker;
+use crate::sync::{fence, spin_loop, yield_thread, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Default queue capacity (`--queue-capacity`): 1 Mi events, 24 MiB.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
@@ -208,7 +208,9 @@ impl Writer {
         loop {
             let mut n = 0;
             while n < BATCH {
-                let Some(event) = ingest.queue.pop() else { break };
+                let Some(event) = ingest.queue.pop() else {
+                    break;
+                };
                 if self.ring.apply(event) == Applied::Sealed {
                     // Relaxed: a statistic; single writer, so load-add-store is exact.
                     let drops = ingest.sealed_drops.load(Ordering::Relaxed);
@@ -297,7 +299,10 @@ mod tests {
             p.join().expect("producer panicked");
         }
         ingest.close();
-        assert_eq!(ingest.push(Event::new(100, 1, Kind::Click)), Err(PushError::Closed));
+        assert_eq!(
+            ingest.push(Event::new(100, 1, Kind::Click)),
+            Err(PushError::Closed)
+        );
         let ring_writer = handle.join().expect("writer panicked");
         assert_eq!(ingest.applied(), 20_000);
         assert_eq!(
@@ -317,7 +322,10 @@ mod tests {
         let ingest = Ingest::new(2);
         assert_eq!(ingest.push(Event::new(1, 1, Kind::Click)), Ok(()));
         assert_eq!(ingest.push(Event::new(1, 2, Kind::Click)), Ok(()));
-        assert_eq!(ingest.push(Event::new(1, 3, Kind::Click)), Err(PushError::Full));
+        assert_eq!(
+            ingest.push(Event::new(1, 3, Kind::Click)),
+            Err(PushError::Full)
+        );
         assert_eq!(ingest.queued(), 2);
     }
 
@@ -328,7 +336,9 @@ mod tests {
         while !ingest.idle.load(Ordering::SeqCst) {
             std::thread::yield_now();
         }
-        ingest.push(Event::new(5, 9, Kind::Impression)).expect("queue has room");
+        ingest
+            .push(Event::new(5, 9, Kind::Impression))
+            .expect("queue has room");
         while ingest.applied() < 1 {
             std::thread::yield_now();
         }

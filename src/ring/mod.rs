@@ -83,7 +83,9 @@ impl Ring {
     pub fn new(capacity: usize) -> Self {
         assert!(capacity > 0, "a ring needs at least one slot");
         Self {
-            slots: (0..capacity).map(|_| CachePadded::new(Slot::new())).collect(),
+            slots: (0..capacity)
+                .map(|_| CachePadded::new(Slot::new()))
+                .collect(),
             archive: Archive::new(),
         }
     }
@@ -119,7 +121,11 @@ impl Ring {
         match standing(snap.hour, hour) {
             Standing::Current => Some(snap.counts),
             Standing::Ahead => Some(Counts::default()),
-            Standing::Sealed => self.archive.try_get(hour).ok().map(Option::unwrap_or_default),
+            Standing::Sealed => self
+                .archive
+                .try_get(hour)
+                .ok()
+                .map(Option::unwrap_or_default),
         }
     }
 

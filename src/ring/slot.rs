@@ -96,7 +96,7 @@ impl Slot {
         // Relaxed: the writer is the only thread that stores `seq`, so it reads its own
         // latest store; no other thread's memory is consumed through this load.
         let seq = self.seq.load(Ordering::Relaxed);
-        debug_assert!(seq % 2 == 0, "slot written by two writers at once");
+        debug_assert!(seq.is_multiple_of(2), "slot written by two writers at once");
         // Relaxed: this store only needs to be ordered before the field stores below, which
         // the Release fence does; nothing is published by the odd value itself.
         self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
@@ -134,7 +134,7 @@ impl Slot {
         // Acquire: pairs with the writer's Release store of an even `seq`, so the field loads
         // below see at least that write's values (and what came before it).
         let s1 = self.seq.load(Ordering::Acquire);
-        if s1 % 2 == 1 {
+        if !s1.is_multiple_of(2) {
             return None;
         }
         // Relaxed: a torn copy is possible here, and caught by the re-check of `seq`.

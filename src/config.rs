@@ -1,0 +1,120 @@
+//! Command-line flags, each also read from an environment variable.
+
+use std::time::Duration;
+
+use clap::builder::TypedValueParser as _;
+use clap::Parser;
+
+use crate::http::limits::{self, Limits, MAX_HEADERS_CAP};
+
+/// hourtally: counts unique users, clicks and impressions per UTC hour, over HTTP.
+///
+/// POST /analytics?timestamp={ms}&user={name}&{click|impression} records an event (204);
+/// GET /analytics?timestamp={ms} answers `unique_users,U\nclicks,C\nimpressions,I\n` for that
+/// UTC hour. Also GET /healthz, /readyz and /metrics (Prometheus).
+#[derive(Debug, Clone, Parser)]
+#[command(version, about, long_about)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port; the start-up line prints it).
+    #[arg(long, env = "HOURTALLY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Hours kept in the ring of hour slots. Hour h lives in slot h % this; a POST for an
+    /// hour whose slot already holds a newer hour is refused as sealed (422), and a GET for it
+    /// answers from the archive of sealed hours.
+    #[arg(long, env = "HOURTALLY_RETENTION_HOURS", default_value_t = crate::ring::DEFAULT_CAPACITY,
+          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|v| v as usize))]
+    pub retention_hours: usize,
+
+    /// Events the queue to the writer thread holds (24 bytes each). When it is full, POSTs get
+    /// 503 with Retry-After: 1 and the event is not taken.
+    #[arg(long, env = "HOURTALLY_QUEUE_CAPACITY", default_value_t = crate::writer::DEFAULT_QUEUE_CAPACITY,
+          value_parser = clap::value_parser!(u32).range(1..=(1 << 28)).map(|v| v as usize))]
+    pub queue_capacity: usize,
+
+    /// A POST for an hour more than this many hours past the server's clock gets 422.
+    #[arg(long, env = "HOURTALLY_MAX_FUTURE_HOURS", default_value_t = 1)]
+    pub max_future_hours: u32,
+
+    /// Largest request line plus headers, in bytes; larger gets 431 (414 when the request
+    /// line alone is over) and a close.
+    #[arg(long, env = "HOURTALLY_MAX_HEAD_BYTES", default_value_t = limits::DEFAULT_MAX_HEAD_BYTES,
+          value_parser = clap::value_parser!(u32).range(256..=(1 << 20)).map(|v| v as usize))]
+    pub max_head_bytes: usize,
+
+    /// Most header fields in one request; more gets 431 and a close.
+    #[arg(long, env = "HOURTALLY_MAX_HEADERS", default_value_t = limits::DEFAULT_MAX_HEADERS,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_HEADERS_CAP as i64).map(|v| v as usize))]
+    pub max_headers: usize,
+
+    /// Seconds a client has to send a complete request head (from accept, or from the head's
+    /// first byte); then 408 and a close.
+    #[arg(long, env = "HOURTALLY_HEAD_TIMEOUT", default_value_t = limits::DEFAULT_HEAD_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub head_timeout: u64,
+
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "HOURTALLY_IDLE_TIMEOUT", default_value_t = limits::DEFAULT_IDLE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout: u64,
+
+    /// Open connections past which new ones are accepted and closed at once.
+    #[arg(long, env = "HOURTALLY_MAX_CONNECTIONS", default_value_t = limits::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    pub max_connections: usize,
+
+    /// Worker threads running the HTTP coroutines; 0: one per CPU this process may use. The
+    /// writer is one more thread; it sleeps when idle.
+    #[arg(long, env = "HOURTALLY_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Pin each worker thread to a core (may's default). Off by default, so the writer thread
+    /// can share the cores; turn on when the server has cores of its own and the writer
+    /// runs elsewhere.
+    #[arg(long, env = "HOURTALLY_PIN_WORKERS", default_value_t = false)]
+    pub pin_workers: bool,
+}
+
+impl Config {
+    /// The HTTP limits these flags set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_head_bytes: self.max_head_bytes,
+            max_headers: self.max_headers,
+            head_timeout: Duration::from_secs(self.head_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: self.max_connections,
+        }
+    }
+
+    /// Worker threads to run: `--workers`, or the CPUs this process may use.
+    pub fn effective_workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = Config::parse_from(["hourtally"]);
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.retention_hours, 48);
+        assert_eq!(c.queue_capacity, 1 << 20);
+        assert_eq!(c.max_future_hours, 1);
+        assert_eq!(c.limits(), Limits::default());
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        assert!(Config::try_parse_from(["hourtally", "--retention-hours", "0"]).is_err());
+        assert!(Config::try_parse_from(["hourtally", "--max-headers", "129"]).is_err());
+        assert!(Config::try_parse_from(["hourtally", "--queue-capacity", "x"]).is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! The clock of the HTTP edge: the `Date` header (IMF-fixdate) and the current hour, read
+//! once per batch of requests and formatted again only when the second changes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::event::MILLIS_PER_HOUR;
+
+/// `Date: Tue, 24 Nov 2026 08:10:00 GMT\r\n`
+pub const DATE_LINE_LEN: usize = 37;
+
+/// A per-connection cache of the wall clock.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    /// Whole seconds since the epoch that `line` shows.
+    second: u64,
+    /// Milliseconds since the epoch at the last `tick`.
+    now_ms: u64,
+    /// The formatted `Date` header line.
+    line: [u8; DATE_LINE_LEN],
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        let mut clock = Self {
+            second: u64::MAX,
+            now_ms: 0,
+            line: [0; DATE_LINE_LEN],
+        };
+        clock.tick();
+        clock
+    }
+}
+
+impl Clock {
+    /// Reads the wall clock (a vDSO call, no system call) and reformats if the second changed.
+    pub fn tick(&mut self) {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.set(ms);
+    }
+
+    /// Sets the clock to `ms` since the epoch (tests and benchmarks).
+    pub fn set(&mut self, ms: u64) {
+        self.now_ms = ms;
+        let second = ms / 1000;
+        if second != self.second {
+            self.second = second;
+            format_date_line(second, &mut self.line);
+        }
+    }
+
+    /// The current UTC hour.
+    pub fn hour(&self) -> u64 {
+        self.now_ms / MILLIS_PER_HOUR
+    }
+
+    /// The `Date` header line, with its CRLF.
+    pub fn date_line(&self) -> &[u8] {
+        &self.line
+    }
+}
+
+/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn format_date_line(secs: u64, out: &mut [u8; DATE_LINE_LEN]) {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let year = year.clamp(0, 9999) as u32;
+    let two = |n: u32| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+    out[..6].copy_from_slice(b"Date: ");
+    out[6..9].copy_from_slice(DAYS[(days % 7) as usize]);
+    out[9..11].copy_from_slice(b", ");
+    out[11..13].copy_from_slice(&two(day));
+    out[13] = b' ';
+    out[14..17].copy_from_slice(MONTHS[month as usize - 1]);
+    out[17] = b' ';
+    out[18..20].copy_from_slice(&two(year / 100));
+    out[20..22].copy_from_slice(&two(year % 100));
+    out[22] = b' ';
+    out[23..25].copy_from_slice(&two((rem / 3600) as u32));
+    out[25] = b':';
+    out[26..28].copy_from_slice(&two((rem / 60 % 60) as u32));
+    out[28] = b':';
+    out[29..31].copy_from_slice(&two((rem % 60) as u32));
+    out[31..37].copy_from_slice(b" GMT\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(ms: u64) -> String {
+        let mut c = Clock::default();
+        c.set(ms);
+        String::from_utf8(c.date_line().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn formats_imf_fixdate() {
+        assert_eq!(line(0), "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n");
+        assert_eq!(
+            line(1_795_507_800_000),
+            "Date: Tue, 24 Nov 2026 08:10:00 GMT\r\n"
+        );
+        assert_eq!(
+            line(951_782_400_000),
+            "Date: Tue, 29 Feb 2000 00:00:00 GMT\r\n"
+        );
+        assert_eq!(
+            line(4_133_980_799_000),
+            "Date: Fri, 31 Dec 2100 23:59:59 GMT\r\n"
+        );
+    }
+
+    #[test]
+    fn hour_follows_the_clock() {
+        let mut c = Clock::default();
+        c.set(7_200_000);
+        assert_eq!(c.hour(), 2);
+        assert!(Clock::default().hour() > 490_000); // after 2026
+    }
+}

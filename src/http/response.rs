@@ -1,0 +1,148 @@
+//! Writing answers into a connection's output buffer.
+
+use super::date::Clock;
+use crate::error::{ApiError, Status};
+
+/// What an answer says about the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    /// HTTP/1.1 default: stays open, no header needed.
+    KeepAlive,
+    /// HTTP/1.0 client that asked for keep-alive: stays open, and we say so.
+    KeepAliveAnnounced,
+    /// Closes after this answer: `Connection: close`.
+    Close,
+}
+
+/// The content type of every text answer.
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+/// The content type of `/metrics` (Prometheus text format 0.0.4).
+pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Appends one answer. `body` is sent unless `head_only` (HEAD), but its length is announced
+/// either way. A 204 carries neither `Content-Length` nor `Content-Type`.
+#[allow(clippy::too_many_arguments)]
+pub fn write(
+    out: &mut Vec<u8>,
+    status: Status,
+    persist: Persist,
+    clock: &Clock,
+    extra_headers: &str,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.line().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(clock.date_line());
+    match persist {
+        Persist::KeepAlive => {}
+        Persist::KeepAliveAnnounced => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        Persist::Close => out.extend_from_slice(b"Connection: close\r\n"),
+    }
+    out.extend_from_slice(extra_headers.as_bytes());
+    if status != Status::NoContent {
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(content_type.as_bytes());
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only && status != Status::NoContent {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Appends the answer to an error: its status, its extra headers, and its reason as one
+/// line of plain text.
+pub fn write_error(
+    out: &mut Vec<u8>,
+    err: &ApiError,
+    persist: Persist,
+    clock: &Clock,
+    head_only: bool,
+) {
+    let mut reason = err.to_string();
+    reason.push('\n');
+    let persist = if err.closes_connection() {
+        Persist::Close
+    } else {
+        persist
+    };
+    write(
+        out,
+        err.status(),
+        persist,
+        clock,
+        err.extra_headers(),
+        TEXT_PLAIN,
+        reason.as_bytes(),
+        head_only,
+    );
+}
+
+/// The body of a GET of `/analytics`: `unique_users,U\nclicks,C\nimpressions,I\n`, built on
+/// the stack. Returns the buffer and the body's length.
+pub fn counts_body(counts: &crate::ring::Counts) -> ([u8; 96], usize) {
+    let mut body = [0u8; 96];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        body[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    let mut num = itoa::Buffer::new();
+    put(b"unique_users,");
+    put(num.format(counts.unique_users).as_bytes());
+    put(b"\nclicks,");
+    put(num.format(counts.clicks).as_bytes());
+    put(b"\nimpressions,");
+    put(num.format(counts.impressions).as_bytes());
+    put(b"\n");
+    (body, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::Counts;
+
+    #[test]
+    fn counts_body_fits_the_largest_numbers() {
+        let max = Counts {
+            unique_users: u64::MAX,
+            clicks: u64::MAX,
+            impressions: u64::MAX,
+        };
+        let (buf, n) = counts_body(&max);
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        assert_eq!(
+            text,
+            format!("unique_users,{0}\nclicks,{0}\nimpressions,{0}\n", u64::MAX)
+        );
+        let (buf, n) = counts_body(&Counts::default());
+        assert_eq!(&buf[..n], b"unique_users,0\nclicks,0\nimpressions,0\n");
+    }
+
+    #[test]
+    fn no_content_has_no_length_or_body() {
+        let mut out = Vec::new();
+        let mut clock = Clock::default();
+        clock.set(0);
+        write(
+            &mut out,
+            Status::NoContent,
+            Persist::KeepAlive,
+            &clock,
+            "",
+            TEXT_PLAIN,
+            b"x",
+            false,
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 204 No Content\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! Counters for `GET /metrics`, in the Prometheus text format.
+//!
+//! Connections count into a private [`Tally`] while they answer a batch of requests and add
+//! it to the shared [`Metrics`] once per batch, so the hot path does not bounce a shared
+//! cache line between cores for every request.
+
+use std::fmt::Write as _;
+
+use crate::error::Status;
+use crate::sync::{AtomicU64, Ordering};
+
+/// What one connection counted since its last flush.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    /// Answers sent, by [`Status::index`].
+    pub responses: [u64; Status::ALL.len()],
+    /// POSTs whose event was queued.
+    pub accepted: u64,
+}
+
+impl Tally {
+    pub fn respond(&mut self, status: Status) {
+        self.responses[status.index()] += 1;
+    }
+}
+
+/// Process-wide counters. Every ordering here is Relaxed: these are statistics, each read
+/// on its own; no other memory is published through them.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    responses: [AtomicU64; Status::ALL.len()],
+    accepted: AtomicU64,
+    connections_accepted: AtomicU64,
+    connections_refused: AtomicU64,
+}
+
+/// Values the server adds to the page at render time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Gauges {
+    pub applied: u64,
+    pub sealed_drops: u64,
+    pub queued: usize,
+    pub queue_capacity: usize,
+    pub open_connections: usize,
+    pub archived_hours: usize,
+    pub ring_slots: usize,
+    pub ready: bool,
+}
+
+impl Metrics {
+    /// Adds a connection's tally and zeroes it.
+    pub fn flush(&self, tally: &mut Tally) {
+        for (shared, local) in self.responses.iter().zip(tally.responses.iter_mut()) {
+            if *local != 0 {
+                // Relaxed: a statistic (see the type doc).
+                shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
+            }
+        }
+        if tally.accepted != 0 {
+            // Relaxed: a statistic.
+            self.accepted
+                .fetch_add(std::mem::take(&mut tally.accepted), Ordering::Relaxed);
+        }
+    }
+
+    pub fn connection_accepted(&self) {
+        // Relaxed: a statistic.
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        // Relaxed: a statistic.
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// POSTs accepted so far (as flushed).
+    pub fn accepted(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Answers sent with `status` so far (as flushed).
+    pub fn responses(&self, status: Status) -> u64 {
+        // Relaxed: a statistic.
+        self.responses[status.index()].load(Ordering::Relaxed)
+    }
+
+    /// The page for `GET /metrics`.
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut page = String::with_capacity(2048);
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(page, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(page, "{name}{labels} {value}");
+            }
+        };
+        let codes: Vec<(String, u64)> = Status::ALL
+            .iter()
+            .map(|s| (format!("{{code=\"{}\"}}", s.code()), self.responses(*s)))
+            .collect();
+        let codes: Vec<(&str, u64)> = codes.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "hourtally_http_responses_total",
+            "counter",
+            "HTTP answers sent, by status code.",
+            &codes,
+        );
+        metric(
+            "hourtally_events_accepted_total",
+            "counter",
+            "POSTs whose event was queued (answered 204).",
+            &[("", self.accepted())],
+        );
+        metric(
+            "hourtally_events_applied_total",
+            "counter",
+            "Events the writer took off the queue and applied (counted or dropped as sealed).",
+            &[("", g.applied)],
+        );
+        metric(
+            "hourtally_events_dropped_sealed_total",
+            "counter",
+            "Events the apply rule dropped because their hour was sealed.",
+            &[("", g.sealed_drops)],
+        );
+        metric(
+            "hourtally_queue_depth",
+            "gauge",
+            "Events queued for the writer.",
+            &[("", g.queued as u64)],
+        );
+        metric(
+            "hourtally_queue_capacity",
+            "gauge",
+            "Most events the queue holds.",
+            &[("", g.queue_capacity as u64)],
+        );
+        // Relaxed loads: statistics.
+        metric(
+            "hourtally_connections_accepted_total",
+            "counter",
+            "Connections accepted and served.",
+            &[("", self.connections_accepted.load(Ordering::Relaxed))],
+        );
+        metric(
+            "hourtally_connections_refused_total",
+            "counter",
+            "Connections closed at once because --max-connections were open.",
+            &[("", self.connections_refused.load(Ordering::Relaxed))],
+        );
+        metric(
+            "hourtally_connections_open",
+            "gauge",
+            "Connections open now.",
+            &[("", g.open_connections as u64)],
+        );
+        metric(
+            "hourtally_archived_hours",
+            "gauge",
+            "Sealed hours kept in the archive.",
+            &[("", g.archived_hours as u64)],
+        );
+        metric(
+            "hourtally_ring_slots",
+            "gauge",
+            "Hour slots in the ring (--retention-hours).",
+            &[("", g.ring_slots as u64)],
+        );
+        metric(
+            "hourtally_ready",
+            "gauge",
+            "1 once the server answers reads and writes.",
+            &[("", u64::from(g.ready))],
+        );
+        page
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_adds_and_zeroes_the_tally() {
+        let m = Metrics::default();
+        let mut t = Tally::default();
+        t.respond(Status::NoContent);
+        t.respond(Status::NoContent);
+        t.accepted = 2;
+        m.flush(&mut t);
+        m.flush(&mut t);
+        assert_eq!(m.responses(Status::NoContent), 2);
+        assert_eq!(m.accepted(), 2);
+        let page = m.render(&Gauges::default());
+        assert!(
+            page.contains("hourtally_http_responses_total{code=\"204\"} 2\n"),
+            "{page}"
+        );
+        assert!(page.contains(
+            "# TYPE hourtally_events_accepted_total counter\nhourtally_events_accepted_total 2\n"
+        ));
+    }
+}
