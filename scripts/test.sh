@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every check of hourtally, on a fresh machine or an old one: installs what is missing, then
+# formatting, lints, all tests (unit, property, integration against the real binary), and the
+# loom models. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Tools the integration tests drive: curl and ApacheBench (real clients), taskset (pins a
+# server to one core).
+need=()
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
+command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy (all targets, -D warnings)"
+cargo clippy --all-targets -- -D warnings
+
+echo "==> cargo test"
+cargo test
+
+if [ -d loom-tests/tests ] && ls loom-tests/tests/*.rs >/dev/null 2>&1; then
+  echo "==> loom models (--cfg hourtally_loom, LOOM_MAX_PREEMPTIONS=2)"
+  RUSTFLAGS="--cfg hourtally_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+    cargo clippy -p loom-tests --all-targets -- -D warnings
+  RUSTFLAGS="--cfg hourtally_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+    cargo test -p loom-tests --release
+fi
+echo "==> all checks passed"

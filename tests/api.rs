@@ -1,0 +1,310 @@
+//! DESIGN.md §1, the API table, row by row, against the real binary over real TCP.
+
+mod common;
+
+use common::{now_ms, parse_counts, TestServer};
+
+const HOUR: u64 = 3_600_000;
+
+fn post_q(server: &TestServer, query: &str) -> common::Response {
+    server.post(&format!("/analytics?{query}"))
+}
+
+#[test]
+fn post_accepted_is_204_with_an_empty_body_and_get_answers_exactly() {
+    let s = TestServer::start(&[]);
+    let ts = now_ms();
+    for q in [
+        "user=alice&click",
+        "user=alice&impression",
+        "user=bob&click=1",
+        "user=Alice&impression",
+    ] {
+        let r = post_q(&s, &format!("timestamp={ts}&{q}"));
+        assert_eq!(r.status, 204, "{q}: {r:?}");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("Content-Length"), None);
+    }
+    // Alice and alice are two users.
+    assert_eq!(s.wait_counts(ts, (3, 2, 2)), (3, 2, 2));
+    let r = s.get(&format!("/analytics?timestamp={ts}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.text(), "unique_users,3\nclicks,2\nimpressions,2\n");
+    // Any timestamp of the same UTC hour answers the same.
+    let hour_start = ts / HOUR * HOUR;
+    assert_eq!(s.counts(hour_start), (3, 2, 2));
+    assert_eq!(s.counts(hour_start + HOUR - 1), (3, 2, 2));
+}
+
+#[test]
+fn get_for_an_hour_with_no_events_is_three_zeros() {
+    let s = TestServer::start(&[]);
+    for ts in [0, 1, now_ms(), now_ms() + 100 * HOUR, 253_402_300_799_999] {
+        let r = s.get(&format!("/analytics?timestamp={ts}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "unique_users,0\nclicks,0\nimpressions,0\n");
+    }
+}
+
+#[test]
+fn timestamp_rows_are_400_naming_timestamp() {
+    let s = TestServer::start(&[]);
+    let bad = [
+        "",
+        "timestamp",
+        "timestamp=",
+        "timestamp=12x",
+        "timestamp=-5",
+        "timestamp=1e9",
+        "timestamp=%31",
+        "timestamp=253402300800000",
+        "timestamp=99999999999999999999999999",
+    ];
+    for q in bad {
+        s.get(&format!("/analytics?{q}"))
+            .assert_reason(400, "timestamp");
+        post_q(&s, &format!("{q}&user=a&click")).assert_reason(400, "timestamp");
+    }
+    // The largest timestamp is fine for a GET.
+    assert_eq!(s.get("/analytics?timestamp=253402300799999").status, 200);
+    // No query at all.
+    s.get("/analytics").assert_reason(400, "timestamp");
+}
+
+#[test]
+fn user_rows_are_400_naming_user() {
+    let s = TestServer::start(&[]);
+    let ts = now_ms();
+    let long = "x".repeat(257);
+    let bad = [
+        format!("timestamp={ts}&click"),
+        format!("timestamp={ts}&user&click"),
+        format!("timestamp={ts}&user=&click"),
+        format!("timestamp={ts}&user={long}&click"),
+        format!("timestamp={ts}&user=%&click"),
+        format!("timestamp={ts}&user=%G1&click"),
+        format!("timestamp={ts}&user=ab%2&click"),
+    ];
+    for q in &bad {
+        post_q(&s, q).assert_reason(400, "user");
+    }
+    // 256 bytes after decoding is the most, however it was escaped.
+    let max = "%41".repeat(256);
+    assert_eq!(
+        post_q(&s, &format!("timestamp={ts}&user={max}&click")).status,
+        204
+    );
+    assert_eq!(s.wait_counts(ts, (1, 1, 0)), (1, 1, 0));
+}
+
+#[test]
+fn kind_rows_are_400() {
+    let s = TestServer::start(&[]);
+    let ts = now_ms();
+    for q in [
+        "user=a",
+        "user=a&click&impression",
+        "user=a&click=1&impression=0",
+        "user=a&clicked",
+    ] {
+        post_q(&s, &format!("timestamp={ts}&{q}")).assert_reason(400, "click/impression");
+    }
+    // The same kind twice is not ambiguous.
+    assert_eq!(
+        post_q(&s, &format!("timestamp={ts}&user=a&click&click")).status,
+        204
+    );
+    assert_eq!(s.wait_counts(ts, (1, 1, 0)), (1, 1, 0));
+}
+
+#[test]
+fn a_parameter_given_twice_is_400_and_unknown_ones_are_ignored() {
+    let s = TestServer::start(&[]);
+    let ts = now_ms();
+    post_q(&s, &format!("timestamp={ts}&timestamp={ts}&user=a&click"))
+        .assert_reason(400, "ambiguous");
+    post_q(&s, &format!("timestamp={ts}&user=a&user=b&click")).assert_reason(400, "user");
+    s.get(&format!("/analytics?timestamp={ts}&timestamp=0"))
+        .assert_reason(400, "timestamp");
+    let r = post_q(
+        &s,
+        &format!("utm_source=x&timestamp={ts}&utm_source=y&user=a&click&&ref="),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        s.get(&format!("/analytics?timestamp={ts}&foo=1&foo=2"))
+            .status,
+        200
+    );
+    assert_eq!(s.wait_counts(ts, (1, 1, 0)), (1, 1, 0));
+}
+
+#[test]
+fn user_names_are_percent_decoded_then_opaque() {
+    let s = TestServer::start(&[]);
+    let ts = now_ms();
+    // Three spellings of one user, then a fourth name that differs only in case.
+    for user in [
+        "J%C3%BCrgen+K",
+        "J%c3%bcrgen%20K",
+        "J\u{fc}rgen K",
+        "j%C3%BCrgen+K",
+    ] {
+        let user = user.replace(' ', "%20").replace('\u{fc}', "%C3%BC");
+        assert_eq!(
+            post_q(&s, &format!("timestamp={ts}&user={user}&impression")).status,
+            204
+        );
+    }
+    assert_eq!(s.wait_counts(ts, (2, 0, 4)), (2, 0, 4));
+}
+
+#[test]
+fn a_post_for_a_future_hour_is_422() {
+    let s = TestServer::start(&[]);
+    let now = now_ms();
+    // One hour ahead is allowed by default; two is not.
+    assert_eq!(
+        post_q(&s, &format!("timestamp={}&user=a&click", now + HOUR)).status,
+        204
+    );
+    let far = (now / HOUR + 2) * HOUR;
+    post_q(&s, &format!("timestamp={far}&user=a&click")).assert_reason(422, "future");
+    let s = TestServer::start(&["--max-future-hours", "0"]);
+    let next = (now / HOUR + 1) * HOUR;
+    post_q(&s, &format!("timestamp={next}&user=a&click")).assert_reason(422, "future");
+}
+
+#[test]
+fn a_post_for_a_sealed_hour_is_422_and_its_totals_stay_readable() {
+    let s = TestServer::start(&["--retention-hours", "2"]);
+    let now = now_ms();
+    let old = now - 2 * HOUR; // same slot as now with 2 slots
+    assert_eq!(
+        post_q(&s, &format!("timestamp={old}&user=a&click")).status,
+        204
+    );
+    assert_eq!(
+        post_q(&s, &format!("timestamp={old}&user=b&click")).status,
+        204
+    );
+    assert_eq!(s.wait_counts(old, (2, 2, 0)), (2, 2, 0));
+    // The current hour takes the slot: the old hour is sealed into the archive.
+    assert_eq!(
+        post_q(&s, &format!("timestamp={now}&user=c&impression")).status,
+        204
+    );
+    assert_eq!(s.wait_counts(now, (1, 0, 1)), (1, 0, 1));
+    post_q(&s, &format!("timestamp={old}&user=d&click")).assert_reason(422, "sealed");
+    assert_eq!(s.counts(old), (2, 2, 0));
+    // An hour that was never in the ring reads as zeros, and is sealed too.
+    let older = now - 4 * HOUR;
+    assert_eq!(s.counts(older), (0, 0, 0));
+    post_q(&s, &format!("timestamp={older}&user=d&click")).assert_reason(422, "sealed");
+}
+
+#[test]
+fn a_full_queue_is_503_with_retry_after_and_nothing_is_silently_dropped() {
+    // One core, a queue of one event: pipelined POSTs outrun the writer.
+    let s = TestServer::start_on_one_core(&["--queue-capacity", "1", "--workers", "1"]);
+    let ts = now_ms();
+    let mut accepted = 0u64;
+    let mut accepted_users = std::collections::HashSet::new();
+    let mut refused = 0u64;
+    let mut round = 0;
+    while refused == 0 && round < 20 {
+        round += 1;
+        let mut c = s.connect();
+        let mut batch = Vec::new();
+        for i in 0..2000 {
+            batch.extend_from_slice(
+                format!("POST /analytics?timestamp={ts}&user=u{i}&click HTTP/1.1\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+        c.write(&batch);
+        for i in 0..2000 {
+            let r = c.response(false);
+            match r.status {
+                204 => {
+                    accepted += 1;
+                    accepted_users.insert(i);
+                }
+                503 => {
+                    refused += 1;
+                    assert_eq!(r.header("Retry-After"), Some("1"), "{r:?}");
+                    r.assert_reason(503, "queue full");
+                }
+                other => panic!("unexpected {other}: {r:?}"),
+            }
+        }
+    }
+    assert!(refused > 0, "the queue never filled in {round} rounds");
+    // Every 204 is counted, every 503 is not.
+    let want = (accepted_users.len() as u64, accepted, 0);
+    assert_eq!(s.wait_counts(ts, want), want);
+}
+
+#[test]
+fn other_methods_are_405_with_allow_and_unknown_paths_404() {
+    let s = TestServer::start(&[]);
+    for m in ["PUT", "DELETE", "PATCH", "OPTIONS"] {
+        let r = s.send(format!("{m} /analytics?timestamp=1 HTTP/1.1\r\n\r\n").as_bytes());
+        r.assert_reason(405, "GET or POST");
+        assert_eq!(r.header("Allow"), Some("GET, POST"));
+    }
+    for path in [
+        "/",
+        "/analytics/",
+        "/analytic",
+        "/Analytics?timestamp=1",
+        "/healthz/x",
+    ] {
+        s.get(path).assert_reason(404, "not found");
+    }
+}
+
+#[test]
+fn health_readiness_metrics_and_head() {
+    let s = TestServer::start(&[]);
+    let r = s.get("/healthz");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+    let r = s.get("/readyz");
+    assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
+    let ts = now_ms();
+    assert_eq!(
+        post_q(&s, &format!("timestamp={ts}&user=a&click")).status,
+        204
+    );
+    assert_eq!(s.wait_counts(ts, (1, 1, 0)), (1, 1, 0));
+    let m = s.get("/metrics");
+    assert_eq!(m.status, 200);
+    assert!(m
+        .header("Content-Type")
+        .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")));
+    let page = m.text();
+    assert!(
+        page.contains("hourtally_events_accepted_total 1\n"),
+        "{page}"
+    );
+    assert!(
+        page.contains("hourtally_events_applied_total 1\n"),
+        "{page}"
+    );
+    assert!(
+        page.contains("hourtally_http_responses_total{code=\"204\"} 1\n"),
+        "{page}"
+    );
+    // HEAD: the GET's head, no body.
+    let get = s.get(&format!("/analytics?timestamp={ts}"));
+    let head = s.send(format!("HEAD /analytics?timestamp={ts} HTTP/1.1\r\n\r\n").as_bytes());
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("Content-Length"), get.header("Content-Length"));
+    assert_eq!(parse_counts(&get.body), (1, 1, 0));
+    // A HEAD answer really carries no body: the next answer on the connection follows it.
+    let mut c = s.connect();
+    c.write(b"HEAD /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+    assert_eq!(c.response(true).status, 200);
+    assert_eq!(c.response(false).text(), "ok\n");
+}

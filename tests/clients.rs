@@ -1,0 +1,221 @@
+//! Exact totals under concurrent clients, a graceful shutdown that applies every accepted
+//! event, and the real tools people point at a server (curl, ApacheBench with and without
+//! keep-alive), against the real binary.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{now_ms, TestServer};
+
+#[test]
+fn eight_clients_times_500_posts_give_exact_totals() {
+    let s = TestServer::start(&[]);
+    let ts = now_ms();
+    let addr = s.addr;
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = common::Conn::new(std::net::TcpStream::connect(addr).expect("connect"));
+                // Half the requests one at a time, half pipelined in batches of 50.
+                let req = |i: u64| {
+                    let kind = if i.is_multiple_of(3) {
+                        "click"
+                    } else {
+                        "impression"
+                    };
+                    format!(
+                        "POST /analytics?timestamp={ts}&user=user{}&{kind} HTTP/1.1\r\n\r\n",
+                        (t * 500 + i) % 1300
+                    )
+                };
+                for i in 0..250 {
+                    c.write(req(i).as_bytes());
+                    assert_eq!(c.response(false).status, 204);
+                }
+                for batch in (250..500).collect::<Vec<_>>().chunks(50) {
+                    let raw: String = batch.iter().map(|&i| req(i)).collect();
+                    c.write(raw.as_bytes());
+                    for _ in batch {
+                        assert_eq!(c.response(false).status, 204);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    // The multiset the clients sent.
+    let mut users = HashSet::new();
+    let (mut clicks, mut impressions) = (0, 0);
+    for t in 0..8u64 {
+        for i in 0..500u64 {
+            users.insert((t * 500 + i) % 1300);
+            if i.is_multiple_of(3) {
+                clicks += 1;
+            } else {
+                impressions += 1;
+            }
+        }
+    }
+    let want = (users.len() as u64, clicks, impressions);
+    assert_eq!(want.1 + want.2, 4000);
+    assert_eq!(s.wait_counts(ts, want), want);
+}
+
+#[test]
+fn sigterm_applies_every_accepted_event_before_exit() {
+    let s = TestServer::start(&[]);
+    let ts = now_ms();
+    let addr = s.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Four clients POST pipelined batches as fast as they can until the server goes away.
+    let clients: Vec<_> = (0..4)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut refused, mut sent) = (0u64, 0u64, 0u64);
+                let Ok(stream) = std::net::TcpStream::connect(addr) else {
+                    return (ok, refused, sent);
+                };
+                let mut c = common::Conn::new(stream);
+                let batch: String = (0..64)
+                    .map(|i| {
+                        format!(
+                            "POST /analytics?timestamp={ts}&user=c{t}u{i}&click HTTP/1.1\r\n\r\n"
+                        )
+                    })
+                    .collect();
+                'outer: while !stop.load(Ordering::Relaxed) {
+                    if std::io::Write::write_all(c.reader.get_mut(), batch.as_bytes()).is_err() {
+                        break;
+                    }
+                    sent += 64;
+                    for _ in 0..64 {
+                        match c.try_response(false) {
+                            Some(r) if r.status == 204 => ok += 1,
+                            Some(r) if r.status == 503 => {
+                                assert!(r.text().contains("shutting down"), "{r:?}");
+                                refused += 1;
+                            }
+                            Some(r) => panic!("unexpected {r:?}"),
+                            None => break 'outer,
+                        }
+                    }
+                }
+                (ok, refused, sent)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, lines) = s.terminate();
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut refused, mut sent) = (0, 0, 0);
+    for c in clients {
+        let (o, r, n) = c.join().expect("client");
+        ok += o;
+        refused += r;
+        sent += n;
+    }
+    assert!(status.success(), "exit status {status:?}; output {lines:?}");
+    let last = lines
+        .iter()
+        .find(|l| l.starts_with("hourtally stopped:"))
+        .expect("stop line");
+    let field = |name: &str| -> u64 {
+        last.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {last:?}"))
+    };
+    let (applied, queued) = (field("applied="), field("queued="));
+    assert!(ok > 0, "no POST was accepted before the signal");
+    // Every 204 a client saw was applied; nothing beyond what was sent and not refused.
+    assert!(applied >= ok, "applied {applied} < accepted {ok}: {last}");
+    assert!(
+        applied <= sent - refused,
+        "applied {applied} > sent {sent} - refused {refused}"
+    );
+    assert_eq!(queued, 0, "{last}");
+}
+
+fn tool(name: &str, package: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{name} is missing: apt-get install -y {package} (scripts/test.sh does)"
+    );
+    Command::new(name)
+}
+
+#[test]
+fn curl_gets_its_answers() {
+    let s = TestServer::start(&[]);
+    let ts = now_ms();
+    let base = format!("http://{}/analytics", s.addr);
+    let out = tool("curl", "curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg(format!("{base}?timestamp={ts}&user=curl+user&click"))
+        .output()
+        .expect("run curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "204");
+    // A POST with a body, as `curl -d` sends it (form content type, small body).
+    let out = tool("curl", "curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-d", "x=1"])
+        .arg(format!("{base}?timestamp={ts}&user=curl+user&impression"))
+        .output()
+        .expect("run curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "204");
+    let out = tool("curl", "curl")
+        .args(["-sS", &format!("{base}?timestamp={ts}")])
+        .output()
+        .expect("run curl");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "unique_users,1\nclicks,1\nimpressions,1\n"
+    );
+    // HTTP/1.0 from curl.
+    let out = tool("curl", "curl")
+        .args(["-sS", "--http1.0", &format!("http://{}/healthz", s.addr)])
+        .output()
+        .expect("run curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+}
+
+/// ApacheBench speaks HTTP/1.0; with -k it asks for keep-alive and hangs on a server that
+/// neither closes nor says keep-alive.
+#[test]
+fn apachebench_with_and_without_keep_alive_completes() {
+    let s = TestServer::start(&[]);
+    let ts = now_ms();
+    for keep_alive in [false, true] {
+        let mut cmd = tool("ab", "apache2-utils");
+        cmd.args(["-n", "400", "-c", "4", "-s", "10"]);
+        if keep_alive {
+            cmd.arg("-k");
+        }
+        let out = cmd
+            .arg(format!("http://{}/analytics?timestamp={ts}", s.addr))
+            .output()
+            .expect("run ab");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("Complete requests:      400"), "{text}");
+        assert!(text.contains("Failed requests:        0"), "{text}");
+        if keep_alive {
+            assert!(text.contains("Keep-Alive requests:    400"), "{text}");
+        }
+    }
+}

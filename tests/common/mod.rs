@@ -1,0 +1,305 @@
+//! Starts the real `hourtally` binary on a free loopback port and talks HTTP/1.1 to it over
+//! real TCP. Every server is killed when its handle drops; every socket has timeouts, so a
+//! broken server fails a test instead of hanging it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Milliseconds since the epoch now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+    /// Lines the server printed after the start-up line.
+    lines: mpsc::Receiver<String>,
+}
+
+impl TestServer {
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with(None, args)
+    }
+
+    /// Starts the server confined to CPU 0 (`taskset -c 0`), so that its HTTP worker and its
+    /// writer thread share one core.
+    pub fn start_on_one_core(args: &[&str]) -> Self {
+        Self::start_with(Some("0"), args)
+    }
+
+    fn start_with(cpus: Option<&str>, args: &[&str]) -> Self {
+        let bin = env!("CARGO_BIN_EXE_hourtally");
+        let mut cmd = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start hourtally");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server printed its start-up line");
+        let addr = first
+            .split_whitespace()
+            .nth(3)
+            .filter(|_| first.starts_with("hourtally listening on "))
+            .unwrap_or_else(|| panic!("unexpected start-up line: {first}"))
+            .parse()
+            .expect("address in start-up line");
+        TestServer {
+            child,
+            addr,
+            lines: rx,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn connect(&self) -> Conn {
+        Conn::new(TcpStream::connect(self.addr).expect("connect"))
+    }
+
+    /// One request on a fresh connection; its answer.
+    pub fn send(&self, raw: &[u8]) -> Response {
+        let mut c = self.connect();
+        c.write(raw);
+        c.response(raw.starts_with(b"HEAD"))
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+    }
+
+    pub fn post(&self, path: &str) -> Response {
+        self.send(format!("POST {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+    }
+
+    /// The counts line of `GET /analytics?timestamp=ts`.
+    pub fn counts(&self, ts: u64) -> (u64, u64, u64) {
+        let r = self.get(&format!("/analytics?timestamp={ts}"));
+        assert_eq!(r.status, 200, "{r:?}");
+        parse_counts(&r.body)
+    }
+
+    /// Waits (bounded) until the hour of `ts` reads `want`; returns what it last read.
+    pub fn wait_counts(&self, ts: u64, want: (u64, u64, u64)) -> (u64, u64, u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.counts(ts);
+            if got == want || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The server's resident set size, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS line")
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit; returns the status and what the server
+    /// printed after start-up.
+    pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut lines = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            lines.push(line);
+        }
+        (status, lines)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `unique_users,U\nclicks,C\nimpressions,I\n` → (U, C, I); panics on anything else.
+pub fn parse_counts(body: &[u8]) -> (u64, u64, u64) {
+    let text = std::str::from_utf8(body).expect("utf-8 body");
+    let mut v = [0u64; 3];
+    let names = ["unique_users", "clicks", "impressions"];
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    assert_eq!(lines.len(), 3, "{text:?}");
+    for (i, line) in lines.iter().enumerate() {
+        let (name, n) = line.split_once(',').expect("name,value");
+        assert_eq!(name, names[i], "{text:?}");
+        v[i] = n.parse().expect("number");
+    }
+    assert!(text.ends_with('\n'));
+    (v[0], v[1], v[2])
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body is one line of plain text that names `what`.
+    pub fn assert_reason(&self, status: u16, what: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        let text = self.text();
+        assert!(
+            text.ends_with('\n') && text.matches('\n').count() == 1,
+            "{text:?}"
+        );
+        assert!(text.contains(what), "{text:?} should mention {what:?}");
+        assert_eq!(
+            self.header("Content-Type"),
+            Some("text/plain; charset=utf-8")
+        );
+    }
+}
+
+/// A client connection with a buffered reader.
+pub struct Conn {
+    pub reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream) -> Self {
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Conn {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+
+    pub fn write(&mut self, raw: &[u8]) {
+        self.reader.get_mut().write_all(raw).expect("write request");
+    }
+
+    /// Reads one answer (`head_only`: the request was HEAD, so no body follows).
+    pub fn response(&mut self, head_only: bool) -> Response {
+        self.try_response(head_only).expect("read a response")
+    }
+
+    pub fn try_response(&mut self, head_only: bool) -> Option<Response> {
+        // Skip interim 1xx answers.
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let status: u16 = line
+                .strip_prefix("HTTP/1.1 ")
+                .and_then(|s| s.get(..3))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("bad status line {line:?}"));
+            let mut headers = Vec::new();
+            loop {
+                let mut h = String::new();
+                self.reader.read_line(&mut h).ok()?;
+                let h = h.trim_end_matches(['\r', '\n']);
+                if h.is_empty() {
+                    break;
+                }
+                let (n, v) = h.split_once(':').expect("header line");
+                headers.push((n.to_string(), v.trim().to_string()));
+            }
+            if status < 200 {
+                continue;
+            }
+            let mut r = Response {
+                status,
+                headers,
+                body: Vec::new(),
+            };
+            if !head_only {
+                let len: usize = r
+                    .header("Content-Length")
+                    .map_or(0, |v| v.parse().expect("length"));
+                r.body = vec![0; len];
+                self.reader.read_exact(&mut r.body).ok()?;
+            }
+            return Some(r);
+        }
+    }
+
+    /// True if the server closed the connection (EOF or reset) within the read timeout;
+    /// false if it sent a byte or stayed open and silent.
+    pub fn is_closed_by_server(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        match self.reader.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+}
