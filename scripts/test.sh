@@ -26,6 +26,9 @@ cargo clippy --all-targets -- -D warnings
 echo "==> cargo test"
 cargo test
 
+echo "==> benchmarks, once each in test mode"
+cargo test --benches
+
 if [ -d loom-tests/tests ] && ls loom-tests/tests/*.rs >/dev/null 2>&1; then
   echo "==> loom models (--cfg hourtally_loom, LOOM_MAX_PREEMPTIONS=2)"
   RUSTFLAGS="--cfg hourtally_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \

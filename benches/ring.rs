@@ -1,0 +1,198 @@
+//! The engine without HTTP: applying events (the writer's work) and reading a slot (a GET's).
+//!
+//! `cargo bench --bench ring`. Under `cargo test --benches` every benchmark runs once, with
+//! the 10 M-user case left out (its set-up alone takes seconds in a debug build).
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use hourtally::event::{fingerprint, Event, Kind};
+use hourtally::ring::{Ring, RingWriter};
+
+/// The current hour of the benchmarks (any hour works; the ring has no clock).
+const NOW: u32 = 491_000;
+/// Events applied per measured iteration.
+const EVENTS: usize = 64 * 1024;
+
+fn full_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// A small, fast, deterministic generator (xorshift64*), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        ((self.next() as u128 * n as u128) >> 64) as u64
+    }
+}
+
+/// The fingerprints of users `u0` .. `u{users-1}`.
+fn user_fps(users: u64) -> Vec<u64> {
+    (0..users)
+        .map(|u| fingerprint(format!("u{u}").as_bytes()))
+        .collect()
+}
+
+/// `n` events by users drawn uniformly from `fps` (or brand-new users if `fps` is empty);
+/// `historic` of them for one of the previous 24 hours, the rest for `NOW`; half clicks.
+fn events(n: usize, fps: &[u64], historic: f64, seed: u64) -> Vec<Event> {
+    let mut rng = Rng(seed | 1);
+    (0..n)
+        .map(|_| {
+            let hour = if (rng.below(1_000_000) as f64) < historic * 1e6 {
+                NOW - 1 - rng.below(24) as u32
+            } else {
+                NOW
+            };
+            let user = if fps.is_empty() {
+                rng.next()
+            } else {
+                fps[rng.below(fps.len() as u64) as usize]
+            };
+            let kind = if rng.next() & 1 == 0 {
+                Kind::Click
+            } else {
+                Kind::Impression
+            };
+            Event::new(hour, user, kind)
+        })
+        .collect()
+}
+
+/// A ring whose current hour already holds every user of `fps` (and the previous 24 hours a
+/// few each), so the measurement is the steady state of a busy hour.
+fn warmed(fps: &[u64]) -> RingWriter {
+    let mut w = RingWriter::new(Arc::new(Ring::new(48)));
+    for h in 1..=24 {
+        w.apply(Event::new(NOW - h, h as u64, Kind::Click));
+    }
+    for &user in fps {
+        w.apply(Event::new(NOW, user, Kind::Impression));
+    }
+    w.publish();
+    w
+}
+
+/// Applies `events` as the writer does: publish after every batch of 1024.
+fn apply_all(w: &mut RingWriter, events: &[Event]) {
+    for batch in events.chunks(hourtally::writer::BATCH) {
+        for &e in batch {
+            black_box(w.apply(e));
+        }
+        w.publish();
+    }
+}
+
+fn apply(c: &mut Criterion) {
+    let mut g = c.benchmark_group("apply");
+    g.throughput(Throughput::Elements(EVENTS as u64));
+    let sizes: &[u64] = if full_run() {
+        &[1_000, 100_000, 10_000_000]
+    } else {
+        &[1_000, 100_000]
+    };
+    for &users in sizes {
+        if users >= 10_000_000 {
+            g.sample_size(20).measurement_time(Duration::from_secs(10));
+        }
+        let fps = user_fps(users);
+        let mut w = warmed(&fps);
+        for (mix, historic) in [("current", 0.0), ("historic5", 0.05)] {
+            // Repeat users of the warmed hour: lookups, the common case.
+            let evs = events(EVENTS, &fps, historic, users ^ 0x5eed);
+            g.bench_with_input(BenchmarkId::new(mix, users), &evs, |b, evs| {
+                b.iter(|| apply_all(&mut w, evs))
+            });
+        }
+    }
+    // Recycling: the hour moves on every 4096 events, so each slot is sealed into the archive
+    // and starts an empty user set again and again (hours only grow across iterations, so no
+    // event is ever dropped as sealed).
+    let mut w = RingWriter::new(Arc::new(Ring::new(48)));
+    let evs = events(EVENTS, &user_fps(4096), 0.0, 99);
+    let mut base = NOW;
+    g.bench_function("recycle_every_4096", |b| {
+        b.iter(|| {
+            for (i, batch) in evs.chunks(4096).enumerate() {
+                for e in batch {
+                    black_box(w.apply(Event::new(base + i as u32, e.user, e.kind)));
+                }
+                w.publish();
+            }
+            base += (EVENTS / 4096) as u32;
+        })
+    });
+    // New users only: inserts and table growth, the first minutes of every hour.
+    g.bench_function("new_users", |b| {
+        b.iter_batched_ref(
+            || {
+                (
+                    RingWriter::new(Arc::new(Ring::new(48))),
+                    events(EVENTS, &[], 0.0, 3),
+                )
+            },
+            |(w, evs)| apply_all(w, evs),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn read(c: &mut Criterion) {
+    let mut g = c.benchmark_group("read");
+    g.throughput(Throughput::Elements(1));
+    let mut w = warmed(&user_fps(1_000));
+    let ring = w.ring().clone();
+    g.bench_function("slot_uncontended", |b| {
+        b.iter(|| black_box(ring.try_read(black_box(NOW))))
+    });
+    g.bench_function("empty_hour", |b| {
+        b.iter(|| black_box(ring.try_read(black_box(NOW + 1))))
+    });
+    // An hour that left the ring, answered from the archive: NOW - 47 takes its (empty)
+    // slot, then NOW + 1 recycles that slot and seals NOW - 47.
+    w.apply(Event::new(NOW + 1 - 48, 2, Kind::Click));
+    w.apply(Event::new(NOW + 1, 2, Kind::Click));
+    w.publish();
+    assert_eq!(ring.read(NOW + 1 - 48).clicks, 1);
+    g.bench_function("archived_hour", |b| {
+        b.iter(|| black_box(ring.try_read(black_box(NOW + 1 - 48))))
+    });
+
+    // The same read while the writer keeps publishing the very slot being read.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..64 {
+                    i += 1;
+                    w.apply(Event::new(NOW, i % 5_000, Kind::Click));
+                }
+                w.publish();
+            }
+            i
+        })
+    };
+    g.bench_function("slot_while_writer_applies", |b| {
+        b.iter(|| black_box(ring.try_read(black_box(NOW))))
+    });
+    stop.store(true, Ordering::Relaxed);
+    let applied = writer.join().expect("writer thread");
+    assert!(applied > 0);
+    g.finish();
+}
+
+criterion_group!(benches, apply, read);
+criterion_main!(benches);
