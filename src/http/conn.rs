@@ -15,7 +15,7 @@
 //!   trusted to be at a request boundary.
 //!
 //! Memory per connection is bounded: the read buffer never grows past
-//! [`Limits::max_read_buffer`] (a head that does not fit is refused), and answers are written
+//! [`Limits::max_read_buffer`](super::limits::Limits::max_read_buffer) (a head that does not fit is refused), and answers are written
 //! out whenever [`MAX_PENDING_OUTPUT`] bytes are pending.
 
 use std::io::{self, Read, Write};
@@ -247,17 +247,19 @@ pub fn serve(mut stream: may::net::TcpStream, app: &App) {
             Some(due) => due.saturating_duration_since(now),
             None => limits.idle_timeout,
         };
-        if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
-            break timed_out(
-                &mut stream,
-                &mut session,
-                head_due.is_some(),
-                &clock,
-                &mut out,
+        let read = if wait.is_zero() {
+            Err(io::ErrorKind::TimedOut.into())
+        } else {
+            ensure_room(&mut buf, filled, max_buf);
+            debug_assert!(
+                filled < buf.len(),
+                "feed refuses heads that would fill the buffer"
             );
-        }
-        ensure_room(&mut buf, filled, max_buf);
-        let n = match stream.read(&mut buf[filled..]) {
+            stream
+                .set_read_timeout(Some(wait))
+                .and_then(|()| stream.read(&mut buf[filled..]))
+        };
+        let n = match read {
             Ok(0) => break,
             Ok(n) => n,
             Err(e)
@@ -266,13 +268,8 @@ pub fn serve(mut stream: may::net::TcpStream, app: &App) {
                     io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
                 ) =>
             {
-                break timed_out(
-                    &mut stream,
-                    &mut session,
-                    head_due.is_some(),
-                    &clock,
-                    &mut out,
-                );
+                let head_due = head_due.is_some();
+                break timed_out(&mut stream, &mut session, head_due, &clock, &mut out);
             }
             Err(_) => break,
         };

@@ -22,6 +22,43 @@ use crate::ring::{Counts, Ring};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::writer::{Ingest, PushError};
 
+/// The body of a successful answer.
+enum Body {
+    Static(&'static [u8]),
+    /// A GET of `/analytics`, built on the stack (see [`response::counts_body`]).
+    Counts(([u8; 96], usize)),
+    /// A page built for this request (`/metrics`).
+    Page(String),
+}
+
+impl Body {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Static(b) => b,
+            Body::Counts((buf, n)) => &buf[..*n],
+            Body::Page(page) => page.as_bytes(),
+        }
+    }
+}
+
+/// A successful answer: status, content type, body.
+struct Answer {
+    status: Status,
+    content_type: &'static str,
+    body: Body,
+}
+
+impl Answer {
+    /// `200 OK` with a plain-text body.
+    fn text(body: Body) -> Self {
+        Answer {
+            status: Status::Ok,
+            content_type: TEXT_PLAIN,
+            body,
+        }
+    }
+}
+
 /// The request methods the routes tell apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -143,96 +180,62 @@ impl App {
             Some(q) => (&target[..q], &target[q + 1..]),
             None => (target, &target[target.len()..]),
         };
-        let head_only = method == Method::Head;
-        let result: Result<Status, ApiError> = match (path, method) {
-            (b"/analytics", Method::Get | Method::Head) => match query::parse_get(query) {
-                Ok(hour) => {
-                    let (body, n) = response::counts_body(&self.read_counts(hour));
-                    let body = &body[..n];
-                    response::write(
-                        out,
-                        Status::Ok,
-                        persist,
-                        clock,
-                        "",
-                        TEXT_PLAIN,
-                        body,
-                        head_only,
-                    );
-                    Ok(Status::Ok)
-                }
-                Err(e) => Err(e.into()),
-            },
+        let result = match (path, method) {
+            (b"/analytics", Method::Get | Method::Head) => query::parse_get(query)
+                .map(|hour| {
+                    Answer::text(Body::Counts(response::counts_body(&self.read_counts(hour))))
+                })
+                .map_err(ApiError::from),
             (b"/analytics", Method::Post) => self.post(query, clock).map(|()| {
                 tally.accepted += 1;
-                response::write(out, Status::NoContent, persist, clock, "", "", b"", false);
-                Status::NoContent
+                Answer {
+                    status: Status::NoContent,
+                    content_type: "",
+                    body: Body::Static(b""),
+                }
             }),
             (b"/analytics", Method::Other) => Err(HttpError::MethodNotAllowed.into()),
-            (b"/healthz", Method::Get | Method::Head) => {
-                response::write(
-                    out,
-                    Status::Ok,
-                    persist,
-                    clock,
-                    "",
-                    TEXT_PLAIN,
-                    b"ok\n",
-                    head_only,
-                );
-                Ok(Status::Ok)
-            }
+            (b"/healthz", Method::Get | Method::Head) => Ok(Answer::text(Body::Static(b"ok\n"))),
             (b"/readyz", Method::Get | Method::Head) => {
                 if self.ingest.is_closed() {
                     Err(RejectError::ShuttingDown.into())
                 } else if self.is_ready() {
-                    response::write(
-                        out,
-                        Status::Ok,
-                        persist,
-                        clock,
-                        "",
-                        TEXT_PLAIN,
-                        b"ready\n",
-                        head_only,
-                    );
-                    Ok(Status::Ok)
+                    Ok(Answer::text(Body::Static(b"ready\n")))
                 } else {
-                    let body = b"not ready: starting\n";
-                    response::write(
-                        out,
-                        Status::ServiceUnavailable,
-                        persist,
-                        clock,
-                        "",
-                        TEXT_PLAIN,
-                        body,
-                        head_only,
-                    );
-                    Ok(Status::ServiceUnavailable)
+                    Ok(Answer {
+                        status: Status::ServiceUnavailable,
+                        ..Answer::text(Body::Static(b"not ready: starting\n"))
+                    })
                 }
             }
-            (b"/metrics", Method::Get | Method::Head) => {
-                let page = self.metrics.render(&self.gauges());
-                let ct = response::PROMETHEUS;
+            (b"/metrics", Method::Get | Method::Head) => Ok(Answer {
+                status: Status::Ok,
+                content_type: response::PROMETHEUS,
+                body: Body::Page(self.metrics.render(&self.gauges())),
+            }),
+            _ => Err(HttpError::NotFound.into()),
+        };
+        let head_only = method == Method::Head;
+        let status = match result {
+            Ok(a) => {
+                let body = a.body.bytes();
                 response::write(
                     out,
-                    Status::Ok,
+                    a.status,
                     persist,
                     clock,
                     "",
-                    ct,
-                    page.as_bytes(),
+                    a.content_type,
+                    body,
                     head_only,
                 );
-                Ok(Status::Ok)
+                a.status
             }
-            _ => Err(HttpError::NotFound.into()),
+            Err(err) => {
+                response::write_error(out, &err, persist, clock, head_only);
+                err.status()
+            }
         };
-        let status = result.unwrap_or_else(|err| {
-            response::write_error(out, &err, persist, clock, head_only);
-            err.status()
-        });
         tally.respond(status);
         status
     }
