@@ -102,6 +102,11 @@ impl Ingest {
     /// Queues `event` for the writer. `Ok` means it will be applied, even if shutdown follows.
     #[inline]
     pub fn push(&self, event: Event) -> Result<(), PushError> {
+        // Relaxed: a fast path for refusals after shutdown, so that a stream of them does
+        // not keep the gate count from reaching zero; the RMW below has the last word.
+        if self.gate.load(Ordering::Relaxed) & CLOSED != 0 {
+            return Err(PushError::Closed);
+        }
         // SeqCst: the gate's increments and shutdown's `fetch_or(CLOSED)` are RMWs on one
         // location, so they are totally ordered anyway; SeqCst keeps the argument short.
         // Either shutdown's RMW comes first and we see CLOSED, or ours does and shutdown

@@ -258,6 +258,29 @@ impl RingWriter {
         applied
     }
 
+    /// NEGATIVE CONTROL, compiled only under loom (never in a normal build): [`apply_now`]
+    /// with the recycle hand-off in the wrong order. When `event` recycles its slot, the slot
+    /// is published with the new hour *before* the old hour is sealed into the archive, so a
+    /// reader can find the old hour neither in its slot nor in the archive.
+    /// `loom-tests/tests/loom_recycle_vs_readers.rs` checks that loom rejects it.
+    ///
+    /// [`apply_now`]: Self::apply_now
+    #[cfg(hourtally_loom)]
+    #[doc(hidden)]
+    pub fn apply_now_publishing_before_seal(&mut self, event: Event) -> Applied {
+        let i = event.hour as usize % self.working.len();
+        let old = self.working[i].snap;
+        if old.hour == EMPTY || standing(old.hour, event.hour) != Standing::Ahead {
+            return self.apply_now(event);
+        }
+        // Forget the old hour so that `apply` takes the slot without sealing it, publish,
+        // and only then seal: the two steps of the real protocol, swapped.
+        self.working[i].snap = Snapshot::EMPTY;
+        let applied = self.apply_now(event);
+        self.ring.archive.seal(old.hour, old.counts);
+        applied
+    }
+
     /// Events dropped so far because their hour was sealed.
     pub fn sealed_drops(&self) -> u64 {
         self.sealed_drops

@@ -155,6 +155,40 @@ impl Slot {
         (s1 == s2).then_some(snap)
     }
 
+    /// NEGATIVE CONTROL, compiled only under loom (never in a normal build): [`try_read`]
+    /// with one deliberate `flaw`. `loom-tests/tests/loom_slot_write_vs_read.rs` checks that
+    /// loom rejects each flaw, which shows the model is strong enough to catch a torn read.
+    ///
+    /// [`try_read`]: Self::try_read
+    #[cfg(hourtally_loom)]
+    #[doc(hidden)]
+    pub fn try_read_broken(&self, flaw: BrokenRead) -> Option<Snapshot> {
+        let first = match flaw {
+            BrokenRead::RelaxedFirstLoad => Ordering::Relaxed,
+            BrokenRead::NoRecheck | BrokenRead::NoAcquireFence => Ordering::Acquire,
+        };
+        let s1 = self.seq.load(first);
+        if !s1.is_multiple_of(2) {
+            return None;
+        }
+        let snap = Snapshot {
+            hour: self.hour.load(Ordering::Relaxed),
+            counts: Counts {
+                unique_users: self.unique_users.load(Ordering::Relaxed),
+                clicks: self.clicks.load(Ordering::Relaxed),
+                impressions: self.impressions.load(Ordering::Relaxed),
+            },
+        };
+        if flaw == BrokenRead::NoRecheck {
+            return Some(snap);
+        }
+        if flaw != BrokenRead::NoAcquireFence {
+            fence(Ordering::Acquire);
+        }
+        let s2 = self.seq.load(Ordering::Relaxed);
+        (s1 == s2).then_some(snap)
+    }
+
     /// The hour the slot holds, as last published (possibly a batch behind the writer).
     /// Used by the HTTP edge's advisory sealed-hour check, where a stale answer only means
     /// the writer drops the event and counts it instead.
@@ -162,6 +196,22 @@ impl Slot {
     pub fn hour(&self) -> u32 {
         self.read().hour
     }
+}
+
+/// NEGATIVE CONTROL, loom only: the one flaw [`Slot::try_read_broken`] puts into the seqlock
+/// read.
+#[cfg(hourtally_loom)]
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokenRead {
+    /// No re-check of `seq` after the field loads: a read that overlaps a write is torn.
+    NoRecheck,
+    /// The first load of `seq` is Relaxed instead of Acquire: an even `seq` no longer
+    /// guarantees that the field loads see the write that stored it.
+    RelaxedFirstLoad,
+    /// No Acquire fence between the field loads and the re-check: the re-check may read an
+    /// older `seq` than the field loads' values imply.
+    NoAcquireFence,
 }
 
 #[cfg(all(test, not(hourtally_loom)))]
