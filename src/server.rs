@@ -53,7 +53,7 @@ impl Server {
                 "--listen resolves to no address",
             )
         })?;
-        let listener = may::net::TcpListener::bind(addr)?;
+        let listener = bind(addr)?;
         let addr = listener.local_addr()?;
 
         let ring = Arc::new(Ring::new(config.retention_hours));
@@ -134,6 +134,25 @@ impl Server {
             queued: self.app.ingest.queued(),
         }
     }
+}
+
+/// Binds a listening socket without `SO_REUSEPORT`. `may::net::TcpListener::bind` sets it,
+/// which lets a second server start on a port already in use and silently take a share of its
+/// connections (and of its events); a server must refuse a port that is taken instead.
+fn bind(addr: SocketAddr) -> io::Result<may::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    use std::os::unix::io::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // SO_REUSEADDR only lets a restarted server bind over connections in TIME_WAIT; unlike
+    // SO_REUSEPORT it does not let two listeners share the port.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a listening TCP socket we just created and own; `into_raw_fd` gave up
+    // that ownership, and `from_raw_fd` takes it over (may sets it non-blocking and registers
+    // it with its event loop), so it is closed exactly once.
+    Ok(unsafe { may::net::TcpListener::from_raw_fd(fd) })
 }
 
 fn accept_loop(listener: may::net::TcpListener, app: Arc<App>, stopping: Arc<AtomicBool>) {

@@ -344,3 +344,33 @@ fn a_64_mb_header_leaves_rss_within_a_few_mib() {
     // The server still serves.
     assert_eq!(s.get("/healthz").status, 200);
 }
+
+#[test]
+fn a_second_server_on_a_port_in_use_refuses_to_start() {
+    // may's own bind sets SO_REUSEPORT, which would let a second server share the port and
+    // silently take a part of the first one's connections and events.
+    let s = TestServer::start(&[]);
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_hourtally"))
+        .args(["--listen", &s.addr.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a second server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second server started on {} (the port is shared)", s.addr);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut err)
+        .expect("read");
+    assert!(!status.success());
+    assert!(err.contains("Address already in use"), "{err}");
+    assert_eq!(s.get("/healthz").status, 200);
+}
