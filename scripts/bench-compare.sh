@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Compares hourtally with the bare may_minihttp server (examples/bare.rs: every request gets
+# 200 "Hello, world!") under the same load: the ratio is how much of the HTTP ceiling
+# hourtally keeps while it validates, counts and answers (DESIGN.md §5: POST >= 0.8x and
+# GET >= 0.9x the bare rate with pipelined requests on one core).
+#
+#   bash scripts/bench-compare.sh              # ROUNDS=3 SECS=5 WARMUP=1 CONNS=32
+#   ROUNDS=5 SECS=10 bash scripts/bench-compare.sh
+#
+# For each mix (POST mix: --post-share 1.0; GET mix: --post-share 0.0; both with 95% of the
+# requests for the current hour and 5% spread over the previous 24) and each pipeline depth
+# (1 and 16), it runs ROUNDS alternating rounds of: a fresh bare server, load, stop; a fresh
+# hourtally, load, stop. Servers are pinned to core 0 (hourtally with --workers 1, so its
+# HTTP worker and its writer thread share that core; bare gets one may worker), the load
+# generator to core 1. The table shows the median requests/s of each.
+#
+# Servers listen on port 0 and the script reads the port from their start-up line. The bare
+# server binds through may, whose listener sets SO_REUSEPORT: on a fixed port it could share
+# the port, silently, with a server somebody left running there (the kernel would split the
+# connections). hourtally binds without SO_REUSEPORT and refuses a port in use.
+#
+# Needs 2 cores and taskset. Other load on the machine skews both columns; the alternating
+# rounds and the median limit the damage, they do not remove it.
+#
+# Redis, for the same kind of comparison (one SADD of a user per request, no HTTP):
+#   taskset -c 0 redis-server --port 6380 --save '' --appendonly no &
+#   taskset -c 1 redis-benchmark -p 6380 -c 32 -n 1000000 -t sadd -r 100000
+#   taskset -c 1 redis-benchmark -p 6380 -c 32 -n 1000000 -t sadd -r 100000 -P 16
+# (redis-benchmark's SADD test adds to one set; -r 100000 randomises the member, -P 16
+# pipelines 16 commands per connection like --pipeline 16 here.) Compare its requests per
+# second with the hourtally column of the POST mix.
+
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-5}
+WARMUP=${WARMUP:-1}
+CONNS=${CONNS:-32}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+command -v taskset >/dev/null || {
+    echo "bench-compare: taskset is missing (util-linux)" >&2
+    exit 1
+}
+
+echo "+ cargo build --release --bin hourtally --bin hourtally-load --example bare"
+cargo build --release --bin hourtally --bin hourtally-load --example bare
+
+BIN=${CARGO_TARGET_DIR:-target}/release
+HOURTALLY=$BIN/hourtally
+LOAD=$BIN/hourtally-load
+BARE=$BIN/examples/bare
+
+HZ=$(getconf CLK_TCK)
+TMP=$(mktemp -d)
+SERVER_PID=""
+SERVER_ADDR=""
+
+stop_server() {
+    if [[ -n $SERVER_PID ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+
+cleanup() {
+    stop_server
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_server NAME CMD...: starts CMD in the background, waits for its
+# "NAME listening on ADDR ..." line, sets SERVER_PID and SERVER_ADDR.
+start_server() {
+    local name=$1
+    shift
+    local log=$TMP/$name.log
+    echo "+ $*" >&2
+    "$@" >"$log" 2>&1 &
+    SERVER_PID=$!
+    SERVER_ADDR=""
+    for _ in $(seq 200); do
+        SERVER_ADDR=$(awk -v n="$name" '$1 == n && $2 == "listening" { print $4; exit }' "$log")
+        [[ -n $SERVER_ADDR ]] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "bench-compare: $name did not start:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+# ticks PID: CPU time (user + system) the process used so far, in clock ticks.
+ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# run_load POST_SHARE DEPTH: one load run against SERVER_ADDR; prints
+# "REQUESTS_PER_S SERVER_CPU_PCT CLIENT_CPU_PCT".
+run_load() {
+    local cmd=(taskset -c "$LOAD_CPU" "$LOAD" --addr "$SERVER_ADDR" --connections "$CONNS"
+        --pipeline "$2" --duration "$SECS" --warmup "$WARMUP" --post-share "$1"
+        --current-share 0.95 --no-progress)
+    echo "+ ${cmd[*]}" >&2
+    local out s0 s1 t0 t1
+    s0=$(ticks "$SERVER_PID")
+    t0=$(date +%s.%N)
+    if ! out=$("${cmd[@]}"); then
+        echo "bench-compare: the load generator failed:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    t1=$(date +%s.%N)
+    s1=$(ticks "$SERVER_PID")
+    local result rps errors non2xx client server
+    result=$(grep '^RESULT ' <<<"$out" | tail -1)
+    rps=$(sed -n 's/^RESULT rps=\([0-9]*\).*/\1/p' <<<"$result")
+    errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$result")
+    non2xx=$(sed -n 's/.* non2xx=\([0-9]*\).*/\1/p' <<<"$result")
+    client=$(sed -n 's/.* client_cpu_pct=\([0-9]*\).*/\1/p' <<<"$result")
+    server=$(awk -v a="$s0" -v b="$s1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" \
+        'BEGIN { printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')
+    echo "  $result server_cpu_pct=$server" >&2
+    if [[ $errors != 0 || $non2xx != 0 ]]; then
+        echo "  WARNING: $errors transport errors, $non2xx answers other than 2xx" >&2
+    fi
+    echo "$rps $server ${client:-0}"
+}
+
+# note NAME SERVER_CPU CLIENT_CPU: what limited a column, when it was not the server.
+note() {
+    if (($3 >= 90)); then
+        printf '%s: client-bound; ' "$1"
+    elif (($2 < 85)); then
+        printf '%s: server got %s%% cpu; ' "$1" "$2"
+    fi
+}
+
+median() {
+    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+echo "bench-compare: ROUNDS=$ROUNDS SECS=$SECS WARMUP=$WARMUP CONNS=$CONNS servers on core $SERVER_CPU, load on core $LOAD_CPU ($(nproc) cores)"
+
+ROWS=()
+for mix in "POST 1.0" "GET 0.0"; do
+    read -r mix_name share <<<"$mix"
+    for depth in 1 16; do
+        bare_rps=() ht_rps=() bare_cpu=() ht_cpu=() client_b=() client_h=()
+        for round in $(seq "$ROUNDS"); do
+            echo "== $mix_name mix, pipeline $depth, round $round/$ROUNDS" >&2
+            start_server bare taskset -c "$SERVER_CPU" "$BARE" 127.0.0.1:0
+            r=$(run_load "$share" "$depth") || exit 1
+            read -r rps server client <<<"$r"
+            bare_rps+=("$rps") bare_cpu+=("$server") client_b+=("$client")
+            stop_server
+            start_server hourtally taskset -c "$SERVER_CPU" "$HOURTALLY" --listen 127.0.0.1:0 --workers 1
+            r=$(run_load "$share" "$depth") || exit 1
+            read -r rps server client <<<"$r"
+            ht_rps+=("$rps") ht_cpu+=("$server") client_h+=("$client")
+            stop_server
+        done
+        b=$(median "${bare_rps[@]}")
+        h=$(median "${ht_rps[@]}")
+        ratio=$(awk -v b="$b" -v h="$h" 'BEGIN { if (b > 0) printf "%.2f", h / b; else print "n/a" }')
+        bs=$(median "${bare_cpu[@]}") bc=$(median "${client_b[@]}")
+        hs=$(median "${ht_cpu[@]}") hc=$(median "${client_h[@]}")
+        ROWS+=("$(printf '%-9s %5s %12s %14s %6s   %-17s %-24s bare: %s  hourtally: %s' \
+            "$mix_name mix" "$depth" "$b" "$h" "$ratio" "$bs/$bc  $hs/$hc" \
+            "$(note bare "$bs" "$bc")$(note hourtally "$hs" "$hc")" "${bare_rps[*]}" "${ht_rps[*]}")")
+    done
+done
+
+echo
+echo "median requests/s over $ROUNDS rounds of ${SECS}s (after ${WARMUP}s warm-up), $CONNS connections;"
+echo "cpu: median % of one core used by server/client during the bare runs, then the hourtally runs"
+echo "(a client near 100% means that column measured the client, not the server; a server well"
+echo "under 100% was not saturated either: other load on the machine took its core or the client's"
+echo "core in turns. Under such contention the kernel shares a core by threads, and hourtally has"
+echo "two there (HTTP worker + writer), bare one: rerun on a quiet machine)"
+printf '%-9s %5s %12s %14s %6s   %-17s %-24s %s\n' "mix" "depth" "bare rps" "hourtally rps" "ratio" "cpu srv/cli" "limits" "all rounds"
+printf '%s\n' "${ROWS[@]}"

@@ -1,0 +1,128 @@
+//! Smoke test of the load generator: the real `hourtally-load` binary drives the real
+//! `hourtally` binary over loopback for a few seconds, with `--verify`, closed loop with
+//! pipelining and open loop (`--rate`). It must exit 0, get 204s, and find that every hour
+//! it touched reads exactly what the server accepted.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+
+/// Upper bound for one load run; the runs below take a few seconds.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `hourtally-load --addr ADDR ARGS...` (bounded); its exit status and stdout.
+fn run_load(server: &TestServer, args: &[&str]) -> (ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hourtally-load"))
+        .arg("--addr")
+        .arg(server.addr.to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start hourtally-load");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for hourtally-load") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("hourtally-load did not finish within {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = reader.join().expect("stdout reader");
+    (status, out)
+}
+
+/// The count after `  CODE:` in the answers table.
+fn answers(out: &str, code: u16) -> u64 {
+    let prefix = format!("{code}:");
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{code}:` line in\n{out}"))
+}
+
+fn check(status: ExitStatus, out: &str) {
+    assert!(status.success(), "hourtally-load failed ({status}):\n{out}");
+    let verify = out
+        .lines()
+        .find(|l| l.starts_with("verify: ") && l.ends_with(" differences"))
+        .unwrap_or_else(|| panic!("no verify line in\n{out}"));
+    let hours: u64 = verify
+        .strip_prefix("verify: ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("bad verify line {verify:?}"));
+    assert!(hours > 0, "{verify}");
+    assert!(verify.ends_with(" hours, 0 differences"), "{out}");
+    assert!(answers(out, 204) > 0, "{out}");
+    let result = out
+        .lines()
+        .last()
+        .filter(|l| l.starts_with("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT last line in\n{out}"));
+    assert!(result.contains(" errors=0 "), "{result}");
+    assert!(result.contains(" verify_diffs=0"), "{result}");
+}
+
+#[test]
+fn closed_loop_pipelined_verifies() {
+    let server = TestServer::start(&[]);
+    let (status, out) = run_load(
+        &server,
+        &[
+            "--verify",
+            "--requests",
+            "20000",
+            "--connections",
+            "4",
+            "--pipeline",
+            "8",
+            "--users",
+            "500",
+            "--post-share",
+            "0.7",
+            "--no-progress",
+        ],
+    );
+    check(status, &out);
+    assert!(out.contains("\nrequests      20000\n"), "{out}");
+}
+
+#[test]
+fn open_loop_verifies() {
+    let server = TestServer::start(&[]);
+    let (status, out) = run_load(
+        &server,
+        &[
+            "--verify",
+            "--rate",
+            "2000",
+            "--duration",
+            "2",
+            "--connections",
+            "4",
+            "--users",
+            "500",
+            "--post-share",
+            "0.7",
+            "--no-progress",
+        ],
+    );
+    check(status, &out);
+    assert!(out.contains("coordinated omission"), "{out}");
+}
