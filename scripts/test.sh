@@ -33,5 +33,6 @@ echo "==> loom models (--cfg hourtally_loom, LOOM_MAX_PREEMPTIONS=2; README, Ver
 # A target dir of their own: the cfg changes every crate's build.
 with_loom_cfg() { RUSTFLAGS="--cfg hourtally_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom "$@"; }
 with_loom_cfg cargo clippy -p loom-tests --all-targets -- -D warnings
-with_loom_cfg cargo test -p loom-tests --release
+# --tests: rustdoc takes RUSTDOCFLAGS, not RUSTFLAGS, so a doctest build would lack the cfg.
+with_loom_cfg cargo test -p loom-tests --release --tests
 echo "==> all checks passed"

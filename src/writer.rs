@@ -21,7 +21,8 @@
 //! emptiness check (after its fence) sees the push and does not park. If the writer's comes
 //! first, the producer's load (after its fence) sees `idle == true` and unparks. The parker
 //! keeps a token, so an unpark that lands before `park()` is not lost. Either way no event is
-//! left in the queue of a sleeping writer.
+//! left in the queue of a sleeping writer. The loom models check this with a port of the real
+//! queue's algorithm, and that removing either fence loses a wake-up.
 //!
 //! **Shutdown.** Every accepted event must be applied before the process exits. A producer
 //! enters a gate (a counter of producers inside, with a closed bit) around its push; shutdown
@@ -102,6 +103,20 @@ impl Ingest {
     /// Queues `event` for the writer. `Ok` means it will be applied, even if shutdown follows.
     #[inline]
     pub fn push(&self, event: Event) -> Result<(), PushError> {
+        self.push_impl::<true>(event)
+    }
+
+    /// Negative control for the loom models: `push` without the producer's SeqCst fence in
+    /// the park handshake. Wrong; compiled only under `--cfg hourtally_loom`.
+    #[cfg(hourtally_loom)]
+    #[doc(hidden)]
+    pub fn push_without_fence(&self, event: Event) -> Result<(), PushError> {
+        self.push_impl::<false>(event)
+    }
+
+    /// `push`; `FENCE == false` only for the loom negative control.
+    #[inline(always)]
+    fn push_impl<const FENCE: bool>(&self, event: Event) -> Result<(), PushError> {
         // Relaxed: a fast path for refusals after shutdown, so that a stream of them does
         // not keep the gate count from reaching zero; the RMW below has the last word.
         if self.gate.load(Ordering::Relaxed) & CLOSED != 0 {
@@ -121,7 +136,9 @@ impl Ingest {
         let pushed = self.queue.push(event);
         if pushed.is_ok() {
             // SeqCst fence: the producer half of the park handshake (module doc).
-            fence(Ordering::SeqCst);
+            if FENCE {
+                fence(Ordering::SeqCst);
+            }
             // Relaxed: ordered after the push by the fence above, which is all it needs.
             if self.idle.load(Ordering::Relaxed) {
                 self.parker.unpark();
@@ -206,7 +223,20 @@ impl Writer {
 
     /// Drains the queue and applies events until shutdown has closed the ingest path and the
     /// queue is empty. Returns the ring writer, with every accepted event applied.
-    pub fn run(mut self) -> RingWriter {
+    pub fn run(self) -> RingWriter {
+        self.run_impl::<true>()
+    }
+
+    /// Negative control for the loom models: `run` without the writer's SeqCst fence in the
+    /// park handshake. Wrong; compiled only under `--cfg hourtally_loom`.
+    #[cfg(hourtally_loom)]
+    #[doc(hidden)]
+    pub fn run_without_fence(self) -> RingWriter {
+        self.run_impl::<false>()
+    }
+
+    /// `run`; `FENCE == false` only for the loom negative control.
+    fn run_impl<const FENCE: bool>(mut self) -> RingWriter {
         let ingest = &*self.ingest;
         let mut applied: u64 = 0;
         let mut idle_turns: u32 = 0;
@@ -253,7 +283,9 @@ impl Writer {
             // The writer half of the park handshake (module doc).
             // Relaxed: ordered before the emptiness check by the SeqCst fence.
             ingest.idle.store(true, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
+            if FENCE {
+                fence(Ordering::SeqCst);
+            }
             // Acquire on `stop`: as above; a `close` that set it after this load leaves a
             // token in the parker, so park returns at once.
             if ingest.queue.is_empty() && !ingest.stop.load(Ordering::Acquire) {

@@ -1,5 +1,6 @@
 //! Model 3: two producers → `Ingest` queue → `Writer::run` → a reader of the ring and of the
-//! progress marker `Ingest::applied`, with the writer parking when idle.
+//! progress marker `Ingest::applied`, with the writer parking when idle. Three threads: the
+//! writer, producer 1, and the main thread, which is producer 2 and then the reader.
 //!
 //! What it checks, and why it matters:
 //! - **exactly once**: every event a producer pushed is applied once, neither lost nor
@@ -11,21 +12,23 @@
 //!   `clicks + impressions` (and to `unique_users`): the check is `clicks + impressions >= n`;
 //! - **no lost wake-up**: the writer runs with `spin_limit(0)`, so it announces itself idle
 //!   and parks as soon as it finds the queue empty, racing with the producers' pushes (the
-//!   Dekker handshake of `writer.rs`). The main thread waits for `applied()` to reach the
-//!   number of pushes by spinning with `loom::thread::yield_now`, and only then calls
-//!   `close()`, whose unpark would otherwise wake the writer. If a push's wake-up were lost,
-//!   the writer would stay parked with an event in the queue and the main thread would spin
-//!   forever: loom reports that execution as exceeding its branch limit. The sanity control
-//!   at the end shows that this is indeed how loom reports a writer that never applies.
+//!   Dekker handshake of `writer.rs`). The main thread pushes, joins producer 1, then waits
+//!   for `applied()` to reach the number of pushes by spinning with `loom::thread::yield_now`,
+//!   and only then calls `close()`, whose unpark would otherwise wake the writer. If a push's
+//!   wake-up were lost, the writer would stay parked with an event in the queue and the main
+//!   thread would spin forever: loom reports that execution as exceeding its branch limit.
+//!   The sanity control at the end shows that this is indeed how loom reports a writer that
+//!   never applies.
 //!
-//! Only the main thread ever spins (the writer with `spin_limit(0)` goes straight to the
-//! parker, which blocks): with two spinning threads loom's executions become unbounded.
+//! At most one thread spins at a time: the writer with `spin_limit(0)` goes straight to the
+//! parker, which blocks, but its `Queue::pop` spins while a push has moved the queue's tail
+//! and not yet written its slot; so the main thread spins only after both pushes returned.
+//! With two threads spinning at once, each waiting for a third, loom's executions become
+//! unbounded.
 //!
-//! Under loom the queue is the `Mutex<VecDeque>` stand-in of `queue.rs`, not crossbeam's
-//! `ArrayQueue`. The stand-in's lock orders every push against the writer's emptiness check,
-//! which alone makes the handshake hold, so this model checks the idle flag, the parker's
-//! token and the writer's loop, but not the two SeqCst fences that the handshake needs with
-//! the real, lock-free queue; see the README's Verification section.
+//! Under loom the queue is the port of crossbeam's `ArrayQueue` onto loom's atomics
+//! (`queue.rs`), so the handshake's two SeqCst fences are checked too: without either one,
+//! loom finds the lost wake-up (`loom_park_handshake_without_fence.rs`).
 
 use hourtally::event::{Event, Kind};
 use hourtally::ring::{Counts, Ring, RingWriter};
@@ -43,17 +46,22 @@ fn park_progress_model(wait_for: u64) -> BTreeSet<Vec<(u64, u64, u64)>> {
         let ring = Arc::new(Ring::new(1));
         let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone())).with_spin_limit(0);
         let writer = thread::spawn(move || writer.run());
-        let producers: Vec<_> = [(1, Kind::Click), (2, Kind::Impression)]
-            .into_iter()
-            .map(|(user, kind)| {
-                let ingest = ingest.clone();
-                thread::spawn(move || {
-                    ingest
-                        .push(Event::new(HOUR, user, kind))
-                        .expect("the queue has room and is open");
-                })
+        // Producer 1 is a thread; the main thread is producer 2, then the reader. It joins
+        // producer 1 before it starts spinning: the writer's `pop` spins while a push has
+        // moved the tail but not yet written its slot, and two threads spinning at once
+        // (each waiting for a third) give loom unbounded executions.
+        let producer = {
+            let ingest = ingest.clone();
+            thread::spawn(move || {
+                ingest
+                    .push(Event::new(HOUR, 1, Kind::Click))
+                    .expect("the queue has room and is open");
             })
-            .collect();
+        };
+        ingest
+            .push(Event::new(HOUR, 2, Kind::Impression))
+            .expect("the queue has room and is open");
+        producer.join().unwrap();
 
         // The reader: follow the progress marker until every push is applied. The ring is
         // read only when the marker has moved: a read for an `n` already checked could only
@@ -80,9 +88,6 @@ fn park_progress_model(wait_for: u64) -> BTreeSet<Vec<(u64, u64, u64)>> {
 
         ingest.close();
         let ring_writer = writer.join().unwrap();
-        for p in producers {
-            p.join().unwrap();
-        }
         assert_eq!(ingest.applied(), 2, "every push applied once");
         assert_eq!(ingest.queued(), 0);
         assert_eq!(ring_writer.sealed_drops(), 0);
@@ -100,7 +105,8 @@ fn park_progress_model(wait_for: u64) -> BTreeSet<Vec<(u64, u64, u64)>> {
 }
 
 /// Two producers push one event each while the writer parks and wakes; the main thread
-/// reads the ring against the progress marker until both are applied.
+/// (the second producer) then reads the ring against the progress marker until both are
+/// applied.
 #[test]
 fn two_producers_writer_park_and_progress() {
     let outcomes = park_progress_model(2);
