@@ -88,6 +88,8 @@ fn request(c: &mut Criterion) {
                     out.clear();
                     let mut session = Session::new(&h.app);
                     let o = session.feed(black_box(input.as_bytes()), &h.clock, &mut out);
+                    // As the connection loop does after every batch.
+                    h.app.metrics.flush(&mut session.tally);
                     debug_assert_eq!(o.answered as u32, depth);
                     black_box(o)
                 })
