@@ -160,7 +160,13 @@ impl App {
             queue_capacity: self.ingest.capacity(),
             // Relaxed: a statistic.
             open_connections: self.open_connections.load(Ordering::Relaxed),
-            archived_hours: self.ring.archive().len(),
+            archived_hours: loop {
+                // As in `read_counts`: never park the OS thread on the archive's lock.
+                match self.ring.archive().try_len() {
+                    Some(n) => break n,
+                    None => may::coroutine::yield_now(),
+                }
+            },
             ring_slots: self.ring.capacity(),
             ready: self.is_ready(),
         }

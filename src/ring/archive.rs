@@ -48,6 +48,11 @@ impl Archive {
         self.hours.with_read(|hours| hours.len())
     }
 
+    /// [`len`](Self::len) without waiting: `None` if the writer holds the lock right now.
+    pub fn try_len(&self) -> Option<usize> {
+        self.hours.try_with_read(|hours| hours.len())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
