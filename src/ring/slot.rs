@@ -128,6 +128,20 @@ impl Slot {
         }
     }
 
+    /// The fields as they are, each loaded on its own. Relaxed: a torn copy is possible here,
+    /// and callers catch it with the re-check of `seq`.
+    #[inline(always)]
+    fn load_fields(&self) -> Snapshot {
+        Snapshot {
+            hour: self.hour.load(Ordering::Relaxed),
+            counts: Counts {
+                unique_users: self.unique_users.load(Ordering::Relaxed),
+                clicks: self.clicks.load(Ordering::Relaxed),
+                impressions: self.impressions.load(Ordering::Relaxed),
+            },
+        }
+    }
+
     /// One attempt at [`read`](Self::read): `None` if a write overlapped it.
     #[inline]
     pub fn try_read(&self) -> Option<Snapshot> {
@@ -137,15 +151,7 @@ impl Slot {
         if !s1.is_multiple_of(2) {
             return None;
         }
-        // Relaxed: a torn copy is possible here, and caught by the re-check of `seq`.
-        let snap = Snapshot {
-            hour: self.hour.load(Ordering::Relaxed),
-            counts: Counts {
-                unique_users: self.unique_users.load(Ordering::Relaxed),
-                clicks: self.clicks.load(Ordering::Relaxed),
-                impressions: self.impressions.load(Ordering::Relaxed),
-            },
-        };
+        let snap = self.load_fields();
         // Acquire fence: orders the field loads before the re-check; pairs with the writer's
         // Release fence, so a field load that saw a newer write forces `s2` to see its odd
         // sequence number or a later one.
@@ -171,14 +177,7 @@ impl Slot {
         if !s1.is_multiple_of(2) {
             return None;
         }
-        let snap = Snapshot {
-            hour: self.hour.load(Ordering::Relaxed),
-            counts: Counts {
-                unique_users: self.unique_users.load(Ordering::Relaxed),
-                clicks: self.clicks.load(Ordering::Relaxed),
-                impressions: self.impressions.load(Ordering::Relaxed),
-            },
-        };
+        let snap = self.load_fields();
         if flaw == BrokenRead::NoRecheck {
             return Some(snap);
         }
