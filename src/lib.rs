@@ -29,6 +29,8 @@
 //! Concurrency is verified with loom (`loom-tests/`): build with `--cfg hourtally_loom` and
 //! [`sync`] swaps every atomic, lock and parker for loom's.
 
+pub mod civil;
+pub mod counts;
 pub mod error;
 pub mod event;
 pub mod query;

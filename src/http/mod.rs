@@ -15,18 +15,19 @@ use date::Clock;
 use limits::Limits;
 use response::{Persist, TEXT_PLAIN};
 
+use crate::counts::{Counts, CountsBody};
 use crate::error::{ApiError, HttpError, RejectError, Status};
 use crate::metrics::{Gauges, Metrics, Tally};
 use crate::query;
-use crate::ring::{Counts, Ring};
+use crate::ring::Ring;
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::writer::{Ingest, PushError};
 
 /// The body of a successful answer.
 enum Body {
     Static(&'static [u8]),
-    /// A GET of `/analytics`, built on the stack (see [`response::counts_body`]).
-    Counts(([u8; 96], usize)),
+    /// A GET of `/analytics`, rendered on the stack.
+    Counts(CountsBody),
     /// A page built for this request (`/metrics`).
     Page(String),
 }
@@ -35,7 +36,7 @@ impl Body {
     fn bytes(&self) -> &[u8] {
         match self {
             Body::Static(b) => b,
-            Body::Counts((buf, n)) => &buf[..*n],
+            Body::Counts(body) => body.as_bytes(),
             Body::Page(page) => page.as_bytes(),
         }
     }
@@ -188,9 +189,7 @@ impl App {
         };
         let result = match (path, method) {
             (b"/analytics", Method::Get | Method::Head) => query::parse_get(query)
-                .map(|hour| {
-                    Answer::text(Body::Counts(response::counts_body(&self.read_counts(hour))))
-                })
+                .map(|hour| Answer::text(Body::Counts(self.read_counts(hour).render())))
                 .map_err(ApiError::from),
             (b"/analytics", Method::Post) => self.post(query, clock).map(|()| {
                 tally.accepted += 1;

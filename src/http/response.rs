@@ -83,47 +83,9 @@ pub fn write_error(
     );
 }
 
-/// The body of a GET of `/analytics`: `unique_users,U\nclicks,C\nimpressions,I\n`, built on
-/// the stack. Returns the buffer and the body's length.
-pub fn counts_body(counts: &crate::ring::Counts) -> ([u8; 96], usize) {
-    let mut body = [0u8; 96];
-    let mut n = 0;
-    let mut put = |bytes: &[u8]| {
-        body[n..n + bytes.len()].copy_from_slice(bytes);
-        n += bytes.len();
-    };
-    let mut num = itoa::Buffer::new();
-    put(b"unique_users,");
-    put(num.format(counts.unique_users).as_bytes());
-    put(b"\nclicks,");
-    put(num.format(counts.clicks).as_bytes());
-    put(b"\nimpressions,");
-    put(num.format(counts.impressions).as_bytes());
-    put(b"\n");
-    (body, n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::Counts;
-
-    #[test]
-    fn counts_body_fits_the_largest_numbers() {
-        let max = Counts {
-            unique_users: u64::MAX,
-            clicks: u64::MAX,
-            impressions: u64::MAX,
-        };
-        let (buf, n) = counts_body(&max);
-        let text = std::str::from_utf8(&buf[..n]).unwrap();
-        assert_eq!(
-            text,
-            format!("unique_users,{0}\nclicks,{0}\nimpressions,{0}\n", u64::MAX)
-        );
-        let (buf, n) = counts_body(&Counts::default());
-        assert_eq!(&buf[..n], b"unique_users,0\nclicks,0\nimpressions,0\n");
-    }
 
     #[test]
     fn no_content_has_no_length_or_body() {

@@ -31,13 +31,7 @@ use crate::sync::{fence, spin_loop, AtomicU32, AtomicU64, Ordering};
 /// The hour of a slot that has never held one.
 pub const EMPTY: u32 = u32::MAX;
 
-/// The three counters of one hour.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Counts {
-    pub unique_users: u64,
-    pub clicks: u64,
-    pub impressions: u64,
-}
+pub use crate::counts::Counts;
 
 /// What a slot holds at one instant: its hour ([`EMPTY`] if none yet) and that hour's counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -168,20 +168,12 @@ impl Drop for TestServer {
     }
 }
 
-/// `unique_users,U\nclicks,C\nimpressions,I\n` → (U, C, I); panics on anything else.
+/// `unique_users,U\nclicks,C\nimpressions,I\n` → (U, C, I), read by the library's one parser
+/// of the answer format; panics on anything else.
 pub fn parse_counts(body: &[u8]) -> (u64, u64, u64) {
-    let text = std::str::from_utf8(body).expect("utf-8 body");
-    let mut v = [0u64; 3];
-    let names = ["unique_users", "clicks", "impressions"];
-    let lines: Vec<&str> = text.split_terminator('\n').collect();
-    assert_eq!(lines.len(), 3, "{text:?}");
-    for (i, line) in lines.iter().enumerate() {
-        let (name, n) = line.split_once(',').expect("name,value");
-        assert_eq!(name, names[i], "{text:?}");
-        v[i] = n.parse().expect("number");
-    }
-    assert!(text.ends_with('\n'));
-    (v[0], v[1], v[2])
+    let c = hourtally::counts::Counts::parse(body)
+        .unwrap_or_else(|| panic!("not an answer: {:?}", String::from_utf8_lossy(body)));
+    (c.unique_users, c.clicks, c.impressions)
 }
 
 #[derive(Debug, Clone)]
