@@ -9,7 +9,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use hourtally::http::conn::Session;
 use hourtally::http::date::Clock;
 use hourtally::http::limits::Limits;
-use hourtally::http::App;
+use hourtally::http::status::Status;
+use hourtally::http::{Admission, Service};
 use hourtally::query::{parse_get, parse_post};
 use hourtally::ring::{Ring, RingWriter};
 use hourtally::sync::Arc;
@@ -36,9 +37,9 @@ fn query(c: &mut Criterion) {
     g.finish();
 }
 
-/// An App with a running writer; the clock is set so that `TS` is the current hour.
+/// A Service with a running writer; the clock is set so that `TS` is the current hour.
 struct Harness {
-    app: App,
+    service: Service,
     writer: Option<std::thread::JoinHandle<RingWriter>>,
     clock: Clock,
 }
@@ -49,12 +50,13 @@ impl Harness {
         let ingest = Arc::new(Ingest::new(1 << 20));
         let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone()));
         let writer = std::thread::spawn(move || writer.run());
-        let app = App::new(ring, ingest, Limits::default(), 1);
-        app.set_ready(true);
+        let admission = Admission::new(48, 1).expect("a window");
+        let service = Service::new(ring, ingest, Limits::default(), admission);
+        service.set_ready(true);
         let mut clock = Clock::default();
         clock.set(TS);
         Harness {
-            app,
+            service,
             writer: Some(writer),
             clock,
         }
@@ -63,7 +65,7 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        self.app.ingest.close();
+        self.service.ingest.close();
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
@@ -86,10 +88,10 @@ fn request(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(name, depth), &input, |b, input| {
                 b.iter(|| {
                     out.clear();
-                    let mut session = Session::new(&h.app);
+                    let mut session = Session::new(&h.service);
                     let o = session.feed(black_box(input.as_bytes()), &h.clock, &mut out);
                     // As the connection loop does after every batch.
-                    h.app.metrics.flush(&mut session.tally);
+                    h.service.metrics.flush(&mut session.tally);
                     debug_assert_eq!(o.answered as u32, depth);
                     black_box(o)
                 })
@@ -98,10 +100,7 @@ fn request(c: &mut Criterion) {
     }
     g.finish();
     // Every POST was accepted (a 503 would mean the bench measured refusals).
-    let refused = h
-        .app
-        .metrics
-        .responses(hourtally::error::Status::ServiceUnavailable);
+    let refused = h.service.metrics.responses(Status::ServiceUnavailable);
     assert_eq!(refused, 0);
 }
 

@@ -6,6 +6,7 @@ use clap::builder::TypedValueParser as _;
 use clap::Parser;
 
 use crate::http::limits::{self, Limits, MAX_HEADERS_CAP};
+use crate::http::routes::{Admission, ADMISSION_MARGIN_HOURS};
 
 /// hourtally: counts unique users, clicks and impressions per UTC hour, over HTTP.
 ///
@@ -32,8 +33,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=(1 << 28)).map(|v| v as usize))]
     pub queue_capacity: usize,
 
-    /// A POST for an hour more than this many hours past the server's clock gets 422.
-    #[arg(long, env = "HOURTALLY_MAX_FUTURE_HOURS", default_value_t = 1)]
+    /// A POST for an hour more than this many hours past the server's clock gets 422. POSTs
+    /// are also refused (422, too old) for hours more than retention - this - 2 hours before
+    /// the clock's hour, so that no accepted event is ever sealed by another.
+    #[arg(long, env = "HOURTALLY_MAX_FUTURE_HOURS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub max_future_hours: u32,
 
     /// Largest request line plus headers, in bytes; larger gets 431 (414 when the request
@@ -58,14 +62,15 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout: u64,
 
-    /// Open connections past which new ones are accepted and closed at once.
+    /// Open connections past which new ones are answered 503 (Retry-After: 1) and closed.
     #[arg(long, env = "HOURTALLY_MAX_CONNECTIONS", default_value_t = limits::DEFAULT_MAX_CONNECTIONS,
-          value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|v| v as usize))]
     pub max_connections: usize,
 
     /// Worker threads running the HTTP coroutines; 0: one per CPU this process may use. The
     /// writer is one more thread; it sleeps when idle.
-    #[arg(long, env = "HOURTALLY_WORKERS", default_value_t = 0)]
+    #[arg(long, env = "HOURTALLY_WORKERS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=MAX_WORKERS as i64).map(|v| v as usize))]
     pub workers: usize,
 
     /// Pin each worker thread to a core (may's default). Off by default, so the writer thread
@@ -73,9 +78,44 @@ pub struct Config {
     /// runs elsewhere.
     #[arg(long, env = "HOURTALLY_PIN_WORKERS", default_value_t = false)]
     pub pin_workers: bool,
+
+    /// Least severe log level written: error, warn, info, debug or trace. RUST_LOG, when
+    /// set, takes precedence (with its full filter syntax).
+    #[arg(long, env = "HOURTALLY_LOG_LEVEL", default_value = "info",
+          value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+
+    /// Log line format: `text` for people, `json` (one object a line) for log pipelines.
+    #[arg(long, env = "HOURTALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The most `--workers` may be.
+pub const MAX_WORKERS: usize = 256;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Config {
+    /// Checks what the flags' own ranges cannot: how they fit together. Returns the
+    /// admission window they give, or the message to print (the binary exits with code 2).
+    pub fn validate(&self) -> Result<Admission, String> {
+        let retention = self.retention_hours as u32;
+        Admission::new(retention, self.max_future_hours).ok_or_else(|| {
+            format!(
+                "--retention-hours ({retention}) must be at least --max-future-hours ({}) + {}: \
+                 with less, one POST for a future hour could seal an hour that already has \
+                 acknowledged events",
+                self.max_future_hours,
+                ADMISSION_MARGIN_HOURS + 1,
+            )
+        })
+    }
+
     /// The HTTP limits these flags set.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -116,5 +156,22 @@ mod tests {
         assert!(Config::try_parse_from(["hourtally", "--retention-hours", "0"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--max-headers", "129"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--queue-capacity", "x"]).is_err());
+        assert!(Config::try_parse_from(["hourtally", "--workers", "100000"]).is_err());
+        assert!(Config::try_parse_from(["hourtally", "--max-connections", "0"]).is_err());
+        assert!(Config::try_parse_from(["hourtally", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn a_retention_that_a_future_post_could_seal_is_refused() {
+        let parse = |r: &str, f: &str| {
+            Config::parse_from(["hourtally", "--retention-hours", r, "--max-future-hours", f])
+                .validate()
+        };
+        for (r, f) in [("2", "2"), ("1", "0"), ("2", "1"), ("48", "47")] {
+            let err = parse(r, f).expect_err("refused");
+            assert!(err.contains("--retention-hours"), "{err}");
+        }
+        assert_eq!(parse("3", "1").map(|a| a.max_past_hours), Ok(0));
+        assert_eq!(parse("48", "1").map(|a| a.max_past_hours), Ok(45));
     }
 }

@@ -31,7 +31,6 @@
 
 pub mod civil;
 pub mod counts;
-pub mod error;
 pub mod event;
 pub mod query;
 pub mod queue;
@@ -43,6 +42,8 @@ pub mod writer;
 pub mod config;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod http;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod log;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod metrics;
 #[cfg(all(feature = "server", not(hourtally_loom)))]

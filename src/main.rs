@@ -4,12 +4,24 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hourtally::config::Config;
+use hourtally::log::{self, RejectionReporter, REJECTION_SUMMARY_INTERVAL};
 use hourtally::server::Server;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+/// Exit code for flags that do not fit together (as clap uses for flags it refuses).
+const EXIT_BAD_FLAGS: u8 = 2;
+
 fn main() -> ExitCode {
     let config = Config::parse();
+    if let Err(e) = log::init(&config.log_level, config.log_format) {
+        eprintln!("hourtally: cannot set up logging: {e}");
+        return ExitCode::from(EXIT_BAD_FLAGS);
+    }
+    if let Err(e) = config.validate() {
+        eprintln!("hourtally: {e}");
+        return ExitCode::from(EXIT_BAD_FLAGS);
+    }
     // Register the handlers before the server exists, so no signal finds it half-started
     // with the default (killing) disposition.
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
@@ -22,33 +34,45 @@ fn main() -> ExitCode {
     let server = match Server::start(&config) {
         Ok(s) => s,
         Err(e) => {
+            // Plain, on stderr: whoever started the server reads this, not a log pipeline.
             eprintln!("hourtally: cannot listen on {}: {e}", config.listen);
             return ExitCode::FAILURE;
         }
     };
     let l = config.limits();
-    println!(
-        "hourtally listening on {} retention_hours={} queue_capacity={} max_future_hours={} \
-         max_head_bytes={} max_headers={} head_timeout={}s idle_timeout={}s max_connections={} \
-         workers={} pin_workers={}",
-        server.local_addr(),
-        config.retention_hours,
-        config.queue_capacity,
-        config.max_future_hours,
-        l.max_head_bytes,
-        l.max_headers,
-        l.head_timeout.as_secs(),
-        l.idle_timeout.as_secs(),
-        l.max_connections,
-        server.workers(),
-        config.pin_workers,
+    let admission = server.service().admission;
+    tracing::info!(
+        addr = %server.local_addr(),
+        retention_hours = config.retention_hours,
+        queue_capacity = config.queue_capacity,
+        max_future_hours = admission.max_future_hours,
+        max_past_hours = admission.max_past_hours,
+        max_head_bytes = l.max_head_bytes,
+        max_headers = l.max_headers,
+        head_timeout_s = l.head_timeout.as_secs(),
+        idle_timeout_s = l.idle_timeout.as_secs(),
+        max_connections = l.max_connections,
+        workers = server.workers(),
+        pin_workers = config.pin_workers,
+        "listening"
     );
+    let reporter = RejectionReporter::start(server.service().clone(), REJECTION_SUMMARY_INTERVAL);
+    tracing::info!("ready");
     let signal = signals.forever().next().unwrap_or(SIGTERM);
-    println!("hourtally stopping (signal {signal}): draining the queue");
+    tracing::info!(
+        signal,
+        "stopping: answering requests taken, then draining the queue"
+    );
     let report = server.shutdown();
-    println!(
-        "hourtally stopped: applied={} sealed_drops={} queued={}",
-        report.applied, report.sealed_drops, report.queued
+    if let Ok(reporter) = reporter {
+        reporter.stop();
+    }
+    tracing::info!(
+        applied = report.applied,
+        sealed_drops = report.sealed_drops,
+        queued = report.queued,
+        unclosed_connections = report.unclosed_connections,
+        "stopped"
     );
     ExitCode::SUCCESS
 }

@@ -6,21 +6,38 @@
 
 use std::fmt::Write as _;
 
-use crate::error::Status;
+use crate::http::error::{ApiError, Reason, REASON_COUNT};
+use crate::http::status::{Status, COUNT as STATUS_COUNT};
 use crate::sync::{AtomicU64, Ordering};
 
 /// What one connection counted since its last flush.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Tally {
     /// Answers sent, by [`Status::index`].
-    pub responses: [u64; Status::ALL.len()],
+    pub responses: [u64; STATUS_COUNT],
+    /// Refusals, by [`Reason::index`].
+    pub rejections: [u64; REASON_COUNT],
     /// POSTs whose event was queued.
     pub accepted: u64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            responses: [0; STATUS_COUNT],
+            rejections: [0; REASON_COUNT],
+            accepted: 0,
+        }
+    }
 }
 
 impl Tally {
     pub fn respond(&mut self, status: Status) {
         self.responses[status.index()] += 1;
+    }
+
+    pub fn reject(&mut self, err: &ApiError) {
+        self.rejections[err.reason().index()] += 1;
     }
 }
 
@@ -28,7 +45,8 @@ impl Tally {
 /// on its own; no other memory is published through them.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    responses: [AtomicU64; Status::ALL.len()],
+    responses: [AtomicU64; STATUS_COUNT],
+    rejections: [AtomicU64; REASON_COUNT],
     accepted: AtomicU64,
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
@@ -53,6 +71,12 @@ impl Metrics {
         for (shared, local) in self.responses.iter().zip(tally.responses.iter_mut()) {
             if *local != 0 {
                 // Relaxed: a statistic (see the type doc).
+                shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
+            }
+        }
+        for (shared, local) in self.rejections.iter().zip(tally.rejections.iter_mut()) {
+            if *local != 0 {
+                // Relaxed: a statistic.
                 shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
             }
         }
@@ -85,6 +109,12 @@ impl Metrics {
         self.responses[status.index()].load(Ordering::Relaxed)
     }
 
+    /// Refusals for `reason` so far (as flushed).
+    pub fn rejections(&self, reason: Reason) -> u64 {
+        // Relaxed: a statistic.
+        self.rejections[reason.index()].load(Ordering::Relaxed)
+    }
+
     /// The page for `GET /metrics`.
     pub fn render(&self, g: &Gauges) -> String {
         let mut page = String::with_capacity(2048);
@@ -104,6 +134,17 @@ impl Metrics {
             "counter",
             "HTTP answers sent, by status code.",
             &codes,
+        );
+        let reasons: Vec<(String, u64)> = Reason::ALL
+            .iter()
+            .map(|r| (format!("{{reason=\"{}\"}}", r.label()), self.rejections(*r)))
+            .collect();
+        let reasons: Vec<(&str, u64)> = reasons.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "hourtally_http_rejections_total",
+            "counter",
+            "Requests refused, by reason (one per refusal row of the API and transport tables).",
+            &reasons,
         );
         metric(
             "hourtally_events_accepted_total",

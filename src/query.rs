@@ -3,7 +3,7 @@
 //! One pass over the raw bytes, no allocation: the user name is percent-decoded into a
 //! 256-byte buffer on the stack and only its fingerprint leaves this module.
 //!
-//! Rules (DESIGN.md §1):
+//! Rules (ARCHITECTURE.md, "The API"):
 //! - `timestamp`: plain ASCII digits (leading zeros allowed), at most [`MAX_TIMESTAMP_MS`].
 //! - `user` (POST): percent-decoded with `+` as a space, 1 to [`MAX_USER_BYTES`] bytes, then
 //!   opaque bytes (`Alice` and `alice` are two users).
@@ -14,11 +14,37 @@
 //!
 //! Parameter names are matched as sent, without percent-decoding.
 
-use crate::error::QueryError;
 use crate::event::{fingerprint, hour_of, Event, Kind, MAX_TIMESTAMP_MS};
 
 /// The longest user name, in bytes after percent-decoding.
 pub const MAX_USER_BYTES: usize = 256;
+
+/// A query string that does not make a valid GET or POST of `/analytics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("timestamp: missing (give milliseconds since the Unix epoch)")]
+    TimestampMissing,
+    #[error("timestamp: empty (give milliseconds since the Unix epoch)")]
+    TimestampEmpty,
+    #[error("timestamp: not plain ASCII digits")]
+    TimestampNotDigits,
+    #[error("timestamp: above {MAX_TIMESTAMP_MS} (year 9999)")]
+    TimestampTooLarge,
+    #[error("user: missing")]
+    UserMissing,
+    #[error("user: empty")]
+    UserEmpty,
+    #[error("user: longer than {max} bytes after percent-decoding", max = MAX_USER_BYTES)]
+    UserTooLong,
+    #[error("user: bad percent escape (want % and two hex digits)")]
+    UserBadEscape,
+    #[error("click/impression: give exactly one of them (neither was given)")]
+    KindMissing,
+    #[error("click/impression: give exactly one of them (both were given)")]
+    KindBoth,
+    #[error("{0}: given more than once (ambiguous)")]
+    Duplicate(&'static str),
+}
 
 /// The raw values found in one pass.
 #[derive(Default)]
@@ -176,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn valid_post_and_get() {
+    fn valid_queries_parse_to_their_event_or_hour() {
         let e = post("timestamp=3600000&user=alice&click").unwrap();
         assert_eq!(e, Event::new(1, fingerprint(b"alice"), Kind::Click));
         let e = post("impression=yes&user=bob&timestamp=7199999").unwrap();

@@ -7,7 +7,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::http::{conn, App};
+use crate::http::conns::Connections;
+use crate::http::error::{ApiError, HttpError};
+use crate::http::limits::WRITE_TIMEOUT;
+use crate::http::{conn, Service};
 use crate::ring::{Ring, RingWriter};
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::writer::{Ingest, Writer};
@@ -18,7 +21,8 @@ pub const STACK_WORDS: usize = 0x2000;
 
 /// A running server.
 pub struct Server {
-    app: Arc<App>,
+    service: Arc<Service>,
+    conns: Arc<Connections>,
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     accept: may::coroutine::JoinHandle<()>,
@@ -35,12 +39,18 @@ pub struct Report {
     pub sealed_drops: u64,
     /// Events still queued at exit (always 0 after a clean drain).
     pub queued: usize,
+    /// Connections that had not closed by the drain's deadline (peers that do not read).
+    pub unclosed_connections: usize,
 }
 
 impl Server {
     /// Configures the `may` runtime (once per process), binds, starts the writer thread and
-    /// the accept loop, and marks the server ready.
+    /// the accept loop, and marks the server ready. `config` must have passed
+    /// [`Config::validate`].
     pub fn start(config: &Config) -> io::Result<Server> {
+        let admission = config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let workers = config.effective_workers();
         may::config()
             .set_workers(workers)
@@ -63,24 +73,21 @@ impl Server {
             .name("hourtally-writer".into())
             .spawn(move || writer.run())?;
 
-        let app = Arc::new(App::new(
-            ring,
-            ingest,
-            config.limits(),
-            config.max_future_hours,
-        ));
+        let service = Arc::new(Service::new(ring, ingest, config.limits(), admission));
+        let conns = Arc::new(Connections::new(config.max_connections));
         let stopping = Arc::new(AtomicBool::new(false));
         let accept = {
-            let (app, stopping) = (app.clone(), stopping.clone());
+            let (service, conns, stopping) = (service.clone(), conns.clone(), stopping.clone());
             let builder = may::coroutine::Builder::new().name("hourtally-accept".into());
             // SAFETY: `may` requires that a coroutine not hold thread-local storage across a
             // yield (it may resume on another worker) and stay within its stack. The accept
             // loop touches no thread-locals and uses a few hundred bytes of stack.
-            unsafe { builder.spawn(move || accept_loop(listener, app, stopping)) }?
+            unsafe { builder.spawn(move || accept_loop(listener, service, conns, stopping)) }?
         };
-        app.set_ready(true);
+        service.set_ready(true);
         Ok(Server {
-            app,
+            service,
+            conns,
             addr,
             stopping,
             accept,
@@ -94,9 +101,9 @@ impl Server {
         self.addr
     }
 
-    /// The shared state (ring, ingest, metrics).
-    pub fn app(&self) -> &Arc<App> {
-        &self.app
+    /// The shared state of the routes (ring, ingest, metrics).
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
     }
 
     /// HTTP worker threads.
@@ -104,13 +111,16 @@ impl Server {
         self.workers
     }
 
-    /// Stops accepting connections, refuses further POSTs (503), lets the writer apply every
-    /// accepted event, and returns what it applied. Call from an OS thread (main).
+    /// Stops the server without losing an answer or an event: stops accepting connections;
+    /// wakes every connection, which finishes the requests it has taken, writes their answers
+    /// and closes cleanly (bytes not yet taken are not answered, so a client retries them);
+    /// then lets the writer apply every accepted event, and returns what it applied. Call
+    /// from an OS thread (main).
     pub fn shutdown(self) -> Report {
-        self.app.set_ready(false);
-        // Relaxed: the accept loop re-reads it after the wake-up connection below, whose
-        // accept() happens after this store in any case (a system call apart).
-        self.stopping.store(true, Ordering::Relaxed);
+        self.service.set_ready(false);
+        // Release: pairs with the accept loop's Acquire load; nothing else is published
+        // through it, but it keeps the stop from leaning on the wake-up's system calls.
+        self.stopping.store(true, Ordering::Release);
         let mut wake = self.addr;
         if wake.ip().is_unspecified() {
             wake.set_ip(match wake {
@@ -121,7 +131,14 @@ impl Server {
         if std::net::TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
             let _ = self.accept.join();
         }
-        self.app.ingest.close();
+        self.conns.drain();
+        // A connection finishes within its write timeout plus its close; past that, stop
+        // anyway (its peer does not read).
+        let deadline = std::time::Instant::now() + WRITE_TIMEOUT + Duration::from_secs(3);
+        while self.conns.open() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.service.ingest.close();
         let ring = match self.writer.join() {
             Ok(ring) => ring,
             // The writer does not panic on any input; if it did, the process aborts
@@ -129,9 +146,10 @@ impl Server {
             Err(_) => std::process::abort(),
         };
         Report {
-            applied: self.app.ingest.applied(),
-            sealed_drops: ring.sealed_drops(),
-            queued: self.app.ingest.queued(),
+            applied: self.service.ingest.applied(),
+            sealed_drops: ring.ring().sealed_drops(),
+            queued: self.service.ingest.queued(),
+            unclosed_connections: self.conns.open(),
         }
     }
 }
@@ -155,11 +173,16 @@ fn bind(addr: SocketAddr) -> io::Result<may::net::TcpListener> {
     Ok(unsafe { may::net::TcpListener::from_raw_fd(fd) })
 }
 
-fn accept_loop(listener: may::net::TcpListener, app: Arc<App>, stopping: Arc<AtomicBool>) {
-    let max = app.limits.max_connections;
+fn accept_loop(
+    listener: may::net::TcpListener,
+    service: Arc<Service>,
+    conns: Arc<Connections>,
+    stopping: Arc<AtomicBool>,
+) {
+    use std::os::unix::io::AsRawFd;
     for stream in listener.incoming() {
-        // Relaxed: see `Server::shutdown`.
-        if stopping.load(Ordering::Relaxed) {
+        // Acquire: see `Server::shutdown`.
+        if stopping.load(Ordering::Acquire) {
             break;
         }
         let Ok(stream) = stream else {
@@ -167,32 +190,63 @@ fn accept_loop(listener: may::net::TcpListener, app: Arc<App>, stopping: Arc<Ato
             may::coroutine::sleep(Duration::from_millis(5));
             continue;
         };
-        // Relaxed: a counter checked against a limit; a few connections over it during a
-        // burst is harmless, and it guards no memory.
-        if app.open_connections.fetch_add(1, Ordering::Relaxed) >= max {
-            app.open_connections.fetch_sub(1, Ordering::Relaxed);
-            app.metrics.connection_refused();
-            drop(stream);
-            continue;
-        }
-        app.metrics.connection_accepted();
-        let conn_app = app.clone();
+        let (service, conns) = (service.clone(), conns.clone());
         let builder = may::coroutine::Builder::new();
         // SAFETY: as for the accept loop: the connection loop touches no thread-locals across
-        // a yield (its only blocking calls are may's own socket I/O), and needs about 6 KiB of
-        // its STACK_WORDS stack.
+        // a yield (its only blocking calls are may's own socket I/O and sleeps), and needs
+        // about 6 KiB of its STACK_WORDS stack.
         let spawned = unsafe {
             builder.spawn(move || {
-                conn::serve(stream, &conn_app);
-                // Relaxed: see above.
-                conn_app.open_connections.fetch_sub(1, Ordering::Relaxed);
+                let Some(ticket) = conns.admit(stream.as_raw_fd()) else {
+                    service.metrics.connection_refused();
+                    refuse(stream, &service);
+                    return;
+                };
+                service.metrics.connection_accepted();
+                let mut stream = stream;
+                conn::serve(&mut stream, &service, &ticket);
+                // The ticket gives its cell back before the socket closes: the drain never
+                // shuts a closed (or reused) fd.
+                drop(ticket);
+                drop(stream);
             })
         };
-        if spawned.is_err() {
-            // The stream moved into the closure, which was dropped: the connection is
-            // closed. Give its place back.
-            // Relaxed: see above.
-            app.open_connections.fetch_sub(1, Ordering::Relaxed);
+        // On error the stream moved into the closure, which was dropped: the connection is
+        // closed and was never counted.
+        let _ = spawned;
+    }
+}
+
+/// Answers a connection past `--max-connections` (or one that arrived while stopping) with
+/// `503` and `Retry-After`, and closes it. Bounded: one short write, a short linger.
+fn refuse(mut stream: may::net::TcpStream, service: &Service) {
+    use std::io::{Read, Write};
+    let err = ApiError::from(HttpError::TooManyConnections);
+    let mut out = Vec::with_capacity(256);
+    let clock = crate::http::date::Clock::default();
+    crate::http::response::write_error(
+        &mut out,
+        &err,
+        crate::http::response::AfterAnswer::Close,
+        &clock,
+        false,
+    );
+    let mut tally = crate::metrics::Tally::default();
+    tally.respond(err.status());
+    tally.reject(&err);
+    service.metrics.flush(&mut tally);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(&out).is_ok() {
+        // Read and drop what the client sent (its request) so that closing does not reset
+        // the connection under our answer; a few KiB and 100 ms at most.
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+        let mut sink = [0u8; 4096];
+        for _ in 0..4 {
+            match stream.read(&mut sink) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
         }
     }
 }

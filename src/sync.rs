@@ -12,12 +12,16 @@
 //! only this file.
 
 #[cfg(not(hourtally_loom))]
-pub use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub use std::sync::atomic::{
+    fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(not(hourtally_loom))]
 pub use std::sync::Arc;
 
 #[cfg(hourtally_loom)]
-pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub use loom::sync::atomic::{
+    fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(hourtally_loom)]
 pub use loom::sync::Arc;
 

@@ -176,32 +176,76 @@ fn a_post_for_a_future_hour_is_422() {
     post_q(&s, &format!("timestamp={next}&user=a&click")).assert_reason(422, "future");
 }
 
+/// Regression (hardening issue, item 1): with admission by the slot alone, POST H-47, then
+/// pipelined POSTs of H+1 and H-47 were all answered 204 while the writer dropped every
+/// H-47 event queued behind an H+1 (40 × 204, 20 counted), and a fresh server counted 1970.
+/// Admission by the clock refuses H-47 up front, and every 204 counts.
 #[test]
-fn a_post_for_a_sealed_hour_is_422_and_its_totals_stay_readable() {
-    let s = TestServer::start(&["--retention-hours", "2"]);
+fn a_post_older_than_the_admission_window_is_422_and_every_204_counts() {
+    let s = TestServer::start(&[]);
     let now = now_ms();
-    let old = now - 2 * HOUR; // same slot as now with 2 slots
+    let h = now / HOUR;
+    let at = |hour: u64| hour * HOUR + 1;
+    post_q(&s, "timestamp=0&user=a&click").assert_reason(422, "too old");
+    post_q(&s, &format!("timestamp={}&user=a&click", at(h - 47))).assert_reason(422, "too old");
+    post_q(&s, &format!("timestamp={}&user=a&click", at(h - 46))).assert_reason(422, "too old");
+    // The oldest hour taken is 45 before the clock's (48 - 1 future - 1 margin - 1).
     assert_eq!(
-        post_q(&s, &format!("timestamp={old}&user=a&click")).status,
+        post_q(&s, &format!("timestamp={}&user=a&click", at(h - 45))).status,
         204
     );
-    assert_eq!(
-        post_q(&s, &format!("timestamp={old}&user=b&click")).status,
-        204
+    // H-45 and H+1 are 46 hours apart: different slots of 48, never sealing each other.
+    let mut c = s.connect();
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        for hour in [h + 1, h - 45] {
+            batch.extend_from_slice(
+                format!(
+                    "POST /analytics?timestamp={}&user=p{i}&click HTTP/1.1\r\nHost: t\r\n\r\n",
+                    at(hour)
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    c.write(&batch);
+    for _ in 0..40 {
+        assert_eq!(c.response(false).status, 204);
+    }
+    assert_eq!(s.wait_counts(at(h + 1), (20, 20, 0)), (20, 20, 0));
+    assert_eq!(s.wait_counts(at(h - 45), (21, 21, 0)), (21, 21, 0));
+    // Nothing was dropped by the apply rule.
+    let metrics = s.get("/metrics").text();
+    assert!(
+        metrics.contains("hourtally_events_dropped_sealed_total 0\n"),
+        "{metrics}"
     );
-    assert_eq!(s.wait_counts(old, (2, 2, 0)), (2, 2, 0));
-    // The current hour takes the slot: the old hour is sealed into the archive.
-    assert_eq!(
-        post_q(&s, &format!("timestamp={now}&user=c&impression")).status,
-        204
+    assert!(
+        metrics.contains("hourtally_http_rejections_total{reason=\"too_old_hour\"} 3\n"),
+        "{metrics}"
     );
-    assert_eq!(s.wait_counts(now, (1, 0, 1)), (1, 0, 1));
-    post_q(&s, &format!("timestamp={old}&user=d&click")).assert_reason(422, "sealed");
-    assert_eq!(s.counts(old), (2, 2, 0));
-    // An hour that was never in the ring reads as zeros, and is sealed too.
-    let older = now - 4 * HOUR;
-    assert_eq!(s.counts(older), (0, 0, 0));
-    post_q(&s, &format!("timestamp={older}&user=d&click")).assert_reason(422, "sealed");
+}
+
+/// A retention the future window could seal is refused at start, with exit code 2 and a
+/// message naming the flags; so is a flag out of its range.
+#[test]
+fn flags_that_do_not_fit_together_are_refused_at_start() {
+    for args in [
+        &["--retention-hours", "2", "--max-future-hours", "2"][..],
+        &["--retention-hours", "1"],
+        &["--retention-hours", "2"],
+        &["--workers", "100000"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hourtally"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .expect("run hourtally");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let flag = args[0];
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
 }
 
 #[test]
@@ -219,8 +263,10 @@ fn a_full_queue_is_503_with_retry_after_and_nothing_is_silently_dropped() {
         let mut batch = Vec::new();
         for i in 0..2000 {
             batch.extend_from_slice(
-                format!("POST /analytics?timestamp={ts}&user=u{i}&click HTTP/1.1\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "POST /analytics?timestamp={ts}&user=u{i}&click HTTP/1.1\r\nHost: t\r\n\r\n"
+                )
+                .as_bytes(),
             );
         }
         c.write(&batch);
@@ -250,7 +296,8 @@ fn a_full_queue_is_503_with_retry_after_and_nothing_is_silently_dropped() {
 fn other_methods_are_405_with_allow_and_unknown_paths_404() {
     let s = TestServer::start(&[]);
     for m in ["PUT", "DELETE", "PATCH", "OPTIONS"] {
-        let r = s.send(format!("{m} /analytics?timestamp=1 HTTP/1.1\r\n\r\n").as_bytes());
+        let r =
+            s.send(format!("{m} /analytics?timestamp=1 HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
         r.assert_reason(405, "GET or POST");
         assert_eq!(r.header("Allow"), Some("GET, POST"));
     }
@@ -298,13 +345,14 @@ fn health_readiness_metrics_and_head() {
     );
     // HEAD: the GET's head, no body.
     let get = s.get(&format!("/analytics?timestamp={ts}"));
-    let head = s.send(format!("HEAD /analytics?timestamp={ts} HTTP/1.1\r\n\r\n").as_bytes());
+    let head =
+        s.send(format!("HEAD /analytics?timestamp={ts} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
     assert_eq!(head.status, 200);
     assert_eq!(head.header("Content-Length"), get.header("Content-Length"));
     assert_eq!(parse_counts(&get.body), (1, 1, 0));
     // A HEAD answer really carries no body: the next answer on the connection follows it.
     let mut c = s.connect();
-    c.write(b"HEAD /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+    c.write(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.response(true).status, 200);
     assert_eq!(c.response(false).text(), "ok\n");
 }

@@ -23,7 +23,7 @@ fn answer_then_close(s: &TestServer, raw: &[u8]) -> common::Response {
 fn a_head_over_the_limit_is_431_and_a_long_request_line_414() {
     let s = TestServer::start(&[]);
     // Headers over 16 KiB in all.
-    let mut raw = b"GET /healthz HTTP/1.1\r\n".to_vec();
+    let mut raw = b"GET /healthz HTTP/1.1\r\nHost: t\r\n".to_vec();
     for i in 0..40 {
         raw.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "a".repeat(500)).as_bytes());
     }
@@ -31,17 +31,20 @@ fn a_head_over_the_limit_is_431_and_a_long_request_line_414() {
     answer_then_close(&s, &raw).assert_reason(431, "head");
     // A request line alone over 16 KiB.
     let raw = format!(
-        "GET /analytics?timestamp=1&pad={} HTTP/1.1\r\n\r\n",
+        "GET /analytics?timestamp=1&pad={} HTTP/1.1\r\nHost: t\r\n\r\n",
         "p".repeat(17_000)
     );
     answer_then_close(&s, raw.as_bytes()).assert_reason(414, "request line");
     // Just under the limit is fine.
-    let raw = format!("GET /healthz?pad={} HTTP/1.1\r\n\r\n", "p".repeat(16_000));
+    let raw = format!(
+        "GET /healthz?pad={} HTTP/1.1\r\nHost: t\r\n\r\n",
+        "p".repeat(16_000)
+    );
     assert_eq!(s.send(raw.as_bytes()).status, 200);
     // The limit is a flag.
     let s = TestServer::start(&["--max-head-bytes", "1024"]);
     let raw = format!(
-        "GET /healthz HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n",
         "a".repeat(1100)
     );
     answer_then_close(&s, raw.as_bytes()).assert_reason(431, "1024");
@@ -51,18 +54,19 @@ fn a_head_over_the_limit_is_431_and_a_long_request_line_414() {
 fn more_than_max_headers_fields_is_431() {
     let s = TestServer::start(&[]);
     let head = |n: usize| {
-        let mut raw = b"GET /healthz HTTP/1.1\r\n".to_vec();
+        let mut raw = b"GET /healthz HTTP/1.1\r\nHost: t\r\n".to_vec();
         for i in 0..n {
             raw.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
         }
         raw.extend_from_slice(b"\r\n");
         raw
     };
-    assert_eq!(s.send(&head(100)).status, 200);
-    answer_then_close(&s, &head(101)).assert_reason(431, "header fields");
+    // `head(n)` carries n fields besides Host.
+    assert_eq!(s.send(&head(99)).status, 200);
+    answer_then_close(&s, &head(100)).assert_reason(431, "header fields");
     let s = TestServer::start(&["--max-headers", "5"]);
-    assert_eq!(s.send(&head(5)).status, 200);
-    answer_then_close(&s, &head(6)).assert_reason(431, "5 header fields");
+    assert_eq!(s.send(&head(4)).status, 200);
+    answer_then_close(&s, &head(5)).assert_reason(431, "5 header fields");
 }
 
 #[test]
@@ -71,20 +75,43 @@ fn bytes_that_are_not_http_are_400() {
     let cases: [&[u8]; 5] = [
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", // a TLS hello
         b"HELLO WORLD\r\n\r\n",
-        b"GET /healthz HTTP/9.9\r\n\r\n",
-        b"GET /healthz HTTP/1.1\r\nNo colon here\r\n\r\n",
-        b"GET\x00/ HTTP/1.1\r\n\r\n",
+        b"GET /healthz FTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nNo colon here\r\n\r\n",
+        b"GET\x00/ HTTP/1.1\r\nHost: t\r\n\r\n",
     ];
     for raw in cases {
         answer_then_close(&s, raw).assert_reason(400, "malformed");
     }
 }
 
+/// Regression (hardening issue, item 6): another HTTP version was answered 400 "malformed";
+/// RFC 9110 §15.6.6 has 505 for it. And an HTTP/1.1 request needs exactly one Host.
+#[test]
+fn another_http_version_is_505_and_a_missing_host_400() {
+    let s = TestServer::start(&[]);
+    for raw in [
+        &b"GET /healthz HTTP/9.9\r\n\r\n"[..],
+        b"GET /healthz HTTP/2.0\r\nHost: t\r\n\r\n",
+    ] {
+        answer_then_close(&s, raw).assert_reason(505, "version");
+    }
+    answer_then_close(&s, b"GET /healthz HTTP/1.1\r\n\r\n").assert_reason(400, "Host");
+    answer_then_close(&s, b"GET /healthz HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")
+        .assert_reason(400, "Host");
+    // HTTP/1.0 may leave Host out; an absolute-form target is routed by its path.
+    assert_eq!(s.send(b"GET /healthz HTTP/1.0\r\n\r\n").status, 200);
+    assert_eq!(
+        s.send(b"GET http://t/healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .status,
+        200
+    );
+}
+
 #[test]
 fn a_content_length_that_is_not_a_number_is_400() {
     let s = TestServer::start(&[]);
     for v in ["abc", "-1", "1.0", "", "0x10", "1, 2"] {
-        let raw = format!("POST /analytics HTTP/1.1\r\nContent-Length: {v}\r\n\r\n");
+        let raw = format!("POST /analytics HTTP/1.1\r\nHost: t\r\nContent-Length: {v}\r\n\r\n");
         answer_then_close(&s, raw.as_bytes()).assert_reason(400, "Content-Length");
     }
 }
@@ -94,9 +121,10 @@ fn a_body_is_read_and_thrown_away_never_run_as_a_request() {
     let s = TestServer::start(&[]);
     let ts = now_ms();
     // The body is itself a complete POST; it must not be counted.
-    let smuggled = format!("POST /analytics?timestamp={ts}&user=evil&click HTTP/1.1\r\n\r\n");
+    let smuggled =
+        format!("POST /analytics?timestamp={ts}&user=evil&click HTTP/1.1\r\nHost: t\r\n\r\n");
     let raw = format!(
-        "POST /analytics?timestamp={ts}&user=a&impression HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{smuggled}GET /healthz HTTP/1.1\r\n\r\n",
+        "POST /analytics?timestamp={ts}&user=a&impression HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{smuggled}GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
         smuggled.len()
     );
     let mut c = s.connect();
@@ -106,14 +134,14 @@ fn a_body_is_read_and_thrown_away_never_run_as_a_request() {
     assert_eq!(s.wait_counts(ts, (1, 0, 1)), (1, 0, 1));
     // A body that arrives in pieces after its head is skipped too.
     let mut c = s.connect();
-    c.write(format!("POST /analytics?timestamp={ts}&user=b&impression HTTP/1.1\r\nContent-Length: 10\r\n\r\nGET /").as_bytes());
+    c.write(format!("POST /analytics?timestamp={ts}&user=b&impression HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nGET /").as_bytes());
     assert_eq!(c.response(false).status, 204);
     std::thread::sleep(Duration::from_millis(50));
-    c.write(b"nope GET /healthz HTTP/1.1\r\n\r\n");
+    c.write(b"nope GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.response(false).text(), "ok\n");
     // Over 64 KiB: 413 and close.
     let raw = format!(
-        "POST /analytics?timestamp={ts}&user=c&click HTTP/1.1\r\nContent-Length: 65537\r\n\r\n"
+        "POST /analytics?timestamp={ts}&user=c&click HTTP/1.1\r\nHost: t\r\nContent-Length: 65537\r\n\r\n"
     );
     answer_then_close(&s, raw.as_bytes()).assert_reason(413, "body");
     assert_eq!(s.wait_counts(ts, (2, 0, 2)), (2, 0, 2));
@@ -142,7 +170,7 @@ fn expect_100_continue_gets_an_interim_answer() {
     let s = TestServer::start(&[]);
     let ts = now_ms();
     let mut c = s.connect();
-    c.write(format!("POST /analytics?timestamp={ts}&user=e&click HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n").as_bytes());
+    c.write(format!("POST /analytics?timestamp={ts}&user=e&click HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n").as_bytes());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut c.reader, &mut line).expect("interim line");
     assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
@@ -157,7 +185,7 @@ fn expect_100_continue_gets_an_interim_answer() {
 fn transfer_encoding_is_501() {
     let s = TestServer::start(&[]);
     let raw =
-        b"POST /analytics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        b"POST /analytics HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     answer_then_close(&s, raw).assert_reason(501, "Transfer-Encoding");
 }
 
@@ -177,7 +205,7 @@ fn no_complete_head_in_time_is_408() {
     c.response(false).assert_reason(408, "request head");
     // A slow but steady sender within the limit is served.
     let mut c = s.connect();
-    for chunk in [&b"GET /hea"[..], b"lthz HTTP/1.1\r\n", b"\r\n"] {
+    for chunk in [&b"GET /hea"[..], b"lthz HTTP/1.1\r\nHost: t\r\n", b"\r\n"] {
         c.write(chunk);
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -188,7 +216,7 @@ fn no_complete_head_in_time_is_408() {
 fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     let s = TestServer::start(&["--idle-timeout", "1", "--head-timeout", "5"]);
     let mut c = s.connect();
-    c.write(b"GET /healthz HTTP/1.1\r\n\r\n");
+    c.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.response(false).status, 200);
     let started = Instant::now();
     assert!(c.is_closed_by_server());
@@ -199,23 +227,28 @@ fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     );
 }
 
+/// Regression (hardening issue, item 5): a connection past the limit was closed with no
+/// answer; now it gets 503 with Retry-After, then the close.
 #[test]
-fn connections_over_the_limit_are_closed_at_once() {
+fn connections_over_the_limit_get_503_and_are_closed() {
     let s = TestServer::start(&["--max-connections", "2"]);
     let mut a = s.connect();
     let mut b = s.connect();
-    a.write(b"GET /healthz HTTP/1.1\r\n\r\n");
-    b.write(b"GET /healthz HTTP/1.1\r\n\r\n");
+    a.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    b.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(a.response(false).status, 200);
     assert_eq!(b.response(false).status, 200);
     let mut c = s.connect();
     let _ = c
         .reader
         .get_mut()
-        .write_all(b"GET /healthz HTTP/1.1\r\n\r\n");
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.response(false);
+    r.assert_reason(503, "too many connections");
+    assert_eq!(r.header("Retry-After"), Some("1"));
     assert!(c.is_closed_by_server(), "third connection was served");
     // The two open ones still work, and a place frees up when one closes.
-    a.write(b"GET /healthz HTTP/1.1\r\n\r\n");
+    a.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(a.response(false).status, 200);
     drop(a);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -224,7 +257,7 @@ fn connections_over_the_limit_are_closed_at_once() {
         let _ = d
             .reader
             .get_mut()
-            .write_all(b"GET /healthz HTTP/1.1\r\n\r\n");
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
         if let Some(r) = d.try_response(false) {
             assert_eq!(r.status, 200);
             break;
@@ -249,10 +282,13 @@ fn http10_and_connection_close_are_honoured() {
         assert_eq!(r.text(), "ok\n");
     }
     // HTTP/1.1 with Connection: close.
-    answer_then_close(&s, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+    answer_then_close(
+        &s,
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     // Requests pipelined behind a Connection: close are not answered.
     let mut c = s.connect();
-    c.write(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+    c.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.response(false).status, 200);
     assert!(c.is_closed_by_server());
 }
@@ -266,13 +302,15 @@ fn a_hundred_pipelined_requests_in_one_write_get_a_hundred_answers_in_order() {
     for i in 0..100 {
         let (req, status) = match i % 4 {
             0 => (
-                format!("POST /analytics?timestamp={ts}&user=p{i}&click HTTP/1.1\r\n\r\n"),
+                format!(
+                    "POST /analytics?timestamp={ts}&user=p{i}&click HTTP/1.1\r\nHost: t\r\n\r\n"
+                ),
                 204,
             ),
-            1 => ("GET /healthz HTTP/1.1\r\n\r\n".to_string(), 200),
-            2 => (format!("GET /missing{i} HTTP/1.1\r\n\r\n"), 404),
+            1 => ("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".to_string(), 200),
+            2 => (format!("GET /missing{i} HTTP/1.1\r\nHost: t\r\n\r\n"), 404),
             _ => (
-                format!("GET /analytics?timestamp=x{i} HTTP/1.1\r\n\r\n"),
+                format!("GET /analytics?timestamp=x{i} HTTP/1.1\r\nHost: t\r\n\r\n"),
                 400,
             ),
         };
@@ -291,7 +329,7 @@ fn a_request_split_byte_by_byte_is_answered() {
     let s = TestServer::start(&[]);
     let ts = now_ms();
     let raw = format!(
-        "POST /analytics?timestamp={ts}&user=slow&impression HTTP/1.1\r\nHost: t\r\n\r\nGET /analytics?timestamp={ts} HTTP/1.1\r\n\r\n"
+        "POST /analytics?timestamp={ts}&user=slow&impression HTTP/1.1\r\nHost: t\r\n\r\nGET /analytics?timestamp={ts} HTTP/1.1\r\nHost: t\r\n\r\n"
     );
     let mut c = s.connect();
     for b in raw.as_bytes() {
@@ -320,7 +358,7 @@ fn a_64_mb_header_leaves_rss_within_a_few_mib() {
         let chunk = vec![b'a'; 1 << 20];
         let mut sent = 0usize;
         if writer
-            .write_all(b"GET /healthz HTTP/1.1\r\nX-Huge: ")
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Huge: ")
             .is_ok()
         {
             for _ in 0..64 {
@@ -373,4 +411,30 @@ fn a_second_server_on_a_port_in_use_refuses_to_start() {
     assert!(!status.success());
     assert!(err.contains("Address already in use"), "{err}");
     assert_eq!(s.get("/healthz").status, 200);
+}
+
+/// Regression (hardening issue, item 5): a body trickled a byte at a time held its connection
+/// for as long as each byte came within the idle timeout (weeks, for a byte a minute). A body
+/// now has `--head-timeout` from the end of its head: then 408 and a close.
+#[test]
+fn a_body_not_complete_within_the_deadline_is_408() {
+    let s = TestServer::start(&["--head-timeout", "1"]);
+    let mut c = s.connect();
+    let started = Instant::now();
+    // The request is answered once its head is here; its body is then read and dropped.
+    c.write(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nab");
+    assert_eq!(c.response(false).status, 404);
+    // Keep trickling: every byte comes well within the idle timeout.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(400));
+        let _ = c.reader.get_mut().write_all(b"x");
+    }
+    let r = c.response(false);
+    r.assert_reason(408, "body");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(c.is_closed_by_server());
 }

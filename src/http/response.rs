@@ -1,15 +1,16 @@
 //! Writing answers into a connection's output buffer.
 
 use super::date::Clock;
-use crate::error::{ApiError, Status};
+use super::error::ApiError;
+use super::status::Status;
 
-/// What an answer says about the connection.
+/// What happens to the connection after an answer, and what the answer says about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Persist {
+pub enum AfterAnswer {
     /// HTTP/1.1 default: stays open, no header needed.
-    KeepAlive,
+    KeepOpen,
     /// HTTP/1.0 client that asked for keep-alive: stays open, and we say so.
-    KeepAliveAnnounced,
+    KeepOpenAnnounced,
     /// Closes after this answer: `Connection: close`.
     Close,
 }
@@ -25,7 +26,7 @@ pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub fn write(
     out: &mut Vec<u8>,
     status: Status,
-    persist: Persist,
+    after: AfterAnswer,
     clock: &Clock,
     extra_headers: &str,
     content_type: &str,
@@ -36,10 +37,10 @@ pub fn write(
     out.extend_from_slice(status.line().as_bytes());
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(clock.date_line());
-    match persist {
-        Persist::KeepAlive => {}
-        Persist::KeepAliveAnnounced => out.extend_from_slice(b"Connection: keep-alive\r\n"),
-        Persist::Close => out.extend_from_slice(b"Connection: close\r\n"),
+    match after {
+        AfterAnswer::KeepOpen => {}
+        AfterAnswer::KeepOpenAnnounced => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        AfterAnswer::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(extra_headers.as_bytes());
     if status != Status::NoContent {
@@ -60,21 +61,21 @@ pub fn write(
 pub fn write_error(
     out: &mut Vec<u8>,
     err: &ApiError,
-    persist: Persist,
+    after: AfterAnswer,
     clock: &Clock,
     head_only: bool,
 ) {
     let mut reason = err.to_string();
     reason.push('\n');
-    let persist = if err.closes_connection() {
-        Persist::Close
+    let after = if err.closes_connection() {
+        AfterAnswer::Close
     } else {
-        persist
+        after
     };
     write(
         out,
         err.status(),
-        persist,
+        after,
         clock,
         err.extra_headers(),
         TEXT_PLAIN,
@@ -95,7 +96,7 @@ mod tests {
         write(
             &mut out,
             Status::NoContent,
-            Persist::KeepAlive,
+            AfterAnswer::KeepOpen,
             &clock,
             "",
             TEXT_PLAIN,

@@ -41,28 +41,29 @@ pub use slot::{Counts, Slot, Snapshot, EMPTY};
 pub use users::UserSet;
 
 use crate::event::{Event, Kind};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// Default number of hour slots (`--retention-hours`).
 pub const DEFAULT_CAPACITY: usize = 48;
 
-/// Where hour `h` stands relative to what its slot holds.
+/// Where hour `h` stands, given the hour its slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Standing {
     /// The slot holds `h`.
-    Current,
-    /// The slot is empty or holds an older hour: `h` has not started in the ring.
-    Ahead,
-    /// The slot holds a newer hour: `h` is sealed.
+    InSlot,
+    /// The slot is empty or holds an older hour: `h` has not started in the ring yet (an
+    /// event of `h` takes the slot; a read of `h` answers zeros).
+    NotStarted,
+    /// The slot holds a newer hour: `h` is sealed (in the archive, or never had an event).
     Sealed,
 }
 
 #[inline]
 fn standing(slot_hour: u32, hour: u32) -> Standing {
     if slot_hour == hour {
-        Standing::Current
+        Standing::InSlot
     } else if slot_hour == EMPTY || slot_hour < hour {
-        Standing::Ahead
+        Standing::NotStarted
     } else {
         Standing::Sealed
     }
@@ -76,6 +77,9 @@ pub struct Ring {
     slots: Box<[CachePadded<Slot>]>,
     /// Final counts of hours whose slot was recycled.
     archive: Archive,
+    /// Events the apply rule dropped because their hour was sealed. Written by the ring's one
+    /// writer only.
+    sealed_drops: AtomicU64,
 }
 
 impl Ring {
@@ -87,6 +91,7 @@ impl Ring {
                 .map(|_| CachePadded::new(Slot::new()))
                 .collect(),
             archive: Archive::new(),
+            sealed_drops: AtomicU64::new(0),
         }
     }
 
@@ -107,8 +112,8 @@ impl Ring {
     pub fn read(&self, hour: u32) -> Counts {
         let snap = self.slot(hour).read();
         match standing(snap.hour, hour) {
-            Standing::Current => snap.counts,
-            Standing::Ahead => Counts::default(),
+            Standing::InSlot => snap.counts,
+            Standing::NotStarted => Counts::default(),
             Standing::Sealed => self.archive.get(hour).unwrap_or_default(),
         }
     }
@@ -119,8 +124,8 @@ impl Ring {
     pub fn try_read(&self, hour: u32) -> Option<Counts> {
         let snap = self.slot(hour).read();
         match standing(snap.hour, hour) {
-            Standing::Current => Some(snap.counts),
-            Standing::Ahead => Some(Counts::default()),
+            Standing::InSlot => Some(snap.counts),
+            Standing::NotStarted => Some(Counts::default()),
             Standing::Sealed => self
                 .archive
                 .try_get(hour)
@@ -140,6 +145,12 @@ impl Ring {
     pub fn archive(&self) -> &Archive {
         &self.archive
     }
+
+    /// Events the apply rule dropped so far because their hour was sealed.
+    pub fn sealed_drops(&self) -> u64 {
+        // Relaxed: a statistic; it publishes no other memory.
+        self.sealed_drops.load(Ordering::Relaxed)
+    }
 }
 
 /// What [`RingWriter::apply`] did with an event.
@@ -151,9 +162,9 @@ pub enum Applied {
     Sealed,
 }
 
-/// The writer's working copy of one slot.
+/// The writer's own copy of one slot, published to the shared [`Slot`] at each publish.
 #[derive(Debug)]
-struct Working {
+struct WriterSlot {
     /// Hour and counts, as they will be published.
     snap: Snapshot,
     /// Fingerprints seen in `snap.hour`.
@@ -167,12 +178,10 @@ struct Working {
 #[derive(Debug)]
 pub struct RingWriter {
     ring: Arc<Ring>,
-    /// Working copies, indexed like `ring.slots`.
-    working: Box<[Working]>,
+    /// The writer's copies of the slots, indexed like `ring.slots`.
+    slots: Box<[WriterSlot]>,
     /// Indexes of the slots changed since the last publish.
     dirty: Vec<usize>,
-    /// Events dropped because their hour was sealed.
-    sealed_drops: u64,
 }
 
 impl RingWriter {
@@ -182,8 +191,8 @@ impl RingWriter {
             ring.slots.iter().all(|s| s.read() == Snapshot::EMPTY),
             "RingWriter::new needs an empty ring"
         );
-        let working = (0..ring.capacity())
-            .map(|_| Working {
+        let slots = (0..ring.capacity())
+            .map(|_| WriterSlot {
                 snap: Snapshot::EMPTY,
                 users: UserSet::new(),
                 dirty: false,
@@ -191,9 +200,8 @@ impl RingWriter {
             .collect();
         Self {
             ring,
-            working,
+            slots,
             dirty: Vec::new(),
-            sealed_drops: 0,
         }
     }
 
@@ -206,16 +214,18 @@ impl RingWriter {
     /// next [`publish`](Self::publish); a recycled hour's archive entry is visible at once.
     #[inline]
     pub fn apply(&mut self, event: Event) -> Applied {
-        let i = event.hour as usize % self.working.len();
-        debug_assert!(i < self.working.len());
-        let w = &mut self.working[i];
+        let i = event.hour as usize % self.slots.len();
+        debug_assert!(i < self.slots.len());
+        let w = &mut self.slots[i];
         match standing(w.snap.hour, event.hour) {
-            Standing::Current => {}
+            Standing::InSlot => {}
             Standing::Sealed => {
-                self.sealed_drops += 1;
+                // Relaxed: a statistic; single writer, so load-add-store is exact.
+                let drops = self.ring.sealed_drops.load(Ordering::Relaxed);
+                self.ring.sealed_drops.store(drops + 1, Ordering::Relaxed);
                 return Applied::Sealed;
             }
-            Standing::Ahead => {
+            Standing::NotStarted => {
                 if w.snap.hour != EMPTY {
                     // Sealed before the slot is published with the new hour (see the module
                     // doc): the archive lock's release and the slot's Release store order it.
@@ -245,51 +255,46 @@ impl RingWriter {
     /// Publishes every slot changed since the last call.
     pub fn publish(&mut self) {
         for i in self.dirty.drain(..) {
-            let w = &mut self.working[i];
+            let w = &mut self.slots[i];
             w.dirty = false;
             self.ring.slots[i].write(&w.snap);
         }
     }
 
     /// Applies and publishes one event at once (tests and models; the writer thread batches).
-    pub fn apply_now(&mut self, event: Event) -> Applied {
+    pub fn apply_and_publish(&mut self, event: Event) -> Applied {
         let applied = self.apply(event);
         self.publish();
         applied
     }
 
-    /// NEGATIVE CONTROL, compiled only under loom (never in a normal build): [`apply_now`]
+    /// NEGATIVE CONTROL, compiled only under loom (never in a normal build): [`apply_and_publish`]
     /// with the recycle hand-off in the wrong order. When `event` recycles its slot, the slot
     /// is published with the new hour *before* the old hour is sealed into the archive, so a
     /// reader can find the old hour neither in its slot nor in the archive.
     /// `loom-tests/tests/loom_recycle_vs_readers.rs` checks that loom rejects it.
     ///
-    /// [`apply_now`]: Self::apply_now
+    /// [`apply_and_publish`]: Self::apply_and_publish
     #[cfg(hourtally_loom)]
     #[doc(hidden)]
-    pub fn apply_now_publishing_before_seal(&mut self, event: Event) -> Applied {
-        let i = event.hour as usize % self.working.len();
-        let old = self.working[i].snap;
-        if old.hour == EMPTY || standing(old.hour, event.hour) != Standing::Ahead {
-            return self.apply_now(event);
+    pub fn apply_and_publish_before_seal(&mut self, event: Event) -> Applied {
+        let i = event.hour as usize % self.slots.len();
+        let old = self.slots[i].snap;
+        if old.hour == EMPTY || standing(old.hour, event.hour) != Standing::NotStarted {
+            return self.apply_and_publish(event);
         }
         // Forget the old hour so that `apply` takes the slot without sealing it, publish,
         // and only then seal: the two steps of the real protocol, swapped.
-        self.working[i].snap = Snapshot::EMPTY;
-        let applied = self.apply_now(event);
+        self.slots[i].snap = Snapshot::EMPTY;
+        let applied = self.apply_and_publish(event);
         self.ring.archive.seal(old.hour, old.counts);
         applied
-    }
-
-    /// Events dropped so far because their hour was sealed.
-    pub fn sealed_drops(&self) -> u64 {
-        self.sealed_drops
     }
 
     /// Distinct users of the hour a slot's working copy holds, and the set's heap bytes:
     /// `(hour, users, bytes)` for every non-empty slot.
     pub fn user_sets(&self) -> impl Iterator<Item = (u32, u64, usize)> + '_ {
-        self.working
+        self.slots
             .iter()
             .filter(|w| w.snap.hour != EMPTY)
             .map(|w| (w.snap.hour, w.users.len(), w.users.heap_bytes()))
@@ -332,16 +337,19 @@ mod tests {
     fn recycling_seals_the_old_hour_into_the_archive() {
         let ring = Arc::new(Ring::new(4));
         let mut w = RingWriter::new(ring.clone());
-        w.apply_now(ev(2, 1, Kind::Click));
-        w.apply_now(ev(2, 2, Kind::Click));
+        w.apply_and_publish(ev(2, 1, Kind::Click));
+        w.apply_and_publish(ev(2, 2, Kind::Click));
         assert!(ring.archive().is_empty());
         // Hour 6 shares slot 2 and is newer: hour 2 is sealed.
-        assert_eq!(w.apply_now(ev(6, 3, Kind::Impression)), Applied::Counted);
+        assert_eq!(
+            w.apply_and_publish(ev(6, 3, Kind::Impression)),
+            Applied::Counted
+        );
         assert_eq!(ring.archive().get(2), Some(counts(2, 2, 0)));
         assert_eq!(ring.read(2), counts(2, 2, 0));
         assert_eq!(ring.read(6), counts(1, 0, 1));
         // The new hour starts with an empty user set.
-        w.apply_now(ev(6, 1, Kind::Click));
+        w.apply_and_publish(ev(6, 1, Kind::Click));
         assert_eq!(ring.read(6), counts(2, 1, 1));
         assert!(ring.is_sealed(2));
         assert!(!ring.is_sealed(6));
@@ -352,10 +360,10 @@ mod tests {
     fn events_of_a_sealed_hour_are_dropped_and_counted() {
         let ring = Arc::new(Ring::new(4));
         let mut w = RingWriter::new(ring.clone());
-        w.apply_now(ev(6, 1, Kind::Click));
+        w.apply_and_publish(ev(6, 1, Kind::Click));
         // Hour 2 is older than hour 6 in the same slot.
-        assert_eq!(w.apply_now(ev(2, 1, Kind::Click)), Applied::Sealed);
-        assert_eq!(w.sealed_drops(), 1);
+        assert_eq!(w.apply_and_publish(ev(2, 1, Kind::Click)), Applied::Sealed);
+        assert_eq!(w.ring().sealed_drops(), 1);
         assert_eq!(ring.read(2), Counts::default());
         assert_eq!(ring.read(6), counts(1, 1, 0));
         assert!(ring.archive().is_empty());
@@ -365,14 +373,14 @@ mod tests {
     fn an_hour_that_skipped_the_ring_reads_as_zeros() {
         let ring = Arc::new(Ring::new(4));
         let mut w = RingWriter::new(ring.clone());
-        w.apply_now(ev(1, 1, Kind::Click));
-        w.apply_now(ev(9, 1, Kind::Click)); // seals 1; hour 5 never had an event
+        w.apply_and_publish(ev(1, 1, Kind::Click));
+        w.apply_and_publish(ev(9, 1, Kind::Click)); // seals 1; hour 5 never had an event
         assert_eq!(ring.read(5), Counts::default());
         assert_eq!(ring.read(1), counts(1, 1, 0));
         assert_eq!(ring.try_read(1), Some(counts(1, 1, 0)));
     }
 
-    /// The plain model of DESIGN.md §2: one map of hours, the same sealing rule.
+    /// The plain model of the apply rule (ARCHITECTURE.md): one map of hours, the same sealing rule.
     #[derive(Default)]
     struct Model {
         slot_hour: HashMap<usize, u32>,
@@ -438,7 +446,7 @@ mod tests {
                     prop_assert_eq!(ring.read(hour), model.read(hour), "hour {}", hour);
                 }
             }
-            prop_assert_eq!(w.sealed_drops(), dropped);
+            prop_assert_eq!(w.ring().sealed_drops(), dropped);
         }
     }
 }

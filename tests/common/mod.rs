@@ -67,10 +67,8 @@ impl TestServer {
         let first = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("server printed its start-up line");
-        let addr = first
-            .split_whitespace()
-            .nth(3)
-            .filter(|_| first.starts_with("hourtally listening on "))
+        let addr = log_field(&first, "addr")
+            .filter(|_| first.contains(" listening "))
             .unwrap_or_else(|| panic!("unexpected start-up line: {first}"))
             .parse()
             .expect("address in start-up line");
@@ -166,6 +164,12 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of `name=value` in a text log line.
+pub fn log_field<'l>(line: &'l str, name: &str) -> Option<&'l str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// `unique_users,U\nclicks,C\nimpressions,I\n` → (U, C, I), read by the library's one parser

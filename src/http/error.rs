@@ -1,0 +1,304 @@
+//! Every way an HTTP request can fail, and the one place each meets its HTTP status, its
+//! extra headers and whether the connection closes.
+//!
+//! Each error's `Display` is the one line of plain text the client gets as the body. Query
+//! errors are the query module's own ([`QueryError`]); everything here is the edge's.
+
+use super::status::Status;
+use crate::query::QueryError;
+
+/// A valid POST that is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RejectError {
+    #[error("timestamp: the hour is in the future (more than {max_future_hours} hour(s) past the server's clock)")]
+    FutureHour { max_future_hours: u32 },
+    #[error("timestamp: the hour is too old (this server takes events up to {max_past_hours} hour(s) before its clock's hour)")]
+    TooOldHour { max_past_hours: u32 },
+    #[error("timestamp: the hour is sealed (its slot now holds a newer hour)")]
+    SealedHour,
+    #[error("queue full: the writer cannot keep up; the event was not taken, retry")]
+    QueueFull,
+    #[error("shutting down: the event was not taken, retry on another server")]
+    ShuttingDown,
+}
+
+/// A request the HTTP layer refuses before any route sees it, or a route error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error("request head over {0} bytes")]
+    HeadTooLarge(usize),
+    #[error("request line over {0} bytes")]
+    UriTooLong(usize),
+    #[error("more than {0} header fields")]
+    TooManyHeaders(usize),
+    #[error("malformed HTTP request")]
+    Malformed,
+    #[error("Host: an HTTP/1.1 request needs exactly one Host header")]
+    BadHost,
+    #[error("HTTP version not supported (send HTTP/1.1 or HTTP/1.0)")]
+    VersionNotSupported,
+    #[error("Content-Length: not a number")]
+    BadContentLength,
+    #[error("Content-Length: given more than once with different values")]
+    ConflictingContentLength,
+    #[error("request body over {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("Transfer-Encoding is not supported (send Content-Length)")]
+    TransferEncoding,
+    #[error("no complete request head within {0} s")]
+    HeadTimeout(u64),
+    #[error("request body not complete within {0} s")]
+    BodyTimeout(u64),
+    #[error("too many connections: try again shortly")]
+    TooManyConnections,
+    #[error("method not allowed: /analytics takes GET or POST")]
+    MethodNotAllowed,
+    #[error("not found")]
+    NotFound,
+}
+
+/// Any error a response can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Reject(#[from] RejectError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+/// Declares [`Reason`] from `Variant "label"` rows.
+macro_rules! reasons {
+    ($($variant:ident $label:literal,)+) => {
+        /// Why a request was refused, one per refusal row of the API and transport tables:
+        /// the label of `hourtally_http_rejections_total{reason=...}` and of the log's
+        /// rejection summary.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($variant,)+
+        }
+
+        impl Reason {
+            /// Every reason, in table order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)+];
+
+            /// The metric label: `timestamp_missing`.
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $label,)+
+                }
+            }
+
+            /// Index into [`Reason::ALL`].
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+reasons! {
+    TimestampMissing "timestamp_missing",
+    TimestampEmpty "timestamp_empty",
+    TimestampNotDigits "timestamp_not_digits",
+    TimestampTooLarge "timestamp_too_large",
+    UserMissing "user_missing",
+    UserEmpty "user_empty",
+    UserTooLong "user_too_long",
+    UserBadEscape "user_bad_escape",
+    KindMissing "kind_missing",
+    KindBoth "kind_both",
+    Duplicate "duplicate_parameter",
+    FutureHour "future_hour",
+    TooOldHour "too_old_hour",
+    SealedHour "sealed_hour",
+    QueueFull "queue_full",
+    ShuttingDown "shutting_down",
+    HeadTooLarge "head_too_large",
+    UriTooLong "uri_too_long",
+    TooManyHeaders "too_many_headers",
+    Malformed "malformed",
+    BadHost "bad_host",
+    VersionNotSupported "version_not_supported",
+    BadContentLength "bad_content_length",
+    ConflictingContentLength "conflicting_content_length",
+    BodyTooLarge "body_too_large",
+    TransferEncoding "transfer_encoding",
+    HeadTimeout "head_timeout",
+    BodyTimeout "body_timeout",
+    TooManyConnections "too_many_connections",
+    MethodNotAllowed "method_not_allowed",
+    NotFound "not_found",
+}
+
+/// The number of reasons in the table.
+pub const REASON_COUNT: usize = Reason::ALL.len();
+
+impl ApiError {
+    /// Which refusal row this is.
+    pub fn reason(&self) -> Reason {
+        match self {
+            ApiError::Query(q) => match q {
+                QueryError::TimestampMissing => Reason::TimestampMissing,
+                QueryError::TimestampEmpty => Reason::TimestampEmpty,
+                QueryError::TimestampNotDigits => Reason::TimestampNotDigits,
+                QueryError::TimestampTooLarge => Reason::TimestampTooLarge,
+                QueryError::UserMissing => Reason::UserMissing,
+                QueryError::UserEmpty => Reason::UserEmpty,
+                QueryError::UserTooLong => Reason::UserTooLong,
+                QueryError::UserBadEscape => Reason::UserBadEscape,
+                QueryError::KindMissing => Reason::KindMissing,
+                QueryError::KindBoth => Reason::KindBoth,
+                QueryError::Duplicate(_) => Reason::Duplicate,
+            },
+            ApiError::Reject(r) => match r {
+                RejectError::FutureHour { .. } => Reason::FutureHour,
+                RejectError::TooOldHour { .. } => Reason::TooOldHour,
+                RejectError::SealedHour => Reason::SealedHour,
+                RejectError::QueueFull => Reason::QueueFull,
+                RejectError::ShuttingDown => Reason::ShuttingDown,
+            },
+            ApiError::Http(h) => match h {
+                HttpError::HeadTooLarge(_) => Reason::HeadTooLarge,
+                HttpError::UriTooLong(_) => Reason::UriTooLong,
+                HttpError::TooManyHeaders(_) => Reason::TooManyHeaders,
+                HttpError::Malformed => Reason::Malformed,
+                HttpError::BadHost => Reason::BadHost,
+                HttpError::VersionNotSupported => Reason::VersionNotSupported,
+                HttpError::BadContentLength => Reason::BadContentLength,
+                HttpError::ConflictingContentLength => Reason::ConflictingContentLength,
+                HttpError::BodyTooLarge(_) => Reason::BodyTooLarge,
+                HttpError::TransferEncoding => Reason::TransferEncoding,
+                HttpError::HeadTimeout(_) => Reason::HeadTimeout,
+                HttpError::BodyTimeout(_) => Reason::BodyTimeout,
+                HttpError::TooManyConnections => Reason::TooManyConnections,
+                HttpError::MethodNotAllowed => Reason::MethodNotAllowed,
+                HttpError::NotFound => Reason::NotFound,
+            },
+        }
+    }
+
+    /// The status this error is answered with. The one place errors meet HTTP statuses.
+    pub fn status(&self) -> Status {
+        match self {
+            ApiError::Query(_) => Status::BadRequest,
+            ApiError::Reject(r) => match r {
+                RejectError::FutureHour { .. }
+                | RejectError::TooOldHour { .. }
+                | RejectError::SealedHour => Status::UnprocessableContent,
+                RejectError::QueueFull | RejectError::ShuttingDown => Status::ServiceUnavailable,
+            },
+            ApiError::Http(h) => match h {
+                HttpError::HeadTooLarge(_) | HttpError::TooManyHeaders(_) => {
+                    Status::HeaderFieldsTooLarge
+                }
+                HttpError::UriTooLong(_) => Status::UriTooLong,
+                HttpError::Malformed
+                | HttpError::BadHost
+                | HttpError::BadContentLength
+                | HttpError::ConflictingContentLength => Status::BadRequest,
+                HttpError::VersionNotSupported => Status::VersionNotSupported,
+                HttpError::BodyTooLarge(_) => Status::PayloadTooLarge,
+                HttpError::TransferEncoding => Status::NotImplemented,
+                HttpError::HeadTimeout(_) | HttpError::BodyTimeout(_) => Status::RequestTimeout,
+                HttpError::TooManyConnections => Status::ServiceUnavailable,
+                HttpError::MethodNotAllowed => Status::MethodNotAllowed,
+                HttpError::NotFound => Status::NotFound,
+            },
+        }
+    }
+
+    /// Whether the connection must be closed after the answer: the byte stream can no longer
+    /// be trusted to be at a request boundary (or, for too many connections, was never let in).
+    pub fn closes_connection(&self) -> bool {
+        match self {
+            ApiError::Query(_) | ApiError::Reject(_) => false,
+            ApiError::Http(h) => !matches!(h, HttpError::MethodNotAllowed | HttpError::NotFound),
+        }
+    }
+
+    /// Extra header lines (each ending in CRLF) this error's answer carries.
+    pub fn extra_headers(&self) -> &'static str {
+        match self {
+            ApiError::Reject(RejectError::QueueFull | RejectError::ShuttingDown)
+            | ApiError::Http(HttpError::TooManyConnections) => "Retry-After: 1\r\n",
+            ApiError::Http(HttpError::MethodNotAllowed) => "Allow: GET, POST\r\n",
+            _ => "",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_its_status_close_and_headers() {
+        let cases: [(ApiError, u16, bool, &str); 22] = [
+            (QueryError::TimestampMissing.into(), 400, false, ""),
+            (QueryError::Duplicate("user").into(), 400, false, ""),
+            (
+                RejectError::FutureHour {
+                    max_future_hours: 1,
+                }
+                .into(),
+                422,
+                false,
+                "",
+            ),
+            (
+                RejectError::TooOldHour { max_past_hours: 46 }.into(),
+                422,
+                false,
+                "",
+            ),
+            (RejectError::SealedHour.into(), 422, false, ""),
+            (
+                RejectError::QueueFull.into(),
+                503,
+                false,
+                "Retry-After: 1\r\n",
+            ),
+            (
+                RejectError::ShuttingDown.into(),
+                503,
+                false,
+                "Retry-After: 1\r\n",
+            ),
+            (HttpError::HeadTooLarge(16384).into(), 431, true, ""),
+            (HttpError::UriTooLong(16384).into(), 414, true, ""),
+            (HttpError::TooManyHeaders(100).into(), 431, true, ""),
+            (HttpError::Malformed.into(), 400, true, ""),
+            (HttpError::BadHost.into(), 400, true, ""),
+            (HttpError::VersionNotSupported.into(), 505, true, ""),
+            (HttpError::BadContentLength.into(), 400, true, ""),
+            (HttpError::ConflictingContentLength.into(), 400, true, ""),
+            (HttpError::BodyTooLarge(65536).into(), 413, true, ""),
+            (HttpError::TransferEncoding.into(), 501, true, ""),
+            (HttpError::HeadTimeout(10).into(), 408, true, ""),
+            (HttpError::BodyTimeout(10).into(), 408, true, ""),
+            (
+                HttpError::TooManyConnections.into(),
+                503,
+                true,
+                "Retry-After: 1\r\n",
+            ),
+            (
+                HttpError::MethodNotAllowed.into(),
+                405,
+                false,
+                "Allow: GET, POST\r\n",
+            ),
+            (HttpError::NotFound.into(), 404, false, ""),
+        ];
+        for (err, code, closes, headers) in cases {
+            assert_eq!(err.status().code(), code, "{err}");
+            assert_eq!(err.closes_connection(), closes, "{err}");
+            assert_eq!(err.extra_headers(), headers, "{err}");
+            let reason = err.to_string();
+            assert!(!reason.is_empty() && !reason.contains('\n'), "{reason:?}");
+            assert_eq!(Reason::ALL[err.reason().index()], err.reason());
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The routes: what each request gets, given the shared state of the server ([`Service`]).
+//!
+//! `conn` frames requests off a connection and calls [`Service::respond`] once per request;
+//! everything a route needs (the ring, the ingest path, the admission window, the metrics)
+//! lives in the [`Service`].
+
+use super::date::Clock;
+use super::error::{ApiError, HttpError, RejectError};
+use super::limits::Limits;
+use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
+use super::status::Status;
+use crate::counts::{Counts, CountsBody};
+use crate::metrics::{Gauges, Metrics, Tally};
+use crate::query;
+use crate::ring::Ring;
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::writer::{Ingest, PushError};
+
+/// Hours of clock difference the admission window tolerates between any two clocks that
+/// admit events: a connection's cached clock and another's, or two servers of a cluster.
+pub const ADMISSION_MARGIN_HOURS: u32 = 1;
+
+/// Which hours a POST may report, relative to the hour of the server's clock.
+///
+/// A 204 must mean the event counts. By the apply rule an event is dropped only if its slot
+/// already holds a newer hour, that is an hour at least `retention` later. Admitting only
+/// hours in `[now − max_past, now + max_future]` with
+/// `max_past = retention − max_future − ADMISSION_MARGIN_HOURS − 1` keeps any two admitted
+/// hours less than `retention` apart, as long as the clocks that admitted them differ by at
+/// most [`ADMISSION_MARGIN_HOURS`] hour boundaries. So no admitted event can seal another
+/// (ARCHITECTURE.md, "What a 204 means").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admission {
+    pub max_past_hours: u32,
+    pub max_future_hours: u32,
+}
+
+impl Admission {
+    /// The window for a ring of `retention_hours`; `None` when no window exists (the
+    /// retention is shorter than `max_future_hours + ADMISSION_MARGIN_HOURS + 1`).
+    pub fn new(retention_hours: u32, max_future_hours: u32) -> Option<Self> {
+        let max_past_hours = retention_hours
+            .checked_sub(max_future_hours)?
+            .checked_sub(ADMISSION_MARGIN_HOURS + 1)?;
+        Some(Self {
+            max_past_hours,
+            max_future_hours,
+        })
+    }
+
+    /// Whether an event of `hour` may be taken when the clock's hour is `now_hour`.
+    #[inline]
+    pub fn check(&self, hour: u32, now_hour: u64) -> Result<(), RejectError> {
+        let hour = u64::from(hour);
+        if hour > now_hour + u64::from(self.max_future_hours) {
+            return Err(RejectError::FutureHour {
+                max_future_hours: self.max_future_hours,
+            });
+        }
+        if hour + u64::from(self.max_past_hours) < now_hour {
+            return Err(RejectError::TooOldHour {
+                max_past_hours: self.max_past_hours,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The body of a successful answer.
+enum Body {
+    Static(&'static [u8]),
+    /// A GET of `/analytics`, rendered on the stack.
+    Counts(CountsBody),
+    /// A page built for this request (`/metrics`).
+    Page(String),
+}
+
+impl Body {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Static(b) => b,
+            Body::Counts(body) => body.as_bytes(),
+            Body::Page(page) => page.as_bytes(),
+        }
+    }
+}
+
+/// A successful answer: status, content type, body.
+struct Answer {
+    status: Status,
+    content_type: &'static str,
+    body: Body,
+}
+
+impl Answer {
+    /// `200 OK` with a plain-text body.
+    fn text(body: Body) -> Self {
+        Answer {
+            status: Status::Ok,
+            content_type: TEXT_PLAIN,
+            body,
+        }
+    }
+}
+
+/// The request methods the routes tell apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Other,
+}
+
+impl Method {
+    pub fn parse(method: &str) -> Self {
+        match method {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// Everything the routes share: the ring, the ingest path, limits, counters.
+#[derive(Debug)]
+pub struct Service {
+    pub ring: Arc<Ring>,
+    pub ingest: Arc<Ingest>,
+    pub limits: Limits,
+    /// Which hours a POST may report.
+    pub admission: Admission,
+    pub metrics: Metrics,
+    /// Connections open now (for `--max-connections`).
+    pub open_connections: AtomicUsize,
+    /// Set once the server serves reads and writes.
+    ready: AtomicBool,
+}
+
+impl Service {
+    pub fn new(ring: Arc<Ring>, ingest: Arc<Ingest>, limits: Limits, admission: Admission) -> Self {
+        Self {
+            ring,
+            ingest,
+            limits,
+            admission,
+            metrics: Metrics::default(),
+            open_connections: AtomicUsize::new(0),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the server ready (`/readyz` answers 200).
+    pub fn set_ready(&self, ready: bool) {
+        // Relaxed: readiness is a report to operators; it guards no memory.
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    fn is_ready(&self) -> bool {
+        // Relaxed: see `set_ready`.
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The counts of `hour`, never parking the OS thread: if the archive lock is held by the
+    /// writer for an instant, the coroutine yields and tries again.
+    fn read_counts(&self, hour: u32) -> Counts {
+        loop {
+            if let Some(counts) = self.ring.try_read(hour) {
+                return counts;
+            }
+            may::coroutine::yield_now();
+        }
+    }
+
+    /// Validates, admits and queues one POST of `/analytics`.
+    fn post(&self, query: &[u8], clock: &Clock) -> Result<(), ApiError> {
+        let event = query::parse_post(query)?;
+        self.admission.check(event.hour, clock.hour())?;
+        // Advisory: only clocks further apart than the admission margin get here.
+        if self.ring.is_sealed(event.hour) {
+            return Err(RejectError::SealedHour.into());
+        }
+        self.ingest.push(event).map_err(|e| match e {
+            PushError::Full => RejectError::QueueFull.into(),
+            PushError::Closed => RejectError::ShuttingDown.into(),
+        })
+    }
+
+    /// Checks a POST before its body is read (for `Expect: 100-continue`): the error it will
+    /// get whatever the body holds, if any.
+    pub fn precheck(&self, method: Method, target: &[u8], clock: &Clock) -> Option<ApiError> {
+        let (path, query) = split_target(target);
+        if path != b"/analytics" || method != Method::Post {
+            return None;
+        }
+        let event = match query::parse_post(query) {
+            Ok(event) => event,
+            Err(e) => return Some(e.into()),
+        };
+        self.admission
+            .check(event.hour, clock.hour())
+            .err()
+            .map(ApiError::from)
+    }
+
+    fn gauges(&self) -> Gauges {
+        Gauges {
+            applied: self.ingest.applied(),
+            sealed_drops: self.ring.sealed_drops(),
+            queued: self.ingest.queued(),
+            queue_capacity: self.ingest.capacity(),
+            // Relaxed: a statistic.
+            open_connections: self.open_connections.load(Ordering::Relaxed),
+            archived_hours: loop {
+                // As in `read_counts`: never park the OS thread on the archive's lock.
+                match self.ring.archive().try_len() {
+                    Some(n) => break n,
+                    None => may::coroutine::yield_now(),
+                }
+            },
+            ring_slots: self.ring.capacity(),
+            ready: self.is_ready(),
+        }
+    }
+
+    /// Answers one request into `out` and counts it in `tally`. Returns the status sent.
+    pub fn respond(
+        &self,
+        method: Method,
+        target: &[u8],
+        after: AfterAnswer,
+        clock: &Clock,
+        out: &mut Vec<u8>,
+        tally: &mut Tally,
+    ) -> Status {
+        let (path, query) = split_target(target);
+        let result = match (path, method) {
+            (b"/analytics", Method::Get | Method::Head) => query::parse_get(query)
+                .map(|hour| Answer::text(Body::Counts(self.read_counts(hour).render())))
+                .map_err(ApiError::from),
+            (b"/analytics", Method::Post) => self.post(query, clock).map(|()| {
+                tally.accepted += 1;
+                Answer {
+                    status: Status::NoContent,
+                    content_type: "",
+                    body: Body::Static(b""),
+                }
+            }),
+            (b"/analytics", Method::Other) => Err(HttpError::MethodNotAllowed.into()),
+            (b"/healthz", Method::Get | Method::Head) => Ok(Answer::text(Body::Static(b"ok\n"))),
+            (b"/readyz", Method::Get | Method::Head) => {
+                if self.ingest.is_closed() {
+                    Ok(Answer {
+                        status: Status::ServiceUnavailable,
+                        ..Answer::text(Body::Static(b"not ready: shutting down\n"))
+                    })
+                } else if self.is_ready() {
+                    Ok(Answer::text(Body::Static(b"ready\n")))
+                } else {
+                    Ok(Answer {
+                        status: Status::ServiceUnavailable,
+                        ..Answer::text(Body::Static(b"not ready: starting\n"))
+                    })
+                }
+            }
+            (b"/metrics", Method::Get | Method::Head) => Ok(Answer {
+                status: Status::Ok,
+                content_type: PROMETHEUS,
+                body: Body::Page(self.metrics.render(&self.gauges())),
+            }),
+            _ => Err(HttpError::NotFound.into()),
+        };
+        let head_only = method == Method::Head;
+        let status = match result {
+            Ok(a) => {
+                response::write(
+                    out,
+                    a.status,
+                    after,
+                    clock,
+                    "",
+                    a.content_type,
+                    a.body.bytes(),
+                    head_only,
+                );
+                a.status
+            }
+            Err(err) => {
+                response::write_error(out, &err, after, clock, head_only);
+                tally.reject(&err);
+                err.status()
+            }
+        };
+        tally.respond(status);
+        status
+    }
+}
+
+/// `(path, query)` of a request target: `/analytics?timestamp=1` → (`/analytics`,
+/// `timestamp=1`). An absolute-form target (`http://host/analytics?...`, RFC 9112 §3.2.2)
+/// is reduced to its path first.
+fn split_target(target: &[u8]) -> (&[u8], &[u8]) {
+    let target = absolute_form_path(target).unwrap_or(target);
+    match target.iter().position(|&b| b == b'?') {
+        Some(q) => (&target[..q], &target[q + 1..]),
+        None => (target, &target[target.len()..]),
+    }
+}
+
+/// The path-and-query of an absolute-form target (`http://host[:port]/p?q` → `/p?q`, and `/`
+/// when it has no path), or `None` for any other form.
+fn absolute_form_path(target: &[u8]) -> Option<&[u8]> {
+    let scheme_len = if target.len() >= 7 && target[..7].eq_ignore_ascii_case(b"http://") {
+        7
+    } else if target.len() >= 8 && target[..8].eq_ignore_ascii_case(b"https://") {
+        8
+    } else {
+        return None;
+    };
+    let rest = &target[scheme_len..];
+    match rest.iter().position(|&b| b == b'/' || b == b'?') {
+        Some(i) if rest[i] == b'/' => Some(&rest[i..]),
+        // `http://host?q`: an empty path is `/`; no route takes it, so the query can go.
+        _ => Some(b"/"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_window_follows_retention_future_and_margin() {
+        let a = Admission::new(48, 1).expect("a window");
+        assert_eq!(a.max_past_hours, 45);
+        let now = 1000;
+        assert_eq!(a.check(1001, now), Ok(()));
+        assert_eq!(a.check(955, now), Ok(()));
+        assert_eq!(
+            a.check(1002, now),
+            Err(RejectError::FutureHour {
+                max_future_hours: 1
+            })
+        );
+        assert_eq!(
+            a.check(954, now),
+            Err(RejectError::TooOldHour { max_past_hours: 45 })
+        );
+        // Two hours admitted by clocks up to the margin apart are less than a ring apart, so
+        // they never share a slot: the oldest taken at `now`, the newest at `now + margin`.
+        let newest = now + u64::from(ADMISSION_MARGIN_HOURS + a.max_future_hours);
+        let oldest = now - u64::from(a.max_past_hours);
+        assert!(newest - oldest < 48, "{oldest}..={newest}");
+        assert_eq!(Admission::new(3, 1).map(|a| a.max_past_hours), Some(0));
+        assert_eq!(Admission::new(2, 1), None);
+        assert_eq!(Admission::new(1, 0), None);
+    }
+
+    #[test]
+    fn targets_split_in_origin_and_absolute_form() {
+        let split = |t: &str| {
+            let (p, q) = split_target(t.as_bytes());
+            (
+                String::from_utf8_lossy(p).into_owned(),
+                String::from_utf8_lossy(q).into_owned(),
+            )
+        };
+        assert_eq!(
+            split("/analytics?timestamp=1"),
+            ("/analytics".into(), "timestamp=1".into())
+        );
+        assert_eq!(split("/healthz"), ("/healthz".into(), "".into()));
+        assert_eq!(
+            split("http://example.com:8080/analytics?timestamp=1"),
+            ("/analytics".into(), "timestamp=1".into())
+        );
+        assert_eq!(
+            split("HTTP://h/analytics"),
+            ("/analytics".into(), "".into())
+        );
+        assert_eq!(split("http://h"), ("/".into(), "".into()));
+        assert_eq!(split("http://h?x=1"), ("/".into(), "".into()));
+    }
+}
