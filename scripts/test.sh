@@ -23,7 +23,10 @@ cargo fmt --all -- --check
 echo "==> cargo clippy (all targets, -D warnings)"
 cargo clippy --all-targets -- -D warnings
 
-echo "==> cargo test"
+echo "==> cargo build --bins (the load generator's smoke test drives the real server binary)"
+cargo build --bins --workspace --exclude loom-tests
+
+echo "==> cargo test (the workspace's default members: the server and hourtally-load)"
 cargo test
 
 echo "==> benchmarks, once each in test mode"

@@ -46,6 +46,10 @@ mod tests {
             "2000-02-29T00Z"
         );
         assert_eq!(hour_label(70_389_527), "9999-12-31T23Z");
+        assert_eq!(
+            hour_label(1_764_000_000_000 / MILLIS_PER_HOUR),
+            "2025-11-24T16Z"
+        );
         assert_eq!(hour_start_ms(1), 3_600_000);
     }
 }

@@ -104,10 +104,23 @@ mod tests {
     }
 
     #[test]
+    fn parse_reads_the_three_counters_in_order() {
+        assert_eq!(
+            Counts::parse(b"unique_users,1\nclicks,2\nimpressions,3\n"),
+            Some(Counts {
+                unique_users: 1,
+                clicks: 2,
+                impressions: 3
+            })
+        );
+    }
+
+    #[test]
     fn parse_refuses_anything_but_the_exact_format() {
-        let bad: [&[u8]; 9] = [
+        let bad: [&[u8]; 10] = [
             b"",
             b"unique_users,1\nclicks,2\nimpressions,3",
+            b"unique_users,1\nclicks,2\n",
             b"unique_users,1\nclicks,2\nimpressions,3\n\n",
             b"clicks,2\nunique_users,1\nimpressions,3\n",
             b"unique_users,1\nclicks,+2\nimpressions,3\n",

@@ -2,14 +2,17 @@
 //! `hourtally` binary over loopback for a few seconds, with `--verify`, closed loop with
 //! pipelining and open loop (`--rate`). It must exit 0, get 204s, and find that every hour
 //! it touched reads exactly what the server accepted.
+//!
+//! The server binary is not built by `cargo test -p hourtally-load`: run `cargo build --bins`
+//! first (`scripts/test.sh` does); the test fails and says so when it is missing.
 
-mod common;
+mod server;
 
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use server::TestServer;
 
 /// Upper bound for one load run; the runs below take a few seconds.
 const RUN_LIMIT: Duration = Duration::from_secs(120);

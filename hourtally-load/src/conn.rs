@@ -1,0 +1,117 @@
+//! One client connection's pieces: connecting with the run's timeouts, the buffered reader
+//! of replies, and the ways a connection fails.
+
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::plan::Plan;
+use crate::response::{parse_response, Parsed, Reply, MAX_RESPONSE_BYTES};
+
+/// Read buffer per connection (grows up to `MAX_RESPONSE_BYTES` when a reply needs it).
+const READ_BUF: usize = 16 * 1024;
+/// A connection that cannot reconnect for this long gives up.
+pub const RECONNECT_GIVE_UP: Duration = Duration::from_secs(5);
+
+/// Why a connection stopped: it is dropped and its requests in flight are lost.
+#[derive(Debug, Clone, Copy)]
+pub enum Fail {
+    Write,
+    Read,
+    Timeout,
+    Closed,
+    Protocol(&'static str),
+}
+
+/// A connection to the plan's address: no Nagle, the run's read and write timeouts.
+pub fn connect(plan: &Plan) -> io::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&plan.addr, plan.timeout)?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(plan.timeout))?;
+    s.set_write_timeout(Some(plan.timeout))?;
+    Ok(s)
+}
+
+/// Buffered reads of replies from one socket.
+pub struct Reader {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Reader {
+    pub fn new() -> Self {
+        Reader {
+            buf: vec![0; READ_BUF],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// The next complete reply, reading (blocking) as needed. `arrived` is set to the time
+    /// of each read that brought bytes: the arrival time of the replies in them. The reply's
+    /// body is `self.body(&reply)` until the next call.
+    pub fn next_reply(
+        &mut self,
+        stream: &mut TcpStream,
+        arrived: &mut Instant,
+    ) -> Result<Reply, Fail> {
+        loop {
+            match parse_response(&self.buf[self.start..self.end]) {
+                Parsed::Done(mut a) => {
+                    a.at = self.start;
+                    self.start += a.len;
+                    if self.start == self.end {
+                        // The bytes stay in place until the next read, so `body` still works.
+                        self.start = 0;
+                        self.end = 0;
+                    }
+                    return Ok(a);
+                }
+                Parsed::Interim(n) => {
+                    self.start += n;
+                    continue;
+                }
+                Parsed::Bad(why) => return Err(Fail::Protocol(why)),
+                Parsed::Partial => {}
+            }
+            if self.end == self.buf.len() {
+                if self.start > 0 {
+                    self.buf.copy_within(self.start..self.end, 0);
+                    self.end -= self.start;
+                    self.start = 0;
+                } else if self.buf.len() < 4 * MAX_RESPONSE_BYTES {
+                    self.buf.resize(self.buf.len() * 2, 0);
+                } else {
+                    return Err(Fail::Protocol("answer too large"));
+                }
+            }
+            match stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(Fail::Closed),
+                Ok(n) => {
+                    self.end += n;
+                    *arrived = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(Fail::Timeout)
+                }
+                Err(_) => return Err(Fail::Read),
+            }
+        }
+    }
+
+    pub fn body(&self, a: &Reply) -> &[u8] {
+        &self.buf[a.at + a.head_len..a.at + a.len]
+    }
+}

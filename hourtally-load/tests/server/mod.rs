@@ -1,0 +1,72 @@
+//! Starts the real `hourtally` server binary on a free loopback port for a test, and kills it
+//! when the handle drops.
+//!
+//! Cargo builds only this package's binaries for its tests, so the server is found next to
+//! `hourtally-load` in the same target directory: build it first (`cargo build --bins`, as
+//! `scripts/test.sh` does).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+/// `target/<profile>/hourtally`, beside this package's `hourtally-load`.
+fn server_binary() -> PathBuf {
+    let load = PathBuf::from(env!("CARGO_BIN_EXE_hourtally-load"));
+    let bin = load.with_file_name(format!("hourtally{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "the server binary {} is missing: run `cargo build --bins` (at the workspace root, \
+         same profile) before these tests",
+        bin.display()
+    );
+    bin
+}
+
+impl TestServer {
+    /// Starts `hourtally --listen 127.0.0.1:0 ARGS...` and reads its address from the
+    /// `hourtally listening on ADDR ...` line.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(server_binary())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start hourtally");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads every line, so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server printed its start-up line");
+        let addr = first
+            .strip_prefix("hourtally listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected start-up line: {first}"))
+            .parse()
+            .expect("address in start-up line");
+        TestServer { child, addr }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
