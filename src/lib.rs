@@ -30,6 +30,7 @@
 //! [`sync`] swaps every atomic, lock and parker for loom's.
 
 pub mod civil;
+pub mod conns;
 pub mod counts;
 pub mod event;
 pub mod query;

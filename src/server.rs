@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::http::conns::Connections;
+use crate::conns::Connections;
 use crate::http::error::{ApiError, HttpError};
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{conn, Service};
@@ -131,7 +131,13 @@ impl Server {
         if std::net::TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
             let _ = self.accept.join();
         }
-        self.conns.drain();
+        self.conns.drain(|fd| {
+            // SAFETY: `shutdown` takes any integer and touches no memory of ours; `drain`
+            // passes only fds that are open sockets at this instant (see `conns`).
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RD);
+            }
+        });
         // A connection finishes within its write timeout plus its close; past that, stop
         // anyway (its peer does not read).
         let deadline = std::time::Instant::now() + WRITE_TIMEOUT + Duration::from_secs(3);

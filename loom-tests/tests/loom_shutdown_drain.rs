@@ -3,7 +3,7 @@
 //!
 //! What it checks, and why it matters: a push that returned `Ok` is a 204 the client was
 //! given, so the event must be applied before `Writer::run` returns (a graceful stop loses
-//! nothing, DESIGN.md §3); a push that loses the race with `close` must be refused with
+//! nothing, ARCHITECTURE.md, "Durability"); a push that loses the race with `close` must be refused with
 //! `PushError::Closed`, never accepted and then dropped; once a producer was refused, its
 //! later pushes are refused too; and once `close` has returned, every push is refused. This
 //! is the gate handshake of `writer.rs`: producers enter the gate around their push, `close`
@@ -85,7 +85,7 @@ fn close_vs_two_producers_and_idle_writer() {
         );
         assert_eq!(ingest.applied(), n, "shutdown violation: progress marker");
         assert_eq!(ingest.queued(), 0, "shutdown violation: left in the queue");
-        assert_eq!(ring_writer.sealed_drops(), 0);
+        assert_eq!(ring_writer.ring().sealed_drops(), 0);
         (accepted[0], accepted[1])
     });
     // (events accepted from producer 1, from producer 2): every split was reached, from

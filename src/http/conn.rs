@@ -27,12 +27,12 @@ use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use super::conns::Ticket;
 use super::date::Clock;
 use super::error::{ApiError, HttpError};
 use super::limits::{MAX_BODY_BYTES, MAX_HEADERS_CAP, MAX_PENDING_OUTPUT, WRITE_TIMEOUT};
 use super::response::{self, AfterAnswer};
 use super::routes::{Method, Service};
+use crate::conns::Ticket;
 use crate::metrics::Tally;
 
 /// What [`Session::feed`] did.

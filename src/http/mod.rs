@@ -10,7 +10,6 @@
 //! (read what is there, answer every complete request, write once).
 
 pub mod conn;
-pub mod conns;
 pub mod date;
 pub mod error;
 pub mod limits;
