@@ -32,9 +32,9 @@ fn server_binary() -> PathBuf {
 
 impl TestServer {
     /// Starts `hourtally --listen 127.0.0.1:0 ARGS...` and reads its address from the
-    /// `hourtally listening on ADDR ...` line.
+    /// `addr=` field of its `listening` log line.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(server_binary())
+        let child = Command::new(server_binary())
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
@@ -42,7 +42,12 @@ impl TestServer {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start hourtally");
-        let stdout = child.stdout.take().expect("piped stdout");
+        // Owned by the guard from here on, so a failed start never leaves a server behind.
+        let mut server = TestServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let stdout = server.child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         // Reads every line, so the server never blocks on a full pipe.
         std::thread::spawn(move || {
@@ -54,13 +59,14 @@ impl TestServer {
         let first = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("server printed its start-up line");
-        let addr = first
-            .strip_prefix("hourtally listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
+        server.addr = first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .filter(|_| first.contains(" listening "))
             .unwrap_or_else(|| panic!("unexpected start-up line: {first}"))
             .parse()
             .expect("address in start-up line");
-        TestServer { child, addr }
+        server
     }
 }
 
