@@ -13,7 +13,7 @@
 //! each growth (16 bytes a user at load 1/2); growing by 5/4 at a load of 7/8 keeps every
 //! stripe between loads 0.7 and 0.875, that is 9.1 to 11.4 bytes per user. Table sizes are not
 //! powers of two, so a value's home cell is found by a multiply-shift ("fastrange") rather
-//! than a mask.
+//! than a mask. A table grows only when a *new* value would take it over the load.
 //!
 //! The set is owned by the writer thread alone; readers only ever see its size, through the
 //! slot's `unique_users` counter.
@@ -42,12 +42,18 @@ impl Stripe {
         (((fp << STRIPE_BITS) as u128 * cap as u128) >> 64) as usize
     }
 
-    /// Inserts `fp` (non-zero); true if it was not there yet.
+    /// Whether a table of `cap` cells may hold `len` values (load at most 7/8).
+    #[inline]
+    fn fits(len: usize, cap: usize) -> bool {
+        len * 8 <= cap * 7
+    }
+
+    /// Inserts `fp` (non-zero); true if it was not there yet. Looks first and grows only for
+    /// a new value that would take the table over the maximum load.
     #[inline]
     fn insert(&mut self, fp: u64) -> bool {
         debug_assert!(fp != 0);
-        // Keep the load at or below 7/8 after this insert.
-        if (self.len + 1) * 8 > self.table.len() * 7 {
+        if self.table.is_empty() {
             self.grow();
         }
         let cap = self.table.len();
@@ -59,15 +65,21 @@ impl Stripe {
                 return false;
             }
             if cell == 0 {
-                self.table[i] = fp;
-                self.len += 1;
-                return true;
+                break;
             }
             i += 1;
             if i == cap {
                 i = 0;
             }
         }
+        if Self::fits(self.len + 1, cap) {
+            self.table[i] = fp;
+        } else {
+            self.grow();
+            Self::place(&mut self.table, fp);
+        }
+        self.len += 1;
+        true
     }
 
     #[inline]
@@ -92,6 +104,20 @@ impl Stripe {
         }
     }
 
+    /// Puts `fp` (non-zero, not in `table`) into the first free cell of its run.
+    #[inline]
+    fn place(table: &mut [u64], fp: u64) {
+        let cap = table.len();
+        let mut i = Self::home(fp, cap);
+        while table[i] != 0 {
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+        }
+        table[i] = fp;
+    }
+
     /// Rehashes into a table 5/4 the size (at least [`MIN_TABLE`] cells).
     #[cold]
     fn grow(&mut self) {
@@ -99,14 +125,7 @@ impl Stripe {
         let new_cap = (cap + cap / 4).max(MIN_TABLE);
         let old = std::mem::replace(&mut self.table, vec![0u64; new_cap].into_boxed_slice());
         for &fp in old.iter().filter(|&&fp| fp != 0) {
-            let mut i = Self::home(fp, new_cap);
-            while self.table[i] != 0 {
-                i += 1;
-                if i == new_cap {
-                    i = 0;
-                }
-            }
-            self.table[i] = fp;
+            Self::place(&mut self.table, fp);
         }
     }
 }
@@ -223,6 +242,33 @@ mod tests {
             assert!(!set.insert(top - k));
         }
         assert_eq!(set.len(), 5);
+    }
+
+    #[test]
+    fn a_duplicate_never_grows_a_full_table() {
+        // Fill stripe 0 to its maximum load exactly, then insert every value again.
+        let mut set = UserSet::new();
+        let mut inserted = Vec::new();
+        for fp in 1u64.. {
+            let stripe = set.stripes.first();
+            if stripe.is_some_and(|s| !Stripe::fits(s.len + 1, s.table.len())) {
+                break;
+            }
+            assert!(set.insert(fp)); // stripe 0: the top bits of `fp` are zero
+            inserted.push(fp);
+        }
+        let cap = set.stripes[0].table.len();
+        for &fp in &inserted {
+            assert!(!set.insert(fp));
+        }
+        assert_eq!(
+            set.stripes[0].table.len(),
+            cap,
+            "a duplicate grew the table"
+        );
+        // A new value does grow it.
+        assert!(set.insert(inserted.len() as u64 + 1));
+        assert!(set.stripes[0].table.len() > cap);
     }
 
     proptest! {
