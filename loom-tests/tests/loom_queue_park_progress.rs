@@ -90,7 +90,7 @@ fn park_progress_model(wait_for: u64) -> BTreeSet<Vec<(u64, u64, u64)>> {
         let ring_writer = writer.join().unwrap();
         assert_eq!(ingest.applied(), 2, "every push applied once");
         assert_eq!(ingest.queued(), 0);
-        assert_eq!(ring_writer.sealed_drops(), 0);
+        assert_eq!(ring_writer.ring().sealed_drops(), 0);
         assert_eq!(
             ring.read(HOUR),
             Counts {

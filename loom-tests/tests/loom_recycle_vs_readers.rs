@@ -15,7 +15,7 @@
 //! hours is recognised.
 //!
 //! The negative controls run the same models with the writer publishing the new hour before
-//! sealing the old one (`RingWriter::apply_now_publishing_before_seal`, compiled only under
+//! sealing the old one (`RingWriter::apply_and_publish_before_seal`, compiled only under
 //! `--cfg hourtally_loom`) and must fail.
 
 use hourtally::event::{Event, Kind};
@@ -105,7 +105,7 @@ fn recycle_model(reader: Reader, apply: fn(&mut RingWriter, Event)) -> BTreeSet<
     loom_tests::model_outcomes(move || {
         let ring = Arc::new(Ring::new(1));
         let mut writer = RingWriter::new(ring.clone());
-        writer.apply_now(Event::new(OLD, 1, Kind::Click));
+        writer.apply_and_publish(Event::new(OLD, 1, Kind::Click));
 
         let reader = {
             let ring = ring.clone();
@@ -143,11 +143,11 @@ fn recycle_model(reader: Reader, apply: fn(&mut RingWriter, Event)) -> BTreeSet<
 }
 
 fn real_apply(w: &mut RingWriter, e: Event) {
-    w.apply_now(e);
+    w.apply_and_publish(e);
 }
 
 fn apply_publishing_before_seal(w: &mut RingWriter, e: Event) {
-    w.apply_now_publishing_before_seal(e);
+    w.apply_and_publish_before_seal(e);
 }
 
 /// The real protocol (`RingWriter::apply` seals the old hour, then `publish` shows the new)

@@ -85,7 +85,7 @@ fn close_vs_two_producers_and_idle_writer() {
         );
         assert_eq!(ingest.applied(), n, "shutdown violation: progress marker");
         assert_eq!(ingest.queued(), 0, "shutdown violation: left in the queue");
-        assert_eq!(ring_writer.sealed_drops(), 0);
+        assert_eq!(ring_writer.ring().sealed_drops(), 0);
         (accepted[0], accepted[1])
     });
     // (events accepted from producer 1, from producer 2): every split was reached, from
