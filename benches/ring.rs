@@ -1,14 +1,17 @@
 //! The engine without HTTP: applying events (the writer's work) and reading a slot (a GET's).
 //!
 //! `cargo bench --bench ring`. Under `cargo test --benches` every benchmark runs once, with
-//! the 10 M-user case left out (its set-up alone takes seconds in a debug build).
+//! the 10 M-user case left out (its set-up alone takes seconds in a debug build) and the
+//! `apply_flood` group at 20 k users instead of 400 k.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use hourtally::event::{fingerprint, Event, Kind};
 use hourtally::ring::{Ring, RingWriter};
 
@@ -148,6 +151,109 @@ fn apply(c: &mut Criterion) {
     g.finish();
 }
 
+/// Users of each `apply_flood` benchmark: the outside review's 400 k, or 20 k in test mode.
+fn flood_users() -> usize {
+    if full_run() {
+        400_000
+    } else {
+        20_000
+    }
+}
+
+/// Whether a fingerprint sits in the first sixteenth of its stripe under the user set's OLD,
+/// public placement (stripe = top 8 bits, home cell = the bits below scaled to the table): bits
+/// 55..52 all zero. About 1 name in 16 qualifies, so a client finds one per ~16 hash calls.
+fn crafted_against_old_placement(fp: u64) -> bool {
+    (fp << 8) >> 60 == 0
+}
+
+/// The fingerprints of the first `n` names `a0`, `a1`, ... crafted against the old placement.
+fn crafted_fps(n: usize) -> Vec<u64> {
+    use std::fmt::Write;
+    let mut name = String::new();
+    (0u64..)
+        .map(|i| {
+            name.clear();
+            write!(name, "a{i}").expect("write to a String");
+            fingerprint(name.as_bytes())
+        })
+        .filter(|&fp| crafted_against_old_placement(fp))
+        .take(n)
+        .collect()
+}
+
+/// One event of the current hour per user of `fps`, in order (half clicks).
+fn one_visit_each(fps: &[u64]) -> Vec<Event> {
+    fps.iter()
+        .enumerate()
+        .map(|(i, &user)| {
+            let kind = if i & 1 == 0 {
+                Kind::Click
+            } else {
+                Kind::Impression
+            };
+            Event::new(NOW, user, kind)
+        })
+        .collect()
+}
+
+/// Hash flooding: users whose names were crafted against the old, public placement of the
+/// user set, beside the same number of ordinary names. Each pair should run at about the same
+/// rate; under the old placement the crafted users pile into one probe run per stripe.
+fn apply_flood(c: &mut Criterion) {
+    let n = flood_users();
+    let crafted = crafted_fps(n);
+    let random = user_fps(n as u64);
+    // Honest newcomers, none of them among `random` (`u…`) or `crafted` (`a…`).
+    let newcomers: Vec<u64> = (0..n)
+        .map(|i| fingerprint(format!("h{i}").as_bytes()))
+        .collect();
+    let mut g = c.benchmark_group("apply_flood");
+    g.throughput(Throughput::Elements(n as u64));
+    // One iteration takes milliseconds (seconds under the old placement): a fixed number of
+    // iterations per sample, and few samples.
+    g.sampling_mode(SamplingMode::Flat).sample_size(10);
+    for (name, fps) in [("random", &random), ("crafted", &crafted)] {
+        // First visits: `n` new users into an empty hour (inserts and table growth).
+        let evs = one_visit_each(fps);
+        g.bench_with_input(
+            BenchmarkId::new(format!("new_{name}"), n),
+            &evs,
+            |b, evs| {
+                b.iter_batched_ref(
+                    || RingWriter::new(Arc::new(Ring::new(48))),
+                    |w| apply_all(w, evs),
+                    BatchSize::LargeInput,
+                )
+            },
+        );
+    }
+    for (name, fps) in [("random", &random), ("crafted", &crafted)] {
+        // Repeat visits: the hour already holds the `n` users; `n` more events of them, in a
+        // random order (lookups only, so the warmed ring can be reused across iterations).
+        let mut w = warmed(fps);
+        let evs = events(n, fps, 0.0, 0xf100d);
+        g.bench_with_input(
+            BenchmarkId::new(format!("repeat_{name}"), n),
+            &evs,
+            |b, evs| b.iter(|| apply_all(&mut w, evs)),
+        );
+    }
+    let newcomer_evs = one_visit_each(&newcomers);
+    for (name, fps) in [("random", &random), ("crafted", &crafted)] {
+        // Honest newcomers: `n` new, ordinary users into an hour that already holds the `n`
+        // users of `fps` (the review's "honest events into an hour already holding them").
+        g.bench_with_input(
+            BenchmarkId::new(format!("newcomers_after_{name}"), n),
+            &newcomer_evs,
+            |b, evs| {
+                b.iter_batched_ref(|| warmed(fps), |w| apply_all(w, evs), BatchSize::LargeInput)
+            },
+        );
+    }
+    g.finish();
+}
+
 fn read(c: &mut Criterion) {
     let mut g = c.benchmark_group("read");
     g.throughput(Throughput::Elements(1));
@@ -198,5 +304,5 @@ fn read(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, apply, read);
+criterion_group!(benches, apply, apply_flood, read);
 criterion_main!(benches);
