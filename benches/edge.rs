@@ -6,9 +6,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hourtally::http::conn::Session;
 use hourtally::http::date::Clock;
 use hourtally::http::limits::Limits;
+use hourtally::http::session::Session;
 use hourtally::http::status::Status;
 use hourtally::http::{Admission, Service};
 use hourtally::query::{parse_get, parse_post};

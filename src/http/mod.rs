@@ -1,7 +1,7 @@
 //! The HTTP edge: a small HTTP/1.1 server on `may` coroutines and `httparse`.
 //!
-//! The layers run one way: `conn` (framing a byte stream into requests, the socket loop)
-//! calls `routes` (what each request gets), which uses `query` and the ring; `response`
+//! The layers run one way: `conn` (the socket loop) drives `session` (framing a byte stream
+//! into requests, without I/O), which calls `routes` (what each request gets), which uses `query` and the ring; `response`
 //! writes answers; `error` and `status` are the one table of what each failure answers.
 //!
 //! Why not stock `may_minihttp`: ARCHITECTURE.md ("Transport") lists what its connection loop
@@ -15,6 +15,7 @@ pub mod error;
 pub mod limits;
 pub mod response;
 pub mod routes;
+pub mod session;
 pub mod status;
 
 pub use routes::{Admission, Method, Service};

@@ -1,0 +1,264 @@
+//! The protocol of one connection without its socket: framing HTTP/1.1 requests off the
+//! bytes buffered so far and answering them.
+//!
+//! [`Session::feed`] answers every complete request at the start of its input into the
+//! output buffer and says how many bytes it consumed and whether to close; `conn::serve` is
+//! the I/O loop around it. Being free of I/O, it is what the unit tests (and a fuzzer) drive.
+//!
+//! Bad input and its answer (ARCHITECTURE.md, "Transport"):
+//! - head (request line + headers) over `max_head_bytes`: 431, or 414 when the request line
+//!   (with its CRLF) alone is over; more than `max_headers` fields: 431; bytes that are not
+//!   HTTP: 400; an HTTP/1.1 request without exactly one `Host`: 400; another HTTP version: 505.
+//! - `Content-Length` not a number, or two that differ: 400. `Transfer-Encoding`: 501.
+//! - a body is skipped, never parsed as a request; over [`MAX_BODY_BYTES`]: 413.
+//! - no complete head within `head_timeout` (from accept, or from the head's first byte), or
+//!   no complete body within `head_timeout` of its head: 408.
+//! - `Expect: 100-continue` on a POST that will be refused anyway: the refusal, no `100`, and
+//!   a close (the body the client may still send is never read).
+//! - each of those closes the connection after the answer, since the stream can no longer be
+//!   trusted to be at a request boundary.
+//!
+//! Memory per connection is bounded: the read buffer never grows past
+//! [`Limits::max_read_buffer`](super::limits::Limits::max_read_buffer) (a head that does not fit is refused), and answers are written
+//! out whenever [`MAX_PENDING_OUTPUT`] bytes are pending.
+
+use std::mem::MaybeUninit;
+
+use super::date::Clock;
+use super::error::{ApiError, HttpError};
+use super::limits::{MAX_BODY_BYTES, MAX_HEADERS_CAP, MAX_PENDING_OUTPUT};
+use super::response::{self, AfterAnswer};
+use super::routes::{Method, Service};
+use crate::metrics::Tally;
+
+/// What [`Session::feed`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Bytes of the input it consumed (answered requests and skipped body bytes).
+    pub consumed: usize,
+    /// Requests answered.
+    pub answered: usize,
+    /// Close the connection once the output is written.
+    pub close: bool,
+    /// It stopped early because the output buffer is full: write it, then feed the rest.
+    pub output_full: bool,
+}
+
+/// How a request's head frames the connection.
+#[derive(Clone, Copy, Debug)]
+struct Framing {
+    after: AfterAnswer,
+    body: usize,
+    expect_continue: bool,
+}
+
+/// Reads the framing headers of a parsed request.
+fn framing(req: &httparse::Request<'_, '_>) -> Result<Framing, HttpError> {
+    let http10 = req.version == Some(0);
+    let (mut close, mut keep_alive, mut expect_continue) = (false, false, false);
+    let mut hosts = 0;
+    let mut body: Option<usize> = None;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let value = h.value.trim_ascii();
+            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                return Err(HttpError::BadContentLength);
+            }
+            // Saturate: anything that does not fit is far over the body limit anyway.
+            let n = value.iter().fold(0usize, |n, &d| {
+                n.saturating_mul(10).saturating_add(usize::from(d - b'0'))
+            });
+            if body.is_some_and(|b| b != n) {
+                return Err(HttpError::ConflictingContentLength);
+            }
+            body = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            return Err(HttpError::TransferEncoding);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        }
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host (HTTP/1.0 may omit it).
+    if (!http10 && hosts != 1) || hosts > 1 {
+        return Err(HttpError::BadHost);
+    }
+    let body = body.unwrap_or(0);
+    if body > MAX_BODY_BYTES {
+        return Err(HttpError::BodyTooLarge(MAX_BODY_BYTES));
+    }
+    let after = match (http10, close, keep_alive) {
+        (_, true, _) => AfterAnswer::Close,
+        (false, false, _) => AfterAnswer::KeepOpen,
+        (true, false, true) => AfterAnswer::KeepOpenAnnounced,
+        (true, false, false) => AfterAnswer::Close,
+    };
+    Ok(Framing {
+        after,
+        body,
+        expect_continue: expect_continue && !http10 && body > 0,
+    })
+}
+
+/// Whether a request line that httparse refused names an HTTP version other than 1.0 and 1.1
+/// (`GET / HTTP/2.0`), which gets 505 rather than 400.
+fn names_other_version(input: &[u8]) -> bool {
+    let line_end = input
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(input.len());
+    let line = input[..line_end].trim_ascii_end();
+    let Some(version) = line.rsplit(|&b| b == b' ').next() else {
+        return false;
+    };
+    match version.strip_prefix(b"HTTP/") {
+        Some([major, b'.', minor]) => major.is_ascii_digit() && minor.is_ascii_digit(),
+        Some([major]) => major.is_ascii_digit(),
+        _ => false,
+    }
+}
+
+/// The protocol state of one connection, without its socket.
+#[derive(Debug)]
+pub struct Session<'a> {
+    service: &'a Service,
+    /// Body bytes still to skip before the next request starts.
+    skip: usize,
+    /// What this connection counted since the last flush.
+    pub tally: Tally,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(service: &'a Service) -> Self {
+        Self {
+            service,
+            skip: 0,
+            tally: Tally::default(),
+        }
+    }
+
+    /// Whether the session is in the middle of skipping a request body.
+    pub fn in_body(&self) -> bool {
+        self.skip > 0
+    }
+
+    /// The head-too-large error for a head that starts `input`: 414 if its request line alone
+    /// (with its line end) is over the limit, 431 otherwise.
+    fn head_too_large(&self, input: &[u8]) -> HttpError {
+        let max = self.service.limits.max_head_bytes;
+        match input.iter().take(max).position(|&b| b == b'\n') {
+            // The line, `\n` included, is `line_end + 1 <= max` bytes.
+            Some(_) => HttpError::HeadTooLarge(max),
+            None => HttpError::UriTooLong(max),
+        }
+    }
+
+    /// Answers an error that ends the connection.
+    fn fail(
+        &mut self,
+        err: HttpError,
+        clock: &Clock,
+        out: &mut Vec<u8>,
+        mut outcome: Outcome,
+    ) -> Outcome {
+        let err = ApiError::from(err);
+        response::write_error(out, &err, AfterAnswer::Close, clock, false);
+        self.tally.respond(err.status());
+        self.tally.reject(&err);
+        outcome.answered += 1;
+        outcome.close = true;
+        outcome
+    }
+
+    /// Answers every complete request at the start of `input`.
+    pub fn feed(&mut self, input: &[u8], clock: &Clock, out: &mut Vec<u8>) -> Outcome {
+        let limits = &self.service.limits;
+        let max_headers = limits.max_headers.clamp(1, MAX_HEADERS_CAP);
+        let mut outcome = Outcome {
+            consumed: 0,
+            answered: 0,
+            close: false,
+            output_full: false,
+        };
+        loop {
+            if self.skip > 0 {
+                let k = self.skip.min(input.len() - outcome.consumed);
+                outcome.consumed += k;
+                self.skip -= k;
+                if self.skip > 0 {
+                    return outcome;
+                }
+            }
+            let rest = &input[outcome.consumed..];
+            if rest.is_empty() {
+                return outcome;
+            }
+            if out.len() >= MAX_PENDING_OUTPUT {
+                outcome.output_full = true;
+                return outcome;
+            }
+            let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
+            let mut req = httparse::Request::new(&mut []);
+            let parsed = req.parse_with_uninit_headers(rest, &mut headers[..max_headers]);
+            let head_len = match parsed {
+                Ok(httparse::Status::Complete(n)) if n <= limits.max_head_bytes => n,
+                Ok(httparse::Status::Complete(_)) => {
+                    let err = self.head_too_large(rest);
+                    return self.fail(err, clock, out, outcome);
+                }
+                Ok(httparse::Status::Partial) if rest.len() >= limits.max_head_bytes => {
+                    let err = self.head_too_large(rest);
+                    return self.fail(err, clock, out, outcome);
+                }
+                Ok(httparse::Status::Partial) => return outcome,
+                Err(httparse::Error::TooManyHeaders) => {
+                    return self.fail(HttpError::TooManyHeaders(max_headers), clock, out, outcome)
+                }
+                Err(httparse::Error::Version) if names_other_version(rest) => {
+                    return self.fail(HttpError::VersionNotSupported, clock, out, outcome)
+                }
+                Err(_) => return self.fail(HttpError::Malformed, clock, out, outcome),
+            };
+            let framing = match framing(&req) {
+                Ok(f) => f,
+                Err(err) => return self.fail(err, clock, out, outcome),
+            };
+            // Parsed requests always carry a method and a path.
+            let method = Method::parse(req.method.unwrap_or(""));
+            let target = req.path.unwrap_or("").as_bytes();
+            outcome.consumed += head_len;
+            outcome.answered += 1;
+            if framing.expect_continue {
+                if let Some(err) = self.service.precheck(method, target, clock) {
+                    // Refused whatever the body holds: say so instead of `100 Continue`, and
+                    // close rather than guess whether the client still sends the body.
+                    response::write_error(out, &err, AfterAnswer::Close, clock, false);
+                    self.tally.respond(err.status());
+                    self.tally.reject(&err);
+                    outcome.close = true;
+                    return outcome;
+                }
+                out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            self.service
+                .respond(method, target, framing.after, clock, out, &mut self.tally);
+            self.skip = framing.body;
+            if framing.after == AfterAnswer::Close {
+                outcome.close = true;
+                return outcome;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,148 @@
+//! Tests of `ring`.
+
+use super::*;
+use proptest::prelude::*;
+use std::collections::{HashMap, HashSet};
+
+fn ev(hour: u32, user: u64, kind: Kind) -> Event {
+    Event::new(hour, user, kind)
+}
+
+fn counts(unique_users: u64, clicks: u64, impressions: u64) -> Counts {
+    Counts {
+        unique_users,
+        clicks,
+        impressions,
+    }
+}
+
+#[test]
+fn counts_unique_users_clicks_and_impressions() {
+    let mut w = RingWriter::new(Arc::new(Ring::new(4)));
+    w.apply(ev(10, 1, Kind::Click));
+    w.apply(ev(10, 1, Kind::Impression));
+    w.apply(ev(10, 2, Kind::Impression));
+    // Not visible before publish ...
+    assert_eq!(w.ring().read(10), Counts::default());
+    w.publish();
+    // ... and exact after it.
+    assert_eq!(w.ring().read(10), counts(2, 1, 2));
+    assert_eq!(w.ring().read(11), Counts::default());
+}
+
+#[test]
+fn recycling_seals_the_old_hour_into_the_archive() {
+    let ring = Arc::new(Ring::new(4));
+    let mut w = RingWriter::new(ring.clone());
+    w.apply_and_publish(ev(2, 1, Kind::Click));
+    w.apply_and_publish(ev(2, 2, Kind::Click));
+    assert!(ring.archive().is_empty());
+    // Hour 6 shares slot 2 and is newer: hour 2 is sealed.
+    assert_eq!(
+        w.apply_and_publish(ev(6, 3, Kind::Impression)),
+        Applied::Counted
+    );
+    assert_eq!(ring.archive().get(2), Some(counts(2, 2, 0)));
+    assert_eq!(ring.read(2), counts(2, 2, 0));
+    assert_eq!(ring.read(6), counts(1, 0, 1));
+    // The new hour starts with an empty user set.
+    w.apply_and_publish(ev(6, 1, Kind::Click));
+    assert_eq!(ring.read(6), counts(2, 1, 1));
+    assert!(ring.is_sealed(2));
+    assert!(!ring.is_sealed(6));
+    assert!(!ring.is_sealed(10));
+}
+
+#[test]
+fn events_of_a_sealed_hour_are_dropped_and_counted() {
+    let ring = Arc::new(Ring::new(4));
+    let mut w = RingWriter::new(ring.clone());
+    w.apply_and_publish(ev(6, 1, Kind::Click));
+    // Hour 2 is older than hour 6 in the same slot.
+    assert_eq!(w.apply_and_publish(ev(2, 1, Kind::Click)), Applied::Sealed);
+    assert_eq!(w.ring().sealed_drops(), 1);
+    assert_eq!(ring.read(2), Counts::default());
+    assert_eq!(ring.read(6), counts(1, 1, 0));
+    assert!(ring.archive().is_empty());
+}
+
+#[test]
+fn an_hour_that_skipped_the_ring_reads_as_zeros() {
+    let ring = Arc::new(Ring::new(4));
+    let mut w = RingWriter::new(ring.clone());
+    w.apply_and_publish(ev(1, 1, Kind::Click));
+    w.apply_and_publish(ev(9, 1, Kind::Click)); // seals 1; hour 5 never had an event
+    assert_eq!(ring.read(5), Counts::default());
+    assert_eq!(ring.read(1), counts(1, 1, 0));
+    assert_eq!(ring.try_read(1), Some(counts(1, 1, 0)));
+}
+
+/// The plain model of the apply rule (ARCHITECTURE.md): one map of hours, the same sealing rule.
+#[derive(Default)]
+struct Model {
+    slot_hour: HashMap<usize, u32>,
+    hours: HashMap<u32, (HashSet<u64>, u64, u64)>,
+}
+
+impl Model {
+    fn apply(&mut self, cap: usize, e: Event) {
+        let s = e.hour as usize % cap;
+        match self.slot_hour.get(&s) {
+            Some(&h) if h > e.hour => return,
+            _ => {}
+        }
+        self.slot_hour.insert(s, e.hour);
+        let entry = self.hours.entry(e.hour).or_default();
+        entry.0.insert(e.user);
+        match e.kind {
+            Kind::Click => entry.1 += 1,
+            Kind::Impression => entry.2 += 1,
+        }
+    }
+
+    fn read(&self, hour: u32) -> Counts {
+        self.hours
+            .get(&hour)
+            .map(|(u, c, i)| counts(u.len() as u64, *c, *i))
+            .unwrap_or_default()
+    }
+}
+
+fn arb_event(max_hour: u32) -> impl Strategy<Value = Event> {
+    (0..max_hour, 0u64..40, any::<bool>()).prop_map(|(hour, user, click)| {
+        let kind = if click { Kind::Click } else { Kind::Impression };
+        // Small user ids give repeats; spreading them over the fingerprint space
+        // exercises every stripe.
+        ev(hour, crate::event::fingerprint(&user.to_le_bytes()), kind)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn ring_answers_equal_the_model(
+        cap in 1usize..6,
+        events in proptest::collection::vec(arb_event(20), 0..300),
+        batch in 1usize..8,
+    ) {
+        let ring = Arc::new(Ring::new(cap));
+        let mut w = RingWriter::new(ring.clone());
+        let mut model = Model::default();
+        let mut dropped = 0;
+        for chunk in events.chunks(batch) {
+            for &e in chunk {
+                let before = model.read(e.hour);
+                model.apply(cap, e);
+                let counted = w.apply(e) == Applied::Counted;
+                prop_assert_eq!(counted, model.read(e.hour) != before);
+                dropped += u64::from(!counted);
+            }
+            w.publish();
+            for hour in 0..20 {
+                prop_assert_eq!(ring.read(hour), model.read(hour), "hour {}", hour);
+            }
+        }
+        prop_assert_eq!(w.ring().sealed_drops(), dropped);
+    }
+}
