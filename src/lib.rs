@@ -18,7 +18,7 @@
 //!   deterministic apply rule: the ring's state is a pure function of the applied sequence.
 //!   It parks when idle and is woken by the producer that finds it parked.
 //! - `http` (feature `server`): a small HTTP/1.1 connection loop on `may` coroutines and
-//!   `httparse`, hardened against every bad input of DESIGN.md §1.
+//!   `httparse`, hardened against every bad input of ARCHITECTURE.md, "The API".
 //!
 //! Trade-offs: counts are exact but for fingerprint collisions (about n²/2⁶⁵ for n users in an
 //! hour, see [`event::fingerprint`]); a POST is acknowledged once queued, so a GET right after it

@@ -1,4 +1,4 @@
-//! DESIGN.md §1, the transport table, row by row, plus keep-alive, pipelining and split
+//! ARCHITECTURE.md, "Transport": the transport table, row by row, plus keep-alive, pipelining and split
 //! requests, against the real binary over real TCP.
 
 mod common;

@@ -3,7 +3,7 @@
 //!
 //! Why it matters: a GET never waits for the writer, so the only thing standing between a
 //! reader and a torn answer (one hour's clicks with another write's impressions, or an hour
-//! with counters that belong to another hour) is the seqlock's orderings. DESIGN.md §2
+//! with counters that belong to another hour) is the seqlock's orderings. ARCHITECTURE.md ("The ring")
 //! promises that every answer equals the totals of some prefix of the events applied to
 //! that hour, and that a reader never sees its counters go backwards.
 //!
