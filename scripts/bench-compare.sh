@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares hourtally with the bare may_minihttp server (examples/bare.rs: every request gets
 # 200 "Hello, world!") under the same load: the ratio is how much of the HTTP ceiling
-# hourtally keeps while it validates, counts and answers (DESIGN.md §5: POST >= 0.8x and
+# hourtally keeps while it validates, counts and answers (ARCHITECTURE.md, "Speed goals": POST >= 0.8x and
 # GET >= 0.9x the bare rate with pipelined requests on one core).
 #
 #   bash scripts/bench-compare.sh              # ROUNDS=3 SECS=5 WARMUP=1 CONNS=32
@@ -74,8 +74,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_server NAME CMD...: starts CMD in the background, waits for its
-# "NAME listening on ADDR ..." line, sets SERVER_PID and SERVER_ADDR.
+# start_server NAME CMD...: starts CMD in the background, waits for its start-up line
+# ("bare listening on ADDR ...", or hourtally's "... listening addr=ADDR ..." log line), sets
+# SERVER_PID and SERVER_ADDR.
 start_server() {
     local name=$1
     shift
@@ -85,7 +86,10 @@ start_server() {
     SERVER_PID=$!
     SERVER_ADDR=""
     for _ in $(seq 200); do
-        SERVER_ADDR=$(awk -v n="$name" '$1 == n && $2 == "listening" { print $4; exit }' "$log")
+        SERVER_ADDR=$(awk -v n="$name" '
+            $1 == n && $2 == "listening" { print $4; exit }
+            / listening / { for (i = 1; i <= NF; i++) if ($i ~ /^addr=/) { print substr($i, 6); exit } }
+        ' "$log")
         [[ -n $SERVER_ADDR ]] && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.05

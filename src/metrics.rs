@@ -186,7 +186,7 @@ impl Metrics {
         metric(
             "hourtally_connections_refused_total",
             "counter",
-            "Connections closed at once because --max-connections were open.",
+            "Connections answered 503 and closed because --max-connections were open (or the server was stopping).",
             &[("", self.connections_refused.load(Ordering::Relaxed))],
         );
         metric(

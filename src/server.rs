@@ -7,7 +7,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::conns::Connections;
 use crate::http::error::{ApiError, HttpError};
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{conn, Service};
@@ -22,7 +21,6 @@ pub const STACK_WORDS: usize = 0x2000;
 /// A running server.
 pub struct Server {
     service: Arc<Service>,
-    conns: Arc<Connections>,
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     accept: may::coroutine::JoinHandle<()>,
@@ -74,20 +72,18 @@ impl Server {
             .spawn(move || writer.run())?;
 
         let service = Arc::new(Service::new(ring, ingest, config.limits(), admission));
-        let conns = Arc::new(Connections::new(config.max_connections));
         let stopping = Arc::new(AtomicBool::new(false));
         let accept = {
-            let (service, conns, stopping) = (service.clone(), conns.clone(), stopping.clone());
+            let (service, stopping) = (service.clone(), stopping.clone());
             let builder = may::coroutine::Builder::new().name("hourtally-accept".into());
             // SAFETY: `may` requires that a coroutine not hold thread-local storage across a
             // yield (it may resume on another worker) and stay within its stack. The accept
             // loop touches no thread-locals and uses a few hundred bytes of stack.
-            unsafe { builder.spawn(move || accept_loop(listener, service, conns, stopping)) }?
+            unsafe { builder.spawn(move || accept_loop(listener, service, stopping)) }?
         };
         service.set_ready(true);
         Ok(Server {
             service,
-            conns,
             addr,
             stopping,
             accept,
@@ -131,7 +127,7 @@ impl Server {
         if std::net::TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
             let _ = self.accept.join();
         }
-        self.conns.drain(|fd| {
+        self.service.conns.drain(|fd| {
             // SAFETY: `shutdown` takes any integer and touches no memory of ours; `drain`
             // passes only fds that are open sockets at this instant (see `conns`).
             unsafe {
@@ -141,7 +137,7 @@ impl Server {
         // A connection finishes within its write timeout plus its close; past that, stop
         // anyway (its peer does not read).
         let deadline = std::time::Instant::now() + WRITE_TIMEOUT + Duration::from_secs(3);
-        while self.conns.open() > 0 && std::time::Instant::now() < deadline {
+        while self.service.conns.open() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
         self.service.ingest.close();
@@ -155,7 +151,7 @@ impl Server {
             applied: self.service.ingest.applied(),
             sealed_drops: ring.ring().sealed_drops(),
             queued: self.service.ingest.queued(),
-            unclosed_connections: self.conns.open(),
+            unclosed_connections: self.service.conns.open(),
         }
     }
 }
@@ -182,7 +178,6 @@ fn bind(addr: SocketAddr) -> io::Result<may::net::TcpListener> {
 fn accept_loop(
     listener: may::net::TcpListener,
     service: Arc<Service>,
-    conns: Arc<Connections>,
     stopping: Arc<AtomicBool>,
 ) {
     use std::os::unix::io::AsRawFd;
@@ -196,14 +191,14 @@ fn accept_loop(
             may::coroutine::sleep(Duration::from_millis(5));
             continue;
         };
-        let (service, conns) = (service.clone(), conns.clone());
+        let service = service.clone();
         let builder = may::coroutine::Builder::new();
         // SAFETY: as for the accept loop: the connection loop touches no thread-locals across
         // a yield (its only blocking calls are may's own socket I/O and sleeps), and needs
         // about 6 KiB of its STACK_WORDS stack.
         let spawned = unsafe {
             builder.spawn(move || {
-                let Some(ticket) = conns.admit(stream.as_raw_fd()) else {
+                let Some(ticket) = service.conns.admit(stream.as_raw_fd()) else {
                     service.metrics.connection_refused();
                     refuse(stream, &service);
                     return;

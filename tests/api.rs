@@ -1,4 +1,4 @@
-//! DESIGN.md §1, the API table, row by row, against the real binary over real TCP.
+//! ARCHITECTURE.md, "The API": the API table, row by row, against the real binary over real TCP.
 
 mod common;
 
@@ -325,7 +325,17 @@ fn health_readiness_metrics_and_head() {
         204
     );
     assert_eq!(s.wait_counts(ts, (1, 1, 0)), (1, 1, 0));
+    // Two connections are open while the page is rendered: an idle one and the asker.
+    let mut idle = s.connect();
+    idle.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(idle.response(false).status, 200); // admitted, now idle
     let m = s.get("/metrics");
+    assert!(
+        m.text().contains("hourtally_connections_open 2\n"),
+        "{}",
+        m.text()
+    );
+    drop(idle);
     assert_eq!(m.status, 200);
     assert!(m
         .header("Content-Type")

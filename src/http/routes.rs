@@ -13,7 +13,8 @@ use crate::counts::{Counts, CountsBody};
 use crate::metrics::{Gauges, Metrics, Tally};
 use crate::query;
 use crate::ring::Ring;
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::conns::Connections;
+use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::writer::{Ingest, PushError};
 
 /// Hours of clock difference the admission window tolerates between any two clocks that
@@ -132,8 +133,8 @@ pub struct Service {
     /// Which hours a POST may report.
     pub admission: Admission,
     pub metrics: Metrics,
-    /// Connections open now (for `--max-connections`).
-    pub open_connections: AtomicUsize,
+    /// The open connections (for `--max-connections`, `/metrics` and the drain).
+    pub conns: Connections,
     /// Set once the server serves reads and writes.
     ready: AtomicBool,
 }
@@ -146,7 +147,7 @@ impl Service {
             limits,
             admission,
             metrics: Metrics::default(),
-            open_connections: AtomicUsize::new(0),
+            conns: Connections::new(limits.max_connections),
             ready: AtomicBool::new(false),
         }
     }
@@ -210,8 +211,7 @@ impl Service {
             sealed_drops: self.ring.sealed_drops(),
             queued: self.ingest.queued(),
             queue_capacity: self.ingest.capacity(),
-            // Relaxed: a statistic.
-            open_connections: self.open_connections.load(Ordering::Relaxed),
+            open_connections: self.conns.open(),
             archived_hours: loop {
                 // As in `read_counts`: never park the OS thread on the archive's lock.
                 match self.ring.archive().try_len() {
