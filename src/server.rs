@@ -175,11 +175,7 @@ fn bind(addr: SocketAddr) -> io::Result<may::net::TcpListener> {
     Ok(unsafe { may::net::TcpListener::from_raw_fd(fd) })
 }
 
-fn accept_loop(
-    listener: may::net::TcpListener,
-    service: Arc<Service>,
-    stopping: Arc<AtomicBool>,
-) {
+fn accept_loop(listener: may::net::TcpListener, service: Arc<Service>, stopping: Arc<AtomicBool>) {
     use std::os::unix::io::AsRawFd;
     for stream in listener.incoming() {
         // Acquire: see `Server::shutdown`.

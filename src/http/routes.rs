@@ -9,11 +9,11 @@ use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
 use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
+use crate::conns::Connections;
 use crate::counts::{Counts, CountsBody};
 use crate::metrics::{Gauges, Metrics, Tally};
 use crate::query;
 use crate::ring::Ring;
-use crate::conns::Connections;
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::writer::{Ingest, PushError};
 
