@@ -184,7 +184,7 @@ fn sigterm_with_slow_readers_delivers_every_answer_it_applied() {
                 while let Some(r) = c.try_response(false) {
                     assert_eq!(r.status, 204, "{r:?}");
                     ok += 1;
-                    if ok % 64 == 0 {
+                    if ok.is_multiple_of(64) {
                         std::thread::sleep(Duration::from_micros(500));
                     }
                 }
