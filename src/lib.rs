@@ -44,6 +44,8 @@ pub mod config;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod http;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod journal;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod log;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod metrics;

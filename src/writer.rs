@@ -187,11 +187,27 @@ impl Ingest {
     }
 }
 
+/// Where the writer hands every batch before applying it: the journal, in a server with a
+/// data directory. Called on the writer thread only.
+pub trait Sink: Send + std::fmt::Debug {
+    /// A batch taken off the queue, in queue order, before it is applied.
+    fn batch(&mut self, events: &[Event]);
+    /// The queue is empty: the writer is about to idle; `deep` when it is about to park (it
+    /// may sleep for long: make what was written durable now).
+    fn idle(&mut self, deep: bool);
+    /// The writer stops after its last batch: make everything durable.
+    fn finish(&mut self);
+}
+
 /// The writer's loop and its state.
 #[derive(Debug)]
 pub struct Writer {
     ingest: crate::sync::Arc<Ingest>,
     ring: RingWriter,
+    /// Where batches go before they are applied (the journal), if anywhere.
+    sink: Option<Box<dyn Sink>>,
+    /// The batch being applied (reused).
+    batch: Vec<Event>,
     /// Spin turns (with backoff) with an empty queue before yielding, then as many yields
     /// before parking.
     spin_limit: u32,
@@ -202,8 +218,16 @@ impl Writer {
         Self {
             ingest,
             ring,
+            sink: None,
+            batch: Vec::with_capacity(BATCH),
             spin_limit: 16,
         }
+    }
+
+    /// Hands every batch to `sink` before it is applied.
+    pub fn with_sink(mut self, sink: Box<dyn Sink>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// Sets how long an idle writer spins before it parks (loom models use 0 or 1 to keep the
@@ -233,16 +257,23 @@ impl Writer {
         let mut applied: u64 = 0;
         let mut idle_turns: u32 = 0;
         loop {
-            let mut n = 0;
-            while n < BATCH {
+            self.batch.clear();
+            while self.batch.len() < BATCH {
                 let Some(event) = ingest.queue.pop() else {
                     break;
                 };
-                // A sealed drop is counted by the ring (`Ring::sealed_drops`).
-                self.ring.apply(event);
-                n += 1;
+                self.batch.push(event);
             }
+            let n = self.batch.len();
             if n > 0 {
+                // Journal first: the journal order is the apply order.
+                if let Some(sink) = self.sink.as_mut() {
+                    sink.batch(&self.batch);
+                }
+                for &event in &self.batch {
+                    // A sealed drop is counted by the ring (`Ring::sealed_drops`).
+                    self.ring.apply(event);
+                }
                 self.ring.publish();
                 applied += n as u64;
                 // Release: the progress marker; see the module doc. Single writer: a plain
@@ -255,9 +286,17 @@ impl Writer {
             // Acquire: pairs with `close`'s Release store; every push happened before it.
             if ingest.stop.load(Ordering::Acquire) {
                 if ingest.queue.is_empty() {
+                    if let Some(sink) = self.sink.as_mut() {
+                        sink.finish();
+                    }
                     return self.ring;
                 }
                 continue;
+            }
+            if idle_turns == 0 {
+                if let Some(sink) = self.sink.as_mut() {
+                    sink.idle(false);
+                }
             }
             if idle_turns < self.spin_limit {
                 idle_turns += 1;
@@ -273,6 +312,9 @@ impl Writer {
                 idle_turns += 1;
                 yield_thread();
                 continue;
+            }
+            if let Some(sink) = self.sink.as_mut() {
+                sink.idle(true);
             }
             // The writer half of the park handshake (module doc).
             // Relaxed: ordered before the emptiness check by the SeqCst fence.

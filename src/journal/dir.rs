@@ -1,0 +1,129 @@
+//! The data directory: created if missing, locked while a server uses it, and stamped with
+//! what its files mean (format version, ring capacity).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Version of the directory's format (the journal's bytes and `meta` itself).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why a data directory cannot be used. Each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}: another hourtally server is using this data directory (its LOCK is held); stop it, or give this one another --data-dir")]
+    Locked(PathBuf),
+    #[error("{path}: written with --retention-hours {found}, this server has {wanted}: start it with --retention-hours {found}, or give it a new --data-dir")]
+    OtherRetention {
+        path: PathBuf,
+        found: u32,
+        wanted: u32,
+    },
+    #[error("{path}: format version {found}, this build reads {FORMAT_VERSION}: run the build that wrote it, or give this one a new --data-dir")]
+    OtherVersion { path: PathBuf, found: String },
+    #[error("{0}: not an hourtally meta file (expected `hourtally-data VERSION` and `retention_hours=N`)")]
+    BadMeta(PathBuf),
+}
+
+/// An open, locked data directory. The lock is released when this is dropped (or the
+/// process exits, however it exits).
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    /// Holds the `flock` on `LOCK`.
+    _lock: File,
+}
+
+impl DataDir {
+    /// Opens (creating if missing) and locks `path` for a ring of `retention_hours` slots.
+    pub fn open(path: &Path, retention_hours: u32) -> Result<DataDir, DataDirError> {
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DataDirError::Io { path, source }
+        };
+        fs::create_dir_all(path).map_err(io_err(path))?;
+        let lock_path = path.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        // SAFETY: `flock` reads no memory of ours; the fd is `lock`'s, open for the call.
+        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.kind() == io::ErrorKind::WouldBlock {
+                DataDirError::Locked(path.to_path_buf())
+            } else {
+                DataDirError::Io {
+                    path: lock_path,
+                    source: e,
+                }
+            });
+        }
+        let meta_path = path.join("meta");
+        match fs::read_to_string(&meta_path) {
+            Ok(text) => check_meta(&meta_path, &text, retention_hours)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                write_meta(path, retention_hours).map_err(io_err(&meta_path))?;
+            }
+            Err(e) => return Err(io_err(&meta_path)(e)),
+        }
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn check_meta(path: &Path, text: &str, wanted: u32) -> Result<(), DataDirError> {
+    let mut lines = text.lines();
+    let version = lines
+        .next()
+        .and_then(|l| l.strip_prefix("hourtally-data "))
+        .ok_or_else(|| DataDirError::BadMeta(path.to_path_buf()))?;
+    if version != FORMAT_VERSION.to_string() {
+        return Err(DataDirError::OtherVersion {
+            path: path.to_path_buf(),
+            found: version.to_string(),
+        });
+    }
+    let found: u32 = lines
+        .next()
+        .and_then(|l| l.strip_prefix("retention_hours="))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| DataDirError::BadMeta(path.to_path_buf()))?;
+    if found != wanted {
+        return Err(DataDirError::OtherRetention {
+            path: path.to_path_buf(),
+            found,
+            wanted,
+        });
+    }
+    Ok(())
+}
+
+/// Writes `meta` atomically: a temporary file, synced, renamed, and the directory synced.
+fn write_meta(dir: &Path, retention_hours: u32) -> io::Result<()> {
+    let tmp = dir.join("meta.tmp");
+    let mut f = File::create(&tmp)?;
+    write!(
+        f,
+        "hourtally-data {FORMAT_VERSION}\nretention_hours={retention_hours}\n"
+    )?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join("meta"))?;
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,235 @@
+//! Tests of `journal`: replay, torn and corrupt tails, the data directory's lock and stamp.
+
+use super::record::encode_group;
+use super::*;
+use crate::event::Kind;
+use crate::ring::{Ring, RingWriter};
+use proptest::prelude::*;
+
+/// A fresh, empty directory under the system's temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering as O};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "hourtally-journal-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, O::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ev(hour: u32, user: u64, click: bool) -> Event {
+    Event::new(
+        hour,
+        user,
+        if click { Kind::Click } else { Kind::Impression },
+    )
+}
+
+/// Opens the journal in `dir` and returns it with every event it replayed.
+fn open(data: &DataDir) -> (Journal, Recovery, Vec<Event>) {
+    let mut seen = Vec::new();
+    let (j, r) = Journal::open(
+        data,
+        FsyncPolicy::Interval(DEFAULT_FSYNC_INTERVAL),
+        Arc::new(JournalHealth::default()),
+        |e| seen.push(e),
+    )
+    .expect("open");
+    (j, r, seen)
+}
+
+fn segment(dir: &TempDir) -> PathBuf {
+    dir.0.join("journal").join(segment_name(0))
+}
+
+#[test]
+fn a_reopened_journal_replays_every_event_in_order() {
+    let dir = TempDir::new();
+    let data = DataDir::open(&dir.0, 48).expect("data dir");
+    let batches = [vec![ev(1, 1, true), ev(1, 2, false)], vec![ev(2, 1, true)]];
+    {
+        let (mut j, r, seen) = open(&data);
+        assert_eq!((r.events, seen.len()), (0, 0));
+        for b in &batches {
+            j.batch(b);
+        }
+        j.finish();
+        assert_eq!(j.next_seq(), 3);
+    }
+    let (mut j, r, seen) = open(&data);
+    assert_eq!(seen, batches.concat());
+    assert_eq!((r.events, r.cut.clone()), (3, None));
+    // It goes on from there, numbering from 3.
+    j.batch(&[ev(3, 9, false)]);
+    j.finish();
+    drop(j);
+    let (_, r, seen) = open(&data);
+    assert_eq!(r.events, 4);
+    assert_eq!(seen[3], ev(3, 9, false));
+    // One group is 24 bytes of header and 16 per event.
+    let len = fs::metadata(segment(&dir)).expect("segment").len();
+    assert_eq!(len, 3 * 24 + 4 * 16);
+}
+
+#[test]
+fn a_torn_last_group_is_cut_off_and_never_applied() {
+    let dir = TempDir::new();
+    let data = DataDir::open(&dir.0, 48).expect("data dir");
+    {
+        let (mut j, _, _) = open(&data);
+        j.batch(&[ev(1, 1, true)]);
+        j.batch(&[ev(1, 2, true), ev(1, 3, true)]);
+        j.finish();
+    }
+    let path = segment(&dir);
+    let whole = fs::metadata(&path).expect("segment").len();
+    // Tear the last group: its last 5 bytes never reached the disk.
+    let f = OpenOptions::new().write(true).open(&path).expect("open");
+    f.set_len(whole - 5).expect("truncate");
+    drop(f);
+    let (mut j, r, seen) = open(&data);
+    assert_eq!(seen, [ev(1, 1, true)]);
+    let (cut, why) = r.cut.expect("a cut");
+    assert_eq!(cut, 24 + 2 * 16 - 5);
+    assert!(why.contains("torn"), "{why}");
+    // The file was cut back, and appending goes on cleanly from event 1.
+    j.batch(&[ev(2, 4, false)]);
+    j.finish();
+    drop(j);
+    let (_, r, seen) = open(&data);
+    assert_eq!(seen, [ev(1, 1, true), ev(2, 4, false)]);
+    assert_eq!(r.cut, None);
+}
+
+#[test]
+fn a_corrupt_last_group_is_cut_off() {
+    let dir = TempDir::new();
+    let data = DataDir::open(&dir.0, 48).expect("data dir");
+    {
+        let (mut j, _, _) = open(&data);
+        j.batch(&[ev(1, 1, true)]);
+        j.batch(&[ev(1, 2, true)]);
+        j.finish();
+    }
+    let path = segment(&dir);
+    let mut bytes = fs::read(&path).expect("read");
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x40;
+    fs::write(&path, &bytes).expect("write");
+    let (_, r, seen) = open(&data);
+    assert_eq!(seen, [ev(1, 1, true)]);
+    let (cut, why) = r.cut.expect("a cut");
+    assert_eq!((cut, why.as_str()), (24 + 16, "checksum mismatch"));
+}
+
+#[test]
+fn corruption_before_the_last_segment_refuses_to_start() {
+    let dir = TempDir::new();
+    let data = DataDir::open(&dir.0, 48).expect("data dir");
+    let jdir = dir.0.join("journal");
+    fs::create_dir_all(&jdir).expect("mkdir");
+    let mut first = Vec::new();
+    encode_group(&mut first, 0, &[ev(1, 1, true), ev(1, 2, true)]);
+    first[30] ^= 1;
+    fs::write(jdir.join(segment_name(0)), &first).expect("write");
+    let mut second = Vec::new();
+    encode_group(&mut second, 2, &[ev(1, 3, true)]);
+    fs::write(jdir.join(segment_name(2)), &second).expect("write");
+    let err = Journal::open(
+        &data,
+        FsyncPolicy::Never,
+        Arc::new(JournalHealth::default()),
+        |_| {},
+    )
+    .expect_err("refused");
+    assert!(err.to_string().contains("segments follow it"), "{err}");
+}
+
+#[test]
+fn a_second_server_on_a_locked_directory_is_refused() {
+    let dir = TempDir::new();
+    let first = DataDir::open(&dir.0, 48).expect("first");
+    let second = DataDir::open(&dir.0, 48).expect_err("locked");
+    assert!(matches!(second, DataDirError::Locked(_)), "{second}");
+    assert!(second.to_string().contains("another hourtally server"));
+    drop(first);
+    DataDir::open(&dir.0, 48).expect("free again");
+}
+
+#[test]
+fn a_directory_of_another_capacity_or_version_is_refused() {
+    let dir = TempDir::new();
+    drop(DataDir::open(&dir.0, 48).expect("new"));
+    let err = DataDir::open(&dir.0, 24).expect_err("other retention");
+    assert!(err.to_string().contains("--retention-hours 48"), "{err}");
+    fs::write(
+        dir.0.join("meta"),
+        "hourtally-data 99\nretention_hours=48\n",
+    )
+    .expect("write");
+    let err = DataDir::open(&dir.0, 48).expect_err("other version");
+    assert!(matches!(err, DataDirError::OtherVersion { .. }), "{err}");
+    fs::write(dir.0.join("meta"), "something else\n").expect("write");
+    let err = DataDir::open(&dir.0, 48).expect_err("bad meta");
+    assert!(matches!(err, DataDirError::BadMeta(_)), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Replay is deterministic: a ring rebuilt from the journal answers every hour as the
+    /// ring that applied the events live, recycling and sealed drops included.
+    #[test]
+    fn replay_rebuilds_the_same_ring(
+        events in proptest::collection::vec((0u32..20, 0u64..30, any::<bool>()), 1..300),
+        batch in 1usize..9,
+        cap in 1usize..5,
+    ) {
+        let dir = TempDir::new();
+        let data = DataDir::open(&dir.0, cap as u32).expect("data dir");
+        let events: Vec<Event> = events.into_iter().map(|(h, u, c)| ev(h, u, c)).collect();
+        let live = Arc::new(Ring::new(cap));
+        let mut live_writer = RingWriter::new(live.clone());
+        {
+            let (mut j, _, _) = open(&data);
+            for chunk in events.chunks(batch) {
+                j.batch(chunk);
+                for &e in chunk {
+                    live_writer.apply(e);
+                }
+                live_writer.publish();
+            }
+            j.finish();
+        }
+        let replayed = Arc::new(Ring::new(cap));
+        let mut replay_writer = RingWriter::new(replayed.clone());
+        let (_, r, _) = {
+            let mut seen = Vec::new();
+            let (j, r) = Journal::open(&data, FsyncPolicy::Never, Arc::new(JournalHealth::default()), |e| {
+                replay_writer.apply(e);
+                seen.push(e);
+            }).expect("open");
+            (j, r, seen)
+        };
+        replay_writer.publish();
+        prop_assert_eq!(r.events, events.len() as u64);
+        for hour in 0..20 {
+            prop_assert_eq!(replayed.read(hour), live.read(hour), "hour {}", hour);
+        }
+        prop_assert_eq!(replayed.sealed_drops(), live.sealed_drops());
+        prop_assert_eq!(replayed.archive().try_len(), live.archive().try_len());
+    }
+}

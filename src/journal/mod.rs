@@ -1,0 +1,390 @@
+//! The journal: every accepted event, on disk, in the order the writer applies them.
+//!
+//! One server keeps its data in a directory (`--data-dir`):
+//!
+//! ```text
+//! hourtally-data/
+//!   LOCK                       flock'd while a server runs: a second one refuses to start
+//!   meta                       format version and --retention-hours (checked at start)
+//!   journal/00000000000000000000.htj   segments, named by their first event's position
+//! ```
+//!
+//! The writer thread hands every batch it takes off the queue to [`Journal::append`] before
+//! applying it, so the journal order is the apply order; one write per batch (group commit)
+//! and, by `--fsync`, one `fdatasync` per `--fsync-interval` (`interval`) or none (`never`).
+//! At start, [`Journal::open`] replays every segment into the ring (the apply rule reads no
+//! clock, so the replay rebuilds the same state) and cuts off a torn or corrupt tail.
+//!
+//! What a crash can lose (README, "Durability"): events still in the queue, and with
+//! `interval` at most `--fsync-interval` of journal writes; with `never`, whatever the OS had
+//! not written back. A graceful stop loses nothing: the writer drains the queue and syncs.
+//!
+//! Disk trouble: a failed write is rolled back to the last whole group and kept in memory
+//! (up to [`MAX_PENDING_BYTES`]); while it is failing, [`JournalHealth`] makes the edge refuse
+//! POSTs with 503, and every later batch first retries what is pending, so the journal heals
+//! by itself when space returns.
+
+mod dir;
+pub mod record;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use dir::{DataDir, DataDirError};
+use record::{decode_group, encode_group, GroupError};
+
+use crate::event::Event;
+use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
+use crate::writer::Sink;
+
+/// A segment is closed and a new one begun past this size.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+/// Most bytes of failed writes kept in memory to retry; past it, events are lost (and
+/// counted): by then POSTs have long been refused.
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
+/// Default `--fsync-interval`.
+pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// When the journal is flushed to stable storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// `fdatasync` at most this long after a write, and whenever the writer goes idle.
+    Interval(Duration),
+    /// Never: the OS writes back when it likes (a crash of the machine loses that much).
+    Never,
+}
+
+/// What the rest of the server sees of the journal.
+#[derive(Debug, Default)]
+pub struct JournalHealth {
+    /// Set while writes fail; the edge refuses POSTs with 503 meanwhile.
+    failing: AtomicBool,
+    /// Write or sync errors so far.
+    errors: AtomicU64,
+    /// Events lost because more failed writes were pending than memory allows.
+    lost: AtomicU64,
+    /// Bytes written to the journal since start.
+    bytes: AtomicU64,
+    /// `fdatasync` calls since start.
+    syncs: AtomicU64,
+}
+
+impl JournalHealth {
+    /// Whether writes are failing now.
+    pub fn failing(&self) -> bool {
+        // Relaxed: a hint for the edge; the writer decides with its own state.
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// `(errors, events lost, bytes written, syncs)` so far.
+    pub fn figures(&self) -> (u64, u64, u64, u64) {
+        // Relaxed: statistics.
+        (
+            self.errors.load(Ordering::Relaxed),
+            self.lost.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.syncs.load(Ordering::Relaxed),
+        )
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        // Relaxed: a statistic, written by the writer thread alone.
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
+/// What recovery found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Segments read.
+    pub segments: usize,
+    /// Events replayed.
+    pub events: u64,
+    /// Bytes cut off the tail (a torn or corrupt last group), and why.
+    pub cut: Option<(u64, String)>,
+}
+
+/// The journal, open for appending; owned by the writer thread.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    /// The segment being appended to.
+    file: File,
+    /// Its length: every byte below it is a whole, valid group.
+    len: u64,
+    /// Position of the next event.
+    next_seq: u64,
+    policy: FsyncPolicy,
+    /// Bytes written and not yet synced.
+    unsynced: bool,
+    last_sync: Instant,
+    /// Groups encoded and not yet written (a failed write keeps them here).
+    pending: Vec<u8>,
+    health: Arc<JournalHealth>,
+}
+
+fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.htj")
+}
+
+impl Journal {
+    /// Opens the journal in `data` (creating it if new), replays every event into `apply`
+    /// in order, cuts off a torn or corrupt tail, and returns the journal ready to append.
+    pub fn open(
+        data: &DataDir,
+        policy: FsyncPolicy,
+        health: Arc<JournalHealth>,
+        mut apply: impl FnMut(Event),
+    ) -> io::Result<(Journal, Recovery)> {
+        let dir = data.path().join("journal");
+        fs::create_dir_all(&dir)?;
+        let mut segments: Vec<(u64, PathBuf)> = Vec::new();
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let Some(first) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".htj"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            segments.push((first, path));
+        }
+        segments.sort();
+        let mut recovery = Recovery {
+            segments: segments.len(),
+            ..Recovery::default()
+        };
+        let mut next_seq = segments.first().map_or(0, |s| s.0);
+        let mut last: Option<(PathBuf, u64)> = None;
+        for (i, (first, path)) in segments.iter().enumerate() {
+            let is_last = i + 1 == segments.len();
+            if *first != next_seq {
+                return Err(invalid(format!(
+                    "{}: starts at event {first}, but the journal before it ends at {next_seq}: \
+                     a segment is missing",
+                    path.display()
+                )));
+            }
+            let mut bytes = Vec::new();
+            File::open(path)?.read_to_end(&mut bytes)?;
+            let mut at = 0;
+            while at < bytes.len() {
+                match decode_group(&bytes[at..]) {
+                    Ok(g) if g.first_seq == next_seq => {
+                        for e in &g.events {
+                            apply(*e);
+                        }
+                        next_seq += g.events.len() as u64;
+                        recovery.events += g.events.len() as u64;
+                        at += g.len;
+                    }
+                    other => {
+                        let torn = matches!(other, Err(GroupError::Torn(_)));
+                        let why = match other {
+                            Ok(g) => {
+                                format!("group numbered {} where {next_seq} was due", g.first_seq)
+                            }
+                            Err(e) => e.to_string(),
+                        };
+                        if !is_last {
+                            return Err(invalid(format!(
+                                "{} is corrupt at byte {at} ({why}), and segments follow it: \
+                                 move the directory aside and restore a backup",
+                                path.display()
+                            )));
+                        }
+                        let cut = (bytes.len() - at) as u64;
+                        recovery.cut = Some((
+                            cut,
+                            if torn {
+                                format!("torn last group: {why}")
+                            } else {
+                                why
+                            },
+                        ));
+                        break;
+                    }
+                }
+            }
+            if is_last {
+                last = Some((path.clone(), at as u64));
+            }
+        }
+        let (path, len) = match last {
+            Some(last) => last,
+            None => (dir.join(segment_name(next_seq)), 0),
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)?;
+        if file.metadata()?.len() != len {
+            file.set_len(len)?;
+            file.sync_data()?;
+        }
+        file.seek(SeekFrom::Start(len))?;
+        sync_dir(&dir)?;
+        let journal = Journal {
+            dir,
+            file,
+            len,
+            next_seq,
+            policy,
+            unsynced: false,
+            last_sync: Instant::now(),
+            pending: Vec::new(),
+            health,
+        };
+        Ok((journal, recovery))
+    }
+
+    /// Position of the next event (events journaled since the journal began).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Encodes `events` as one group and writes it (with anything pending before it).
+    pub fn append(&mut self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        if self.pending.len() > MAX_PENDING_BYTES {
+            JournalHealth::add(&self.health.lost, events.len() as u64);
+        } else {
+            encode_group(&mut self.pending, self.next_seq, events);
+        }
+        self.next_seq += events.len() as u64;
+        self.write_pending();
+        if let FsyncPolicy::Interval(every) = self.policy {
+            if self.unsynced && self.last_sync.elapsed() >= every {
+                self.sync();
+            }
+        }
+    }
+
+    /// Writes what is pending; on failure rolls the file back to its last whole group and
+    /// keeps the bytes for the next try.
+    fn write_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.len >= SEGMENT_BYTES {
+            if let Err(e) = self.roll() {
+                self.failed("start a new segment", &e);
+                return;
+            }
+        }
+        match self.file.write_all(&self.pending) {
+            Ok(()) => {
+                self.len += self.pending.len() as u64;
+                JournalHealth::add(&self.health.bytes, self.pending.len() as u64);
+                self.pending.clear();
+                self.unsynced = true;
+                if self.health.failing() {
+                    // Relaxed: see `JournalHealth::failing`.
+                    self.health.failing.store(false, Ordering::Relaxed);
+                    tracing::warn!("journal writes succeed again");
+                }
+            }
+            Err(e) => {
+                // A partial write leaves part of a group: cut back to the last whole one.
+                let _ = self
+                    .file
+                    .set_len(self.len)
+                    .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
+                self.failed("write", &e);
+            }
+        }
+    }
+
+    fn failed(&mut self, what: &str, e: &io::Error) {
+        JournalHealth::add(&self.health.errors, 1);
+        if !self.health.failing() {
+            // Relaxed: see `JournalHealth::failing`.
+            self.health.failing.store(true, Ordering::Relaxed);
+            tracing::error!(
+                error = %e,
+                pending_bytes = self.pending.len(),
+                "journal {what} failed: POSTs are refused (503) until it succeeds again"
+            );
+        }
+    }
+
+    /// Closes the current segment (synced) and begins the next, named by `next_seq` minus
+    /// what is pending.
+    fn roll(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        let pending_events = count_events(&self.pending);
+        let first = self.next_seq - pending_events;
+        let path = self.dir.join(segment_name(first));
+        self.file = OpenOptions::new().create(true).append(true).open(&path)?;
+        self.len = 0;
+        sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    /// `fdatasync` of what was written.
+    pub fn sync(&mut self) {
+        if !self.unsynced {
+            return;
+        }
+        match self.file.sync_data() {
+            Ok(()) => {
+                self.unsynced = false;
+                JournalHealth::add(&self.health.syncs, 1);
+            }
+            Err(e) => self.failed("sync", &e),
+        }
+        self.last_sync = Instant::now();
+    }
+}
+
+/// Events in a run of encoded groups.
+fn count_events(groups: &[u8]) -> u64 {
+    let mut at = 0;
+    let mut n = 0;
+    while let Ok(g) = decode_group(&groups[at..]) {
+        n += g.events.len() as u64;
+        at += g.len;
+    }
+    n
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Makes a directory's entries (a new or renamed file) durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Sink for Journal {
+    fn batch(&mut self, events: &[Event]) {
+        self.append(events);
+    }
+
+    fn idle(&mut self, deep: bool) {
+        self.write_pending();
+        if let FsyncPolicy::Interval(every) = self.policy {
+            if deep || self.last_sync.elapsed() >= every {
+                self.sync();
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.write_pending();
+        self.sync();
+    }
+}
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;
