@@ -52,7 +52,7 @@ impl Harness {
         let writer = std::thread::spawn(move || writer.run());
         let admission = Admission::new(48, 1).expect("a window");
         let service = Service::new(ring, ingest, Limits::default(), admission);
-        service.set_ready(true);
+        service.set_ready();
         let mut clock = Clock::default();
         clock.set(TS);
         Harness {

@@ -163,7 +163,7 @@ for mix in "POST 1.0" "GET 0.0"; do
             read -r rps server client <<<"$r"
             bare_rps+=("$rps") bare_cpu+=("$server") client_b+=("$client")
             stop_server
-            start_server hourtally taskset -c "$SERVER_CPU" "$HOURTALLY" --listen 127.0.0.1:0 --workers 1
+            start_server hourtally taskset -c "$SERVER_CPU" "$HOURTALLY" --listen 127.0.0.1:0 --workers 1 --ephemeral
             r=$(run_load "$share" "$depth") || exit 1
             read -r rps server client <<<"$r"
             ht_rps+=("$rps") ht_cpu+=("$server") client_h+=("$client")

@@ -7,6 +7,7 @@ use clap::Parser;
 
 use crate::http::limits::{self, Limits, MAX_HEADERS_CAP};
 use crate::http::routes::{Admission, ADMISSION_MARGIN_HOURS};
+use crate::journal::FsyncPolicy;
 
 /// hourtally: counts unique users, clicks and impressions per UTC hour, over HTTP.
 ///
@@ -79,6 +80,26 @@ pub struct Config {
     #[arg(long, env = "HOURTALLY_PIN_WORKERS", default_value_t = false)]
     pub pin_workers: bool,
 
+    /// Directory of the journal (created if missing, locked while the server runs). A
+    /// restart replays it: nothing answered 204 is lost by a graceful stop, and a crash loses
+    /// at most what --fsync allows.
+    #[arg(long, env = "HOURTALLY_DATA_DIR", default_value = "./hourtally-data")]
+    pub data_dir: std::path::PathBuf,
+
+    /// Keep nothing on disk: a restart starts from zero counts (benchmarks, tests).
+    #[arg(long, env = "HOURTALLY_EPHEMERAL", default_value_t = false)]
+    pub ephemeral: bool,
+
+    /// When the journal is flushed to disk: `interval` (at most --fsync-interval-ms of
+    /// acknowledged events can be lost by a crash of the machine) or `never` (the OS decides).
+    #[arg(long, env = "HOURTALLY_FSYNC", value_enum, default_value_t = Fsync::Interval)]
+    pub fsync: Fsync,
+
+    /// With --fsync interval: the longest time between a journal write and its fdatasync.
+    #[arg(long, env = "HOURTALLY_FSYNC_INTERVAL_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub fsync_interval_ms: u64,
+
     /// Least severe log level written: error, warn, info, debug or trace. RUST_LOG, when
     /// set, takes precedence (with its full filter syntax).
     #[arg(long, env = "HOURTALLY_LOG_LEVEL", default_value = "info",
@@ -92,6 +113,13 @@ pub struct Config {
 
 /// The most `--workers` may be.
 pub const MAX_WORKERS: usize = 256;
+
+/// `--fsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fsync {
+    Interval,
+    Never,
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -114,6 +142,14 @@ impl Config {
                 ADMISSION_MARGIN_HOURS + 1,
             )
         })
+    }
+
+    /// The journal's fsync policy.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        match self.fsync {
+            Fsync::Interval => FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms)),
+            Fsync::Never => FsyncPolicy::Never,
+        }
     }
 
     /// The HTTP limits these flags set.
@@ -149,6 +185,12 @@ mod tests {
         assert_eq!(c.queue_capacity, 1 << 20);
         assert_eq!(c.max_future_hours, 1);
         assert_eq!(c.limits(), Limits::default());
+        assert_eq!(c.data_dir, std::path::PathBuf::from("./hourtally-data"));
+        assert!(!c.ephemeral);
+        assert_eq!(
+            c.fsync_policy(),
+            FsyncPolicy::Interval(Duration::from_millis(100))
+        );
     }
 
     #[test]

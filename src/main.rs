@@ -35,29 +35,11 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             // Plain, on stderr: whoever started the server reads this, not a log pipeline.
-            eprintln!("hourtally: cannot listen on {}: {e}", config.listen);
+            eprintln!("hourtally: cannot start on {}: {e}", config.listen);
             return ExitCode::FAILURE;
         }
     };
-    let l = config.limits();
-    let admission = server.service().admission;
-    tracing::info!(
-        addr = %server.local_addr(),
-        retention_hours = config.retention_hours,
-        queue_capacity = config.queue_capacity,
-        max_future_hours = admission.max_future_hours,
-        max_past_hours = admission.max_past_hours,
-        max_head_bytes = l.max_head_bytes,
-        max_headers = l.max_headers,
-        head_timeout_s = l.head_timeout.as_secs(),
-        idle_timeout_s = l.idle_timeout.as_secs(),
-        max_connections = l.max_connections,
-        workers = server.workers(),
-        pin_workers = config.pin_workers,
-        "listening"
-    );
     let reporter = RejectionReporter::start(server.service().clone(), REJECTION_SUMMARY_INTERVAL);
-    tracing::info!("ready");
     let signal = signals.forever().next().unwrap_or(SIGTERM);
     tracing::info!(
         signal,

@@ -43,13 +43,25 @@ impl Tally {
 
 /// Process-wide counters. Every ordering here is Relaxed: these are statistics, each read
 /// on its own; no other memory is published through them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     responses: [AtomicU64; STATUS_COUNT],
     rejections: [AtomicU64; REASON_COUNT],
     accepted: AtomicU64,
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            responses: std::array::from_fn(|_| AtomicU64::new(0)),
+            rejections: std::array::from_fn(|_| AtomicU64::new(0)),
+            accepted: AtomicU64::new(0),
+            connections_accepted: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Values the server adds to the page at render time.
@@ -63,6 +75,9 @@ pub struct Gauges {
     pub archived_hours: usize,
     pub ring_slots: usize,
     pub ready: bool,
+    /// The journal's `(errors, events lost, bytes written, syncs)`, if the server has one.
+    pub journal: Option<(u64, u64, u64, u64)>,
+    pub journal_failing: bool,
 }
 
 impl Metrics {
@@ -210,9 +225,41 @@ impl Metrics {
         metric(
             "hourtally_ready",
             "gauge",
-            "1 once the server answers reads and writes.",
+            "1 once the server has recovered and answers reads and writes (0 while stopping).",
             &[("", u64::from(g.ready))],
         );
+        if let Some((errors, lost, bytes, syncs)) = g.journal {
+            metric(
+                "hourtally_journal_bytes_total",
+                "counter",
+                "Bytes written to the journal.",
+                &[("", bytes)],
+            );
+            metric(
+                "hourtally_journal_syncs_total",
+                "counter",
+                "fdatasync calls on the journal.",
+                &[("", syncs)],
+            );
+            metric(
+                "hourtally_journal_errors_total",
+                "counter",
+                "Failed journal writes or syncs (each retried).",
+                &[("", errors)],
+            );
+            metric(
+                "hourtally_journal_events_lost_total",
+                "counter",
+                "Events not journaled because failed writes filled the retry buffer.",
+                &[("", lost)],
+            );
+            metric(
+                "hourtally_journal_failing",
+                "gauge",
+                "1 while journal writes fail (POSTs get 503).",
+                &[("", u64::from(g.journal_failing))],
+            );
+        }
         page
     }
 }

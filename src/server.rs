@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::http::error::{ApiError, HttpError};
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{conn, Service};
+use crate::journal::{DataDir, FsyncPolicy, Journal, JournalHealth};
 use crate::ring::{Ring, RingWriter};
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::writer::{Ingest, Writer};
@@ -42,13 +43,21 @@ pub struct Report {
 }
 
 impl Server {
-    /// Configures the `may` runtime (once per process), binds, starts the writer thread and
-    /// the accept loop, and marks the server ready. `config` must have passed
-    /// [`Config::validate`].
+    /// Locks the data directory (unless `--ephemeral`), configures the `may` runtime (once
+    /// per process), binds, and starts the accept loop and the writer thread. The writer
+    /// first replays the journal, then marks the server ready; until then `/analytics`
+    /// answers 503. A journal that cannot be replayed ends the process with its reason.
     pub fn start(config: &Config) -> io::Result<Server> {
         let admission = config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let data = if config.ephemeral {
+            None
+        } else {
+            let dir = DataDir::open(&config.data_dir, config.retention_hours as u32)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            Some(dir)
+        };
         let workers = config.effective_workers();
         may::config()
             .set_workers(workers)
@@ -64,14 +73,58 @@ impl Server {
         let listener = bind(addr)?;
         let addr = listener.local_addr()?;
 
+        // Before the writer starts, whose first lines are the recovery's.
+        let l = config.limits();
+
+        tracing::info!(
+            addr = %addr,
+            retention_hours = config.retention_hours,
+            queue_capacity = config.queue_capacity,
+            max_future_hours = admission.max_future_hours,
+            max_past_hours = admission.max_past_hours,
+            max_head_bytes = l.max_head_bytes,
+            max_headers = l.max_headers,
+            head_timeout_s = l.head_timeout.as_secs(),
+            idle_timeout_s = l.idle_timeout.as_secs(),
+            max_connections = l.max_connections,
+            workers = workers,
+            pin_workers = config.pin_workers,
+            data_dir = %if config.ephemeral { "(ephemeral)".into() } else { config.data_dir.display().to_string() },
+            fsync = ?config.fsync_policy(),
+            "listening"
+        );
+
         let ring = Arc::new(Ring::new(config.retention_hours));
         let ingest = Arc::new(Ingest::new(config.queue_capacity));
-        let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone()));
-        let writer = std::thread::Builder::new()
-            .name("hourtally-writer".into())
-            .spawn(move || writer.run())?;
-
-        let service = Arc::new(Service::new(ring, ingest, config.limits(), admission));
+        let health = Arc::new(JournalHealth::default());
+        let mut service = Service::new(ring.clone(), ingest.clone(), config.limits(), admission);
+        if data.is_some() {
+            service = service.with_journal(health.clone());
+        }
+        let service = Arc::new(service);
+        let writer = {
+            let (service, policy) = (service.clone(), config.fsync_policy());
+            std::thread::Builder::new()
+                .name("hourtally-writer".into())
+                .spawn(move || {
+                    let mut ring_writer = RingWriter::new(ring);
+                    let mut writer_sink = None;
+                    if let Some(data) = &data {
+                        let journal = recover(data, policy, health, &mut ring_writer);
+                        writer_sink = Some(Box::new(journal) as Box<dyn crate::writer::Sink>);
+                    }
+                    let mut writer = Writer::new(ingest, ring_writer);
+                    if let Some(sink) = writer_sink {
+                        writer = writer.with_sink(sink);
+                    }
+                    service.set_ready();
+                    tracing::info!("ready");
+                    let ring_writer = writer.run();
+                    // The data directory's lock is released only now, after the last sync.
+                    drop(data);
+                    ring_writer
+                })?
+        };
         let stopping = Arc::new(AtomicBool::new(false));
         let accept = {
             let (service, stopping) = (service.clone(), stopping.clone());
@@ -81,7 +134,6 @@ impl Server {
             // loop touches no thread-locals and uses a few hundred bytes of stack.
             unsafe { builder.spawn(move || accept_loop(listener, service, stopping)) }?
         };
-        service.set_ready(true);
         Ok(Server {
             service,
             addr,
@@ -113,7 +165,6 @@ impl Server {
     /// then lets the writer apply every accepted event, and returns what it applied. Call
     /// from an OS thread (main).
     pub fn shutdown(self) -> Report {
-        self.service.set_ready(false);
         // Release: pairs with the accept loop's Acquire load; nothing else is published
         // through it, but it keeps the stop from leaning on the wake-up's system calls.
         self.stopping.store(true, Ordering::Release);
@@ -152,6 +203,45 @@ impl Server {
             sealed_drops: ring.ring().sealed_drops(),
             queued: self.service.ingest.queued(),
             unclosed_connections: self.service.conns.open(),
+        }
+    }
+}
+
+/// Replays the journal in `data` into `ring_writer` and publishes the result; logs what it
+/// found. A journal that cannot be read ends the process (exit 1) with the reason: serving
+/// with part of the acknowledged events missing would answer wrong counts.
+fn recover(
+    data: &DataDir,
+    policy: FsyncPolicy,
+    health: Arc<JournalHealth>,
+    ring_writer: &mut RingWriter,
+) -> Journal {
+    let started = std::time::Instant::now();
+    match Journal::open(data, policy, health, |e| {
+        ring_writer.apply(e);
+    }) {
+        Ok((journal, recovery)) => {
+            ring_writer.publish();
+            if let Some((bytes, why)) = &recovery.cut {
+                tracing::warn!(bytes, reason = %why, "journal: cut off a torn or corrupt tail (never applied)");
+            }
+            tracing::info!(
+                data_dir = %data.path().display(),
+                segments = recovery.segments,
+                events = recovery.events,
+                sealed_drops = ring_writer.ring().sealed_drops(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "recovered"
+            );
+            journal
+        }
+        Err(e) => {
+            tracing::error!(data_dir = %data.path().display(), error = %e, "cannot recover the journal");
+            eprintln!(
+                "hourtally: cannot recover the journal in {}: {e}",
+                data.path().display()
+            );
+            std::process::exit(1);
         }
     }
 }

@@ -237,7 +237,7 @@ fn flags_that_do_not_fit_together_are_refused_at_start() {
         &["--workers", "100000"],
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_hourtally"))
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--ephemeral"])
             .args(args)
             .output()
             .expect("run hourtally");

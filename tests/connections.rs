@@ -136,7 +136,7 @@ fn a_second_server_on_a_port_in_use_refuses_to_start() {
     // silently take a part of the first one's connections and events.
     let s = TestServer::start(&[]);
     let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_hourtally"))
-        .args(["--listen", &s.addr.to_string()])
+        .args(["--listen", &s.addr.to_string(), "--ephemeral"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

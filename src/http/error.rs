@@ -20,6 +20,10 @@ pub enum RejectError {
     QueueFull,
     #[error("shutting down: the event was not taken, retry on another server")]
     ShuttingDown,
+    #[error("recovering: the server is replaying its journal; retry shortly")]
+    Recovering,
+    #[error("journal: the server cannot write to its disk; the event was not taken, retry later")]
+    JournalFailing,
 }
 
 /// A request the HTTP layer refuses before any route sees it, or a route error.
@@ -115,6 +119,8 @@ reasons! {
     SealedHour "sealed_hour",
     QueueFull "queue_full",
     ShuttingDown "shutting_down",
+    Recovering "recovering",
+    JournalFailing "journal_failing",
     HeadTooLarge "head_too_large",
     UriTooLong "uri_too_long",
     TooManyHeaders "too_many_headers",
@@ -158,6 +164,8 @@ impl ApiError {
                 RejectError::SealedHour => Reason::SealedHour,
                 RejectError::QueueFull => Reason::QueueFull,
                 RejectError::ShuttingDown => Reason::ShuttingDown,
+                RejectError::Recovering => Reason::Recovering,
+                RejectError::JournalFailing => Reason::JournalFailing,
             },
             ApiError::Http(h) => match h {
                 HttpError::HeadTooLarge(_) => Reason::HeadTooLarge,
@@ -187,7 +195,10 @@ impl ApiError {
                 RejectError::FutureHour { .. }
                 | RejectError::TooOldHour { .. }
                 | RejectError::SealedHour => Status::UnprocessableContent,
-                RejectError::QueueFull | RejectError::ShuttingDown => Status::ServiceUnavailable,
+                RejectError::QueueFull
+                | RejectError::ShuttingDown
+                | RejectError::Recovering
+                | RejectError::JournalFailing => Status::ServiceUnavailable,
             },
             ApiError::Http(h) => match h {
                 HttpError::HeadTooLarge(_) | HttpError::TooManyHeaders(_) => {
@@ -221,7 +232,12 @@ impl ApiError {
     /// Extra header lines (each ending in CRLF) this error's answer carries.
     pub fn extra_headers(&self) -> &'static str {
         match self {
-            ApiError::Reject(RejectError::QueueFull | RejectError::ShuttingDown)
+            ApiError::Reject(
+                RejectError::QueueFull
+                | RejectError::ShuttingDown
+                | RejectError::Recovering
+                | RejectError::JournalFailing,
+            )
             | ApiError::Http(HttpError::TooManyConnections) => "Retry-After: 1\r\n",
             ApiError::Http(HttpError::MethodNotAllowed) => "Allow: GET, POST\r\n",
             _ => "",
@@ -235,7 +251,19 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_status_close_and_headers() {
-        let cases: [(ApiError, u16, bool, &str); 22] = [
+        let cases: [(ApiError, u16, bool, &str); 24] = [
+            (
+                RejectError::Recovering.into(),
+                503,
+                false,
+                "Retry-After: 1\r\n",
+            ),
+            (
+                RejectError::JournalFailing.into(),
+                503,
+                false,
+                "Retry-After: 1\r\n",
+            ),
             (QueryError::TimestampMissing.into(), 400, false, ""),
             (QueryError::Duplicate("user").into(), 400, false, ""),
             (

@@ -11,6 +11,7 @@ use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
 use crate::conns::Connections;
 use crate::counts::{Counts, CountsBody};
+use crate::journal::JournalHealth;
 use crate::metrics::{Gauges, Metrics, Tally};
 use crate::query;
 use crate::ring::Ring;
@@ -135,8 +136,11 @@ pub struct Service {
     pub metrics: Metrics,
     /// The open connections (for `--max-connections`, `/metrics` and the drain).
     pub conns: Connections,
-    /// Set once the server serves reads and writes.
+    /// Set once the server has recovered its state (replayed its journal) and serves reads
+    /// and writes; until then `/analytics` answers 503.
     ready: AtomicBool,
+    /// The journal's health, when the server has one: POSTs get 503 while its writes fail.
+    pub journal: Option<Arc<JournalHealth>>,
 }
 
 impl Service {
@@ -149,18 +153,31 @@ impl Service {
             metrics: Metrics::default(),
             conns: Connections::new(limits.max_connections),
             ready: AtomicBool::new(false),
+            journal: None,
         }
     }
 
-    /// Marks the server ready (`/readyz` answers 200).
-    pub fn set_ready(&self, ready: bool) {
-        // Relaxed: readiness is a report to operators; it guards no memory.
-        self.ready.store(ready, Ordering::Relaxed);
+    /// Gives the routes the journal's health (POSTs get 503 while its writes fail).
+    pub fn with_journal(mut self, health: Arc<JournalHealth>) -> Self {
+        self.journal = Some(health);
+        self
+    }
+
+    /// Marks the state recovered: `/analytics` is served and `/readyz` answers 200.
+    pub fn set_ready(&self) {
+        // Release: pairs with `is_ready`'s Acquire; a request that sees `true` reads the ring
+        // the recovery published (the ring's own seqlock orders it too; this keeps the
+        // argument local).
+        self.ready.store(true, Ordering::Release);
     }
 
     fn is_ready(&self) -> bool {
-        // Relaxed: see `set_ready`.
-        self.ready.load(Ordering::Relaxed)
+        // Acquire: see `set_ready`.
+        self.ready.load(Ordering::Acquire)
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.conns.draining() || self.ingest.is_closed()
     }
 
     /// The counts of `hour`, never parking the OS thread: if the archive lock is held by the
@@ -178,6 +195,9 @@ impl Service {
     fn post(&self, query: &[u8], clock: &Clock) -> Result<(), ApiError> {
         let event = query::parse_post(query)?;
         self.admission.check(event.hour, clock.hour())?;
+        if self.journal.as_ref().is_some_and(|j| j.failing()) {
+            return Err(RejectError::JournalFailing.into());
+        }
         // Advisory: only clocks further apart than the admission margin get here.
         if self.ring.is_sealed(event.hour) {
             return Err(RejectError::SealedHour.into());
@@ -220,7 +240,9 @@ impl Service {
                 }
             },
             ring_slots: self.ring.capacity(),
-            ready: self.is_ready(),
+            ready: self.is_ready() && !self.is_stopping(),
+            journal: self.journal.as_ref().map(|j| j.figures()),
+            journal_failing: self.journal.as_ref().is_some_and(|j| j.failing()),
         }
     }
 
@@ -236,6 +258,7 @@ impl Service {
     ) -> Status {
         let (path, query) = split_target(target);
         let result = match (path, method) {
+            (b"/analytics", _) if !self.is_ready() => Err(RejectError::Recovering.into()),
             (b"/analytics", Method::Get | Method::Head) => query::parse_get(query)
                 .map(|hour| Answer::text(Body::Counts(self.read_counts(hour).render())))
                 .map_err(ApiError::from),
@@ -250,7 +273,7 @@ impl Service {
             (b"/analytics", Method::Other) => Err(HttpError::MethodNotAllowed.into()),
             (b"/healthz", Method::Get | Method::Head) => Ok(Answer::text(Body::Static(b"ok\n"))),
             (b"/readyz", Method::Get | Method::Head) => {
-                if self.ingest.is_closed() {
+                if self.is_stopping() {
                     Ok(Answer {
                         status: Status::ServiceUnavailable,
                         ..Answer::text(Body::Static(b"not ready: shutting down\n"))
@@ -260,7 +283,7 @@ impl Service {
                 } else {
                     Ok(Answer {
                         status: Status::ServiceUnavailable,
-                        ..Answer::text(Body::Static(b"not ready: starting\n"))
+                        ..Answer::text(Body::Static(b"not ready: recovering\n"))
                     })
                 }
             }

@@ -14,7 +14,7 @@ fn service() -> Service {
         Limits::default(),
         Admission::new(48, 1).expect("a window"),
     );
-    service.set_ready(true);
+    service.set_ready();
     service
 }
 
@@ -214,4 +214,41 @@ fn an_absolute_form_target_is_routed_by_its_path() {
         b"POST http://example.com/analytics?timestamp=3600000000&user=a&click HTTP/1.1\r\nHost: example.com\r\n\r\n",
     );
     assert!(out.starts_with("HTTP/1.1 204 "), "{out}");
+}
+
+#[test]
+fn while_recovering_analytics_is_503_and_readyz_says_why() {
+    let service = Service::new(
+        Arc::new(Ring::new(48)),
+        Arc::new(Ingest::new(1024)),
+        Limits::default(),
+        Admission::new(48, 1).expect("a window"),
+    );
+    let (out, _) = feed_all(
+        &service,
+        b"GET /analytics?timestamp=3600000000 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+    assert!(
+        out.contains("Retry-After: 1\r\n") && out.contains("recovering"),
+        "{out}"
+    );
+    let (out, _) = feed_all(
+        &service,
+        b"POST /analytics?timestamp=3600000000&user=a&click HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 503 ") && out.contains("recovering"),
+        "{out}"
+    );
+    let (out, _) = feed_all(&service, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        out.starts_with("HTTP/1.1 503 ") && out.ends_with("not ready: recovering\n"),
+        "{out}"
+    );
+    let (out, _) = feed_all(&service, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    service.set_ready();
+    let (out, _) = feed_all(&service, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
 }

@@ -23,8 +23,10 @@ pub fn now_ms() -> u64 {
 pub struct TestServer {
     child: Child,
     pub addr: SocketAddr,
-    /// Lines the server printed after the start-up line.
+    /// Lines the server printed after `ready`.
     lines: mpsc::Receiver<String>,
+    /// Lines between the start-up line and `ready`.
+    early: Vec<String>,
 }
 
 impl TestServer {
@@ -48,8 +50,12 @@ impl TestServer {
             }
             None => Command::new(bin),
         };
-        cmd.args(["--listen", "127.0.0.1:0"])
-            .args(args)
+        cmd.args(["--listen", "127.0.0.1:0"]);
+        // Nothing on disk unless the test gives a data directory.
+        if !args.contains(&"--data-dir") {
+            cmd.arg("--ephemeral");
+        }
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -74,11 +80,32 @@ impl TestServer {
             let _ = child.wait();
             panic!("no start-up line with addr= from the server: {first:?}");
         };
+        // The writer replays the journal (if any) before it serves: wait for its `ready`.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut early = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(" ready") => break,
+                Ok(line) => early.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the server never said it was ready; it said {early:?}");
+                }
+            }
+        }
         TestServer {
             child,
             addr,
             lines: rx,
+            early,
         }
+    }
+
+    /// Lines the server printed between its start-up line and `ready` (the recovery's).
+    pub fn early_lines(&self) -> &[String] {
+        &self.early
     }
 
     pub fn pid(&self) -> u32 {
@@ -132,6 +159,12 @@ impl TestServer {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS line")
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything) and waits for it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit; returns the status and what the server

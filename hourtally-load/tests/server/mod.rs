@@ -35,7 +35,7 @@ impl TestServer {
     /// `addr=` field of its `listening` log line.
     pub fn start(args: &[&str]) -> Self {
         let child = Command::new(server_binary())
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--ephemeral"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -66,7 +66,16 @@ impl TestServer {
             .unwrap_or_else(|| panic!("unexpected start-up line: {first}"))
             .parse()
             .expect("address in start-up line");
-        server
+        // It serves once its writer says `ready` (after replaying a journal, if it had one).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(" ready") => break server,
+                Ok(_) => {}
+                Err(_) => panic!("the server never said it was ready"),
+            }
+        }
     }
 }
 
