@@ -46,6 +46,19 @@ pub fn yield_thread() {
     loom::thread::yield_now();
 }
 
+/// Sleeps the OS thread for `d` (loom: a scheduling point; models never sleep). Only ever
+/// called from OS threads the crate owns (the writer), never from a `may` coroutine.
+#[inline]
+pub fn sleep_thread(d: std::time::Duration) {
+    #[cfg(not(hourtally_loom))]
+    std::thread::sleep(d);
+    #[cfg(hourtally_loom)]
+    {
+        let _ = d;
+        loom::thread::yield_now();
+    }
+}
+
 /// A reader-writer lock with the small surface the archive needs. `parking_lot` outside loom
 /// (no poisoning, a short fast path), loom's `RwLock` under loom.
 #[derive(Debug, Default)]

@@ -40,7 +40,9 @@ use crate::event::Event;
 use crate::queue::Queue;
 use crate::ring::RingWriter;
 use crate::sync::Parker;
-use crate::sync::{fence, spin_loop, yield_thread, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{
+    fence, sleep_thread, spin_loop, yield_thread, AtomicBool, AtomicU64, AtomicUsize, Ordering,
+};
 
 /// Default queue capacity (`--queue-capacity`): 1 Mi events, 24 MiB.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
@@ -197,7 +199,13 @@ pub trait Sink: Send + std::fmt::Debug {
     fn idle(&mut self, deep: bool);
     /// The writer stops after its last batch: make everything durable.
     fn finish(&mut self);
+    /// Whether the sink has work it could not do (a failed write to retry): the writer then
+    /// naps instead of parking, and calls [`idle`](Sink::idle) again after each nap.
+    fn stalled(&self) -> bool;
 }
+
+/// How long a writer with a stalled sink naps between retries.
+pub const STALLED_NAP: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The writer's loop and its state.
 #[derive(Debug)]
@@ -315,6 +323,13 @@ impl Writer {
             }
             if let Some(sink) = self.sink.as_mut() {
                 sink.idle(true);
+                if sink.stalled() {
+                    // Parking could wait forever (POSTs are refused meanwhile, so nothing may
+                    // come to wake it): nap, then retry. Producers see `idle == false`.
+                    sleep_thread(STALLED_NAP);
+                    idle_turns = 0;
+                    continue;
+                }
             }
             // The writer half of the park handshake (module doc).
             // Relaxed: ordered before the emptiness check by the SeqCst fence.

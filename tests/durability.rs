@@ -260,3 +260,103 @@ fn a_directory_of_another_retention_is_refused() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("--retention-hours 48"), "{err}");
 }
+
+/// A tmpfs of `size` mounted on a fresh directory; unmounted when dropped. Needs root (the
+/// test script runs as root, as CI does).
+struct SmallDisk(DataDir);
+
+impl SmallDisk {
+    fn mount(name: &str, size: &str) -> Self {
+        let dir = DataDir::new(name);
+        std::fs::create_dir_all(&dir.0).expect("mount point");
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                dir.arg(),
+            ])
+            .status()
+            .expect("run mount");
+        assert!(
+            ok.success(),
+            "mounting a tmpfs needs root (scripts/test.sh runs as root)"
+        );
+        SmallDisk(dir)
+    }
+
+    fn grow(&self, size: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}"), self.0.arg()])
+            .status()
+            .expect("run mount");
+        assert!(ok.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.arg())
+            .status();
+    }
+}
+
+/// A full disk: POSTs get 503 with the reason while journal writes fail, reads go on, and it
+/// heals by itself when space returns; nothing answered 204 is lost by it.
+#[test]
+fn a_full_disk_refuses_posts_and_heals_when_space_returns() {
+    let disk = SmallDisk::mount("full-disk", "64k");
+    let data = disk.0 .0.join("data");
+    let data = data.to_str().expect("utf-8");
+    let ts = now_ms();
+    let s = TestServer::start(&["--data-dir", data]);
+    let mut acked = 0u64;
+    let mut refused = None;
+    let mut c = s.connect();
+    for round in 0..200 {
+        let batch: String = (0..200)
+            .map(|i| format!("POST /analytics?timestamp={ts}&user=f{round}x{i}&click HTTP/1.1\r\nHost: t\r\n\r\n"))
+            .collect();
+        c.write(batch.as_bytes());
+        for _ in 0..200 {
+            let r = c.response(false);
+            match r.status {
+                204 => acked += 1,
+                503 => refused = Some(r),
+                _ => panic!("unexpected {r:?}"),
+            }
+        }
+        if refused.is_some() {
+            break;
+        }
+    }
+    let refused = refused.expect("the disk never filled");
+    refused.assert_reason(503, "cannot write to its disk");
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    assert!(acked > 1000, "{acked}");
+    // Reads go on, and the operator can see it.
+    assert_eq!(s.counts(ts).1, acked);
+    let page = s.get("/metrics").text();
+    assert!(page.contains("hourtally_journal_failing 1\n"), "{page}");
+    // Space returns: the writer's retries heal it without a restart.
+    disk.grow("8m");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = s.post(&format!("/analytics?timestamp={ts}&user=healed&impression"));
+        if r.status == 204 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still refused: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let page = s.get("/metrics").text();
+    assert!(page.contains("hourtally_journal_failing 0\n"), "{page}");
+    assert!(s.terminate().0.success());
+    // Every 204 is in the journal.
+    let s = TestServer::start(&["--data-dir", data]);
+    let (_, clicks, impressions) = s.counts(ts);
+    assert_eq!((clicks, impressions), (acked, 1));
+}

@@ -382,6 +382,16 @@ impl Sink for Journal {
     fn finish(&mut self) {
         self.write_pending();
         self.sync();
+        if !self.pending.is_empty() {
+            tracing::error!(
+                pending_bytes = self.pending.len(),
+                "journal: stopping with writes that still fail; these events are lost"
+            );
+        }
+    }
+
+    fn stalled(&self) -> bool {
+        self.health.failing()
     }
 }
 
