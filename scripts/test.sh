@@ -11,6 +11,7 @@ need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+command -v mount >/dev/null 2>&1 || need+=(mount)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
   apt-get update -qq

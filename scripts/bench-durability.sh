@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# What durability costs and how fast it recovers, measured in one run (BENCHMARKS.md,
+# "Durability"):
+#
+#   bash scripts/bench-durability.sh            # ROUNDS=3 SECS=4 EVENTS=10000000
+#
+# 1. POST mix, 32 connections pipelined 16 deep, the server pinned to core 0 (--workers 1, so
+#    its HTTP worker and its writer share the core), the load generator on core 1; ROUNDS
+#    alternating rounds of --ephemeral, --fsync interval and --fsync never, each on a fresh
+#    data directory; the median requests/s of each and its ratio to --ephemeral.
+# 2. Recovery: EVENTS POSTs into a fresh data directory, a graceful stop, a restart; the
+#    restart's "recovered" log line (events, took_ms), and the journal's bytes per event.
+#
+# The data directories live under $TMPDIR (default /tmp): on this VM, the same disk as the
+# checkout. Needs taskset and 2 cores.
+
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-4}
+EVENTS=${EVENTS:-10000000}
+
+echo "+ cargo build --release --bin hourtally --bin hourtally-load"
+cargo build --release --bin hourtally --bin hourtally-load
+BIN=${CARGO_TARGET_DIR:-target}/release
+TMP=$(mktemp -d)
+SERVER_PID=""
+stop_server() {
+    if [[ -n $SERVER_PID ]]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+trap 'stop_server; rm -rf "$TMP"' EXIT
+
+# start LOG ARGS...: starts the server pinned to core 0, waits for `ready`; sets ADDR.
+start() {
+    local log=$1
+    shift
+    taskset -c 0 "$BIN/hourtally" --listen 127.0.0.1:0 --workers 1 "$@" >"$log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 2000); do
+        if grep -q ' ready' "$log"; then
+            ADDR=$(grep -o 'addr=[^ ]*' "$log" | head -1 | cut -d= -f2)
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "server did not start:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+load() {
+    taskset -c 1 "$BIN/hourtally-load" --addr "$ADDR" --connections 32 --pipeline 16 \
+        --post-share 1.0 --no-progress "$@" | grep '^RESULT'
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+declare -A RPS
+for round in $(seq "$ROUNDS"); do
+    for mode in ephemeral interval never; do
+        case $mode in
+            ephemeral) args=(--ephemeral) ;;
+            *) args=(--data-dir "$TMP/$mode-$round" --fsync "$mode") ;;
+        esac
+        start "$TMP/$mode-$round.log" "${args[@]}"
+        result=$(load --duration "$SECS" --warmup 1)
+        stop_server
+        rps=$(sed -n 's/^RESULT rps=\([0-9]*\).*/\1/p' <<<"$result")
+        echo "round $round $mode: $result"
+        RPS[$mode]="${RPS[$mode]:-} $rps"
+    done
+done
+base=$(tr ' ' '\n' <<<"${RPS[ephemeral]}" | grep . | median)
+echo
+echo "POST mix, depth 16, median of $ROUNDS rounds of ${SECS}s:"
+for mode in ephemeral interval never; do
+    m=$(tr ' ' '\n' <<<"${RPS[$mode]}" | grep . | median)
+    awk -v n="$mode" -v m="$m" -v b="$base" -v all="${RPS[$mode]}" \
+        'BEGIN { printf "  %-9s %9d req/s  %.2fx ephemeral   (rounds:%s)\n", n, m, m / b, all }'
+done
+
+echo
+echo "Recovery of $EVENTS events:"
+start "$TMP/fill.log" --data-dir "$TMP/recovery"
+load --requests "$EVENTS" --users 1000000 >/dev/null
+stop_server
+bytes=$(du -sb "$TMP/recovery/journal" | cut -f1)
+start "$TMP/restart.log" --data-dir "$TMP/recovery"
+grep ' recovered ' "$TMP/restart.log"
+stop_server
+events=$(grep -o ' events=[0-9]*' "$TMP/restart.log" | head -1 | cut -d= -f2)
+awk -v b="$bytes" -v e="$events" 'BEGIN { printf "  journal: %d bytes for %d events, %.2f bytes per event\n", b, e, b / e }'
