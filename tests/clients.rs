@@ -6,8 +6,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{now_ms, TestServer};
@@ -73,54 +71,22 @@ fn sigterm_answers_every_request_taken_and_applies_exactly_those_events() {
     let s = TestServer::start(&[]);
     let ts = now_ms();
     let addr = s.addr;
-    let stop = Arc::new(AtomicBool::new(false));
     // Four clients POST pipelined batches as fast as they can until the server goes away.
     let clients: Vec<_> = (0..4)
         .map(|t| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let (mut ok, mut refused, mut sent) = (0u64, 0u64, 0u64);
-                let Ok(stream) = std::net::TcpStream::connect(addr) else {
-                    return (ok, refused, sent);
-                };
-                let mut c = common::Conn::new(stream);
-                let batch: String = (0..64)
-                    .map(|i| {
-                        format!(
-                            "POST /analytics?timestamp={ts}&user=c{t}u{i}&click HTTP/1.1\r\nHost: t\r\n\r\n"
-                        )
-                    })
-                    .collect();
-                'outer: while !stop.load(Ordering::Relaxed) {
-                    if std::io::Write::write_all(c.reader.get_mut(), batch.as_bytes()).is_err() {
-                        break;
-                    }
-                    sent += 64;
-                    for _ in 0..64 {
-                        match c.try_response(false) {
-                            Some(r) if r.status == 204 => ok += 1,
-                            Some(r) if r.status == 503 => {
-                                assert!(r.text().contains("shutting down"), "{r:?}");
-                                refused += 1;
-                            }
-                            Some(r) => panic!("unexpected {r:?}"),
-                            None => break 'outer,
-                        }
-                    }
-                }
-                (ok, refused, sent)
+            common::pipelining_poster(addr, move |i| {
+                format!("POST /analytics?timestamp={ts}&user=c{t}u{i}&click HTTP/1.1\r\nHost: t\r\n\r\n")
             })
         })
         .collect();
     std::thread::sleep(Duration::from_millis(400));
     let (status, lines) = s.terminate();
-    stop.store(true, Ordering::Relaxed);
     let (mut ok, mut refused, mut sent) = (0, 0, 0);
     for c in clients {
-        let (o, r, n) = c.join().expect("client");
-        ok += o;
-        refused += r;
-        sent += n;
+        let seen = c.join().expect("client");
+        ok += seen.acked;
+        refused += seen.refused;
+        sent += seen.sent;
     }
     assert!(status.success(), "exit status {status:?}; output {lines:?}");
     let last = lines

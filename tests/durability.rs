@@ -88,37 +88,19 @@ fn a_graceful_stop_under_load_restarts_with_exactly_the_acknowledged_events() {
     let addr = s.addr;
     let clients: Vec<_> = (0..4)
         .map(|t| {
-            std::thread::spawn(move || {
-                let mut acked = 0u64;
-                let Ok(stream) = std::net::TcpStream::connect(addr) else {
-                    return acked;
-                };
-                let mut c = common::Conn::new(stream);
-                let batch: String = (0..64)
-                    .map(|i| {
-                        format!(
-                            "POST /analytics?timestamp={ts}&user=g{t}x{i}&impression HTTP/1.1\r\nHost: t\r\n\r\n"
-                        )
-                    })
-                    .collect();
-                loop {
-                    if std::io::Write::write_all(c.reader.get_mut(), batch.as_bytes()).is_err() {
-                        return acked;
-                    }
-                    for _ in 0..64 {
-                        match c.try_response(false) {
-                            Some(r) if r.status == 204 => acked += 1,
-                            Some(r) => panic!("unexpected {r:?}"),
-                            None => return acked,
-                        }
-                    }
-                }
+            common::pipelining_poster(addr, move |i| {
+                format!("POST /analytics?timestamp={ts}&user=g{t}x{i}&impression HTTP/1.1\r\nHost: t\r\n\r\n")
             })
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     assert!(s.terminate().0.success());
-    let acked: u64 = clients.into_iter().map(|c| c.join().expect("client")).sum();
+    let seen: Vec<_> = clients
+        .into_iter()
+        .map(|c| c.join().expect("client"))
+        .collect();
+    assert!(seen.iter().all(|p| p.refused == 0), "{seen:?}");
+    let acked: u64 = seen.iter().map(|p| p.acked).sum();
     assert!(acked > 0);
     let s = TestServer::start(&["--data-dir", dir.arg()]);
     assert_eq!(s.counts(ts), (256, 0, acked));
@@ -158,37 +140,12 @@ fn kill_9_under_load_loses_at_most_the_queue() {
         &QUEUE.to_string(),
     ]);
     let addr = s.addr;
-    let client = std::thread::spawn(move || {
-        let (mut acked, mut sent) = (0u64, 0u64);
-        let Ok(stream) = std::net::TcpStream::connect(addr) else {
-            return (acked, sent);
-        };
-        let mut c = common::Conn::new(stream);
-        let batch: String = (0..64)
-            .map(|i| {
-                format!(
-                    "POST /analytics?timestamp={ts}&user=k{i}&click HTTP/1.1\r\nHost: t\r\n\r\n"
-                )
-            })
-            .collect();
-        loop {
-            if std::io::Write::write_all(c.reader.get_mut(), batch.as_bytes()).is_err() {
-                return (acked, sent);
-            }
-            sent += 64;
-            for _ in 0..64 {
-                match c.try_response(false) {
-                    Some(r) if r.status == 204 => acked += 1,
-                    Some(r) if r.status == 503 => {}
-                    Some(r) => panic!("unexpected {r:?}"),
-                    None => return (acked, sent),
-                }
-            }
-        }
+    let client = common::pipelining_poster(addr, move |i| {
+        format!("POST /analytics?timestamp={ts}&user=k{i}&click HTTP/1.1\r\nHost: t\r\n\r\n")
     });
     std::thread::sleep(Duration::from_millis(700));
     s.kill9();
-    let (acked, sent) = client.join().expect("client");
+    let common::Posted { acked, sent, .. } = client.join().expect("client");
     assert!(acked > 0);
     let s = TestServer::start(&[
         "--data-dir",

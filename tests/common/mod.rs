@@ -334,3 +334,46 @@ impl Conn {
         }
     }
 }
+
+/// What a [`pipelining_poster`] saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Posted {
+    /// POSTs answered 204.
+    pub acked: u64,
+    /// POSTs answered 503 (queue full, shutting down), each with `Retry-After`.
+    pub refused: u64,
+    /// POSTs written.
+    pub sent: u64,
+}
+
+/// A client thread that writes the 64 POSTs `request(0..64)` (each a full request) as one
+/// pipelined batch, reads their answers, and repeats until the server goes away.
+pub fn pipelining_poster(
+    addr: SocketAddr,
+    request: impl Fn(usize) -> String,
+) -> std::thread::JoinHandle<Posted> {
+    let batch: String = (0..64).map(request).collect();
+    std::thread::spawn(move || {
+        let mut seen = Posted::default();
+        let Ok(stream) = TcpStream::connect(addr) else {
+            return seen;
+        };
+        let mut c = Conn::new(stream);
+        loop {
+            if c.reader.get_mut().write_all(batch.as_bytes()).is_err() {
+                return seen;
+            }
+            seen.sent += 64;
+            for _ in 0..64 {
+                match c.try_response(false) {
+                    Some(r) if r.status == 204 => seen.acked += 1,
+                    Some(r) if r.status == 503 && r.header("Retry-After") == Some("1") => {
+                        seen.refused += 1
+                    }
+                    Some(r) => panic!("unexpected {r:?}"),
+                    None => return seen,
+                }
+            }
+        }
+    })
+}
