@@ -17,14 +17,21 @@
 //! - [`writer`]: one OS thread drains the queue ([`queue`]) and applies events in order by the
 //!   deterministic apply rule: the ring's state is a pure function of the applied sequence.
 //!   It parks when idle and is woken by the producer that finds it parked.
+//!   Before it applies a batch it hands it to a [`writer::Sink`]: the journal.
+//! - [`conns`]: the registry of open connections, which a stopping server wakes so that every
+//!   request taken is answered before its connection closes.
 //! - `http` (feature `server`): a small HTTP/1.1 connection loop on `may` coroutines and
-//!   `httparse`, hardened against every bad input of ARCHITECTURE.md, "The API".
+//!   `httparse`, hardened against every bad input of ARCHITECTURE.md, "The API"; POSTs are
+//!   admitted by the clock so that no admitted event can seal another ("What a 204 means").
+//! - `journal` (feature `server`): the data directory and the append-only journal of events,
+//!   replayed at start ("Durability").
 //!
 //! Trade-offs: counts are exact but for fingerprint collisions (about n²/2⁶⁵ for n users in an
 //! hour, see [`event::fingerprint`]); a POST is acknowledged once queued, so a GET right after it
 //! may not include it yet (the writer publishes every batch of at most [`writer::BATCH`] events,
-//! microseconds behind); an hour older than the ring's retention that comes back is refused
-//! (sealed), which is what makes replicas and replays agree.
+//! microseconds behind), and a crash can lose the events still queued (and, by `--fsync`, the
+//! last journal writes); POSTs for hours older than the admission window are refused, which is
+//! what makes a 204 always count and replicas and replays agree.
 //!
 //! Concurrency is verified with loom (`loom-tests/`): build with `--cfg hourtally_loom` and
 //! [`sync`] swaps every atomic, lock and parker for loom's.
