@@ -43,6 +43,12 @@ impl Archive {
             .ok_or(())
     }
 
+    /// Every sealed hour and its counts, in no particular order (for a snapshot).
+    pub fn entries(&self) -> Vec<(u32, Counts)> {
+        self.hours
+            .with_read(|hours| hours.iter().map(|(h, c)| (*h, *c)).collect())
+    }
+
     /// Number of sealed hours.
     pub fn len(&self) -> usize {
         self.hours.with_read(|hours| hours.len())

@@ -31,6 +31,7 @@
 //! - the slot is empty or holds an older hour: `h` has had nothing published yet: zeros.
 
 pub mod archive;
+pub mod capture;
 pub mod placement;
 pub mod slot;
 pub mod users;
@@ -38,6 +39,8 @@ pub mod users;
 use crossbeam_utils::CachePadded;
 
 pub use archive::Archive;
+use capture::Capture;
+pub use capture::{RingImage, SlotImage};
 pub use slot::{Counts, Slot, Snapshot, EMPTY};
 pub use users::UserSet;
 
@@ -183,6 +186,8 @@ pub struct RingWriter {
     slots: Box<[WriterSlot]>,
     /// Indexes of the slots changed since the last publish.
     dirty: Vec<usize>,
+    /// A snapshot's capture under way, if any (see [`capture`]).
+    capture: Option<Capture>,
 }
 
 impl RingWriter {
@@ -203,6 +208,7 @@ impl RingWriter {
             ring,
             slots,
             dirty: Vec::new(),
+            capture: None,
         }
     }
 
@@ -232,12 +238,18 @@ impl RingWriter {
                     // doc): the archive lock's release and the slot's Release store order it.
                     self.ring.archive.seal(w.snap.hour, w.snap.counts);
                 }
+                if let Some(c) = self.capture.as_mut() {
+                    c.before_recycle(i, &w.users);
+                }
                 w.snap = Snapshot {
                     hour: event.hour,
                     counts: Counts::default(),
                 };
                 w.users = UserSet::new();
             }
+        }
+        if let Some(c) = self.capture.as_mut() {
+            c.before_write(i, w.users.stripe_of_fingerprint(event.user), &w.users);
         }
         if w.users.insert(event.user) {
             w.snap.counts.unique_users += 1;
@@ -251,6 +263,88 @@ impl RingWriter {
             self.dirty.push(i);
         }
         Applied::Counted
+    }
+
+    /// Begins capturing the ring as it is now, after `covered` journaled events (call between
+    /// batches). See [`capture`].
+    pub fn begin_capture(&mut self, covered: u64) {
+        let image = RingImage {
+            covered,
+            sealed_drops: self.ring.sealed_drops(),
+            archive: self.ring.archive.entries(),
+            slots: self
+                .slots
+                .iter()
+                .map(|w| SlotImage {
+                    hour: w.snap.hour,
+                    counts: w.snap.counts,
+                    users: Vec::with_capacity(w.users.len() as usize),
+                })
+                .collect(),
+        };
+        let nonempty: Vec<bool> = self.slots.iter().map(|w| !w.users.is_empty()).collect();
+        self.capture = Some(Capture::new(image, &nonempty));
+    }
+
+    /// Whether a capture is under way.
+    pub fn is_capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// Copies up to `max_stripes` more stripes of the capture under way; the image once it is
+    /// complete.
+    pub fn capture_step(&mut self, max_stripes: usize) -> Option<RingImage> {
+        let capture = self.capture.as_mut()?;
+        let slots = &self.slots;
+        capture.step(max_stripes, |i| &slots[i].users);
+        if capture.is_complete() {
+            self.capture.take().map(Capture::into_image)
+        } else {
+            None
+        }
+    }
+
+    /// Loads `image` into this writer's ring, which must be new, and publishes it. Refuses
+    /// an image of another capacity or whose user lists disagree with its counts.
+    pub fn restore(&mut self, image: &RingImage) -> Result<(), String> {
+        if image.slots.len() != self.slots.len() {
+            return Err(format!(
+                "the snapshot has {} slots, the ring {}",
+                image.slots.len(),
+                self.slots.len()
+            ));
+        }
+        for (i, (w, s)) in self.slots.iter_mut().zip(&image.slots).enumerate() {
+            let mut users = UserSet::new();
+            for &fp in &s.users {
+                users.insert(fp);
+            }
+            if users.len() != s.counts.unique_users || (s.hour == EMPTY && users.len() > 0) {
+                return Err(format!(
+                    "slot {i}: {} distinct users listed for unique_users={}",
+                    users.len(),
+                    s.counts.unique_users
+                ));
+            }
+            w.snap = Snapshot {
+                hour: s.hour,
+                counts: s.counts,
+            };
+            w.users = users;
+            if !w.dirty {
+                w.dirty = true;
+                self.dirty.push(i);
+            }
+        }
+        for &(hour, counts) in &image.archive {
+            self.ring.archive.seal(hour, counts);
+        }
+        // Relaxed: a statistic; nothing reads it before the writer starts.
+        self.ring
+            .sealed_drops
+            .store(image.sealed_drops, Ordering::Relaxed);
+        self.publish();
+        Ok(())
     }
 
     /// Publishes every slot changed since the last call.

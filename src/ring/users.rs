@@ -248,6 +248,31 @@ impl UserSet {
         )
     }
 
+    /// The stripe `fp` lives (or would live) in; the fingerprint that mixes to `0` counts as
+    /// stripe 0's. A snapshot's capture copies a stripe before the writer changes it.
+    #[inline]
+    pub fn stripe_of_fingerprint(&self, fp: u64) -> usize {
+        stripe_of(self.key.mix(fp))
+    }
+
+    /// Appends the fingerprints held in stripe `s` (stripe 0 also holds the flag's) to `out`.
+    pub fn stripe_fingerprints(&self, s: usize, out: &mut Vec<u64>) {
+        debug_assert!(s < STRIPES);
+        if s == 0 && self.has_zero {
+            out.push(self.key.unmix(0));
+        }
+        if let Some(stripe) = self.stripes.get(s) {
+            let key = self.key;
+            out.extend(
+                stripe
+                    .table
+                    .iter()
+                    .filter(|&&p| p != 0)
+                    .map(|&p| key.unmix(p)),
+            );
+        }
+    }
+
     /// Distinct fingerprints in the set.
     pub fn len(&self) -> u64 {
         self.len
