@@ -319,7 +319,7 @@ impl RingWriter {
             for &fp in &s.users {
                 users.insert(fp);
             }
-            if users.len() != s.counts.unique_users || (s.hour == EMPTY && users.len() > 0) {
+            if users.len() != s.counts.unique_users || (s.hour == EMPTY && !users.is_empty()) {
                 return Err(format!(
                     "slot {i}: {} distinct users listed for unique_users={}",
                     users.len(),
