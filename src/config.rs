@@ -100,6 +100,19 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub fsync_interval_ms: u64,
 
+    /// Seconds between snapshots of the ring (written by a thread of their own, so a restart
+    /// replays only the journal after the newest, and older segments are deleted); 0: only
+    /// at a graceful stop.
+    #[arg(long, env = "HOURTALLY_SNAPSHOT_INTERVAL_S", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub snapshot_interval_s: u64,
+
+    /// Size past which a journal segment is closed and a new one begun (tests use small ones).
+    #[arg(long, env = "HOURTALLY_JOURNAL_SEGMENT_BYTES", hide = true,
+          default_value_t = crate::journal::SEGMENT_BYTES,
+          value_parser = clap::value_parser!(u64).range(1024..))]
+    pub journal_segment_bytes: u64,
+
     /// Least severe log level written: error, warn, info, debug or trace. RUST_LOG, when
     /// set, takes precedence (with its full filter syntax).
     #[arg(long, env = "HOURTALLY_LOG_LEVEL", default_value = "info",
@@ -150,6 +163,11 @@ impl Config {
             Fsync::Interval => FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms)),
             Fsync::Never => FsyncPolicy::Never,
         }
+    }
+
+    /// How often the writer snapshots the ring (`None`: only at a graceful stop).
+    pub fn snapshot_every(&self) -> Option<Duration> {
+        (self.snapshot_interval_s > 0).then(|| Duration::from_secs(self.snapshot_interval_s))
     }
 
     /// The HTTP limits these flags set.

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::http::error::{ApiError, HttpError};
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{conn, Service};
-use crate::journal::{DataDir, FsyncPolicy, Journal, JournalHealth};
+use crate::journal::{snapshot, DataDir, FsyncPolicy, Journal, JournalHealth};
 use crate::ring::{Ring, RingWriter};
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::writer::{Ingest, Writer};
@@ -104,13 +104,17 @@ impl Server {
         let service = Arc::new(service);
         let writer = {
             let (service, policy) = (service.clone(), config.fsync_policy());
+            let snapshot_every = config.snapshot_every();
+            let segment_bytes = config.journal_segment_bytes;
             std::thread::Builder::new()
                 .name("hourtally-writer".into())
                 .spawn(move || {
                     let mut ring_writer = RingWriter::new(ring);
                     let mut writer_sink = None;
                     if let Some(data) = &data {
-                        let journal = recover(data, policy, health, &mut ring_writer);
+                        let journal =
+                            recover(data, policy, snapshot_every, health, &mut ring_writer)
+                                .with_segment_bytes(segment_bytes);
                         writer_sink = Some(Box::new(journal) as Box<dyn crate::writer::Sink>);
                     }
                     let mut writer = Writer::new(ingest, ring_writer);
@@ -207,17 +211,44 @@ impl Server {
     }
 }
 
-/// Replays the journal in `data` into `ring_writer` and publishes the result; logs what it
-/// found. A journal that cannot be read ends the process (exit 1) with the reason: serving
-/// with part of the acknowledged events missing would answer wrong counts.
+/// Restores the newest readable snapshot in `data` (falling back on older ones), replays the
+/// journal after it into `ring_writer`, publishes the result, and logs what it found. A
+/// journal that cannot be read ends the process (exit 1) with the reason: serving with part
+/// of the acknowledged events missing would answer wrong counts.
 fn recover(
     data: &DataDir,
     policy: FsyncPolicy,
+    snapshot_every: Option<Duration>,
     health: Arc<JournalHealth>,
     ring_writer: &mut RingWriter,
 ) -> Journal {
     let started = std::time::Instant::now();
-    match Journal::open(data, policy, health, |e| {
+    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+        tracing::error!(data_dir = %data.path().display(), error = %e, "cannot recover: {what}");
+        eprintln!(
+            "hourtally: cannot recover {what} in {}: {e}",
+            data.path().display()
+        );
+        std::process::exit(1);
+    };
+    let snapshots = data.path().join("snapshots");
+    let (image, skipped) = match snapshot::load_newest(&snapshots) {
+        Ok(found) => found,
+        Err(e) => fail("the snapshots", &e),
+    };
+    for why in &skipped {
+        tracing::warn!(reason = %why, "snapshot unreadable; falling back on an older one and more of the journal");
+    }
+    let from = match &image {
+        Some(image) => {
+            if let Err(e) = ring_writer.restore(image) {
+                fail("the snapshot", &e);
+            }
+            image.covered
+        }
+        None => 0,
+    };
+    match Journal::open(data, policy, snapshot_every, health, from, |e| {
         ring_writer.apply(e);
     }) {
         Ok((journal, recovery)) => {
@@ -227,6 +258,7 @@ fn recover(
             }
             tracing::info!(
                 data_dir = %data.path().display(),
+                snapshot_covers = from,
                 segments = recovery.segments,
                 events = recovery.events,
                 sealed_drops = ring_writer.ring().sealed_drops(),
@@ -235,14 +267,7 @@ fn recover(
             );
             journal
         }
-        Err(e) => {
-            tracing::error!(data_dir = %data.path().display(), error = %e, "cannot recover the journal");
-            eprintln!(
-                "hourtally: cannot recover the journal in {}: {e}",
-                data.path().display()
-            );
-            std::process::exit(1);
-        }
+        Err(e) => fail("the journal", &e),
     }
 }
 

@@ -38,7 +38,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::event::Event;
 use crate::queue::Queue;
-use crate::ring::RingWriter;
+use crate::ring::{RingImage, RingWriter};
 use crate::sync::Parker;
 use crate::sync::{
     fence, sleep_thread, spin_loop, yield_thread, AtomicBool, AtomicU64, AtomicUsize, Ordering,
@@ -199,10 +199,19 @@ pub trait Sink: Send + std::fmt::Debug {
     fn idle(&mut self, deep: bool);
     /// The writer stops after its last batch: make everything durable.
     fn finish(&mut self);
+    /// Whether to begin capturing the ring for a snapshot now; if so, the journal position
+    /// the capture covers. `stopping`: the writer is about to stop.
+    fn snapshot_due(&mut self, stopping: bool) -> Option<u64>;
+    /// A finished capture, to be written.
+    fn snapshot(&mut self, image: RingImage);
     /// Whether the sink has work it could not do (a failed write to retry): the writer then
     /// naps instead of parking, and calls [`idle`](Sink::idle) again after each nap.
     fn stalled(&self) -> bool;
 }
+
+/// User-set stripes a capture copies between two batches (each at most 1/256 of one hour's
+/// set): the writer's stall per turn while a snapshot is taken.
+pub const CAPTURE_STRIPES_PER_TURN: usize = 2;
 
 /// How long a writer with a stalled sink naps between retries.
 pub const STALLED_NAP: std::time::Duration = std::time::Duration::from_millis(50);
@@ -259,9 +268,28 @@ impl Writer {
         self.run_impl::<false>()
     }
 
+    /// Between batches: begins a capture when the sink says one is due, or copies up to
+    /// `stripes` more of the capture under way and hands the image over once complete.
+    fn snapshot_turn(&mut self, stripes: usize, stopping: bool) {
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        if !self.ring.is_capturing() {
+            match sink.snapshot_due(stopping) {
+                Some(covered) => self.ring.begin_capture(covered),
+                None => return,
+            }
+        }
+        if let Some(image) = self.ring.capture_step(stripes) {
+            sink.snapshot(image);
+        }
+    }
+
     /// `run`; `FENCE == false` only for the loom negative control.
     fn run_impl<const FENCE: bool>(mut self) -> RingWriter {
-        let ingest = &*self.ingest;
+        // A handle of our own, so that `self` stays free for `snapshot_turn`.
+        let ingest = self.ingest.clone();
+        let ingest = &*ingest;
         let mut applied: u64 = 0;
         let mut idle_turns: u32 = 0;
         loop {
@@ -283,6 +311,7 @@ impl Writer {
                     self.ring.apply(event);
                 }
                 self.ring.publish();
+                self.snapshot_turn(CAPTURE_STRIPES_PER_TURN, false);
                 applied += n as u64;
                 // Release: the progress marker; see the module doc. Single writer: a plain
                 // store of our own count, no RMW needed.
@@ -294,6 +323,11 @@ impl Writer {
             // Acquire: pairs with `close`'s Release store; every push happened before it.
             if ingest.stop.load(Ordering::Acquire) {
                 if ingest.queue.is_empty() {
+                    if self.sink.is_some() {
+                        // Finish a capture under way, then take the stopping one.
+                        self.snapshot_turn(usize::MAX, true);
+                        self.snapshot_turn(usize::MAX, true);
+                    }
                     if let Some(sink) = self.sink.as_mut() {
                         sink.finish();
                     }
@@ -301,7 +335,8 @@ impl Writer {
                 }
                 continue;
             }
-            if idle_turns == 0 {
+            if idle_turns == 0 && self.sink.is_some() {
+                self.snapshot_turn(CAPTURE_STRIPES_PER_TURN, false);
                 if let Some(sink) = self.sink.as_mut() {
                     sink.idle(false);
                 }
@@ -321,6 +356,8 @@ impl Writer {
                 yield_thread();
                 continue;
             }
+            // About to sleep: finish a capture under way (nothing else is waiting).
+            self.snapshot_turn(usize::MAX, false);
             if let Some(sink) = self.sink.as_mut() {
                 sink.idle(true);
                 if sink.stalled() {

@@ -68,9 +68,15 @@ fn a_graceful_stop_loses_nothing() {
         .iter()
         .find(|l| l.contains(" recovered "))
         .expect("a recovered line");
+    // The stop took a snapshot of all 3 000 events: nothing is left to replay.
+    assert_eq!(
+        common::log_field(recovered, "snapshot_covers"),
+        Some("3000"),
+        "{recovered}"
+    );
     assert_eq!(
         common::log_field(recovered, "events"),
-        Some("3000"),
+        Some("0"),
         "{recovered}"
     );
     // And it goes on counting from there (u0..u9 are users it knows already).
@@ -182,6 +188,84 @@ fn a_torn_tail_is_cut_off_and_logged() {
         .find(|l| l.contains("cut off"))
         .unwrap_or_else(|| panic!("no cut line in {:?}", s.early_lines()));
     assert_eq!(common::log_field(cut, "bytes"), Some("24"), "{cut}");
+}
+
+/// Snapshots every second: each restart replays only the journal after the newest one; a
+/// corrupt newest snapshot falls back on the previous one and more of the journal; segments
+/// every kept snapshot covers are deleted.
+#[test]
+fn snapshots_shorten_recovery_fall_back_when_corrupt_and_free_old_segments() {
+    let dir = DataDir::new("snapshots");
+    let ts = now_ms();
+    let args = [
+        "--data-dir",
+        dir.arg(),
+        "--snapshot-interval-s",
+        "1",
+        "--journal-segment-bytes",
+        "4096",
+    ];
+    let s = TestServer::start(&args);
+    let mut acked = 0;
+    for round in 0..3 {
+        acked += post_pipelined(&s, ts, 1000, 300 + round);
+        // Long enough for a snapshot to come due, be captured and written.
+        std::thread::sleep(Duration::from_millis(1300));
+        assert_eq!(
+            s.post(&format!(
+                "/analytics?timestamp={ts}&user=tick{round}&impression"
+            ))
+            .status,
+            204
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, lines) = s.terminate();
+    assert!(status.success());
+    let written = lines
+        .iter()
+        .filter(|l| l.contains("snapshot written"))
+        .count();
+    assert!(written >= 3, "{written} snapshots in {lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("deleted a segment")),
+        "no segment deleted: {lines:?}"
+    );
+    let snapshots = dir.0.join("snapshots");
+    let mut kept: Vec<_> = std::fs::read_dir(&snapshots)
+        .expect("snapshots")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hts"))
+        .collect();
+    kept.sort();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    // Restart: the stop's snapshot covers everything.
+    let s = TestServer::start(&args);
+    assert_eq!(s.counts(ts), (305, acked, 3));
+    assert!(s.terminate().0.success());
+    // Corrupt the newest snapshot: the previous one and the journal after it serve.
+    let newest = kept.last().expect("newest").clone();
+    let mut bytes = std::fs::read(&newest).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&newest, &bytes).expect("write");
+    let s = TestServer::start(&args);
+    assert_eq!(s.counts(ts), (305, acked, 3));
+    let early = s.early_lines();
+    assert!(
+        early
+            .iter()
+            .any(|l| l.contains("snapshot unreadable") && l.contains("checksum mismatch")),
+        "{early:?}"
+    );
+    let recovered = early
+        .iter()
+        .find(|l| l.contains(" recovered "))
+        .expect("recovered");
+    let replayed: u64 = common::log_field(recovered, "events")
+        .and_then(|v| v.parse().ok())
+        .expect("events");
+    assert!(replayed > 0, "{recovered}");
 }
 
 /// Runs the binary on `dir` with `args` and returns its exit code and stderr.

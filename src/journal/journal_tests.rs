@@ -44,7 +44,9 @@ fn open(data: &DataDir) -> (Journal, Recovery, Vec<Event>) {
     let (j, r) = Journal::open(
         data,
         FsyncPolicy::Interval(DEFAULT_FSYNC_INTERVAL),
+        None,
         Arc::new(JournalHealth::default()),
+        0,
         |e| seen.push(e),
     )
     .expect("open");
@@ -151,7 +153,9 @@ fn corruption_before_the_last_segment_refuses_to_start() {
     let err = Journal::open(
         &data,
         FsyncPolicy::Never,
+        None,
         Arc::new(JournalHealth::default()),
+        0,
         |_| {},
     )
     .expect_err("refused");
@@ -218,7 +222,7 @@ proptest! {
         let mut replay_writer = RingWriter::new(replayed.clone());
         let (_, r, _) = {
             let mut seen = Vec::new();
-            let (j, r) = Journal::open(&data, FsyncPolicy::Never, Arc::new(JournalHealth::default()), |e| {
+            let (j, r) = Journal::open(&data, FsyncPolicy::Never, None, Arc::new(JournalHealth::default()), 0, |e| {
                 replay_writer.apply(e);
                 seen.push(e);
             }).expect("open");

@@ -26,6 +26,8 @@
 
 mod dir;
 pub mod record;
+pub mod snapshot;
+mod snapshots;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -34,8 +36,10 @@ use std::time::{Duration, Instant};
 
 pub use dir::{DataDir, DataDirError};
 use record::{decode_group, encode_group, GroupError};
+use snapshots::Snapshots;
 
 use crate::event::Event;
+use crate::ring::RingImage;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 use crate::writer::Sink;
 
@@ -110,8 +114,14 @@ pub struct Recovery {
 #[derive(Debug)]
 pub struct Journal {
     dir: PathBuf,
+    /// First positions of the segments on disk, oldest first; the last is being appended to.
+    segments: Vec<u64>,
+    /// Snapshots: where they go, how often, and the thread that writes them.
+    snapshots: Snapshots,
     /// The segment being appended to.
     file: File,
+    /// Size past which a segment is closed and the next begun.
+    segment_bytes: u64,
     /// Its length: every byte below it is a whole, valid group.
     len: u64,
     /// Position of the next event.
@@ -130,12 +140,16 @@ fn segment_name(first_seq: u64) -> String {
 }
 
 impl Journal {
-    /// Opens the journal in `data` (creating it if new), replays every event into `apply`
-    /// in order, cuts off a torn or corrupt tail, and returns the journal ready to append.
+    /// Opens the journal in `data` (creating it if new), replays every event from position
+    /// `from` on (a snapshot covers those before) into `apply` in order, cuts off a torn or
+    /// corrupt tail, and returns the journal ready to append. `snapshot_every`: how often the
+    /// writer should capture the ring (`None`: never).
     pub fn open(
         data: &DataDir,
         policy: FsyncPolicy,
+        snapshot_every: Option<Duration>,
         health: Arc<JournalHealth>,
+        from: u64,
         mut apply: impl FnMut(Event),
     ) -> io::Result<(Journal, Recovery)> {
         let dir = data.path().join("journal");
@@ -158,9 +172,20 @@ impl Journal {
             segments: segments.len(),
             ..Recovery::default()
         };
-        let mut next_seq = segments.first().map_or(0, |s| s.0);
+        if let Some((first, path)) = segments.first() {
+            if *first > from {
+                return Err(invalid(format!(
+                    "{}: the journal starts at event {first}, but the snapshot covers only {from}: \
+                     events in between are missing; restore the directory from a backup",
+                    path.display()
+                )));
+            }
+        }
+        // Segments that end at or before `from` are covered by the snapshot: skip them.
+        let skip = segments.windows(2).take_while(|w| w[1].0 <= from).count();
+        let mut next_seq = segments.get(skip).map_or(from, |s| s.0);
         let mut last: Option<(PathBuf, u64)> = None;
-        for (i, (first, path)) in segments.iter().enumerate() {
+        for (i, (first, path)) in segments.iter().enumerate().skip(skip) {
             let is_last = i + 1 == segments.len();
             if *first != next_seq {
                 return Err(invalid(format!(
@@ -175,11 +200,18 @@ impl Journal {
             while at < bytes.len() {
                 match decode_group(&bytes[at..]) {
                     Ok(g) if g.first_seq == next_seq => {
-                        for e in &g.events {
-                            apply(*e);
+                        if next_seq >= from {
+                            for e in &g.events {
+                                apply(*e);
+                            }
+                            recovery.events += g.events.len() as u64;
+                        } else if next_seq + g.events.len() as u64 > from {
+                            return Err(invalid(format!(
+                                "{}: a group spans the snapshot's position {from}",
+                                path.display()
+                            )));
                         }
                         next_seq += g.events.len() as u64;
-                        recovery.events += g.events.len() as u64;
                         at += g.len;
                     }
                     other => {
@@ -214,9 +246,19 @@ impl Journal {
                 last = Some((path.clone(), at as u64));
             }
         }
+        if next_seq < from {
+            return Err(invalid(format!(
+                "the journal ends at event {next_seq}, but the snapshot covers {from}: \
+                 the journal is behind its snapshot; restore the directory from a backup"
+            )));
+        }
+        let mut firsts: Vec<u64> = segments.iter().map(|s| s.0).collect();
         let (path, len) = match last {
             Some(last) => last,
-            None => (dir.join(segment_name(next_seq)), 0),
+            None => {
+                firsts.push(next_seq);
+                (dir.join(segment_name(next_seq)), 0)
+            }
         };
         let mut file = OpenOptions::new()
             .create(true)
@@ -231,8 +273,11 @@ impl Journal {
         file.seek(SeekFrom::Start(len))?;
         sync_dir(&dir)?;
         let journal = Journal {
+            snapshots: Snapshots::new(data.path().join("snapshots"), snapshot_every)?,
             dir,
+            segments: firsts,
             file,
+            segment_bytes: SEGMENT_BYTES,
             len,
             next_seq,
             policy,
@@ -242,6 +287,12 @@ impl Journal {
             health,
         };
         Ok((journal, recovery))
+    }
+
+    /// Closes segments past `bytes` instead of [`SEGMENT_BYTES`].
+    pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
     }
 
     /// Position of the next event (events journaled since the journal began).
@@ -274,7 +325,7 @@ impl Journal {
         if self.pending.is_empty() {
             return;
         }
-        if self.len >= SEGMENT_BYTES {
+        if self.len >= self.segment_bytes {
             if let Err(e) = self.roll() {
                 self.failed("start a new segment", &e);
                 return;
@@ -325,6 +376,7 @@ impl Journal {
         let path = self.dir.join(segment_name(first));
         self.file = OpenOptions::new().create(true).append(true).open(&path)?;
         self.len = 0;
+        self.segments.push(first);
         sync_dir(&self.dir)?;
         Ok(())
     }
@@ -365,13 +417,49 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+impl Journal {
+    /// Takes in what the snapshot thread finished, and deletes what the snapshots make
+    /// needless: all but the newest two snapshots, and the segments older than the older of
+    /// those two (kept so that a corrupt newest snapshot can fall back on the previous one).
+    fn collect_snapshots(&mut self) {
+        if !self.snapshots.collect() {
+            return;
+        }
+        let Some(floor) = self.snapshots.floor() else {
+            return;
+        };
+        while self.segments.len() > 1 && self.segments[1] <= floor {
+            let first = self.segments.remove(0);
+            let path = self.dir.join(segment_name(first));
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(segment = %path.display(), "journal: deleted a segment every kept snapshot covers")
+                }
+                Err(e) => {
+                    tracing::warn!(segment = %path.display(), error = %e, "journal: cannot delete a covered segment")
+                }
+            }
+        }
+    }
+}
+
 impl Sink for Journal {
     fn batch(&mut self, events: &[Event]) {
         self.append(events);
+        self.collect_snapshots();
+    }
+
+    fn snapshot_due(&mut self, stopping: bool) -> Option<u64> {
+        self.snapshots.due(self.next_seq, stopping)
+    }
+
+    fn snapshot(&mut self, image: RingImage) {
+        self.snapshots.send(image);
     }
 
     fn idle(&mut self, deep: bool) {
         self.write_pending();
+        self.collect_snapshots();
         if let FsyncPolicy::Interval(every) = self.policy {
             if deep || self.last_sync.elapsed() >= every {
                 self.sync();
@@ -382,6 +470,8 @@ impl Sink for Journal {
     fn finish(&mut self) {
         self.write_pending();
         self.sync();
+        self.snapshots.stop();
+        self.collect_snapshots();
         if !self.pending.is_empty() {
             tracing::error!(
                 pending_bytes = self.pending.len(),

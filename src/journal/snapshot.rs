@@ -1,0 +1,297 @@
+//! Snapshots: the ring at one journal position, in a file of its own.
+//!
+//! ```text
+//! "HTSNAP" | version (u16 LE) | slots (u32) | 0 (u32) | covered (u64) | sealed_drops (u64)
+//! archive entries (u64), each: hour (u32) | 0 (u32) | unique (u64) | clicks (u64) | impressions (u64)
+//! per slot: hour (u32) | 0 (u32) | unique | clicks | impressions | users (u64) | users × fingerprint (u64)
+//! crc32 of all the above (u32) | "HTSE"
+//! ```
+//!
+//! Fingerprints, never the sets' keyed layout (a restore builds new sets with new keys). A file
+//! is written whole to a temporary name, synced, renamed to `snapshots/{covered:020}.hts` and
+//! the directory synced, so a crash leaves the old snapshot or the new one, never half of
+//! one. The bytes do not depend on where they are stored: the cluster will keep the same ones
+//! in an object store.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::counts::Counts;
+use crate::event::{MAX_TIMESTAMP_MS, MILLIS_PER_HOUR};
+use crate::ring::{RingImage, SlotImage, EMPTY};
+
+/// Version of the snapshot format.
+pub const SNAPSHOT_VERSION: u16 = 1;
+const MAGIC: &[u8; 6] = b"HTSNAP";
+const END: &[u8; 4] = b"HTSE";
+
+/// The file name of the snapshot covering `covered` events.
+pub fn file_name(covered: u64) -> String {
+    format!("{covered:020}.hts")
+}
+
+/// Serialises `image`.
+pub fn encode(image: &RingImage) -> Vec<u8> {
+    let users: usize = image.slots.iter().map(|s| s.users.len()).sum();
+    let mut out =
+        Vec::with_capacity(40 + image.archive.len() * 32 + image.slots.len() * 40 + users * 8 + 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(image.slots.len() as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&image.covered.to_le_bytes());
+    out.extend_from_slice(&image.sealed_drops.to_le_bytes());
+    out.extend_from_slice(&(image.archive.len() as u64).to_le_bytes());
+    let put_counts = |out: &mut Vec<u8>, hour: u32, c: &Counts| {
+        out.extend_from_slice(&hour.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&c.unique_users.to_le_bytes());
+        out.extend_from_slice(&c.clicks.to_le_bytes());
+        out.extend_from_slice(&c.impressions.to_le_bytes());
+    };
+    for (hour, counts) in &image.archive {
+        put_counts(&mut out, *hour, counts);
+    }
+    for slot in &image.slots {
+        put_counts(&mut out, slot.hour, &slot.counts);
+        out.extend_from_slice(&(slot.users.len() as u64).to_le_bytes());
+        for fp in &slot.users {
+            out.extend_from_slice(&fp.to_le_bytes());
+        }
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(END);
+    out
+}
+
+/// A reader over the bytes that refuses to run past their end.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        if self.0.len() < n {
+            return Err("truncated".into());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        let mut w = [0; 4];
+        w.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(w))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        let mut w = [0; 8];
+        w.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(w))
+    }
+
+    fn counts(&mut self) -> Result<(u32, Counts), String> {
+        let hour = self.u32()?;
+        if self.u32()? != 0 {
+            return Err("a reserved word is not zero".into());
+        }
+        let counts = Counts {
+            unique_users: self.u64()?,
+            clicks: self.u64()?,
+            impressions: self.u64()?,
+        };
+        Ok((hour, counts))
+    }
+}
+
+/// Reads a snapshot; the error says what is wrong with it.
+pub fn decode(bytes: &[u8]) -> Result<RingImage, String> {
+    if bytes.len() < MAGIC.len() + 2 + 8 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err("not a snapshot (bad magic)".into());
+    }
+    let version = u16::from_le_bytes([bytes[6], bytes[7]]);
+    if version != SNAPSHOT_VERSION {
+        return Err(format!(
+            "snapshot format version {version}, this build reads {SNAPSHOT_VERSION}"
+        ));
+    }
+    let (body, trailer) = bytes.split_at(bytes.len() - 8);
+    if &trailer[4..] != END {
+        return Err("truncated (no end mark)".into());
+    }
+    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    if crc != crc32fast::hash(body) {
+        return Err("checksum mismatch".into());
+    }
+    let max_hour = (MAX_TIMESTAMP_MS / MILLIS_PER_HOUR) as u32;
+    let mut c = Cursor(&body[8..]);
+    let slots = c.u32()? as usize;
+    if c.u32()? != 0 {
+        return Err("a reserved word is not zero".into());
+    }
+    let covered = c.u64()?;
+    let sealed_drops = c.u64()?;
+    let archived = c.u64()?;
+    if archived > (c.0.len() / 32) as u64 || slots > c.0.len() / 40 {
+        return Err("counts larger than the file".into());
+    }
+    let mut archive = Vec::with_capacity(archived as usize);
+    for _ in 0..archived {
+        let (hour, counts) = c.counts()?;
+        if hour > max_hour {
+            return Err(format!("archived hour {hour} out of range"));
+        }
+        archive.push((hour, counts));
+    }
+    let mut images = Vec::with_capacity(slots);
+    for i in 0..slots {
+        let (hour, counts) = c.counts()?;
+        if hour != EMPTY && hour > max_hour {
+            return Err(format!("slot {i}: hour {hour} out of range"));
+        }
+        let n = c.u64()?;
+        if n != counts.unique_users || n > (c.0.len() / 8) as u64 {
+            return Err(format!(
+                "slot {i}: {n} users listed for unique_users={}",
+                counts.unique_users
+            ));
+        }
+        let raw = c.take(n as usize * 8)?;
+        let users = raw
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+            .collect();
+        images.push(SlotImage {
+            hour,
+            counts,
+            users,
+        });
+    }
+    if !c.0.is_empty() {
+        return Err("bytes after the last slot".into());
+    }
+    Ok(RingImage {
+        covered,
+        sealed_drops,
+        archive,
+        slots: images,
+    })
+}
+
+/// Writes `image` into `dir` atomically; returns the file's path.
+pub fn write(dir: &Path, image: &RingImage) -> io::Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join(file_name(image.covered));
+    let tmp = dir.join(format!("{}.tmp", file_name(image.covered)));
+    let mut f = File::create(&tmp)?;
+    f.write_all(&encode(image))?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, &path)?;
+    File::open(dir)?.sync_all()?;
+    Ok(path)
+}
+
+/// The positions of the snapshots in `dir`, oldest first.
+pub fn list(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut found = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let name = entry?.file_name();
+                if let Some(covered) = name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".hts"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    found.push(covered);
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// The newest snapshot in `dir` that reads back whole, and a note for each newer one that
+/// did not (each is skipped: the previous one and more of the journal replace it).
+pub fn load_newest(dir: &Path) -> io::Result<(Option<RingImage>, Vec<String>)> {
+    let mut skipped = Vec::new();
+    for covered in list(dir)?.into_iter().rev() {
+        let path = dir.join(file_name(covered));
+        let image = fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| decode(&bytes))
+            .and_then(|image| {
+                if image.covered == covered {
+                    Ok(image)
+                } else {
+                    Err(format!("it says it covers {} events", image.covered))
+                }
+            });
+        match image {
+            Ok(image) => return Ok((Some(image), skipped)),
+            Err(why) => skipped.push(format!("{}: {why}", path.display())),
+        }
+    }
+    Ok((None, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> RingImage {
+        let c = |u, cl, im| Counts {
+            unique_users: u,
+            clicks: cl,
+            impressions: im,
+        };
+        RingImage {
+            covered: 42,
+            sealed_drops: 3,
+            archive: vec![(400_000, c(5, 6, 7)), (400_002, c(1, 1, 0))],
+            slots: vec![
+                SlotImage {
+                    hour: 490_001,
+                    counts: c(2, 3, 4),
+                    users: vec![9, u64::MAX],
+                },
+                SlotImage {
+                    hour: EMPTY,
+                    counts: c(0, 0, 0),
+                    users: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_as_written() {
+        assert_eq!(decode(&encode(&image())), Ok(image()));
+    }
+
+    #[test]
+    fn every_cut_and_every_flipped_byte_is_refused() {
+        let bytes = encode(&image());
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            assert!(decode(&bad).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_version_says_so() {
+        let mut bytes = encode(&image());
+        bytes[6] = 9;
+        let err = decode(&bytes).expect_err("refused");
+        assert!(err.contains("version 9"), "{err}");
+    }
+}

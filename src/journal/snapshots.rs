@@ -1,0 +1,148 @@
+//! When snapshots are taken, the thread that writes them, and which ones are kept.
+//!
+//! The writer thread asks [`Snapshots::due`] between batches; when it says so, the writer
+//! captures the ring (`RingWriter::begin_capture`, copied a stripe at a time) and hands the
+//! finished image to [`Snapshots::send`]. A thread of its own serialises and writes it
+//! (`snapshot::write`), so the writer never waits for the disk; the result comes back
+//! through a channel that [`Snapshots::collect`] drains. The newest two snapshots are kept:
+//! if the newest is unreadable at start, the previous one and more of the journal serve.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::snapshot;
+use crate::ring::RingImage;
+
+/// What the snapshot thread reports: the position written and how long it took, or why not.
+type Written = Result<(u64, u64, Duration), String>;
+
+#[derive(Debug)]
+pub(super) struct Snapshots {
+    dir: PathBuf,
+    /// How often to take one (`None`: only at a graceful stop).
+    every: Option<Duration>,
+    /// When the last one finished (or failed, or the journal opened).
+    last_at: Instant,
+    /// The position of the capture under way or being written.
+    in_flight: Option<u64>,
+    /// Positions of the snapshots on disk, oldest first.
+    on_disk: Vec<u64>,
+    to_thread: Option<mpsc::Sender<RingImage>>,
+    from_thread: mpsc::Receiver<Written>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Snapshots {
+    pub(super) fn new(dir: PathBuf, every: Option<Duration>) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let on_disk = snapshot::list(&dir)?;
+        let (to_thread, images) = mpsc::channel::<RingImage>();
+        let (results, from_thread) = mpsc::channel::<Written>();
+        let thread_dir = dir.clone();
+        let thread = std::thread::Builder::new()
+            .name("hourtally-snapshot".into())
+            .spawn(move || {
+                for image in images {
+                    let started = Instant::now();
+                    let users = image.slots.iter().map(|s| s.users.len() as u64).sum();
+                    let result = snapshot::write(&thread_dir, &image)
+                        .map(|_| (image.covered, users, started.elapsed()))
+                        .map_err(|e| format!("event {}: {e}", image.covered));
+                    if results.send(result).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            dir,
+            every,
+            last_at: Instant::now(),
+            in_flight: None,
+            on_disk,
+            to_thread: Some(to_thread),
+            from_thread,
+            thread: Some(thread),
+        })
+    }
+
+    /// Whether to begin a capture now, at journal position `next_seq`; if so, that position.
+    /// `stopping`: the server stops, so take one if anything is new since the last.
+    pub(super) fn due(&mut self, next_seq: u64, stopping: bool) -> Option<u64> {
+        if self.in_flight.is_some() || self.on_disk.last().copied().unwrap_or(0) >= next_seq {
+            return None;
+        }
+        let time = self
+            .every
+            .is_some_and(|every| self.last_at.elapsed() >= every);
+        (stopping || time).then(|| {
+            self.in_flight = Some(next_seq);
+            next_seq
+        })
+    }
+
+    /// Hands a finished capture to the snapshot thread.
+    pub(super) fn send(&mut self, image: RingImage) {
+        debug_assert_eq!(self.in_flight, Some(image.covered));
+        let sent = self.to_thread.as_ref().map(|t| t.send(image));
+        if !matches!(sent, Some(Ok(()))) {
+            tracing::error!("snapshot thread is gone; no more snapshots");
+            self.in_flight = None;
+        }
+    }
+
+    /// Takes in what the thread finished; true if a new snapshot is on disk. Deletes all but
+    /// the newest two.
+    pub(super) fn collect(&mut self) -> bool {
+        let mut written = false;
+        while let Ok(result) = self.from_thread.try_recv() {
+            self.in_flight = None;
+            self.last_at = Instant::now();
+            match result {
+                Ok((covered, users, took)) => {
+                    tracing::info!(
+                        covered,
+                        users,
+                        took_ms = took.as_millis() as u64,
+                        "snapshot written"
+                    );
+                    self.on_disk.push(covered);
+                    self.on_disk.sort_unstable();
+                    written = true;
+                }
+                Err(why) => {
+                    tracing::error!(reason = %why, "snapshot failed; the journal is kept whole")
+                }
+            }
+        }
+        while written && self.on_disk.len() > 2 {
+            let old = self.on_disk.remove(0);
+            let path = self.dir.join(snapshot::file_name(old));
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(snapshot = %path.display(), error = %e, "cannot delete an old snapshot");
+            }
+        }
+        written
+    }
+
+    /// The position below which no kept snapshot needs the journal: the older of the two
+    /// kept (`None` while fewer than two exist).
+    pub(super) fn floor(&self) -> Option<u64> {
+        (self.on_disk.len() >= 2).then(|| self.on_disk[self.on_disk.len() - 2])
+    }
+
+    /// Waits for the thread to write what it was given, and ends it.
+    pub(super) fn stop(&mut self) {
+        drop(self.to_thread.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Snapshots {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
