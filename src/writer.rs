@@ -209,9 +209,9 @@ pub trait Sink: Send + std::fmt::Debug {
     fn stalled(&self) -> bool;
 }
 
-/// User-set stripes a capture copies between two batches (each at most 1/256 of one hour's
-/// set): the writer's stall per turn while a snapshot is taken.
-pub const CAPTURE_STRIPES_PER_TURN: usize = 2;
+/// Fingerprints a capture copies between two batches: the writer's extra work per turn while
+/// a snapshot is taken.
+pub use crate::ring::capture::CAPTURE_BUDGET;
 
 /// How long a writer with a stalled sink naps between retries.
 pub const STALLED_NAP: std::time::Duration = std::time::Duration::from_millis(50);
@@ -311,7 +311,7 @@ impl Writer {
                     self.ring.apply(event);
                 }
                 self.ring.publish();
-                self.snapshot_turn(CAPTURE_STRIPES_PER_TURN, false);
+                self.snapshot_turn(CAPTURE_BUDGET, false);
                 applied += n as u64;
                 // Release: the progress marker; see the module doc. Single writer: a plain
                 // store of our own count, no RMW needed.
@@ -336,7 +336,7 @@ impl Writer {
                 continue;
             }
             if idle_turns == 0 && self.sink.is_some() {
-                self.snapshot_turn(CAPTURE_STRIPES_PER_TURN, false);
+                self.snapshot_turn(CAPTURE_BUDGET, false);
                 if let Some(sink) = self.sink.as_mut() {
                     sink.idle(false);
                 }

@@ -1,23 +1,30 @@
 //! Capturing the ring for a snapshot without stalling the writer.
 //!
 //! A snapshot must show the ring as it was at one journal position, but copying ten million
-//! fingerprints at once would stall the writer for tens of milliseconds. So a capture is
-//! incremental, copy-before-write at the granularity of one user-set stripe:
+//! fingerprints at once would stall the writer for tens of milliseconds, and copying a stripe
+//! before the writer changes it (copy-on-write) does not help: a batch of random users
+//! touches every stripe at once. What helps is that a user set only ever grows:
 //!
-//! - [`RingWriter::begin_capture`] records, at a batch boundary, every slot's hour and counts,
-//!   the archive and the sealed-drop count: small, copied at once.
-//! - The user sets are copied one stripe at a time: [`RingWriter::capture_step`] copies a
-//!   few between batches; and before the writer changes a stripe not yet copied (an insert,
-//!   or a recycle that replaces the whole set) it copies that stripe first. So every copied
-//!   stripe holds exactly what it held at the capture's position.
+//! - [`RingWriter::begin_capture`](super::RingWriter::begin_capture) records, at a batch
+//!   boundary, every slot's hour and counts, the archive and the sealed-drop count (small).
+//! - From then on the writer notes every fingerprint it *adds* to a slot under capture. The
+//!   set at the capture's position is the set now minus those.
+//! - [`RingWriter::capture_step`](super::RingWriter::capture_step) copies stripes, leaving out
+//!   the noted ones, a bounded number of fingerprints per call, between batches.
+//! - A slot recycled during the capture hands its old set to the capture (a move, no copy).
 //! - When every stripe is copied, the capture is a [`RingImage`], handed to another thread to
 //!   be written.
 //!
-//! The longest stall is one stripe (1/256 of a slot's set), or one whole slot when an hour
-//! turns over during a capture.
+//! The writer's stall per call is bounded by the budget ([`CAPTURE_BUDGET`] fingerprints);
+//! the price is one hash-set insert per new user while a capture is under way.
+
+use ahash::AHashSet;
 
 use super::slot::Counts;
 use super::users::{UserSet, STRIPES};
+
+/// Fingerprints a capture step copies at most (then it finishes the stripe it is in).
+pub const CAPTURE_BUDGET: usize = 16 * 1024;
 
 /// The ring at one journal position: what a snapshot stores (fingerprints, never the
 /// keyed layout of the sets).
@@ -44,74 +51,98 @@ pub struct SlotImage {
     pub users: Vec<u64>,
 }
 
+/// One slot of a capture under way.
+#[derive(Debug, Default)]
+struct SlotCapture {
+    /// Fingerprints added to the slot's live set since the capture began.
+    added: AHashSet<u64>,
+    /// The slot's set as it was when the slot was recycled during the capture (it keeps
+    /// nothing added after that, and `added` still says what to leave out).
+    retired: Option<UserSet>,
+    /// Stripes copied so far (all of them for a slot whose set was empty).
+    next_stripe: usize,
+}
+
 /// A capture under way (owned by the ring writer).
 #[derive(Debug)]
 pub(super) struct Capture {
     image: RingImage,
-    /// Per slot and stripe: copied yet?
-    copied: Vec<[bool; STRIPES]>,
-    /// Stripes still to copy.
-    left: usize,
-    /// Where `step` goes on: `slot * STRIPES + stripe`.
+    slots: Vec<SlotCapture>,
+    /// The slot `step` is copying.
     cursor: usize,
 }
 
 impl Capture {
+    /// A capture of `image` (users still empty); `nonempty[i]`: slot `i` has users to copy.
     pub(super) fn new(image: RingImage, nonempty: &[bool]) -> Self {
-        let copied: Vec<[bool; STRIPES]> = nonempty.iter().map(|&n| [!n; STRIPES]).collect();
-        let left = nonempty.iter().filter(|&&n| n).count() * STRIPES;
+        let slots = nonempty
+            .iter()
+            .map(|&n| SlotCapture {
+                next_stripe: if n { 0 } else { STRIPES },
+                ..SlotCapture::default()
+            })
+            .collect();
         Self {
             image,
-            copied,
-            left,
+            slots,
             cursor: 0,
         }
     }
 
-    /// Copies stripe `stripe` of slot `slot` from `users`, unless already copied.
+    /// The writer added `fp` to slot `slot`'s set (it was not there).
     #[inline]
-    pub(super) fn before_write(&mut self, slot: usize, stripe: usize, users: &UserSet) {
-        debug_assert!(slot < self.copied.len() && stripe < STRIPES);
-        if !self.copied[slot][stripe] {
-            self.copy(slot, stripe, users);
+    pub(super) fn added(&mut self, slot: usize, fp: u64) {
+        debug_assert!(slot < self.slots.len());
+        let s = &mut self.slots[slot];
+        // After a recycle the live set is another hour's: the retired one is what is copied.
+        if s.next_stripe < STRIPES && s.retired.is_none() {
+            s.added.insert(fp);
         }
     }
 
-    /// Copies every stripe of slot `slot` not yet copied (before its set is replaced).
-    pub(super) fn before_recycle(&mut self, slot: usize, users: &UserSet) {
-        for stripe in 0..STRIPES {
-            self.before_write(slot, stripe, users);
+    /// Slot `slot` is recycled: its set, `old`, is kept for the copy.
+    pub(super) fn retire(&mut self, slot: usize, old: UserSet) {
+        let s = &mut self.slots[slot];
+        if s.next_stripe < STRIPES && s.retired.is_none() {
+            s.retired = Some(old);
         }
     }
 
-    #[cold]
-    fn copy(&mut self, slot: usize, stripe: usize, users: &UserSet) {
-        users.stripe_fingerprints(stripe, &mut self.image.slots[slot].users);
-        self.copied[slot][stripe] = true;
-        self.left -= 1;
-    }
-
-    /// Copies up to `max` more stripes, taking each slot's set from `users_of(slot)`.
-    pub(super) fn step<'a>(&mut self, max: usize, users_of: impl Fn(usize) -> &'a UserSet) {
-        let mut done = 0;
-        while done < max && self.left > 0 {
-            let total = self.copied.len() * STRIPES;
-            debug_assert!(self.cursor < total);
-            let (slot, stripe) = (self.cursor / STRIPES, self.cursor % STRIPES);
-            self.cursor += 1;
-            if !self.copied[slot][stripe] {
-                self.copy(slot, stripe, users_of(slot));
-                done += 1;
+    /// Copies stripes (about `budget` fingerprints), taking a slot's live set from
+    /// `live(slot)`.
+    pub(super) fn step<'a>(&mut self, budget: usize, live: impl Fn(usize) -> &'a UserSet) {
+        let mut copied = 0;
+        let mut scratch = Vec::new();
+        while copied < budget && self.cursor < self.slots.len() {
+            let i = self.cursor;
+            let s = &mut self.slots[i];
+            if s.next_stripe == STRIPES {
+                s.added = AHashSet::new();
+                s.retired = None;
+                self.cursor += 1;
+                continue;
             }
+            let set = s.retired.as_ref().unwrap_or_else(|| live(i));
+            scratch.clear();
+            set.stripe_fingerprints(s.next_stripe, &mut scratch);
+            s.next_stripe += 1;
+            copied += scratch.len();
+            let users = &mut self.image.slots[i].users;
+            users.extend(scratch.iter().filter(|fp| !s.added.contains(*fp)));
         }
     }
 
     pub(super) fn is_complete(&self) -> bool {
-        self.left == 0
+        self.cursor == self.slots.len()
     }
 
     pub(super) fn into_image(mut self) -> RingImage {
         debug_assert!(self.is_complete());
+        debug_assert!(self
+            .image
+            .slots
+            .iter()
+            .all(|s| s.users.len() as u64 == s.counts.unique_users));
         self.image.archive.sort_unstable_by_key(|(h, _)| *h);
         self.image
     }

@@ -238,21 +238,21 @@ impl RingWriter {
                     // doc): the archive lock's release and the slot's Release store order it.
                     self.ring.archive.seal(w.snap.hour, w.snap.counts);
                 }
-                if let Some(c) = self.capture.as_mut() {
-                    c.before_recycle(i, &w.users);
-                }
                 w.snap = Snapshot {
                     hour: event.hour,
                     counts: Counts::default(),
                 };
-                w.users = UserSet::new();
+                let old = std::mem::take(&mut w.users);
+                if let Some(c) = self.capture.as_mut() {
+                    c.retire(i, old);
+                }
             }
-        }
-        if let Some(c) = self.capture.as_mut() {
-            c.before_write(i, w.users.stripe_of_fingerprint(event.user), &w.users);
         }
         if w.users.insert(event.user) {
             w.snap.counts.unique_users += 1;
+            if let Some(c) = self.capture.as_mut() {
+                c.added(i, event.user);
+            }
         }
         match event.kind {
             Kind::Click => w.snap.counts.clicks += 1,
@@ -291,12 +291,12 @@ impl RingWriter {
         self.capture.is_some()
     }
 
-    /// Copies up to `max_stripes` more stripes of the capture under way; the image once it is
-    /// complete.
-    pub fn capture_step(&mut self, max_stripes: usize) -> Option<RingImage> {
+    /// Copies about `budget` more fingerprints of the capture under way (whole stripes); the
+    /// image once it is complete.
+    pub fn capture_step(&mut self, budget: usize) -> Option<RingImage> {
         let capture = self.capture.as_mut()?;
         let slots = &self.slots;
-        capture.step(max_stripes, |i| &slots[i].users);
+        capture.step(budget, |i| &slots[i].users);
         if capture.is_complete() {
             self.capture.take().map(Capture::into_image)
         } else {
