@@ -261,6 +261,8 @@ fn recover(
                 snapshot_covers = from,
                 segments = recovery.segments,
                 events = recovery.events,
+                hours_in_ring = ring_writer.user_sets().count(),
+                archived_hours = ring_writer.ring().archive().len(),
                 sealed_drops = ring_writer.ring().sealed_drops(),
                 took_ms = started.elapsed().as_millis() as u64,
                 "recovered"

@@ -79,6 +79,11 @@ fn a_graceful_stop_loses_nothing() {
         Some("0"),
         "{recovered}"
     );
+    assert_eq!(
+        common::log_field(recovered, "hours_in_ring"),
+        Some("1"),
+        "{recovered}"
+    );
     // And it goes on counting from there (u0..u9 are users it knows already).
     assert_eq!(post_pipelined(&s, ts, 10, 1000), 10);
     assert_eq!(s.wait_counts(ts, (700, 3010, 0)), (700, 3010, 0));
