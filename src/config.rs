@@ -90,8 +90,9 @@ pub struct Config {
     #[arg(long, env = "HOURTALLY_EPHEMERAL", default_value_t = false)]
     pub ephemeral: bool,
 
-    /// When the journal is flushed to disk: `interval` (at most --fsync-interval-ms of
-    /// acknowledged events can be lost by a crash of the machine) or `never` (the OS decides).
+    /// When the journal is flushed to disk: `always` (a POST is answered 204 only once its
+    /// event is on disk), `interval` (at most --fsync-interval-ms of acknowledged events can
+    /// be lost by a crash of the machine) or `never` (the OS decides).
     #[arg(long, env = "HOURTALLY_FSYNC", value_enum, default_value_t = Fsync::Interval)]
     pub fsync: Fsync,
 
@@ -130,6 +131,7 @@ pub const MAX_WORKERS: usize = 256;
 /// `--fsync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fsync {
+    Always,
     Interval,
     Never,
 }
@@ -160,6 +162,7 @@ impl Config {
     /// The journal's fsync policy.
     pub fn fsync_policy(&self) -> FsyncPolicy {
         match self.fsync {
+            Fsync::Always => FsyncPolicy::Always,
             Fsync::Interval => FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms)),
             Fsync::Never => FsyncPolicy::Never,
         }

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::http::error::{ApiError, HttpError};
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{conn, Service};
+use crate::journal::waiters::DurableWaiters;
 use crate::journal::{snapshot, DataDir, FsyncPolicy, Journal, JournalHealth};
 use crate::ring::{Ring, RingWriter};
 use crate::sync::{Arc, AtomicBool, Ordering};
@@ -18,6 +19,9 @@ use crate::writer::{Ingest, Writer};
 /// Coroutine stack size, in words (8 bytes each): 64 KiB. A connection needs about 6 KiB
 /// (the header array is 4 KiB); the rest is margin. Only touched pages cost memory.
 pub const STACK_WORDS: usize = 0x2000;
+
+/// Most events in one writer batch with `--fsync always` (one `fdatasync` each).
+pub const ALWAYS_BATCH: usize = 16 * 1024;
 
 /// A running server.
 pub struct Server {
@@ -98,8 +102,13 @@ impl Server {
         let ingest = Arc::new(Ingest::new(config.queue_capacity));
         let health = Arc::new(JournalHealth::default());
         let mut service = Service::new(ring.clone(), ingest.clone(), config.limits(), admission);
+        let always = data.is_some() && config.fsync_policy() == FsyncPolicy::Always;
+        let waiters = Arc::new(DurableWaiters::default());
         if data.is_some() {
             service = service.with_journal(health.clone());
+        }
+        if always {
+            service = service.with_durable_waiters(waiters.clone());
         }
         let service = Arc::new(service);
         let writer = {
@@ -114,12 +123,17 @@ impl Server {
                     if let Some(data) = &data {
                         let journal =
                             recover(data, policy, snapshot_every, health, &mut ring_writer)
-                                .with_segment_bytes(segment_bytes);
+                                .with_segment_bytes(segment_bytes)
+                                .with_waiters(waiters);
                         writer_sink = Some(Box::new(journal) as Box<dyn crate::writer::Sink>);
                     }
                     let mut writer = Writer::new(ingest, ring_writer);
                     if let Some(sink) = writer_sink {
                         writer = writer.with_sink(sink);
+                    }
+                    if always {
+                        // One fdatasync covers a batch: let batches grow while it runs.
+                        writer = writer.with_durable_cuts(ALWAYS_BATCH);
                     }
                     service.set_ready();
                     tracing::info!("ready");

@@ -33,6 +33,36 @@
 //! **Progress.** After each batch the writer publishes the ring and then stores the number of
 //! events it has taken off the queue with Release. A thread that loads that marker with
 //! Acquire and sees `n` then reads a ring that includes the first `n` events.
+//!
+//! **Durable cuts** (with `--fsync always`: a 204 only once its event is on disk). A producer
+//! cannot know its event's position in the queue, so the writer cuts the stream instead. It
+//! announces cut `k` (`cut`), then reads the queue's length `L`: the first `L` events it pops
+//! from then on are every event that was in the queue at that instant (one popper, FIFO).
+//! Once it has popped them and the sink has made them durable, it stores `durable = k`. A
+//! producer pushes, then reads `cut = a`, and waits for `durable ≥ a + 1`:
+//!
+//! ```text
+//! producer                          writer
+//! queue.push(e)                     cut.store(k)
+//! fence(SeqCst)                     fence(SeqCst)
+//! a = cut.load()                    L = queue.len()
+//! wait durable ≥ a + 1              pop L, make durable, durable.store(k)
+//! ```
+//!
+//! The two fences are totally ordered. If the producer's comes first, the writer's length
+//! read (after its fence) sees the push: it counts `e`, unless `e` was popped already, in an
+//! earlier batch made durable before cut `k` began. If the writer's comes first, the
+//! producer's load sees `k` or later, so it waits for a later cut. Either way, when
+//! `durable ≥ a + 1`, `e` is durable.
+//!
+//! A cut after the producer's read must also come at all: a writer that goes idle makes one
+//! (over whatever is left, often nothing) and may then park. So a waiting producer asks for
+//! one ([`Ingest::request_cut`]): it sets `want_cut`, then (SeqCst fence) unparks the writer
+//! if it is idle; the writer, before parking, stores `idle`, then (SeqCst fence) does not
+//! park while `want_cut` is set: the park handshake again. A writer that takes the request
+//! (an Acquire swap that reads the producer's Release store, which follows its read of
+//! `cut`) announces its next cut after it, so the producer's read happens before that store
+//! and cannot have seen it: the new cut is at least `a + 1`.
 
 use crossbeam_utils::CachePadded;
 
@@ -84,6 +114,12 @@ pub struct Ingest {
     /// Progress marker: events taken off the queue and applied (counted or dropped as sealed),
     /// stored after the ring was published.
     applied: CachePadded<AtomicU64>,
+    /// The durable cut the writer has announced (module doc). Padded: producers read it.
+    cut: CachePadded<AtomicU64>,
+    /// The highest cut whose events are all durable.
+    durable: CachePadded<AtomicU64>,
+    /// Set by a producer waiting for a cut; the writer takes it and makes one (module doc).
+    want_cut: CachePadded<AtomicBool>,
 }
 
 impl Ingest {
@@ -96,6 +132,9 @@ impl Ingest {
             stop: AtomicBool::new(false),
             parker: Parker::new(),
             applied: CachePadded::new(AtomicU64::new(0)),
+            cut: CachePadded::new(AtomicU64::new(0)),
+            durable: CachePadded::new(AtomicU64::new(0)),
+            want_cut: CachePadded::new(AtomicBool::new(false)),
         }
     }
 
@@ -178,6 +217,36 @@ impl Ingest {
         self.applied.load(Ordering::Acquire)
     }
 
+    /// After a successful push: the durable cut that will cover it (module doc). The event is
+    /// durable once [`durable_cut`](Self::durable_cut) reaches this.
+    pub fn durability_ticket(&self) -> u64 {
+        // SeqCst fence: the producer half of the durable-cut handshake (module doc), between
+        // the push and the load of `cut`.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered after the push by the fence.
+        self.cut.load(Ordering::Relaxed) + 1
+    }
+
+    /// Asks the writer for a durable cut after this instant, and wakes it if it sleeps
+    /// (module doc). Call after taking a ticket, before waiting for it.
+    pub fn request_cut(&self) {
+        // Release: the ticket's load of `cut` happens before the writer's next announcement,
+        // once its Acquire swap reads this (module doc).
+        self.want_cut.store(true, Ordering::Release);
+        // SeqCst fence: the producer half of the park handshake, as in `push`.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered after the store by the fence.
+        if self.idle.load(Ordering::Relaxed) {
+            self.parker.unpark();
+        }
+    }
+
+    /// The highest cut whose events are all durable.
+    pub fn durable_cut(&self) -> u64 {
+        // Acquire: pairs with the writer's Release store, made after the sink's sync.
+        self.durable.load(Ordering::Acquire)
+    }
+
     /// Events queued and not yet applied.
     pub fn queued(&self) -> usize {
         self.queue.len()
@@ -204,6 +273,8 @@ pub trait Sink: Send + std::fmt::Debug {
     fn snapshot_due(&mut self, stopping: bool) -> Option<u64>;
     /// A finished capture, to be written.
     fn snapshot(&mut self, image: RingImage);
+    /// Durable cut `k` is complete (with `with_durable_cuts`): wake whoever waits for it.
+    fn durable(&mut self, k: u64);
     /// Whether the sink has work it could not do (a failed write to retry): the writer then
     /// naps instead of parking, and calls [`idle`](Sink::idle) again after each nap.
     fn stalled(&self) -> bool;
@@ -225,6 +296,12 @@ pub struct Writer {
     sink: Option<Box<dyn Sink>>,
     /// The batch being applied (reused).
     batch: Vec<Event>,
+    /// Most events in one batch.
+    batch_max: usize,
+    /// Whether the writer keeps durable cuts (module doc): `--fsync always`.
+    cuts: bool,
+    /// The cut under way: its number and the events still to pop before it is complete.
+    open_cut: Option<(u64, usize)>,
     /// Spin turns (with backoff) with an empty queue before yielding, then as many yields
     /// before parking.
     spin_limit: u32,
@@ -237,6 +314,9 @@ impl Writer {
             ring,
             sink: None,
             batch: Vec::with_capacity(BATCH),
+            batch_max: BATCH,
+            cuts: false,
+            open_cut: None,
             spin_limit: 16,
         }
     }
@@ -245,6 +325,48 @@ impl Writer {
     pub fn with_sink(mut self, sink: Box<dyn Sink>) -> Self {
         self.sink = Some(sink);
         self
+    }
+
+    /// Keeps durable cuts (module doc), for a sink that makes each batch durable before
+    /// `batch` returns, with batches of up to `batch_max` events (one sync covers a batch).
+    pub fn with_durable_cuts(mut self, batch_max: usize) -> Self {
+        self.cuts = true;
+        self.batch_max = batch_max.max(1);
+        self
+    }
+
+    /// Announces the next cut and reads what it covers (module doc).
+    fn open_cut(&mut self, ingest: &Ingest) {
+        if !self.cuts || self.open_cut.is_some() {
+            return;
+        }
+        // Relaxed: the writer is the cut's only writer; it reads its own last store.
+        let k = ingest.cut.load(Ordering::Relaxed) + 1;
+        // Relaxed: ordered before the length read by the fence.
+        ingest.cut.store(k, Ordering::Relaxed);
+        // SeqCst fence: the writer half of the durable-cut handshake (module doc).
+        fence(Ordering::SeqCst);
+        self.open_cut = Some((k, ingest.queue.len()));
+    }
+
+    /// `popped` more events were made durable: completes the cut under way if they were
+    /// the last it covers.
+    fn advance_cut(&mut self, ingest: &Ingest, popped: usize) {
+        let Some((k, left)) = self.open_cut else {
+            return;
+        };
+        let left = left.saturating_sub(popped);
+        self.open_cut = Some((k, left));
+        // A stalled sink has not made them durable: the cut completes once it recovers.
+        if left > 0 || self.sink.as_ref().is_some_and(|s| s.stalled()) {
+            return;
+        }
+        self.open_cut = None;
+        // Release: pairs with `durable_cut`'s Acquire; the sink's sync came before.
+        ingest.durable.store(k, Ordering::Release);
+        if let Some(sink) = self.sink.as_mut() {
+            sink.durable(k);
+        }
     }
 
     /// Sets how long an idle writer spins before it parks (loom models use 0 or 1 to keep the
@@ -294,7 +416,10 @@ impl Writer {
         let mut idle_turns: u32 = 0;
         loop {
             self.batch.clear();
-            while self.batch.len() < BATCH {
+            if !ingest.queue.is_empty() {
+                self.open_cut(ingest);
+            }
+            while self.batch.len() < self.batch_max {
                 let Some(event) = ingest.queue.pop() else {
                     break;
                 };
@@ -306,6 +431,7 @@ impl Writer {
                 if let Some(sink) = self.sink.as_mut() {
                     sink.batch(&self.batch);
                 }
+                self.advance_cut(ingest, n);
                 for &event in &self.batch {
                     // A sealed drop is counted by the ring (`Ring::sealed_drops`).
                     self.ring.apply(event);
@@ -334,6 +460,14 @@ impl Writer {
                     return self.ring;
                 }
                 continue;
+            }
+            if idle_turns == 0 && self.cuts {
+                // Everything popped so far is durable: a cut over an empty queue completes at
+                // once and releases producers whose events went out in the last batch.
+                // Acquire: takes a waiting producer's request (module doc) before announcing.
+                ingest.want_cut.swap(false, Ordering::Acquire);
+                self.open_cut(ingest);
+                self.advance_cut(ingest, 0);
             }
             if idle_turns == 0 && self.sink.is_some() {
                 self.snapshot_turn(CAPTURE_BUDGET, false);
@@ -376,7 +510,11 @@ impl Writer {
             }
             // Acquire on `stop`: as above; a `close` that set it after this load leaves a
             // token in the parker, so park returns at once.
-            if ingest.queue.is_empty() && !ingest.stop.load(Ordering::Acquire) {
+            // Relaxed on `want_cut`: ordered after `idle` by the fence (module doc).
+            if ingest.queue.is_empty()
+                && !ingest.stop.load(Ordering::Acquire)
+                && !(self.cuts && ingest.want_cut.load(Ordering::Relaxed))
+            {
                 ingest.parker.park();
             }
             // Relaxed: a stale `true` seen by a producer costs one spare unpark, nothing more.

@@ -27,6 +27,9 @@ fn ensure_room(buf: &mut Vec<u8>, filled: usize, max: usize) {
     }
 }
 
+/// With `--fsync always`, the longest a connection holds its answers for the disk.
+pub const DURABLE_WAIT: Duration = Duration::from_secs(15);
+
 /// What the connection is waiting for, and until when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Due {
@@ -110,8 +113,21 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
         let mut start = 0;
         let mut close = false;
         loop {
+            let accepted_before = session.tally.accepted;
             let outcome = session.feed(&buf[start..filled], &clock, &mut out);
             start += outcome.consumed;
+            if session.tally.accepted > accepted_before {
+                if let Some(waiters) = &service.durable_waiters {
+                    // `--fsync always`: the 204s go out once their events are on disk. If
+                    // the disk does not take them in time, close without answering: the
+                    // client cannot tell, and may retry (the events may still count).
+                    let ticket = service.ingest.durability_ticket();
+                    if !waiters.wait(&service.ingest, ticket, DURABLE_WAIT) {
+                        service.metrics.flush(&mut session.tally);
+                        return;
+                    }
+                }
+            }
             if outcome.answered > 0 {
                 due = Due::Idle;
             }

@@ -11,6 +11,7 @@ use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
 use crate::conns::Connections;
 use crate::counts::{Counts, CountsBody};
+use crate::journal::waiters::DurableWaiters;
 use crate::journal::JournalHealth;
 use crate::metrics::{Gauges, Metrics, Tally};
 use crate::query;
@@ -141,6 +142,8 @@ pub struct Service {
     ready: AtomicBool,
     /// The journal's health, when the server has one: POSTs get 503 while its writes fail.
     pub journal: Option<Arc<JournalHealth>>,
+    /// With `--fsync always`: where answered POSTs wait for their event to be on disk.
+    pub durable_waiters: Option<Arc<DurableWaiters>>,
 }
 
 impl Service {
@@ -154,12 +157,19 @@ impl Service {
             conns: Connections::new(limits.max_connections),
             ready: AtomicBool::new(false),
             journal: None,
+            durable_waiters: None,
         }
     }
 
     /// Gives the routes the journal's health (POSTs get 503 while its writes fail).
     pub fn with_journal(mut self, health: Arc<JournalHealth>) -> Self {
         self.journal = Some(health);
+        self
+    }
+
+    /// Makes connections hold their POSTs' answers until the events are on disk.
+    pub fn with_durable_waiters(mut self, waiters: Arc<DurableWaiters>) -> Self {
+        self.durable_waiters = Some(waiters);
         self
     }
 

@@ -29,6 +29,7 @@ mod open;
 pub mod record;
 pub mod snapshot;
 mod snapshots;
+pub mod waiters;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -55,6 +56,8 @@ pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(100);
 /// When the journal is flushed to stable storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FsyncPolicy {
+    /// After every batch, before its POSTs are answered (`--fsync always`).
+    Always,
     /// `fdatasync` at most this long after a write, and whenever the writer goes idle.
     Interval(Duration),
     /// Never: the OS writes back when it likes (a crash of the machine loses that much).
@@ -123,6 +126,8 @@ pub struct Journal {
     file: File,
     /// Size past which a segment is closed and the next begun.
     segment_bytes: u64,
+    /// POSTs waiting for their batch to be on disk (`--fsync always`).
+    waiters: Option<Arc<waiters::DurableWaiters>>,
     /// Its length: every byte below it is a whole, valid group.
     len: u64,
     /// Position of the next event.
@@ -141,6 +146,12 @@ fn segment_name(first_seq: u64) -> String {
 }
 
 impl Journal {
+    /// Wakes `waiters` as durable cuts complete (`--fsync always`).
+    pub fn with_waiters(mut self, waiters: Arc<waiters::DurableWaiters>) -> Self {
+        self.waiters = Some(waiters);
+        self
+    }
+
     /// Closes segments past `bytes` instead of [`SEGMENT_BYTES`].
     pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
@@ -164,6 +175,9 @@ impl Journal {
         }
         self.next_seq += events.len() as u64;
         self.write_pending();
+        if self.policy == FsyncPolicy::Always {
+            self.sync();
+        }
         if let FsyncPolicy::Interval(every) = self.policy {
             if self.unsynced && self.last_sync.elapsed() >= every {
                 self.sync();
@@ -242,6 +256,11 @@ impl Journal {
             Ok(()) => {
                 self.unsynced = false;
                 JournalHealth::add(&self.health.syncs, 1);
+                if self.pending.is_empty() && self.health.failing() {
+                    // Relaxed: see `JournalHealth::failing`.
+                    self.health.failing.store(false, Ordering::Relaxed);
+                    tracing::warn!("journal syncs succeed again");
+                }
             }
             Err(e) => self.failed("sync", &e),
         }
@@ -309,13 +328,21 @@ impl Sink for Journal {
         self.snapshots.send(image);
     }
 
+    fn durable(&mut self, k: u64) {
+        if let Some(waiters) = &self.waiters {
+            waiters.wake(k);
+        }
+    }
+
     fn idle(&mut self, deep: bool) {
         self.write_pending();
         self.collect_snapshots();
-        if let FsyncPolicy::Interval(every) = self.policy {
-            if deep || self.last_sync.elapsed() >= every {
-                self.sync();
+        match self.policy {
+            FsyncPolicy::Always => self.sync(),
+            FsyncPolicy::Interval(every) if deep || self.last_sync.elapsed() >= every => {
+                self.sync()
             }
+            _ => {}
         }
     }
 

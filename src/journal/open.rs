@@ -154,6 +154,7 @@ impl Journal {
             segments: firsts,
             file,
             segment_bytes: SEGMENT_BYTES,
+            waiters: None,
             len,
             next_seq,
             policy,
