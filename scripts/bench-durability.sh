@@ -2,14 +2,15 @@
 # What durability costs and how fast it recovers, measured in one run (BENCHMARKS.md,
 # "Durability"):
 #
-#   bash scripts/bench-durability.sh            # ROUNDS=3 SECS=4 EVENTS=10000000
+#   bash scripts/bench-durability.sh            # ROUNDS=3 SECS=4 EVENTS=10000000 CONNS=32
 #
 # 1. POST mix, 32 connections pipelined 16 deep, the server pinned to core 0 (--workers 1, so
 #    its HTTP worker and its writer share the core), the load generator on core 1; ROUNDS
-#    alternating rounds of --ephemeral, --fsync interval and --fsync never, each on a fresh
+#    alternating rounds of --ephemeral and --fsync always, interval and never, each on a fresh
 #    data directory; the median requests/s of each and its ratio to --ephemeral.
-# 2. Recovery: EVENTS POSTs into a fresh data directory, a graceful stop, a restart; the
-#    restart's "recovered" log line (events, took_ms), and the journal's bytes per event.
+# 2. Recovery: EVENTS POSTs into a fresh data directory; kill -9 and restart (the whole
+#    journal is replayed), then a graceful stop (which takes a snapshot) and restart (the
+#    snapshot is restored); each restart's "recovered" line, and the bytes on disk.
 #
 # The data directories live under $TMPDIR (default /tmp): on this VM, the same disk as the
 # checkout. Needs taskset and 2 cores.
@@ -20,6 +21,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-4}
 EVENTS=${EVENTS:-10000000}
+CONNS=${CONNS:-32}
 
 echo "+ cargo build --release --bin hourtally --bin hourtally-load"
 cargo build --release --bin hourtally --bin hourtally-load
@@ -54,7 +56,7 @@ start() {
 }
 
 load() {
-    taskset -c 1 "$BIN/hourtally-load" --addr "$ADDR" --connections 32 --pipeline 16 \
+    taskset -c 1 "$BIN/hourtally-load" --addr "$ADDR" --connections "$CONNS" --pipeline 16 \
         --post-share 1.0 --no-progress "$@" | grep '^RESULT'
 }
 
@@ -62,7 +64,7 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 declare -A RPS
 for round in $(seq "$ROUNDS"); do
-    for mode in ephemeral interval never; do
+    for mode in ephemeral always interval never; do
         case $mode in
             ephemeral) args=(--ephemeral) ;;
             *) args=(--data-dir "$TMP/$mode-$round" --fsync "$mode") ;;
@@ -78,20 +80,28 @@ done
 base=$(tr ' ' '\n' <<<"${RPS[ephemeral]}" | grep . | median)
 echo
 echo "POST mix, depth 16, median of $ROUNDS rounds of ${SECS}s:"
-for mode in ephemeral interval never; do
+for mode in ephemeral always interval never; do
     m=$(tr ' ' '\n' <<<"${RPS[$mode]}" | grep . | median)
     awk -v n="$mode" -v m="$m" -v b="$base" -v all="${RPS[$mode]}" \
         'BEGIN { printf "  %-9s %9d req/s  %.2fx ephemeral   (rounds:%s)\n", n, m, m / b, all }'
 done
 
 echo
-echo "Recovery of $EVENTS events:"
+echo "Recovery of $EVENTS events (POST mix, 1 M users):"
 start "$TMP/fill.log" --data-dir "$TMP/recovery"
 load --requests "$EVENTS" --users 1000000 >/dev/null
-stop_server
+sleep 1
+# kill -9: no snapshot at stop, so the restart replays the whole journal.
+kill -KILL "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=""
 bytes=$(du -sb "$TMP/recovery/journal" | cut -f1)
-start "$TMP/restart.log" --data-dir "$TMP/recovery"
-grep ' recovered ' "$TMP/restart.log"
+start "$TMP/replay.log" --data-dir "$TMP/recovery"
+echo "  from the journal:  $(grep -o ' recovered .*' "$TMP/replay.log")"
+awk -v b="$bytes" -v e="$EVENTS" 'BEGIN { printf "  journal: %d bytes for %d events, %.2f bytes per event\n", b, e, b / e }'
+# A graceful stop takes a snapshot: the next restart restores it and replays nothing.
 stop_server
-events=$(grep -o ' events=[0-9]*' "$TMP/restart.log" | head -1 | cut -d= -f2)
-awk -v b="$bytes" -v e="$events" 'BEGIN { printf "  journal: %d bytes for %d events, %.2f bytes per event\n", b, e, b / e }'
+start "$TMP/restore.log" --data-dir "$TMP/recovery"
+echo "  from the snapshot: $(grep -o ' recovered .*' "$TMP/restore.log")"
+echo "  snapshot: $(du -sb "$TMP/recovery/snapshots" | cut -f1) bytes"
+stop_server
