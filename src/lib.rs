@@ -40,6 +40,7 @@ pub mod civil;
 pub mod conns;
 pub mod counts;
 pub mod event;
+pub mod ingest;
 pub mod query;
 pub mod queue;
 pub mod ring;

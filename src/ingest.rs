@@ -1,0 +1,191 @@
+//! What producers (the HTTP edge) and the writer share: the bounded queue, the shutdown
+//! gate, the writer's idle flag and parker, its progress marker and its durable cuts.
+//!
+//! The protocols over these fields (park / unpark, shutdown, progress, durable cuts) are
+//! walked through in the [`writer`](crate::writer) module's doc, with both halves side by
+//! side; the producer halves live here, the writer halves in `Writer::run`.
+
+use crossbeam_utils::CachePadded;
+
+use crate::event::Event;
+use crate::queue::Queue;
+use crate::sync::Parker;
+use crate::sync::{fence, yield_thread, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Gate bit: set once shutdown has begun.
+pub(crate) const CLOSED: usize = 1;
+/// Gate unit: one producer inside.
+const INSIDE: usize = 2;
+
+/// Why a push was refused. The event was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The queue is full: the writer cannot keep up.
+    #[error("queue full")]
+    Full,
+    /// Shutdown has begun; no more events are taken.
+    #[error("shutting down")]
+    Closed,
+}
+
+/// What producers and the writer share.
+#[derive(Debug)]
+pub struct Ingest {
+    /// Accepted events, oldest first.
+    pub(crate) queue: Queue<Event>,
+    /// `INSIDE` × producers inside `push`, plus `CLOSED` once shutdown began. Padded: every
+    /// producer writes it.
+    pub(crate) gate: CachePadded<AtomicUsize>,
+    /// True while the writer is parked or about to park. Padded: every producer reads it, and
+    /// it changes only when the writer goes idle or wakes.
+    pub(crate) idle: CachePadded<AtomicBool>,
+    /// Set by shutdown once the gate is closed and empty: the writer drains and exits.
+    pub(crate) stop: AtomicBool,
+    /// Where the writer sleeps.
+    pub(crate) parker: Parker,
+    /// Progress marker: events taken off the queue and applied (counted or dropped as sealed),
+    /// stored after the ring was published.
+    pub(crate) applied: CachePadded<AtomicU64>,
+    /// The durable cut the writer has announced (module doc). Padded: producers read it.
+    pub(crate) cut: CachePadded<AtomicU64>,
+    /// The highest cut whose events are all durable.
+    pub(crate) durable: CachePadded<AtomicU64>,
+    /// Set by a producer waiting for a cut; the writer takes it and makes one (module doc).
+    pub(crate) want_cut: CachePadded<AtomicBool>,
+}
+
+impl Ingest {
+    /// A new ingest path with a queue of `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            queue: Queue::new(capacity),
+            gate: CachePadded::new(AtomicUsize::new(0)),
+            idle: CachePadded::new(AtomicBool::new(false)),
+            stop: AtomicBool::new(false),
+            parker: Parker::new(),
+            applied: CachePadded::new(AtomicU64::new(0)),
+            cut: CachePadded::new(AtomicU64::new(0)),
+            durable: CachePadded::new(AtomicU64::new(0)),
+            want_cut: CachePadded::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Queues `event` for the writer. `Ok` means it will be applied, even if shutdown follows.
+    #[inline]
+    pub fn push(&self, event: Event) -> Result<(), PushError> {
+        self.push_impl::<true>(event)
+    }
+
+    /// Negative control for the loom models: `push` without the producer's SeqCst fence in
+    /// the park handshake. Wrong; compiled only under `--cfg hourtally_loom`.
+    #[cfg(hourtally_loom)]
+    #[doc(hidden)]
+    pub fn push_without_fence(&self, event: Event) -> Result<(), PushError> {
+        self.push_impl::<false>(event)
+    }
+
+    /// `push`; `FENCE == false` only for the loom negative control.
+    #[inline(always)]
+    fn push_impl<const FENCE: bool>(&self, event: Event) -> Result<(), PushError> {
+        // Relaxed: a fast path for refusals after shutdown, so that a stream of them does
+        // not keep the gate count from reaching zero; the RMW below has the last word.
+        if self.gate.load(Ordering::Relaxed) & CLOSED != 0 {
+            return Err(PushError::Closed);
+        }
+        // SeqCst: the gate's increments and shutdown's `fetch_or(CLOSED)` are RMWs on one
+        // location, so they are totally ordered anyway; SeqCst keeps the argument short.
+        // Either shutdown's RMW comes first and we see CLOSED, or ours does and shutdown
+        // waits for our decrement.
+        let gate = self.gate.fetch_add(INSIDE, Ordering::SeqCst);
+        if gate & CLOSED != 0 {
+            // Release: pairs with shutdown's Acquire wait; nothing was pushed, but keep
+            // every exit from the gate alike.
+            self.gate.fetch_sub(INSIDE, Ordering::Release);
+            return Err(PushError::Closed);
+        }
+        let pushed = self.queue.push(event);
+        if pushed.is_ok() {
+            // SeqCst fence: the producer half of the park handshake (module doc).
+            if FENCE {
+                fence(Ordering::SeqCst);
+            }
+            // Relaxed: ordered after the push by the fence above, which is all it needs.
+            if self.idle.load(Ordering::Relaxed) {
+                self.parker.unpark();
+            }
+        }
+        // Release: the push happens-before shutdown's Acquire load that sees the gate empty,
+        // hence before `stop` is set and before the writer's final drain.
+        self.gate.fetch_sub(INSIDE, Ordering::Release);
+        pushed.map_err(|_| PushError::Full)
+    }
+
+    /// Begins shutdown: refuses new pushes, waits for pushes in flight, then tells the writer
+    /// to drain the queue and exit. Call from an OS thread (it spins, then yields).
+    pub fn close(&self) {
+        // SeqCst: see `push`.
+        self.gate.fetch_or(CLOSED, Ordering::SeqCst);
+        // Acquire: pairs with each producer's Release decrement, so every push that got in
+        // happens-before the `stop` store below.
+        while self.gate.load(Ordering::Acquire) != CLOSED {
+            yield_thread();
+        }
+        // Release: a writer that sees `stop` (Acquire) sees every push.
+        self.stop.store(true, Ordering::Release);
+        // The token makes this wake-up impossible to lose, whatever the writer is doing.
+        self.parker.unpark();
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_closed(&self) -> bool {
+        // Relaxed: a hint for metrics and readiness; push() decides with its own RMW.
+        self.gate.load(Ordering::Relaxed) & CLOSED != 0
+    }
+
+    /// The progress marker: events the writer has applied (counted or dropped). A ring read
+    /// after this load includes at least that many events.
+    pub fn applied(&self) -> u64 {
+        // Acquire: pairs with the writer's Release store after it published the ring.
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// After a successful push: the durable cut that will cover it (module doc). The event is
+    /// durable once [`durable_cut`](Self::durable_cut) reaches this.
+    pub fn durability_ticket(&self) -> u64 {
+        // SeqCst fence: the producer half of the durable-cut handshake (module doc), between
+        // the push and the load of `cut`.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered after the push by the fence.
+        self.cut.load(Ordering::Relaxed) + 1
+    }
+
+    /// Asks the writer for a durable cut after this instant, and wakes it if it sleeps
+    /// (module doc). Call after taking a ticket, before waiting for it.
+    pub fn request_cut(&self) {
+        // Release: the ticket's load of `cut` happens before the writer's next announcement,
+        // once its Acquire swap reads this (module doc).
+        self.want_cut.store(true, Ordering::Release);
+        // SeqCst fence: the producer half of the park handshake, as in `push`.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered after the store by the fence.
+        if self.idle.load(Ordering::Relaxed) {
+            self.parker.unpark();
+        }
+    }
+
+    /// The highest cut whose events are all durable.
+    pub fn durable_cut(&self) -> u64 {
+        // Acquire: pairs with the writer's Release store, made after the sink's sync.
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Events queued and not yet applied.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The queue's capacity.
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+}
