@@ -105,35 +105,44 @@ ticks() {
 }
 
 # run_load POST_SHARE DEPTH: one load run against SERVER_ADDR; prints
-# "REQUESTS_PER_S SERVER_CPU_PCT CLIENT_CPU_PCT".
+# "REQUESTS_PER_S SERVER_CPU_PCT CLIENT_CPU_PCT SERVER_CPU_US_PER_REQUEST". The server's CPU
+# time (utime + stime from /proc) is sampled when the load generator's warm-up ends and when
+# it exits, so it covers the requests its RESULT line counts.
 run_load() {
     local cmd=(taskset -c "$LOAD_CPU" "$LOAD" --addr "$SERVER_ADDR" --connections "$CONNS"
         --pipeline "$2" --duration "$SECS" --warmup "$WARMUP" --post-share "$1"
         --current-share 0.95 --no-progress)
     echo "+ ${cmd[*]}" >&2
-    local out s0 s1 t0 t1
+    local out s0 s1 t0 t1 lp
+    "${cmd[@]}" >"$TMP/load.out" &
+    lp=$!
+    sleep "$WARMUP"
     s0=$(ticks "$SERVER_PID")
     t0=$(date +%s.%N)
-    if ! out=$("${cmd[@]}"); then
+    if ! wait "$lp"; then
         echo "bench-compare: the load generator failed:" >&2
-        echo "$out" >&2
+        cat "$TMP/load.out" >&2
         exit 1
     fi
     t1=$(date +%s.%N)
     s1=$(ticks "$SERVER_PID")
-    local result rps errors non2xx client server
+    out=$(cat "$TMP/load.out")
+    local result rps requests errors non2xx client server cpu_us
     result=$(grep '^RESULT ' <<<"$out" | tail -1)
     rps=$(sed -n 's/^RESULT rps=\([0-9]*\).*/\1/p' <<<"$result")
+    requests=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$result")
     errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$result")
     non2xx=$(sed -n 's/.* non2xx=\([0-9]*\).*/\1/p' <<<"$result")
     client=$(sed -n 's/.* client_cpu_pct=\([0-9]*\).*/\1/p' <<<"$result")
     server=$(awk -v a="$s0" -v b="$s1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" \
         'BEGIN { printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')
-    echo "  $result server_cpu_pct=$server" >&2
+    cpu_us=$(awk -v a="$s0" -v b="$s1" -v n="$requests" -v hz="$HZ" \
+        'BEGIN { if (n > 0) printf "%.3f", 1e6 * (b - a) / hz / n; else print 0 }')
+    echo "  $result server_cpu_pct=$server server_cpu_us_per_request=$cpu_us" >&2
     if [[ $errors != 0 || $non2xx != 0 ]]; then
         echo "  WARNING: $errors transport errors, $non2xx answers other than 2xx" >&2
     fi
-    echo "$rps $server ${client:-0}"
+    echo "$rps $server ${client:-0} $cpu_us"
 }
 
 # note NAME SERVER_CPU CLIENT_CPU: what limited a column, when it was not the server.
@@ -152,21 +161,22 @@ median() {
 echo "bench-compare: ROUNDS=$ROUNDS SECS=$SECS WARMUP=$WARMUP CONNS=$CONNS servers on core $SERVER_CPU, load on core $LOAD_CPU ($(nproc) cores)"
 
 ROWS=()
+CPU_ROWS=()
 for mix in "POST 1.0" "GET 0.0"; do
     read -r mix_name share <<<"$mix"
     for depth in 1 16; do
-        bare_rps=() ht_rps=() bare_cpu=() ht_cpu=() client_b=() client_h=()
+        bare_rps=() ht_rps=() bare_cpu=() ht_cpu=() client_b=() client_h=() bare_us=() ht_us=()
         for round in $(seq "$ROUNDS"); do
             echo "== $mix_name mix, pipeline $depth, round $round/$ROUNDS" >&2
             start_server bare taskset -c "$SERVER_CPU" "$BARE" 127.0.0.1:0
             r=$(run_load "$share" "$depth") || exit 1
-            read -r rps server client <<<"$r"
-            bare_rps+=("$rps") bare_cpu+=("$server") client_b+=("$client")
+            read -r rps server client us <<<"$r"
+            bare_rps+=("$rps") bare_cpu+=("$server") client_b+=("$client") bare_us+=("$us")
             stop_server
             start_server hourtally taskset -c "$SERVER_CPU" "$HOURTALLY" --listen 127.0.0.1:0 --workers 1 --ephemeral
             r=$(run_load "$share" "$depth") || exit 1
-            read -r rps server client <<<"$r"
-            ht_rps+=("$rps") ht_cpu+=("$server") client_h+=("$client")
+            read -r rps server client us <<<"$r"
+            ht_rps+=("$rps") ht_cpu+=("$server") client_h+=("$client") ht_us+=("$us")
             stop_server
         done
         b=$(median "${bare_rps[@]}")
@@ -174,6 +184,11 @@ for mix in "POST 1.0" "GET 0.0"; do
         ratio=$(awk -v b="$b" -v h="$h" 'BEGIN { if (b > 0) printf "%.2f", h / b; else print "n/a" }')
         bs=$(median "${bare_cpu[@]}") bc=$(median "${client_b[@]}")
         hs=$(median "${ht_cpu[@]}") hc=$(median "${client_h[@]}")
+        bu=$(printf '%s\n' "${bare_us[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+        hu=$(printf '%s\n' "${ht_us[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+        cpu_ratio=$(awk -v b="$bu" -v h="$hu" 'BEGIN { if (b > 0) printf "%.2f", h / b; else print "n/a" }')
+        CPU_ROWS+=("$(printf '%-9s %5s %12s %14s %6s   bare: %s  hourtally: %s' \
+            "$mix_name mix" "$depth" "$bu" "$hu" "$cpu_ratio" "${bare_us[*]}" "${ht_us[*]}")")
         ROWS+=("$(printf '%-9s %5s %12s %14s %6s   %-17s %-24s bare: %s  hourtally: %s' \
             "$mix_name mix" "$depth" "$b" "$h" "$ratio" "$bs/$bc  $hs/$hc" \
             "$(note bare "$bs" "$bc")$(note hourtally "$hs" "$hc")" "${bare_rps[*]}" "${ht_rps[*]}")")
@@ -189,3 +204,10 @@ echo "core in turns. Under such contention the kernel shares a core by threads, 
 echo "two there (HTTP worker + writer), bare one: rerun on a quiet machine)"
 printf '%-9s %5s %12s %14s %6s   %-17s %-24s %s\n' "mix" "depth" "bare rps" "hourtally rps" "ratio" "cpu srv/cli" "limits" "all rounds"
 printf '%s\n' "${ROWS[@]}"
+
+echo
+echo "server CPU time per request (utime + stime over the requests answered, µs; median over"
+echo "$ROUNDS rounds; both servers pinned to core $SERVER_CPU: this is what the server itself spends,"
+echo "whatever limited the request rate)"
+printf '%-9s %5s %12s %14s %6s   %s\n' "mix" "depth" "bare cpu-us" "hourtally" "ratio" "all rounds"
+printf '%s\n' "${CPU_ROWS[@]}"
