@@ -203,9 +203,9 @@ impl Server {
                 libc::shutdown(fd, libc::SHUT_RD);
             }
         });
-        // A connection finishes within its write timeout plus its close; past that, stop
-        // anyway (its peer does not read).
-        let deadline = std::time::Instant::now() + WRITE_TIMEOUT + Duration::from_secs(3);
+        // A connection finishes within its write timeout plus its close (a peer that keeps
+        // reading gets up to DRAIN_TIME); past that, stop anyway.
+        let deadline = std::time::Instant::now() + WRITE_TIMEOUT + conn::DRAIN_TIME;
         while self.service.conns.open() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }

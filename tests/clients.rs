@@ -129,8 +129,9 @@ fn sigterm_with_slow_readers_delivers_every_answer_it_applied() {
             std::thread::spawn(move || {
                 let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
                     .expect("socket");
-                // A small receive window, so answers pile up in the server's send queue.
-                socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+                // A receive window far smaller than what the server writes, so answers pile
+                // up in the server's send queue (megabytes of them at the signal).
+                socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
                 socket.connect(&addr.into()).expect("connect");
                 let stream: std::net::TcpStream = socket.into();
                 let mut writer = stream.try_clone().expect("clone");
