@@ -72,9 +72,9 @@ pub enum ApiError {
     Http(#[from] HttpError),
 }
 
-/// Declares [`Reason`] from `Variant "label"` rows.
+/// Declares [`Reason`] from `Variant "label" Status` rows.
 macro_rules! reasons {
-    ($($variant:ident $label:literal,)+) => {
+    ($($variant:ident $label:literal $status:ident,)+) => {
         /// Why a request was refused, one per refusal row of the API and transport tables:
         /// the label of `hourtally_http_rejections_total{reason=...}` and of the log's
         /// rejection summary.
@@ -94,6 +94,13 @@ macro_rules! reasons {
                 }
             }
 
+            /// The status this refusal is answered with.
+            pub const fn status(self) -> Status {
+                match self {
+                    $(Reason::$variant => Status::$status,)+
+                }
+            }
+
             /// Index into [`Reason::ALL`].
             pub fn index(self) -> usize {
                 self as usize
@@ -103,39 +110,39 @@ macro_rules! reasons {
 }
 
 reasons! {
-    TimestampMissing "timestamp_missing",
-    TimestampEmpty "timestamp_empty",
-    TimestampNotDigits "timestamp_not_digits",
-    TimestampTooLarge "timestamp_too_large",
-    UserMissing "user_missing",
-    UserEmpty "user_empty",
-    UserTooLong "user_too_long",
-    UserBadEscape "user_bad_escape",
-    KindMissing "kind_missing",
-    KindBoth "kind_both",
-    Duplicate "duplicate_parameter",
-    FutureHour "future_hour",
-    TooOldHour "too_old_hour",
-    SealedHour "sealed_hour",
-    QueueFull "queue_full",
-    ShuttingDown "shutting_down",
-    Recovering "recovering",
-    JournalFailing "journal_failing",
-    HeadTooLarge "head_too_large",
-    UriTooLong "uri_too_long",
-    TooManyHeaders "too_many_headers",
-    Malformed "malformed",
-    BadHost "bad_host",
-    VersionNotSupported "version_not_supported",
-    BadContentLength "bad_content_length",
-    ConflictingContentLength "conflicting_content_length",
-    BodyTooLarge "body_too_large",
-    TransferEncoding "transfer_encoding",
-    HeadTimeout "head_timeout",
-    BodyTimeout "body_timeout",
-    TooManyConnections "too_many_connections",
-    MethodNotAllowed "method_not_allowed",
-    NotFound "not_found",
+    TimestampMissing "timestamp_missing" BadRequest,
+    TimestampEmpty "timestamp_empty" BadRequest,
+    TimestampNotDigits "timestamp_not_digits" BadRequest,
+    TimestampTooLarge "timestamp_too_large" BadRequest,
+    UserMissing "user_missing" BadRequest,
+    UserEmpty "user_empty" BadRequest,
+    UserTooLong "user_too_long" BadRequest,
+    UserBadEscape "user_bad_escape" BadRequest,
+    KindMissing "kind_missing" BadRequest,
+    KindBoth "kind_both" BadRequest,
+    Duplicate "duplicate_parameter" BadRequest,
+    FutureHour "future_hour" UnprocessableContent,
+    TooOldHour "too_old_hour" UnprocessableContent,
+    SealedHour "sealed_hour" UnprocessableContent,
+    QueueFull "queue_full" ServiceUnavailable,
+    ShuttingDown "shutting_down" ServiceUnavailable,
+    Recovering "recovering" ServiceUnavailable,
+    JournalFailing "journal_failing" ServiceUnavailable,
+    HeadTooLarge "head_too_large" HeaderFieldsTooLarge,
+    UriTooLong "uri_too_long" UriTooLong,
+    TooManyHeaders "too_many_headers" HeaderFieldsTooLarge,
+    Malformed "malformed" BadRequest,
+    BadHost "bad_host" BadRequest,
+    VersionNotSupported "version_not_supported" VersionNotSupported,
+    BadContentLength "bad_content_length" BadRequest,
+    ConflictingContentLength "conflicting_content_length" BadRequest,
+    BodyTooLarge "body_too_large" PayloadTooLarge,
+    TransferEncoding "transfer_encoding" NotImplemented,
+    HeadTimeout "head_timeout" RequestTimeout,
+    BodyTimeout "body_timeout" RequestTimeout,
+    TooManyConnections "too_many_connections" ServiceUnavailable,
+    MethodNotAllowed "method_not_allowed" MethodNotAllowed,
+    NotFound "not_found" NotFound,
 }
 
 /// The number of reasons in the table.
@@ -187,37 +194,10 @@ impl ApiError {
         }
     }
 
-    /// The status this error is answered with. The one place errors meet HTTP statuses.
+    /// The status this error is answered with: its reason's row of the `reasons!` table,
+    /// the one place errors meet HTTP statuses.
     pub fn status(&self) -> Status {
-        match self {
-            ApiError::Query(_) => Status::BadRequest,
-            ApiError::Reject(r) => match r {
-                RejectError::FutureHour { .. }
-                | RejectError::TooOldHour { .. }
-                | RejectError::SealedHour => Status::UnprocessableContent,
-                RejectError::QueueFull
-                | RejectError::ShuttingDown
-                | RejectError::Recovering
-                | RejectError::JournalFailing => Status::ServiceUnavailable,
-            },
-            ApiError::Http(h) => match h {
-                HttpError::HeadTooLarge(_) | HttpError::TooManyHeaders(_) => {
-                    Status::HeaderFieldsTooLarge
-                }
-                HttpError::UriTooLong(_) => Status::UriTooLong,
-                HttpError::Malformed
-                | HttpError::BadHost
-                | HttpError::BadContentLength
-                | HttpError::ConflictingContentLength => Status::BadRequest,
-                HttpError::VersionNotSupported => Status::VersionNotSupported,
-                HttpError::BodyTooLarge(_) => Status::PayloadTooLarge,
-                HttpError::TransferEncoding => Status::NotImplemented,
-                HttpError::HeadTimeout(_) | HttpError::BodyTimeout(_) => Status::RequestTimeout,
-                HttpError::TooManyConnections => Status::ServiceUnavailable,
-                HttpError::MethodNotAllowed => Status::MethodNotAllowed,
-                HttpError::NotFound => Status::NotFound,
-            },
-        }
+        self.reason().status()
     }
 
     /// Whether the connection must be closed after the answer: the byte stream can no longer
