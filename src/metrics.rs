@@ -39,6 +39,12 @@ impl Tally {
     pub fn reject(&mut self, err: &ApiError) {
         self.rejections[err.reason().index()] += 1;
     }
+
+    /// An answer refusing with `err`: counted by its status and by its reason.
+    pub fn refuse(&mut self, err: &ApiError) {
+        self.respond(err.status());
+        self.reject(err);
+    }
 }
 
 /// Process-wide counters. Every ordering here is Relaxed: these are statistics, each read

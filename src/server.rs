@@ -360,8 +360,7 @@ fn refuse(mut stream: may::net::TcpStream, service: &Service) {
         false,
     );
     let mut tally = crate::metrics::Tally::default();
-    tally.respond(err.status());
-    tally.reject(&err);
+    tally.refuse(&err);
     service.metrics.flush(&mut tally);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     if stream.write_all(&out).is_ok() {

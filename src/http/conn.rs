@@ -192,8 +192,7 @@ fn timed_out(
     let err = ApiError::from(err);
     out.clear();
     response::write_error(out, &err, AfterAnswer::Close, clock, false);
-    session.tally.respond(err.status());
-    session.tally.reject(&err);
+    session.tally.refuse(&err);
     service.metrics.flush(&mut session.tally);
     let _ = stream.write_all(out);
     linger_close(stream);

@@ -305,7 +305,7 @@ impl Service {
             _ => Err(HttpError::NotFound.into()),
         };
         let head_only = method == Method::Head;
-        let status = match result {
+        match result {
             Ok(a) => {
                 response::write(
                     out,
@@ -317,16 +317,15 @@ impl Service {
                     a.body.bytes(),
                     head_only,
                 );
+                tally.respond(a.status);
                 a.status
             }
             Err(err) => {
                 response::write_error(out, &err, after, clock, head_only);
-                tally.reject(&err);
+                tally.refuse(&err);
                 err.status()
             }
-        };
-        tally.respond(status);
-        status
+        }
     }
 }
 

@@ -171,8 +171,7 @@ impl<'a> Session<'a> {
     ) -> Outcome {
         let err = ApiError::from(err);
         response::write_error(out, &err, AfterAnswer::Close, clock, false);
-        self.tally.respond(err.status());
-        self.tally.reject(&err);
+        self.tally.refuse(&err);
         outcome.answered += 1;
         outcome.close = true;
         outcome
@@ -241,8 +240,7 @@ impl<'a> Session<'a> {
                     // Refused whatever the body holds: say so instead of `100 Continue`, and
                     // close rather than guess whether the client still sends the body.
                     response::write_error(out, &err, AfterAnswer::Close, clock, false);
-                    self.tally.respond(err.status());
-                    self.tally.reject(&err);
+                    self.tally.refuse(&err);
                     outcome.close = true;
                     return outcome;
                 }
