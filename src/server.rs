@@ -119,17 +119,14 @@ impl Server {
                 .name("hourtally-writer".into())
                 .spawn(move || {
                     let mut ring_writer = RingWriter::new(ring);
-                    let mut writer_sink = None;
-                    if let Some(data) = &data {
-                        let journal =
-                            recover(data, policy, snapshot_every, health, &mut ring_writer)
-                                .with_segment_bytes(segment_bytes)
-                                .with_waiters(waiters);
-                        writer_sink = Some(Box::new(journal) as Box<dyn crate::writer::Sink>);
-                    }
+                    let journal = data.as_ref().map(|data| {
+                        recover(data, policy, snapshot_every, health, &mut ring_writer)
+                            .with_segment_bytes(segment_bytes)
+                            .with_waiters(waiters)
+                    });
                     let mut writer = Writer::new(ingest, ring_writer);
-                    if let Some(sink) = writer_sink {
-                        writer = writer.with_sink(sink);
+                    if let Some(journal) = journal {
+                        writer = writer.with_sink(Box::new(journal));
                     }
                     if always {
                         // One fdatasync covers a batch: let batches grow while it runs.
