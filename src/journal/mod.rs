@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use dir::{DataDir, DataDirError};
-use record::{decode_group, encode_group};
+use record::encode_group;
 use snapshots::Snapshots;
 
 use crate::event::Event;
@@ -233,12 +233,11 @@ impl Journal {
         }
     }
 
-    /// Closes the current segment (synced) and begins the next, named by `next_seq` minus
-    /// what is pending.
+    /// Closes the current segment (synced) and begins the next, named by the position of the
+    /// first pending group (called only with groups pending).
     fn roll(&mut self) -> io::Result<()> {
         self.file.sync_data()?;
-        let pending_events = count_events(&self.pending);
-        let first = self.next_seq - pending_events;
+        let first = record::first_seq(&self.pending).unwrap_or(self.next_seq);
         let path = self.dir.join(segment_name(first));
         self.file = OpenOptions::new().create(true).append(true).open(&path)?;
         self.len = 0;
@@ -266,17 +265,6 @@ impl Journal {
         }
         self.last_sync = Instant::now();
     }
-}
-
-/// Events in a run of encoded groups.
-fn count_events(groups: &[u8]) -> u64 {
-    let mut at = 0;
-    let mut n = 0;
-    while let Ok(g) = decode_group(&groups[at..]) {
-        n += g.events.len() as u64;
-        at += g.len;
-    }
-    n
 }
 
 fn invalid(msg: String) -> io::Error {

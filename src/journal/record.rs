@@ -81,6 +81,12 @@ pub struct Group {
     pub len: usize,
 }
 
+/// The position of the first event of the group that starts `bytes` (from its header, not
+/// checked: for groups this process encoded).
+pub fn first_seq(bytes: &[u8]) -> Option<u64> {
+    (bytes.len() >= HEADER_BYTES).then(|| u64_at(bytes, 8))
+}
+
 /// Reads the group at the start of `bytes`.
 pub fn decode_group(bytes: &[u8]) -> Result<Group, GroupError> {
     if bytes.len() < HEADER_BYTES {
@@ -151,6 +157,7 @@ mod tests {
         let mut out = Vec::new();
         encode_group(&mut out, 7, &events(10));
         assert_eq!(out.len(), HEADER_BYTES + 10 * RECORD_BYTES);
+        assert_eq!(first_seq(&out), Some(7));
         let g = decode_group(&out).expect("valid");
         assert_eq!(
             (g.first_seq, g.events.clone(), g.len),
