@@ -11,6 +11,7 @@ use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
 use crate::conns::Connections;
 use crate::counts::{Counts, CountsBody};
+use crate::event::Event;
 use crate::journal::waiters::DurableWaiters;
 use crate::journal::JournalHealth;
 use crate::metrics::{Gauges, Metrics, Tally};
@@ -201,10 +202,17 @@ impl Service {
         }
     }
 
-    /// Validates, admits and queues one POST of `/analytics`.
-    fn post(&self, query: &[u8], clock: &Clock) -> Result<(), ApiError> {
+    /// A POST's event, if its query is valid and its hour admitted: what is known before its
+    /// body, and the same whatever the body holds.
+    fn admit(&self, query: &[u8], clock: &Clock) -> Result<Event, ApiError> {
         let event = query::parse_post(query)?;
         self.admission.check(event.hour, clock.hour())?;
+        Ok(event)
+    }
+
+    /// Validates, admits and queues one POST of `/analytics`.
+    fn post(&self, query: &[u8], clock: &Clock) -> Result<(), ApiError> {
+        let event = self.admit(query, clock)?;
         if self.journal.as_ref().is_some_and(|j| j.failing()) {
             return Err(RejectError::JournalFailing.into());
         }
@@ -225,14 +233,7 @@ impl Service {
         if path != b"/analytics" || method != Method::Post {
             return None;
         }
-        let event = match query::parse_post(query) {
-            Ok(event) => event,
-            Err(e) => return Some(e.into()),
-        };
-        self.admission
-            .check(event.hour, clock.hour())
-            .err()
-            .map(ApiError::from)
+        self.admit(query, clock).err()
     }
 
     fn gauges(&self) -> Gauges {
