@@ -207,9 +207,10 @@ impl Writer {
         self.run_impl::<false>()
     }
 
-    /// Between batches: begins a capture when the sink says one is due, or copies up to
-    /// `stripes` more of the capture under way and hands the image over once complete.
-    fn snapshot_turn(&mut self, stripes: usize, stopping: bool) {
+    /// Between batches: begins a capture when the sink says one is due, then copies about
+    /// `budget` more fingerprints of the capture under way and hands the image over once
+    /// complete.
+    fn snapshot_turn(&mut self, budget: usize, stopping: bool) {
         let Some(sink) = self.sink.as_mut() else {
             return;
         };
@@ -219,7 +220,7 @@ impl Writer {
                 None => return,
             }
         }
-        if let Some(image) = self.ring.capture_step(stripes) {
+        if let Some(image) = self.ring.capture_step(budget) {
             sink.snapshot(image);
         }
     }

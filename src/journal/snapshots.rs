@@ -1,7 +1,7 @@
 //! When snapshots are taken, the thread that writes them, and which ones are kept.
 //!
 //! The writer thread asks [`Snapshots::due`] between batches; when it says so, the writer
-//! captures the ring (`RingWriter::begin_capture`, copied a stripe at a time) and hands the
+//! captures the ring (`RingWriter::begin_capture`, copied a budget of fingerprints per turn) and hands the
 //! finished image to [`Snapshots::send`]. A thread of its own serialises and writes it
 //! (`snapshot::write`), so the writer never waits for the disk; the result comes back
 //! through a channel that [`Snapshots::collect`] drains. The newest two snapshots are kept:
