@@ -179,6 +179,63 @@ impl Ingest {
         self.durable.load(Ordering::Acquire)
     }
 
+    /// The popper's half of the durable-cut handshake (`writer` module doc): announces the
+    /// next cut and returns it with the number of queued events it covers. Only the one
+    /// thread that pops the queue calls this.
+    pub(crate) fn announce_cut(&self) -> (u64, usize) {
+        // Relaxed: the popper is the cut's only writer; it reads its own last store.
+        let k = self.cut.load(Ordering::Relaxed) + 1;
+        // Relaxed: ordered before the length read by the fence.
+        self.cut.store(k, Ordering::Relaxed);
+        // SeqCst fence: the popper half of the durable-cut handshake (module doc).
+        fence(Ordering::SeqCst);
+        (k, self.queue.len())
+    }
+
+    /// Cut `k` is complete: every event it covers was popped and made durable (or, in a
+    /// cluster, is in the log). Only the popping thread calls this, in increasing `k`.
+    pub(crate) fn complete_cut(&self, k: u64) {
+        // Release: pairs with `durable_cut`'s Acquire; the sink's sync (or the log's ack)
+        // came before.
+        self.durable.store(k, Ordering::Release);
+    }
+
+    /// Takes a producer's request for a cut (`writer` module doc), if one is pending.
+    pub(crate) fn take_cut_request(&self) -> bool {
+        // Acquire: pairs with `request_cut`'s Release store, which follows the producer's
+        // read of `cut`; the cut announced after this swap is therefore a later one.
+        self.want_cut.swap(false, Ordering::Acquire)
+    }
+
+    /// The popper's half of the park handshake (`writer` module doc): announces itself
+    /// idle and sleeps unless the queue has events, `stop` is set, or (when `cuts`) a
+    /// producer asked for a cut. `FENCE == false` only for the loom negative control.
+    #[inline(always)]
+    pub(crate) fn park_when_idle<const FENCE: bool>(&self, cuts: bool) {
+        // Relaxed: ordered before the emptiness check by the SeqCst fence.
+        self.idle.store(true, Ordering::Relaxed);
+        if FENCE {
+            fence(Ordering::SeqCst);
+        }
+        // Acquire on `stop`: pairs with `close`'s Release store; a `close` that set it after
+        // this load leaves a token in the parker, so park returns at once.
+        // Relaxed on `want_cut`: ordered after `idle` by the fence (module doc).
+        if self.queue.is_empty()
+            && !self.stop.load(Ordering::Acquire)
+            && !(cuts && self.want_cut.load(Ordering::Relaxed))
+        {
+            self.parker.park();
+        }
+        // Relaxed: a stale `true` seen by a producer costs one spare unpark, nothing more.
+        self.idle.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether shutdown has told the popper to drain and stop.
+    pub(crate) fn stop_requested(&self) -> bool {
+        // Acquire: pairs with `close`'s Release store; every push happened before it.
+        self.stop.load(Ordering::Acquire)
+    }
+
     /// Events queued and not yet applied.
     pub fn queued(&self) -> usize {
         self.queue.len()

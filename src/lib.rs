@@ -48,6 +48,8 @@ pub mod sync;
 pub mod writer;
 
 #[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod cluster;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod config;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod http;
@@ -59,3 +61,5 @@ pub mod log;
 pub mod metrics;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod server;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod single;

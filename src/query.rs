@@ -44,6 +44,8 @@ pub enum QueryError {
     KindBoth,
     #[error("{0}: given more than once (ambiguous)")]
     Duplicate(&'static str),
+    #[error("fresh: give 1 (wait until this server has applied the log) or 0")]
+    FreshInvalid,
 }
 
 /// The raw values found in one pass.
@@ -173,6 +175,25 @@ pub fn parse_get(query: &[u8]) -> Result<u32, QueryError> {
     Ok(hour_of(timestamp(raw.timestamp)?))
 }
 
+/// Whether a GET's query asks for a fresh read (`fresh=1`; `fresh=0` or none: no). Only
+/// the routes of a cluster ask; a single server applies each event microseconds after its
+/// 204, and ignores the parameter.
+pub fn wants_fresh(query: &[u8]) -> Result<bool, QueryError> {
+    let mut fresh = None;
+    for pair in query.split(|&b| b == b'&') {
+        if let Some(value) = pair.strip_prefix(b"fresh=") {
+            set_once(&mut fresh, value, "fresh")?;
+        } else if pair == b"fresh" {
+            set_once(&mut fresh, b"1", "fresh")?;
+        }
+    }
+    match fresh {
+        None | Some(b"0") => Ok(false),
+        Some(b"1") => Ok(true),
+        Some(_) => Err(QueryError::FreshInvalid),
+    }
+}
+
 /// A POST's query: the event it reports.
 pub fn parse_post(query: &[u8]) -> Result<Event, QueryError> {
     let raw = scan(query, true)?;
@@ -199,6 +220,19 @@ mod tests {
 
     fn get(q: &str) -> Result<u32, QueryError> {
         parse_get(q.as_bytes())
+    }
+
+    #[test]
+    fn fresh_is_one_zero_or_absent() {
+        let fresh = |q: &str| wants_fresh(q.as_bytes());
+        assert_eq!(fresh("timestamp=1"), Ok(false));
+        assert_eq!(fresh("timestamp=1&fresh=1"), Ok(true));
+        assert_eq!(fresh("fresh&timestamp=1"), Ok(true));
+        assert_eq!(fresh("fresh=0&timestamp=1"), Ok(false));
+        assert_eq!(fresh("fresh=yes"), Err(FreshInvalid));
+        assert_eq!(fresh("fresh="), Err(FreshInvalid));
+        assert_eq!(fresh("fresh=1&fresh=1"), Err(Duplicate("fresh")));
+        assert_eq!(fresh("freshness=2"), Ok(false));
     }
 
     #[test]
