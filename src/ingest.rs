@@ -159,18 +159,18 @@ impl Ingest {
         self.cut.load(Ordering::Relaxed) + 1
     }
 
-    /// Asks the writer for a durable cut after this instant, and wakes it if it sleeps
-    /// (module doc). Call after taking a ticket, before waiting for it.
+    /// Asks the popper (the writer, or the cluster's publisher) for a durable cut after this
+    /// instant, and wakes it (`writer` module doc). Call after taking a ticket, before
+    /// waiting for it.
     pub fn request_cut(&self) {
-        // Release: the ticket's load of `cut` happens before the writer's next announcement,
+        // Release: the ticket's load of `cut` happens before the popper's next announcement,
         // once its Acquire swap reads this (module doc).
         self.want_cut.store(true, Ordering::Release);
-        // SeqCst fence: the producer half of the park handshake, as in `push`.
-        fence(Ordering::SeqCst);
-        // Relaxed: ordered after the store by the fence.
-        if self.idle.load(Ordering::Relaxed) {
-            self.parker.unpark();
-        }
+        // Always unpark (not only when `idle` says so): the parker's lock orders this store
+        // before whatever the popper does after its next park returns, so the request cannot
+        // be missed whatever the popper was doing. A wait for a cut costs a sync or a log
+        // round trip; one lock more per wait is nothing beside it.
+        self.parker.unpark();
     }
 
     /// The highest cut whose events are all durable.
@@ -202,6 +202,12 @@ impl Ingest {
 
     /// Takes a producer's request for a cut (`writer` module doc), if one is pending.
     pub(crate) fn take_cut_request(&self) -> bool {
+        // Relaxed: a look before the swap, so that an idle popper does not write the line
+        // producers read on every turn. A request it misses here is seen after the next
+        // park: `request_cut` unparks, and the parker's lock orders its store before it.
+        if !self.want_cut.load(Ordering::Relaxed) {
+            return false;
+        }
         // Acquire: pairs with `request_cut`'s Release store, which follows the producer's
         // read of `cut`; the cut announced after this swap is therefore a later one.
         self.want_cut.swap(false, Ordering::Acquire)
@@ -228,6 +234,13 @@ impl Ingest {
         }
         // Relaxed: a stale `true` seen by a producer costs one spare unpark, nothing more.
         self.idle.store(false, Ordering::Relaxed);
+    }
+
+    /// Wakes the popping thread if it sleeps, or makes its next sleep return at once (the
+    /// parker keeps a token). For the popper's other sources of work: the log's outcomes
+    /// and timer ticks of a publisher, a skipped message of the writer's feed.
+    pub fn wake_popper(&self) {
+        self.parker.unpark();
     }
 
     /// Whether shutdown has told the popper to drain and stop.

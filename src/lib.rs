@@ -41,6 +41,7 @@ pub mod conns;
 pub mod counts;
 pub mod event;
 pub mod ingest;
+pub mod publisher;
 pub mod query;
 pub mod queue;
 pub mod ring;

@@ -57,9 +57,13 @@
 //!
 //! A cut after the producer's read must also come at all: a writer that goes idle makes one
 //! (over whatever is left, often nothing) and may then park. So a waiting producer asks for
-//! one ([`Ingest::request_cut`]): it sets `want_cut`, then (SeqCst fence) unparks the writer
-//! if it is idle; the writer, before parking, stores `idle`, then (SeqCst fence) does not
-//! park while `want_cut` is set: the park handshake again. A writer that takes the request
+//! one ([`Ingest::request_cut`]): it sets `want_cut`, then unparks the writer, whatever it
+//! is doing. The parker's lock orders the store before everything the writer does after
+//! its next park returns (which a token left by this unpark makes certain to happen), so
+//! the writer sees the request on its next idle turn at the latest; and it does not park
+//! while `want_cut` is set. (An unpark only when the writer looked idle, through the park
+//! handshake's fences, would save a lock per wait; a wait costs a sync, so the simpler
+//! argument wins.) The cluster's publisher takes requests the same way. A writer that takes the request
 //! (an Acquire swap that reads the producer's Release store, which follows its read of
 //! `cut`) announces its next cut after it, so the producer's read happens before that store
 //! and cannot have seen it: the new cut is at least `a + 1`.

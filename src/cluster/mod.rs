@@ -20,7 +20,7 @@
 //! ```
 //!
 //! - **A 204** (`--ack log`, the default) waits until the stream acknowledged the batch
-//!   holding the event ([`publisher`]); the coroutine parks, no OS thread blocks. With
+//!   holding the event ([`crate::publisher`], [`outbox`]); the coroutine parks, no OS thread blocks. With
 //!   `--ack local` it is answered once queued here.
 //! - **Catch-up**: a starting server loads the newest snapshot from the bucket (tagged with
 //!   the stream sequence it covers), replays the stream after it, and is ready once it has
@@ -35,7 +35,7 @@
 pub mod feed;
 pub mod flags;
 pub mod nats;
-pub mod publisher;
+pub mod outbox;
 pub mod run;
 pub mod state;
 

@@ -10,12 +10,13 @@ use tokio::sync::{mpsc, watch};
 use super::feed::{ClusterSink, Feed};
 use super::flags::AckMode;
 use super::nats::{self, Bootstrap, Wiring};
-use super::publisher::Publisher;
+use super::outbox::Outbox;
 use super::{node_id, random_u64, ClusterEdge, ClusterState};
 use crate::config::Config;
 use crate::http::routes::Service;
 use crate::journal::waiters::DurableWaiters;
 use crate::journal::DataDir;
+use crate::publisher::Publisher;
 use crate::ring::{Ring, RingWriter};
 use crate::sync::Arc;
 use crate::writer::{Ingest, Writer};
@@ -79,14 +80,15 @@ pub fn start(
     );
 
     let publisher = {
-        let publisher = Publisher::new(
-            service.ingest.clone(),
-            batches_tx,
-            outcomes.clone(),
-            state.clone(),
+        let cuts = waiters.is_some();
+        let outbox = Outbox {
+            out: batches_tx,
+            outcomes: outcomes.clone(),
+            state: state.clone(),
             waiters,
-            flags.log_timeout(),
-        );
+            log_timeout: flags.log_timeout(),
+        };
+        let publisher = Publisher::new(service.ingest.clone(), outbox, cuts, flags.log_timeout());
         std::thread::Builder::new()
             .name("hourtally-publish".into())
             .spawn(move || publisher.run())?

@@ -377,3 +377,4 @@ pub fn pipelining_poster(
         }
     })
 }
+pub mod nats;

@@ -147,7 +147,7 @@ pub(super) async fn consume(
             }
             if feed_ingest.queued() == 0 {
                 // A message with no events: wake the writer so it counts it off.
-                feed_ingest.parker.unpark();
+                feed_ingest.wake_popper();
             }
             next = seq + 1;
         }

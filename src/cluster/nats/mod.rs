@@ -28,8 +28,9 @@ use crossbeam_queue::SegQueue;
 use tokio::sync::{mpsc, watch};
 
 use super::feed::Feed;
-use super::publisher::{Outcome, Outgoing, DUPLICATE_WINDOW, RETRY_FOR};
+use super::outbox::{Outgoing, DUPLICATE_WINDOW, RETRY_FOR};
 use super::state::ClusterState;
+use crate::publisher::Outcome;
 use crate::ring::RingImage;
 use crate::sync::Arc;
 use crate::writer::Ingest;
@@ -208,7 +209,24 @@ async fn connect(
         let options = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(2))
             .request_timeout(Some(ACK_TIMEOUT))
-            .max_reconnects(None);
+            .max_reconnects(None)
+            .event_callback(|event| async move {
+                use async_nats::Event;
+                match event {
+                    Event::Connected => tracing::info!("cluster: connected to NATS"),
+                    Event::Disconnected => {
+                        tracing::warn!("cluster: disconnected from NATS; reconnecting")
+                    }
+                    Event::LameDuckMode => {
+                        tracing::warn!("cluster: a NATS server is entering lame duck mode")
+                    }
+                    Event::SlowConsumer(_) => {
+                        tracing::warn!("cluster: NATS reports this client as a slow consumer")
+                    }
+                    // Each failed reconnect attempt, and the rest: not worth a line each.
+                    other => tracing::debug!(event = %other, "cluster: NATS client event"),
+                }
+            });
         match options.connect(urls).await {
             Ok(client) => return Some(jetstream::new(client)),
             Err(e) => {
@@ -301,10 +319,10 @@ async fn tick(publish_ingest: Arc<Ingest>, mut shutdown: watch::Receiver<bool>) 
         if pause(TICK, &mut shutdown).await {
             // A stopping publisher waits for acknowledgements on this tick: keep it up.
             loop {
-                publish_ingest.parker.unpark();
+                publish_ingest.wake_popper();
                 tokio::time::sleep(TICK).await;
             }
         }
-        publish_ingest.parker.unpark();
+        publish_ingest.wake_popper();
     }
 }

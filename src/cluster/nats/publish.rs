@@ -8,8 +8,9 @@ use crossbeam_queue::SegQueue;
 use tokio::sync::mpsc;
 
 use super::ACK_TIMEOUT;
-use crate::cluster::publisher::{Outcome, Outgoing, RETRY_FOR};
+use crate::cluster::outbox::{Outgoing, RETRY_FOR};
 use crate::cluster::state::{bump, ClusterState};
+use crate::publisher::Outcome;
 use crate::sync::Arc;
 use crate::writer::Ingest;
 
@@ -31,7 +32,7 @@ pub(super) async fn publish_all(
         tokio::spawn(async move {
             let outcome = publish_one(&js, subject, msg_id, batch, &state).await;
             outcomes.push(outcome);
-            publish_ingest.parker.unpark();
+            publish_ingest.wake_popper();
         });
     }
 }
