@@ -32,7 +32,9 @@ use crate::writer::Ingest;
 pub const MAX_BATCH_EVENTS: usize = 4000;
 /// Most batches sent and not yet acknowledged. While all are out, events wait in the queue,
 /// so batches grow with the load (up to [`MAX_BATCH_EVENTS`]); under light load a batch
-/// leaves as soon as it has one event.
+/// leaves as soon as it has one event. (Holding batches back while fewer are out, to make
+/// them bigger, was measured: with `--ack log` the POSTs in flight then wait longer for
+/// their cut, and throughput fell to a third: BENCHMARKS.md, "Scale-out".)
 pub const MAX_IN_FLIGHT: usize = 64;
 /// How long a stopping publisher waits for the batches it sent.
 pub const STOP_WAIT: Duration = Duration::from_secs(10);
@@ -128,7 +130,7 @@ impl<L: BatchLog> Publisher<L> {
             self.take_outcomes();
             self.watch_log();
             let mut sent = false;
-            while self.in_flight.len() < MAX_IN_FLIGHT && !ingest.queue.is_empty() {
+            while self.may_send() {
                 self.send_batch();
                 sent = true;
             }
@@ -136,7 +138,7 @@ impl<L: BatchLog> Publisher<L> {
                 continue;
             }
             if !ingest.queue.is_empty() {
-                // Every in-flight slot is taken: an outcome (or a tick) wakes us.
+                // Enough batches are out: an outcome (or a tick) wakes us.
                 ingest.parker.park();
                 continue;
             }
@@ -160,6 +162,11 @@ impl<L: BatchLog> Publisher<L> {
             // after delivering each.
             ingest.park_when_idle::<true>(self.cuts);
         }
+    }
+
+    /// Whether a batch may leave now.
+    fn may_send(&self) -> bool {
+        self.in_flight.len() < MAX_IN_FLIGHT && !self.ingest.queue.is_empty()
     }
 
     /// Pops one batch and hands it to the log.

@@ -383,7 +383,10 @@ fn with_all_nats_down_posts_get_503_in_time_and_nothing_acknowledged_is_lost() {
             break parse_counts(&r.body);
         }
         r.assert_reason(504, "fresh:");
-        assert!(Instant::now() < deadline, "fresh reads never succeeded again");
+        assert!(
+            Instant::now() < deadline,
+            "fresh reads never succeeded again"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_within(got, t, "after NATS came back");

@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use hourtally::event::{Event, Kind};
+use hourtally::event::Event;
 use hourtally::publisher::{BatchLog, Outcome, Publisher};
 use hourtally::writer::Ingest;
 use loom::sync::atomic::{AtomicU64, Ordering};
@@ -74,23 +74,12 @@ fn acked_cut_model(ticket_before_push: bool, in_order: bool) {
         let producer = {
             let (ingest, in_log) = (ingest.clone(), in_log.clone());
             thread::spawn(move || {
-                let early = ingest.durability_ticket();
-                for user in [1, 2] {
-                    ingest
-                        .push(Event::new(7, user, Kind::Click))
-                        .expect("the queue has room and is open");
-                }
-                let ticket = if ticket_before_push {
-                    early
-                } else {
-                    ingest.durability_ticket()
-                };
-                ingest.request_cut();
-                while ingest.durable_cut() < ticket {
-                    thread::yield_now();
-                }
-                // Acquire: pairs with the log's Release.
-                let bits = in_log.load(Ordering::Acquire);
+                let bits = loom_tests::push_two_and_wait_for_cut(
+                    &ingest,
+                    &in_log,
+                    ticket_before_push,
+                    true,
+                );
                 assert_eq!(
                     bits & 0b110,
                     0b110,
