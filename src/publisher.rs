@@ -34,7 +34,8 @@ pub const MAX_BATCH_EVENTS: usize = 4000;
 /// so batches grow with the load (up to [`MAX_BATCH_EVENTS`]); under light load a batch
 /// leaves as soon as it has one event. (Holding batches back while fewer are out, to make
 /// them bigger, was measured: with `--ack log` the POSTs in flight then wait longer for
-/// their cut, and throughput fell to a third: BENCHMARKS.md, "Scale-out".)
+/// their cut, and throughput fell from about 0.65x to 0.25x of a single server:
+/// BENCHMARKS.md, "Scale-out".)
 pub const MAX_IN_FLIGHT: usize = 64;
 /// How long a stopping publisher waits for the batches it sent.
 pub const STOP_WAIT: Duration = Duration::from_secs(10);
