@@ -133,11 +133,19 @@ impl Loader {
     }
 }
 
-/// `GET ...&fresh=1` on `s`: the counts once `s` has applied what the stream held.
+/// `GET ...&fresh=1` on `s`: the counts once `s` has applied what the stream held. After a
+/// NATS node was killed the cluster may still be settling (a stream-info request or the
+/// consumer's restart can outlast one fresh read's 5 s): a `504` is retried, for 30 s.
 fn fresh_counts(s: &TestServer, ts: u64) -> (u64, u64, u64) {
-    let r = s.get(&format!("/analytics?timestamp={ts}&fresh=1"));
-    assert_eq!(r.status, 200, "{r:?}");
-    parse_counts(&r.body)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = s.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+        if r.status == 200 {
+            return parse_counts(&r.body);
+        }
+        r.assert_reason(504, "fresh:");
+        assert!(Instant::now() < deadline, "fresh reads never succeeded");
+    }
 }
 
 /// Asserts that `got` is what `t` acknowledged, give or take what it left unanswered.
