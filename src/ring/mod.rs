@@ -33,6 +33,7 @@
 pub mod archive;
 pub mod capture;
 pub mod placement;
+mod prefetch;
 pub mod slot;
 pub mod users;
 
@@ -42,6 +43,7 @@ pub use archive::Archive;
 use capture::Capture;
 pub use capture::{RingImage, SlotImage};
 pub use slot::{Counts, Slot, Snapshot, EMPTY};
+use users::Mixed;
 pub use users::UserSet;
 
 use crate::event::{Event, Kind};
@@ -49,6 +51,10 @@ use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// Default number of hour slots (`--retention-hours`).
 pub const DEFAULT_CAPACITY: usize = 48;
+
+/// How many events ahead [`RingWriter::apply_batch`] asks for a set cell: enough to cover a
+/// memory access (about 100 ns) with events that take 15–25 ns each from the cache.
+pub const PREFETCH_AHEAD: usize = 8;
 
 /// Where hour `h` stands, given the hour its slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,11 +227,21 @@ impl RingWriter {
     /// next [`publish`](Self::publish); a recycled hour's archive entry is visible at once.
     #[inline]
     pub fn apply(&mut self, event: Event) -> Applied {
+        self.apply_hinted(event, None)
+    }
+
+    /// [`apply`](Self::apply), with the user already mixed by the set of the event's slot
+    /// when that slot held the event's hour (see [`apply_batch`](Self::apply_batch)).
+    #[inline(always)]
+    fn apply_hinted(&mut self, event: Event, hint: Option<Mixed>) -> Applied {
         let i = event.hour as usize % self.slots.len();
         debug_assert!(i < self.slots.len());
         let w = &mut self.slots[i];
-        match standing(w.snap.hour, event.hour) {
-            Standing::InSlot => {}
+        // A hint is the user mixed by this slot's set, taken while the slot held the event's
+        // hour: it is this set's only if the slot holds that hour still (a slot's hour only
+        // moves forward, so no recycle came in between).
+        let hint = match standing(w.snap.hour, event.hour) {
+            Standing::InSlot => hint,
             Standing::Sealed => {
                 // Relaxed: a statistic; single writer, so load-add-store is exact.
                 let drops = self.ring.sealed_drops.load(Ordering::Relaxed);
@@ -246,9 +262,14 @@ impl RingWriter {
                 if let Some(c) = self.capture.as_mut() {
                     c.retire(i, old);
                 }
+                None
             }
-        }
-        if w.users.insert(event.user) {
+        };
+        let m = match hint {
+            Some(m) => m,
+            None => w.users.mixed(event.user),
+        };
+        if w.users.insert_mixed(m) {
             w.snap.counts.unique_users += 1;
             if let Some(c) = self.capture.as_mut() {
                 c.added(i, event.user);
@@ -263,6 +284,42 @@ impl RingWriter {
             self.dirty.push(i);
         }
         Applied::Counted
+    }
+
+    /// Applies `events` in order, as [`apply`](Self::apply) one by one would, asking the CPU
+    /// for the set cell of each event [`PREFETCH_AHEAD`] places before applying it.
+    ///
+    /// Why: with millions of users in an hour nearly every set lookup misses the caches, and
+    /// one event at a time the writer waits out each miss in turn. Hints issued ahead let
+    /// several misses overlap. The fingerprint mixed for the hint is kept and inserted, so
+    /// it is mixed once, as in `apply`.
+    ///
+    /// The hint of an event is taken only while its slot holds its hour, and used only if
+    /// the slot still holds that hour when the event is applied. A slot's hour only moves
+    /// forward, so then no recycle came in between and the set (and its key) is the one
+    /// that mixed the fingerprint. Otherwise the event is applied as `apply` does.
+    #[inline]
+    pub fn apply_batch(&mut self, events: &[Event]) {
+        let mut ahead: [Option<Mixed>; PREFETCH_AHEAD] = [None; PREFETCH_AHEAD];
+        for (hint, e) in ahead.iter_mut().zip(events) {
+            *hint = self.prefetch(e);
+        }
+        for (i, &e) in events.iter().enumerate() {
+            let k = i % PREFETCH_AHEAD;
+            let hint = ahead[k];
+            ahead[k] = events
+                .get(i + PREFETCH_AHEAD)
+                .and_then(|e| self.prefetch(e));
+            self.apply_hinted(e, hint);
+        }
+    }
+
+    /// Asks for the cell where `event`'s user will be looked up if its slot holds its hour,
+    /// and returns the user mixed by that slot's set.
+    #[inline]
+    fn prefetch(&self, event: &Event) -> Option<Mixed> {
+        let w = &self.slots[event.hour as usize % self.slots.len()];
+        (w.snap.hour == event.hour).then(|| w.users.prefetch(event.user))
     }
 
     /// Begins capturing the ring as it is now, after `covered` journaled events (call between

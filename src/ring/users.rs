@@ -31,6 +31,7 @@
 //! slot's `unique_users` counter.
 
 use super::placement::Key;
+use super::prefetch::prefetch;
 
 /// Bits of a stored (mixed) value that choose a stripe.
 pub const STRIPE_BITS: u32 = 8;
@@ -155,6 +156,14 @@ impl Stripe {
         !self.table.is_empty() && self.find(p).is_ok()
     }
 
+    /// Asks the CPU for the home cell of `p` (see [`UserSet::prefetch`]).
+    #[inline]
+    fn prefetch(&self, p: u64) {
+        if let Some(cell) = self.table.get(Self::home(p, self.table.len())) {
+            prefetch(cell);
+        }
+    }
+
     /// Rehashes into a table 5/4 the size (at least [`MIN_TABLE`] cells, so at least 2 cells
     /// more: room for the value that made it grow). Stored values move as they are: they are
     /// mixed already.
@@ -167,6 +176,15 @@ impl Stripe {
             Self::place(&mut self.table, p);
         }
     }
+}
+
+/// A fingerprint mixed with one set's key: what that set stores for it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Mixed {
+    p: u64,
+    /// The key that mixed it, checked by `insert_mixed` in debug builds.
+    #[cfg(debug_assertions)]
+    key: Key,
 }
 
 /// A set of 64-bit fingerprints, stored mixed with the set's own secret key and split into
@@ -208,7 +226,26 @@ impl UserSet {
     /// Inserts `fp`; true if it was not in the set yet.
     #[inline]
     pub fn insert(&mut self, fp: u64) -> bool {
-        let p = self.key.mix(fp);
+        self.insert_mixed(self.mixed(fp))
+    }
+
+    /// `fp` as this set stores it. Valid for this set only: another set has another key.
+    #[inline]
+    pub(super) fn mixed(&self, fp: u64) -> Mixed {
+        Mixed {
+            p: self.key.mix(fp),
+            #[cfg(debug_assertions)]
+            key: self.key,
+        }
+    }
+
+    /// [`insert`](Self::insert) of a fingerprint already mixed by [`mixed`](Self::mixed) or
+    /// [`prefetch`](Self::prefetch) of this same set.
+    #[inline]
+    pub(super) fn insert_mixed(&mut self, m: Mixed) -> bool {
+        #[cfg(debug_assertions)]
+        debug_assert!(m.key == self.key, "a value mixed by another set");
+        let p = m.p;
         let added = if p == 0 {
             !std::mem::replace(&mut self.has_zero, true)
         } else {
@@ -221,6 +258,19 @@ impl UserSet {
         };
         self.len += added as u64;
         added
+    }
+
+    /// Asks the CPU for the cache line where `fp`'s probe will start, so that inserting it a
+    /// little later finds that line in the cache; returns `fp` mixed, for
+    /// [`insert_mixed`](Self::insert_mixed), so that it is mixed only once. A hint only: the
+    /// set does not change.
+    #[inline]
+    pub(super) fn prefetch(&self, fp: u64) -> Mixed {
+        let m = self.mixed(fp);
+        if let Some(stripe) = self.stripes.get(stripe_of(m.p)) {
+            stripe.prefetch(m.p);
+        }
+        m
     }
 
     pub fn contains(&self, fp: u64) -> bool {
