@@ -35,7 +35,9 @@ pub mod capture;
 pub mod placement;
 mod prefetch;
 pub mod slot;
+mod stripe;
 pub mod users;
+mod zeroed;
 
 use crossbeam_utils::CachePadded;
 
