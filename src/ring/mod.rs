@@ -31,6 +31,7 @@
 //! - the slot is empty or holds an older hour: `h` has had nothing published yet: zeros.
 
 pub mod archive;
+mod batch;
 pub mod capture;
 pub mod placement;
 mod prefetch;
@@ -42,6 +43,7 @@ mod zeroed;
 use crossbeam_utils::CachePadded;
 
 pub use archive::Archive;
+pub use batch::PREFETCH_AHEAD;
 use capture::Capture;
 pub use capture::{RingImage, SlotImage};
 pub use slot::{Counts, Slot, Snapshot, EMPTY};
@@ -53,10 +55,6 @@ use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// Default number of hour slots (`--retention-hours`).
 pub const DEFAULT_CAPACITY: usize = 48;
-
-/// How many events ahead [`RingWriter::apply_batch`] asks for a set cell: enough to cover a
-/// memory access (about 100 ns) with events that take 15–25 ns each from the cache.
-pub const PREFETCH_AHEAD: usize = 8;
 
 /// Where hour `h` stands, given the hour its slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -288,42 +286,6 @@ impl RingWriter {
         Applied::Counted
     }
 
-    /// Applies `events` in order, as [`apply`](Self::apply) one by one would, asking the CPU
-    /// for the set cell of each event [`PREFETCH_AHEAD`] places before applying it.
-    ///
-    /// Why: with millions of users in an hour nearly every set lookup misses the caches, and
-    /// one event at a time the writer waits out each miss in turn. Hints issued ahead let
-    /// several misses overlap. The fingerprint mixed for the hint is kept and inserted, so
-    /// it is mixed once, as in `apply`.
-    ///
-    /// The hint of an event is taken only while its slot holds its hour, and used only if
-    /// the slot still holds that hour when the event is applied. A slot's hour only moves
-    /// forward, so then no recycle came in between and the set (and its key) is the one
-    /// that mixed the fingerprint. Otherwise the event is applied as `apply` does.
-    #[inline]
-    pub fn apply_batch(&mut self, events: &[Event]) {
-        let mut ahead: [Option<Mixed>; PREFETCH_AHEAD] = [None; PREFETCH_AHEAD];
-        for (hint, e) in ahead.iter_mut().zip(events) {
-            *hint = self.prefetch(e);
-        }
-        for (i, &e) in events.iter().enumerate() {
-            let k = i % PREFETCH_AHEAD;
-            let hint = ahead[k];
-            ahead[k] = events
-                .get(i + PREFETCH_AHEAD)
-                .and_then(|e| self.prefetch(e));
-            self.apply_hinted(e, hint);
-        }
-    }
-
-    /// Asks for the cell where `event`'s user will be looked up if its slot holds its hour,
-    /// and returns the user mixed by that slot's set.
-    #[inline]
-    fn prefetch(&self, event: &Event) -> Option<Mixed> {
-        let w = &self.slots[event.hour as usize % self.slots.len()];
-        (w.snap.hour == event.hour).then(|| w.users.prefetch(event.user))
-    }
-
     /// Begins capturing the ring as it is now, after `covered` journaled events (call between
     /// batches). See [`capture`].
     pub fn begin_capture(&mut self, covered: u64) {
@@ -361,49 +323,6 @@ impl RingWriter {
         } else {
             None
         }
-    }
-
-    /// Loads `image` into this writer's ring, which must be new, and publishes it. Refuses
-    /// an image of another capacity or whose user lists disagree with its counts.
-    pub fn restore(&mut self, image: &RingImage) -> Result<(), String> {
-        if image.slots.len() != self.slots.len() {
-            return Err(format!(
-                "the snapshot has {} slots, the ring {}",
-                image.slots.len(),
-                self.slots.len()
-            ));
-        }
-        for (i, (w, s)) in self.slots.iter_mut().zip(&image.slots).enumerate() {
-            let mut users = UserSet::new();
-            for &fp in &s.users {
-                users.insert(fp);
-            }
-            if users.len() != s.counts.unique_users || (s.hour == EMPTY && !users.is_empty()) {
-                return Err(format!(
-                    "slot {i}: {} distinct users listed for unique_users={}",
-                    users.len(),
-                    s.counts.unique_users
-                ));
-            }
-            w.snap = Snapshot {
-                hour: s.hour,
-                counts: s.counts,
-            };
-            w.users = users;
-            if !w.dirty {
-                w.dirty = true;
-                self.dirty.push(i);
-            }
-        }
-        for &(hour, counts) in &image.archive {
-            self.ring.archive.seal(hour, counts);
-        }
-        // Relaxed: a statistic; nothing reads it before the writer starts.
-        self.ring
-            .sealed_drops
-            .store(image.sealed_drops, Ordering::Relaxed);
-        self.publish();
-        Ok(())
     }
 
     /// Publishes every slot changed since the last call.
