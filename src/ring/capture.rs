@@ -48,7 +48,7 @@ pub struct RingImage {
 /// One slot of a [`RingImage`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotImage {
-    /// The slot's hour, or [`EMPTY`](super::EMPTY).
+    /// The slot's hour, or [`EMPTY`].
     pub hour: u32,
     pub counts: Counts,
     /// The fingerprints of the hour's users (as many as `counts.unique_users`), in no

@@ -3,7 +3,7 @@
 //! [`STRIPES`] open-addressing tables (linear probing, `0` marks a free cell); the top
 //! [`STRIPE_BITS`] bits of a stored value pick its stripe and the bits below them its home cell.
 //! A cell keeps only those lower bits, 7 bytes, and big tables are mappings of their own
-//! ([`stripe`](super::stripe), [`zeroed`](super::zeroed)).
+//! (`ring/stripe.rs`, `ring/zeroed.rs`).
 //!
 //! Placement is keyed with a secret per set, so that names crafted offline cannot pile into
 //! one probe run: the table stores `p = mix(fp)`, see [`placement`](super::placement).
