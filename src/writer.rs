@@ -249,10 +249,8 @@ impl Writer {
                     sink.batch(&self.batch);
                 }
                 self.advance_cut(ingest, n);
-                for &event in &self.batch {
-                    // A sealed drop is counted by the ring (`Ring::sealed_drops`).
-                    self.ring.apply(event);
-                }
+                // A sealed drop is counted by the ring (`Ring::sealed_drops`).
+                self.ring.apply_batch(&self.batch);
                 self.ring.publish();
                 self.snapshot_turn(CAPTURE_BUDGET, false);
                 applied += n as u64;
