@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::nats::NatsCluster;
-use common::{now_ms, parse_counts, Conn, TestServer};
+use common::{log_field, now_ms, parse_counts, Conn, TestServer};
 
 /// The tests each run a NATS cluster and several servers; on two cores they run one at a
 /// time, so that elections and catch-up are not starved by another test's load.
@@ -461,4 +461,59 @@ fn fresh_takes_one_or_zero() {
     assert_eq!(fresh_counts(&a, ts), (1, 1, 0));
     let r = a.get(&format!("/analytics?timestamp={ts}&fresh=0"));
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_new_server_restores_the_newest_snapshot_and_replays_the_stream_after_it() {
+    let _serial = serial();
+    let nats = NatsCluster::start("snapshot", 3);
+    let args = cluster_args(&nats);
+    let a = start(&args, &["--snapshot-interval-s", "1"]);
+    let ts = now_ms();
+    let mut t = Loader::start(&a, ts, "before", 2000)
+        .thread
+        .join()
+        .expect("loader");
+    // A capture begins between batches once the interval has passed: keep a trickle of
+    // POSTs going until the snapshot is stored.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        assert!(Instant::now() < deadline, "no snapshot stored");
+        let r = a.post(&format!(
+            "/analytics?timestamp={ts}&user=trickle{}&click",
+            t.clicks
+        ));
+        assert_eq!(r.status, 204, "{r:?}");
+        t.clicks += 1;
+        if let Some(line) = a.wait_for_line("snapshot stored", Duration::from_millis(200)) {
+            break line;
+        }
+    };
+    let covers: u64 = log_field(&stored, "covers")
+        .and_then(|c| c.parse().ok())
+        .expect("covers=");
+    assert!(covers > 0, "{stored}");
+    t = t.add(
+        Loader::start(&a, ts, "after", 2000)
+            .thread
+            .join()
+            .expect("loader"),
+    );
+    let c = start(&args, &[]);
+    let loaded = c
+        .early_lines()
+        .iter()
+        .find(|l| l.contains("loaded the newest snapshot"))
+        .unwrap_or_else(|| panic!("C restored no snapshot: {:?}", c.early_lines()));
+    let from: u64 = log_field(loaded, "covers")
+        .and_then(|c| c.parse().ok())
+        .expect("covers=");
+    assert!(from >= covers, "{loaded} older than {stored}");
+    let want = (t.acked(), t.clicks, t.impressions);
+    assert_eq!(
+        fresh_counts(&c, ts),
+        want,
+        "the server that restored a snapshot"
+    );
+    assert_eq!(fresh_counts(&a, ts), want, "A");
 }
