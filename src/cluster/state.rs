@@ -34,6 +34,23 @@ pub struct ClusterState {
     /// Snapshots put into the object store, and attempts that failed (nats thread).
     pub snapshots_stored: AtomicU64,
     pub snapshot_failures: AtomicU64,
+    /// When a failed publish, and a consumer's trouble, were last logged (ms since `since`):
+    /// at most one line a second each, however many batches fail at once and however often
+    /// the consumer is created again during an outage (nats thread).
+    publish_logged_ms: AtomicU64,
+    consumer_logged_ms: AtomicU64,
+    /// The instant the figures count from.
+    since: OnceInstant,
+}
+
+/// An `Instant` taken when the state is made (a `Default` for it).
+#[derive(Debug)]
+struct OnceInstant(std::time::Instant);
+
+impl Default for OnceInstant {
+    fn default() -> Self {
+        Self(std::time::Instant::now())
+    }
 }
 
 /// The figures `/metrics` shows, read at once.
@@ -84,6 +101,26 @@ impl ClusterState {
     pub fn log_failing(&self) -> bool {
         // Relaxed: see `set_log_failing`.
         self.log_failing.load(Ordering::Relaxed)
+    }
+
+    /// Whether a failed publish should be logged now: true at most once a second.
+    pub fn publish_log_due(&self) -> bool {
+        self.log_due(&self.publish_logged_ms)
+    }
+
+    /// Whether the consumer's trouble should be logged now: true at most once a second.
+    pub fn consumer_log_due(&self) -> bool {
+        self.log_due(&self.consumer_logged_ms)
+    }
+
+    fn log_due(&self, last_logged_ms: &AtomicU64) -> bool {
+        let now = self.since.0.elapsed().as_millis() as u64 + 1_000;
+        // Relaxed: an advisory rate limit; two tasks racing at worst both log one line.
+        let last = last_logged_ms.load(Ordering::Relaxed);
+        now >= last + 1_000
+            && last_logged_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Every figure, for `/metrics`.

@@ -69,14 +69,18 @@ pub(super) async fn consume(
         let messages = match stream.create_consumer(config).await {
             Ok(c) => c.messages().await,
             Err(e) => {
-                tracing::warn!(error = %e, from = next, "cluster: cannot create the consumer; retrying");
+                if state.consumer_log_due() {
+                    tracing::warn!(error = %e, from = next, "cluster: cannot create the consumer; retrying");
+                }
                 continue;
             }
         };
         let mut messages = match messages {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(error = %e, from = next, "cluster: cannot read the stream; retrying");
+                if state.consumer_log_due() {
+                    tracing::warn!(error = %e, from = next, "cluster: cannot read the stream; retrying");
+                }
                 continue;
             }
         };
@@ -88,7 +92,9 @@ pub(super) async fn consume(
             let message = match item {
                 Ok(Some(Ok(m))) => m,
                 Ok(Some(Err(e))) => {
-                    tracing::warn!(error = %e, at = next, "cluster: consumer error; creating it again");
+                    if state.consumer_log_due() {
+                        tracing::warn!(error = %e, at = next, "cluster: consumer error; creating it again");
+                    }
                     break;
                 }
                 Ok(None) => break,
@@ -128,10 +134,13 @@ pub(super) async fn consume(
                 _ => {
                     // Every server skips the same message: the rings stay equal.
                     bump(&state.messages_skipped, 1);
-                    tracing::error!(
-                        seq,
-                        "cluster: a stream message is not a batch of events; skipped"
-                    );
+                    if state.consumer_log_due() {
+                        tracing::error!(
+                            seq,
+                            skipped_so_far = state.figures().messages_skipped,
+                            "cluster: a stream message is not a batch of events; skipped"
+                        );
+                    }
                     Vec::new()
                 }
             };

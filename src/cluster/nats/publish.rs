@@ -71,8 +71,9 @@ async fn publish_one(
             Err(_) => "no acknowledgement in time".to_owned(),
         };
         bump(&state.publish_retries, 1);
-        if attempts.is_multiple_of(20) {
-            tracing::warn!(batch = batch.id, attempts, error = %error, "cluster: publish failed; retrying with the same de-duplication id");
+        if state.publish_log_due() {
+            // At most one line a second for every batch together (the rest are counted).
+            tracing::warn!(batch = batch.id, attempts, error = %error, retries_so_far = state.figures().publish_retries, "cluster: publish failed; retrying with the same de-duplication id");
         }
         attempts += 1;
         if Instant::now() >= give_up {
