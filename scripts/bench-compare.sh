@@ -85,6 +85,9 @@ start_server() {
     shift
     local log=$TMP/$name.log
     echo "+ $*" >&2
+    # Emptied here, not only by the redirection below: that one runs in the child, and the
+    # loop could read the previous server's start-up line before it does.
+    : >"$log"
     "$@" >"$log" 2>&1 &
     SERVER_PID=$!
     SERVER_ADDR=""
