@@ -85,28 +85,33 @@ fn set_once<'q>(
     }
 }
 
+/// Digits of [`MAX_TIMESTAMP_MS`]: a number of at most this many digits fits a `u64` with room
+/// to spare, so it is summed without overflow checks and compared once.
+const MAX_TIMESTAMP_DIGITS: usize = 15;
+
 /// The validated timestamp, in milliseconds.
 fn timestamp(raw: Option<&[u8]>) -> Result<u64, QueryError> {
     let digits = raw.ok_or(QueryError::TimestampMissing)?;
     if digits.is_empty() {
         return Err(QueryError::TimestampEmpty);
     }
-    let mut value: u64 = 0;
-    let mut too_large = false;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return Err(QueryError::TimestampNotDigits);
-        }
-        // Keep scanning after an overflow: a non-digit further on is the better answer.
-        match value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(b - b'0')))
-        {
-            Some(v) if v <= MAX_TIMESTAMP_MS => value = v,
-            _ => too_large = true,
-        }
+    // A non-digit anywhere is the better answer than "too large", so check them all first.
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return Err(QueryError::TimestampNotDigits);
     }
-    if too_large {
+    // Leading zeros are allowed, and do not count towards the size.
+    let first = digits
+        .iter()
+        .position(|&d| d != b'0')
+        .unwrap_or(digits.len());
+    let significant = &digits[first..];
+    if significant.len() > MAX_TIMESTAMP_DIGITS {
+        return Err(QueryError::TimestampTooLarge);
+    }
+    let value = significant
+        .iter()
+        .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+    if value > MAX_TIMESTAMP_MS {
         return Err(QueryError::TimestampTooLarge);
     }
     Ok(value)
@@ -159,6 +164,14 @@ pub fn percent_decode(raw: &[u8], out: &mut [u8; MAX_USER_BYTES]) -> Result<usiz
 /// The user's fingerprint.
 fn user(raw: Option<&[u8]>) -> Result<u64, QueryError> {
     let raw = raw.ok_or(QueryError::UserMissing)?;
+    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+        // Nothing to decode (the usual name): the raw bytes are the name.
+        return match raw.len() {
+            0 => Err(QueryError::UserEmpty),
+            n if n > MAX_USER_BYTES => Err(QueryError::UserTooLong),
+            _ => Ok(fingerprint(raw)),
+        };
+    }
     let mut buf = [0u8; MAX_USER_BYTES];
     let n = percent_decode(raw, &mut buf)?;
     if n == 0 {
@@ -169,6 +182,17 @@ fn user(raw: Option<&[u8]>) -> Result<u64, QueryError> {
 
 /// A GET's query: the hour asked about.
 pub fn parse_get(query: &[u8]) -> Result<u32, QueryError> {
+    // The usual GET names only the timestamp: what `scan` would find, without the split.
+    if let Some(value) = query.strip_prefix(b"timestamp=") {
+        if !value.contains(&b'&') {
+            return Ok(hour_of(timestamp(Some(value))?));
+        }
+    }
+    parse_get_scanned(query)
+}
+
+/// [`parse_get`] of any query, by the general scan.
+fn parse_get_scanned(query: &[u8]) -> Result<u32, QueryError> {
     let raw = scan(query, false)?;
     Ok(hour_of(timestamp(raw.timestamp)?))
 }
@@ -325,6 +349,24 @@ mod tests {
         );
     }
 
+    /// The timestamp rule digit by digit with overflow checks: what [`timestamp`] must
+    /// answer, spelled the slow way.
+    fn checked_timestamp(digits: &[u8]) -> Result<u64, QueryError> {
+        if digits.is_empty() {
+            return Err(TimestampEmpty);
+        }
+        let mut value = Some(0u64);
+        for &b in digits {
+            if !b.is_ascii_digit() {
+                return Err(TimestampNotDigits);
+            }
+            value = value
+                .and_then(|v| v.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+                .filter(|&v| v <= MAX_TIMESTAMP_MS);
+        }
+        value.ok_or(TimestampTooLarge)
+    }
+
     proptest! {
         #[test]
         fn decoding_inverts_encoding(name in proptest::collection::vec(any::<u8>(), 1..=MAX_USER_BYTES)) {
@@ -337,6 +379,28 @@ mod tests {
         fn never_panics(q in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = parse_post(&q);
             let _ = parse_get(&q);
+        }
+
+        #[test]
+        fn the_usual_get_answers_as_the_general_scan(
+            value in "[0-9]{0,24}|[0-9]{0,6}[a=%+&.-][0-9]{0,6}",
+            zeros in 0usize..12,
+            rest in "(&[a-z]{0,9}(=[0-9a-z]{0,4})?){0,2}",
+        ) {
+            let q = format!("timestamp={}{value}{rest}", "0".repeat(zeros));
+            prop_assert_eq!(parse_get(q.as_bytes()), parse_get_scanned(q.as_bytes()));
+            prop_assert_eq!(timestamp(Some(value.as_bytes())), checked_timestamp(value.as_bytes()));
+        }
+
+        #[test]
+        fn a_name_without_escapes_is_its_own_decoding(name in "[a-zA-Z0-9._~*-]{0,300}") {
+            let mut buf = [0u8; MAX_USER_BYTES];
+            let decoded = percent_decode(name.as_bytes(), &mut buf).map(|n| fingerprint(&buf[..n]));
+            let expected = match decoded {
+                Ok(_) if name.is_empty() => Err(UserEmpty),
+                other => other,
+            };
+            prop_assert_eq!(user(Some(name.as_bytes())), expected);
         }
 
         #[test]
