@@ -182,13 +182,31 @@ fn user(raw: Option<&[u8]>) -> Result<u64, QueryError> {
 
 /// A GET's query: the hour asked about.
 pub fn parse_get(query: &[u8]) -> Result<u32, QueryError> {
-    // The usual GET names only the timestamp: what `scan` would find, without the split.
-    if let Some(value) = query.strip_prefix(b"timestamp=") {
-        if !value.contains(&b'&') {
-            return Ok(hour_of(timestamp(Some(value))?));
-        }
+    // The usual GET names only the timestamp, in plain digits: read it in one pass. Anything
+    // else, valid or not, takes the general way, which has the last word on every error.
+    if let Some(ms) = query.strip_prefix(b"timestamp=").and_then(plain_timestamp) {
+        return Ok(hour_of(ms));
     }
     parse_get_scanned(query)
+}
+
+/// `value` as a timestamp if it is 1 to [`MAX_TIMESTAMP_DIGITS`] ASCII digits and within
+/// [`MAX_TIMESTAMP_MS`], in one pass; `None` for anything else (which may still be valid:
+/// leading zeros, or a query that goes on after it).
+#[inline]
+fn plain_timestamp(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > MAX_TIMESTAMP_DIGITS {
+        return None;
+    }
+    let mut ms = 0u64;
+    for &b in value {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        ms = ms * 10 + u64::from(digit);
+    }
+    (ms <= MAX_TIMESTAMP_MS).then_some(ms)
 }
 
 /// [`parse_get`] of any query, by the general scan.
