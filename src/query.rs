@@ -128,6 +128,11 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Percent-decodes `raw` (`+` is a space) into `out`; returns the decoded length.
 pub fn percent_decode(raw: &[u8], out: &mut [u8; MAX_USER_BYTES]) -> Result<usize, QueryError> {
+    decode_into(raw, out)
+}
+
+/// [`percent_decode`] into any buffer: more bytes than `out` holds is [`QueryError::UserTooLong`].
+fn decode_into(raw: &[u8], out: &mut [u8]) -> Result<usize, QueryError> {
     let mut n = 0;
     let mut i = 0;
     while i < raw.len() {
@@ -152,7 +157,7 @@ pub fn percent_decode(raw: &[u8], out: &mut [u8; MAX_USER_BYTES]) -> Result<usiz
                 b
             }
         };
-        if n == MAX_USER_BYTES {
+        if n == out.len() {
             return Err(QueryError::UserTooLong);
         }
         out[n] = byte;
@@ -164,7 +169,12 @@ pub fn percent_decode(raw: &[u8], out: &mut [u8; MAX_USER_BYTES]) -> Result<usiz
 /// The user's fingerprint.
 fn user(raw: Option<&[u8]>) -> Result<u64, QueryError> {
     let raw = raw.ok_or(QueryError::UserMissing)?;
-    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+    // Bytes before the first escape are their own decoding.
+    let plain = raw
+        .iter()
+        .position(|&b| b == b'%' || b == b'+')
+        .unwrap_or(raw.len());
+    if plain == raw.len() {
         // Nothing to decode (the usual name): the raw bytes are the name.
         return match raw.len() {
             0 => Err(QueryError::UserEmpty),
@@ -172,8 +182,13 @@ fn user(raw: Option<&[u8]>) -> Result<u64, QueryError> {
             _ => Ok(fingerprint(raw)),
         };
     }
+    if plain > MAX_USER_BYTES {
+        // Decoding would overflow in the prefix, before any escape is looked at.
+        return Err(QueryError::UserTooLong);
+    }
     let mut buf = [0u8; MAX_USER_BYTES];
-    let n = percent_decode(raw, &mut buf)?;
+    buf[..plain].copy_from_slice(&raw[..plain]);
+    let n = plain + decode_into(&raw[plain..], &mut buf[plain..])?;
     if n == 0 {
         return Err(QueryError::UserEmpty);
     }
@@ -224,8 +239,8 @@ pub fn parse_post(query: &[u8]) -> Result<Event, QueryError> {
 }
 
 /// The event of a POST query in the usual shape, `timestamp=DIGITS&user=NAME&click` (or
-/// `&impression`) with a name that needs no decoding, read in one pass; `None` for anything
-/// else (which the general scan answers, errors included).
+/// `&impression`), read in one pass; `None` for anything else (which the general scan
+/// answers, errors included).
 #[inline]
 fn usual_post(query: &[u8]) -> Option<Event> {
     let rest = query.strip_prefix(b"timestamp=")?;
@@ -239,13 +254,7 @@ fn usual_post(query: &[u8]) -> Option<Event> {
         b"impression" => Kind::Impression,
         _ => return None,
     };
-    if name.is_empty()
-        || name.len() > MAX_USER_BYTES
-        || name.iter().any(|&b| b == b'%' || b == b'+')
-    {
-        return None;
-    }
-    Some(Event::new(hour_of(ms), fingerprint(name), kind))
+    Some(Event::new(hour_of(ms), user(Some(name)).ok()?, kind))
 }
 
 /// [`parse_post`] of any query, by the general scan.

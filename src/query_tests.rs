@@ -200,7 +200,7 @@ proptest! {
     }
 
     #[test]
-    fn a_name_without_escapes_is_its_own_decoding(name in "[a-zA-Z0-9._~*-]{0,300}") {
+    fn a_name_is_fingerprinted_as_decoded(name in "[a-zA-Z0-9._~*-]{0,300}|[a-fA-F0-9._~%+-]{0,300}|x{250,260}%4[1g]") {
         let mut buf = [0u8; MAX_USER_BYTES];
         let decoded = percent_decode(name.as_bytes(), &mut buf).map(|n| fingerprint(&buf[..n]));
         let expected = match decoded {
