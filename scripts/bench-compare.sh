@@ -15,7 +15,10 @@
 # (1 and 16), it runs ROUNDS alternating rounds of: a fresh bare server, load, stop; a fresh
 # hourtally, load, stop. Servers are pinned to core 0 (hourtally with --workers 1, so its
 # HTTP worker and its writer thread share that core; bare gets one may worker), the load
-# generator to core 1. The table shows the median requests/s of each.
+# generator to core 1. The first table shows the median requests/s of each; the second the
+# server's CPU time per request (utime + stime of all its threads over the requests the load
+# generator counted, issue 12's headline figure) and its ratio to bare; the third splits that
+# time user / kernel and by thread (HTTP workers, writer, others).
 #
 # Servers listen on port 0 and the script reads the port from their start-up line. The bare
 # server binds through may, whose listener sets SO_REUSEPORT: on a fixed port it could share
