@@ -123,6 +123,10 @@ pub struct Config {
     /// Log line format: `text` for people, `json` (one object a line) for log pipelines.
     #[arg(long, env = "HOURTALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Cluster mode (`--nats` and its flags).
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterFlags,
 }
 
 /// The most `--workers` may be.

@@ -159,24 +159,94 @@ impl Ingest {
         self.cut.load(Ordering::Relaxed) + 1
     }
 
-    /// Asks the writer for a durable cut after this instant, and wakes it if it sleeps
-    /// (module doc). Call after taking a ticket, before waiting for it.
+    /// Asks the popper (the writer, or the cluster's publisher) for a durable cut after this
+    /// instant, and wakes it (`writer` module doc). Call after taking a ticket, before
+    /// waiting for it.
     pub fn request_cut(&self) {
-        // Release: the ticket's load of `cut` happens before the writer's next announcement,
+        // Release: the ticket's load of `cut` happens before the popper's next announcement,
         // once its Acquire swap reads this (module doc).
         self.want_cut.store(true, Ordering::Release);
-        // SeqCst fence: the producer half of the park handshake, as in `push`.
-        fence(Ordering::SeqCst);
-        // Relaxed: ordered after the store by the fence.
-        if self.idle.load(Ordering::Relaxed) {
-            self.parker.unpark();
-        }
+        // Always unpark (not only when `idle` says so): the parker's lock orders this store
+        // before whatever the popper does after its next park returns, so the request cannot
+        // be missed whatever the popper was doing. A wait for a cut costs a sync or a log
+        // round trip; one lock more per wait is nothing beside it.
+        self.parker.unpark();
     }
 
     /// The highest cut whose events are all durable.
     pub fn durable_cut(&self) -> u64 {
         // Acquire: pairs with the writer's Release store, made after the sink's sync.
         self.durable.load(Ordering::Acquire)
+    }
+
+    /// The popper's half of the durable-cut handshake (`writer` module doc): announces the
+    /// next cut and returns it with the number of queued events it covers. Only the one
+    /// thread that pops the queue calls this.
+    pub(crate) fn announce_cut(&self) -> (u64, usize) {
+        // Relaxed: the popper is the cut's only writer; it reads its own last store.
+        let k = self.cut.load(Ordering::Relaxed) + 1;
+        // Relaxed: ordered before the length read by the fence.
+        self.cut.store(k, Ordering::Relaxed);
+        // SeqCst fence: the popper half of the durable-cut handshake (module doc).
+        fence(Ordering::SeqCst);
+        (k, self.queue.len())
+    }
+
+    /// Cut `k` is complete: every event it covers was popped and made durable (or, in a
+    /// cluster, is in the log). Only the popping thread calls this, in increasing `k`.
+    pub(crate) fn complete_cut(&self, k: u64) {
+        // Release: pairs with `durable_cut`'s Acquire; the sink's sync (or the log's ack)
+        // came before.
+        self.durable.store(k, Ordering::Release);
+    }
+
+    /// Takes a producer's request for a cut (`writer` module doc), if one is pending.
+    pub(crate) fn take_cut_request(&self) -> bool {
+        // Relaxed: a look before the swap, so that an idle popper does not write the line
+        // producers read on every turn. A request it misses here is seen after the next
+        // park: `request_cut` unparks, and the parker's lock orders its store before it.
+        if !self.want_cut.load(Ordering::Relaxed) {
+            return false;
+        }
+        // Acquire: pairs with `request_cut`'s Release store, which follows the producer's
+        // read of `cut`; the cut announced after this swap is therefore a later one.
+        self.want_cut.swap(false, Ordering::Acquire)
+    }
+
+    /// The popper's half of the park handshake (`writer` module doc): announces itself
+    /// idle and sleeps unless the queue has events, `stop` is set, or (when `cuts`) a
+    /// producer asked for a cut. `FENCE == false` only for the loom negative control.
+    #[inline(always)]
+    pub(crate) fn park_when_idle<const FENCE: bool>(&self, cuts: bool) {
+        // Relaxed: ordered before the emptiness check by the SeqCst fence.
+        self.idle.store(true, Ordering::Relaxed);
+        if FENCE {
+            fence(Ordering::SeqCst);
+        }
+        // Acquire on `stop`: pairs with `close`'s Release store; a `close` that set it after
+        // this load leaves a token in the parker, so park returns at once.
+        // Relaxed on `want_cut`: ordered after `idle` by the fence (module doc).
+        if self.queue.is_empty()
+            && !self.stop.load(Ordering::Acquire)
+            && !(cuts && self.want_cut.load(Ordering::Relaxed))
+        {
+            self.parker.park();
+        }
+        // Relaxed: a stale `true` seen by a producer costs one spare unpark, nothing more.
+        self.idle.store(false, Ordering::Relaxed);
+    }
+
+    /// Wakes the popping thread if it sleeps, or makes its next sleep return at once (the
+    /// parker keeps a token). For the popper's other sources of work: the log's outcomes
+    /// and timer ticks of a publisher, a skipped message of the writer's feed.
+    pub fn wake_popper(&self) {
+        self.parker.unpark();
+    }
+
+    /// Whether shutdown has told the popper to drain and stop.
+    pub(crate) fn stop_requested(&self) -> bool {
+        // Acquire: pairs with `close`'s Release store; every push happened before it.
+        self.stop.load(Ordering::Acquire)
     }
 
     /// Events queued and not yet applied.

@@ -41,12 +41,15 @@ pub mod conns;
 pub mod counts;
 pub mod event;
 pub mod ingest;
+pub mod publisher;
 pub mod query;
 pub mod queue;
 pub mod ring;
 pub mod sync;
 pub mod writer;
 
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod cluster;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod config;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
@@ -59,3 +62,5 @@ pub mod log;
 pub mod metrics;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod server;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod single;

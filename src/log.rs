@@ -30,7 +30,9 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
         Ok(spec) if !spec.is_empty() => {
             EnvFilter::try_new(&spec).map_err(|e| format!("RUST_LOG={spec}: {e}"))?
         }
-        _ => EnvFilter::new(level),
+        // The NATS client logs every reconnect attempt at info; the cluster module logs the
+        // connection's changes itself (once each).
+        _ => EnvFilter::new(format!("{level},async_nats=warn")),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

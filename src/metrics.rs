@@ -89,6 +89,8 @@ pub struct Gauges {
     /// The journal's `(errors, events lost, bytes written, syncs)`, if the server has one.
     pub journal: Option<(u64, u64, u64, u64)>,
     pub journal_failing: bool,
+    /// Cluster mode's figures, if the server is in a cluster.
+    pub cluster: Option<crate::cluster::ClusterFigures>,
 }
 
 impl Metrics {
@@ -272,6 +274,9 @@ impl Metrics {
                 "1 while journal writes fail (POSTs get 503).",
                 &[("", u64::from(g.journal_failing))],
             );
+        }
+        if let Some(c) = &g.cluster {
+            c.render(&mut metric);
         }
         page
     }

@@ -44,6 +44,8 @@ pub enum QueryError {
     KindBoth,
     #[error("{0}: given more than once (ambiguous)")]
     Duplicate(&'static str),
+    #[error("fresh: give 1 (wait until this server has applied the log) or 0")]
+    FreshInvalid,
 }
 
 /// The raw values found in one pass.
@@ -228,6 +230,25 @@ fn plain_timestamp(value: &[u8]) -> Option<u64> {
 fn parse_get_scanned(query: &[u8]) -> Result<u32, QueryError> {
     let raw = scan(query, false)?;
     Ok(hour_of(timestamp(raw.timestamp)?))
+}
+
+/// Whether a GET's query asks for a fresh read (`fresh=1`; `fresh=0` or none: no). Only
+/// the routes of a cluster ask; a single server applies each event microseconds after its
+/// 204, and ignores the parameter.
+pub fn wants_fresh(query: &[u8]) -> Result<bool, QueryError> {
+    let mut fresh = None;
+    for pair in query.split(|&b| b == b'&') {
+        if let Some(value) = pair.strip_prefix(b"fresh=") {
+            set_once(&mut fresh, value, "fresh")?;
+        } else if pair == b"fresh" {
+            set_once(&mut fresh, b"1", "fresh")?;
+        }
+    }
+    match fresh {
+        None | Some(b"0") => Ok(false),
+        Some(b"1") => Ok(true),
+        Some(_) => Err(QueryError::FreshInvalid),
+    }
 }
 
 /// A POST's query: the event it reports.

@@ -13,6 +13,19 @@ fn get(q: &str) -> Result<u32, QueryError> {
 }
 
 #[test]
+fn fresh_is_one_zero_or_absent() {
+    let fresh = |q: &str| wants_fresh(q.as_bytes());
+    assert_eq!(fresh("timestamp=1"), Ok(false));
+    assert_eq!(fresh("timestamp=1&fresh=1"), Ok(true));
+    assert_eq!(fresh("fresh&timestamp=1"), Ok(true));
+    assert_eq!(fresh("fresh=0&timestamp=1"), Ok(false));
+    assert_eq!(fresh("fresh=yes"), Err(FreshInvalid));
+    assert_eq!(fresh("fresh="), Err(FreshInvalid));
+    assert_eq!(fresh("fresh=1&fresh=1"), Err(Duplicate("fresh")));
+    assert_eq!(fresh("freshness=2"), Ok(false));
+}
+
+#[test]
 fn valid_queries_parse_to_their_event_or_hour() {
     let e = post("timestamp=3600000&user=alice&click").unwrap();
     assert_eq!(e, Event::new(1, fingerprint(b"alice"), Kind::Click));

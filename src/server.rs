@@ -10,11 +10,10 @@ use crate::config::Config;
 use crate::http::error::{ApiError, HttpError};
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{conn, Service};
-use crate::journal::waiters::DurableWaiters;
-use crate::journal::{snapshot, DataDir, FsyncPolicy, Journal, JournalHealth};
+use crate::journal::DataDir;
 use crate::ring::{Ring, RingWriter};
 use crate::sync::{Arc, AtomicBool, Ordering};
-use crate::writer::{Ingest, Writer};
+use crate::writer::Ingest;
 
 /// Coroutine stack size, in words (8 bytes each): 64 KiB. A connection needs about 6 KiB
 /// (the header array is 4 KiB); the rest is margin. Only touched pages cost memory.
@@ -31,6 +30,8 @@ pub struct Server {
     accept: may::coroutine::JoinHandle<()>,
     writer: JoinHandle<RingWriter>,
     workers: usize,
+    /// Cluster mode's threads, if on.
+    cluster: Option<crate::cluster::run::Running>,
 }
 
 /// What shutdown reports.
@@ -100,45 +101,14 @@ impl Server {
 
         let ring = Arc::new(Ring::new(config.retention_hours));
         let ingest = Arc::new(Ingest::new(config.queue_capacity));
-        let health = Arc::new(JournalHealth::default());
-        let mut service = Service::new(ring.clone(), ingest.clone(), config.limits(), admission);
-        let always = data.is_some() && config.fsync_policy() == FsyncPolicy::Always;
-        let waiters = Arc::new(DurableWaiters::default());
-        if data.is_some() {
-            service = service.with_journal(health.clone());
-        }
-        if always {
-            service = service.with_durable_waiters(waiters.clone());
-        }
-        let service = Arc::new(service);
-        let writer = {
-            let (service, policy) = (service.clone(), config.fsync_policy());
-            let snapshot_every = config.snapshot_every();
-            let segment_bytes = config.journal_segment_bytes;
-            std::thread::Builder::new()
-                .name("hourtally-writer".into())
-                .spawn(move || {
-                    let mut ring_writer = RingWriter::new(ring);
-                    let journal = data.as_ref().map(|data| {
-                        recover(data, policy, snapshot_every, health, &mut ring_writer)
-                            .with_segment_bytes(segment_bytes)
-                            .with_waiters(waiters)
-                    });
-                    let mut writer = Writer::new(ingest, ring_writer);
-                    if let Some(journal) = journal {
-                        writer = writer.with_sink(Box::new(journal));
-                    }
-                    if always {
-                        // One fdatasync covers a batch: let batches grow while it runs.
-                        writer = writer.with_durable_cuts(ALWAYS_BATCH);
-                    }
-                    service.set_ready();
-                    tracing::info!("ready");
-                    let ring_writer = writer.run();
-                    // The data directory's lock is released only now, after the last sync.
-                    drop(data);
-                    ring_writer
-                })?
+        let service = Service::new(ring.clone(), ingest.clone(), config.limits(), admission);
+        let (service, writer, cluster) = if config.cluster.enabled() {
+            let (service, writer, running) =
+                crate::cluster::run::start(config, data, ring, service)?;
+            (service, writer, Some(running))
+        } else {
+            let (service, writer) = crate::single::start(config, data, ring, ingest, service)?;
+            (service, writer, None)
         };
         let stopping = Arc::new(AtomicBool::new(false));
         let accept = {
@@ -156,6 +126,7 @@ impl Server {
             accept,
             writer,
             workers,
+            cluster,
         })
     }
 
@@ -207,80 +178,21 @@ impl Server {
             std::thread::sleep(Duration::from_millis(2));
         }
         self.service.ingest.close();
-        let ring = match self.writer.join() {
-            Ok(ring) => ring,
-            // The writer does not panic on any input; if it did, the process aborts
-            // (panic = "abort" in release) before we get here.
-            Err(_) => std::process::abort(),
+        let ring = match self.cluster {
+            Some(cluster) => cluster.stop(self.writer),
+            None => match self.writer.join() {
+                Ok(ring) => ring,
+                // The writer does not panic on any input; if it did, the process aborts
+                // (panic = "abort" in release) before we get here.
+                Err(_) => std::process::abort(),
+            },
         };
         Report {
-            applied: self.service.ingest.applied(),
+            applied: self.service.applied_from.applied(),
             sealed_drops: ring.ring().sealed_drops(),
             queued: self.service.ingest.queued(),
             unclosed_connections: self.service.conns.open(),
         }
-    }
-}
-
-/// Restores the newest readable snapshot in `data` (falling back on older ones), replays the
-/// journal after it into `ring_writer`, publishes the result, and logs what it found. A
-/// journal that cannot be read ends the process (exit 1) with the reason: serving with part
-/// of the acknowledged events missing would answer wrong counts.
-fn recover(
-    data: &DataDir,
-    policy: FsyncPolicy,
-    snapshot_every: Option<Duration>,
-    health: Arc<JournalHealth>,
-    ring_writer: &mut RingWriter,
-) -> Journal {
-    let started = std::time::Instant::now();
-    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
-        tracing::error!(data_dir = %data.path().display(), error = %e, "cannot recover: {what}");
-        eprintln!(
-            "hourtally: cannot recover {what} in {}: {e}",
-            data.path().display()
-        );
-        std::process::exit(1);
-    };
-    let snapshots = data.path().join("snapshots");
-    let (image, skipped) = match snapshot::load_newest(&snapshots) {
-        Ok(found) => found,
-        Err(e) => fail("the snapshots", &e),
-    };
-    for why in &skipped {
-        tracing::warn!(reason = %why, "snapshot unreadable; falling back on an older one and more of the journal");
-    }
-    let from = match &image {
-        Some(image) => {
-            if let Err(e) = ring_writer.restore(image) {
-                fail("the snapshot", &e);
-            }
-            image.covered
-        }
-        None => 0,
-    };
-    match Journal::open(data, policy, snapshot_every, health, from, |e| {
-        ring_writer.apply(e);
-    }) {
-        Ok((journal, recovery)) => {
-            ring_writer.publish();
-            if let Some((bytes, why)) = &recovery.cut {
-                tracing::warn!(bytes, reason = %why, "journal: cut off a torn or corrupt tail (never applied)");
-            }
-            tracing::info!(
-                data_dir = %data.path().display(),
-                snapshot_covers = from,
-                segments = recovery.segments,
-                events = recovery.events,
-                hours_in_ring = ring_writer.user_sets().count(),
-                archived_hours = ring_writer.ring().archive().len(),
-                sealed_drops = ring_writer.ring().sealed_drops(),
-                took_ms = started.elapsed().as_millis() as u64,
-                "recovered"
-            );
-            journal
-        }
-        Err(e) => fail("the journal", &e),
     }
 }
 

@@ -57,9 +57,13 @@
 //!
 //! A cut after the producer's read must also come at all: a writer that goes idle makes one
 //! (over whatever is left, often nothing) and may then park. So a waiting producer asks for
-//! one ([`Ingest::request_cut`]): it sets `want_cut`, then (SeqCst fence) unparks the writer
-//! if it is idle; the writer, before parking, stores `idle`, then (SeqCst fence) does not
-//! park while `want_cut` is set: the park handshake again. A writer that takes the request
+//! one ([`Ingest::request_cut`]): it sets `want_cut`, then unparks the writer, whatever it
+//! is doing. The parker's lock orders the store before everything the writer does after
+//! its next park returns (which a token left by this unpark makes certain to happen), so
+//! the writer sees the request on its next idle turn at the latest; and it does not park
+//! while `want_cut` is set. (An unpark only when the writer looked idle, through the park
+//! handshake's fences, would save a lock per wait; a wait costs a sync, so the simpler
+//! argument wins.) The cluster's publisher takes requests the same way. A writer that takes the request
 //! (an Acquire swap that reads the producer's Release store, which follows its read of
 //! `cut`) announces its next cut after it, so the producer's read happens before that store
 //! and cannot have seen it: the new cut is at least `a + 1`.
@@ -67,7 +71,7 @@
 use crate::event::Event;
 pub use crate::ingest::{Ingest, PushError};
 use crate::ring::{RingImage, RingWriter};
-use crate::sync::{fence, sleep_thread, spin_loop, yield_thread, Ordering};
+use crate::sync::{sleep_thread, spin_loop, yield_thread, Ordering};
 
 /// Default queue capacity (`--queue-capacity`): 1 Mi events, 24 MiB.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
@@ -92,6 +96,8 @@ pub trait Sink: Send + std::fmt::Debug {
     fn snapshot(&mut self, image: RingImage);
     /// Durable cut `k` is complete (with `with_durable_cuts`): wake whoever waits for it.
     fn durable(&mut self, k: u64);
+    /// The batch last handed to [`batch`](Sink::batch) is applied and the ring published.
+    fn published(&mut self) {}
     /// Whether the sink has work it could not do (a failed write to retry): the writer then
     /// naps instead of parking, and calls [`idle`](Sink::idle) again after each nap.
     fn stalled(&self) -> bool;
@@ -157,13 +163,7 @@ impl Writer {
         if !self.cuts || self.open_cut.is_some() {
             return;
         }
-        // Relaxed: the writer is the cut's only writer; it reads its own last store.
-        let k = ingest.cut.load(Ordering::Relaxed) + 1;
-        // Relaxed: ordered before the length read by the fence.
-        ingest.cut.store(k, Ordering::Relaxed);
-        // SeqCst fence: the writer half of the durable-cut handshake (module doc).
-        fence(Ordering::SeqCst);
-        self.open_cut = Some((k, ingest.queue.len()));
+        self.open_cut = Some(ingest.announce_cut());
     }
 
     /// `popped` more events were made durable: completes the cut under way if they were
@@ -179,8 +179,7 @@ impl Writer {
             return;
         }
         self.open_cut = None;
-        // Release: pairs with `durable_cut`'s Acquire; the sink's sync came before.
-        ingest.durable.store(k, Ordering::Release);
+        ingest.complete_cut(k);
         if let Some(sink) = self.sink.as_mut() {
             sink.durable(k);
         }
@@ -250,22 +249,22 @@ impl Writer {
                     sink.batch(&self.batch);
                 }
                 self.advance_cut(ingest, n);
-                for &event in &self.batch {
-                    // A sealed drop is counted by the ring (`Ring::sealed_drops`).
-                    self.ring.apply(event);
-                }
+                // A sealed drop is counted by the ring (`Ring::sealed_drops`).
+                self.ring.apply_batch(&self.batch);
                 self.ring.publish();
                 self.snapshot_turn(CAPTURE_BUDGET, false);
                 applied += n as u64;
                 // Release: the progress marker; see the module doc. Single writer: a plain
                 // store of our own count, no RMW needed.
                 ingest.applied.store(applied, Ordering::Release);
+                if let Some(sink) = self.sink.as_mut() {
+                    sink.published();
+                }
                 idle_turns = 0;
                 continue;
             }
             // The queue was empty.
-            // Acquire: pairs with `close`'s Release store; every push happened before it.
-            if ingest.stop.load(Ordering::Acquire) {
+            if ingest.stop_requested() {
                 if ingest.queue.is_empty() {
                     if self.sink.is_some() {
                         // Finish a capture under way, then take the stopping one.
@@ -282,8 +281,8 @@ impl Writer {
             if idle_turns == 0 && self.cuts {
                 // Everything popped so far is durable: a cut over an empty queue completes at
                 // once and releases producers whose events went out in the last batch.
-                // Acquire: takes a waiting producer's request (module doc) before announcing.
-                ingest.want_cut.swap(false, Ordering::Acquire);
+                // Takes a waiting producer's request (module doc) before announcing.
+                ingest.take_cut_request();
                 self.open_cut(ingest);
                 self.advance_cut(ingest, 0);
             }
@@ -321,22 +320,7 @@ impl Writer {
                 }
             }
             // The writer half of the park handshake (module doc).
-            // Relaxed: ordered before the emptiness check by the SeqCst fence.
-            ingest.idle.store(true, Ordering::Relaxed);
-            if FENCE {
-                fence(Ordering::SeqCst);
-            }
-            // Acquire on `stop`: as above; a `close` that set it after this load leaves a
-            // token in the parker, so park returns at once.
-            // Relaxed on `want_cut`: ordered after `idle` by the fence (module doc).
-            if ingest.queue.is_empty()
-                && !ingest.stop.load(Ordering::Acquire)
-                && !(self.cuts && ingest.want_cut.load(Ordering::Relaxed))
-            {
-                ingest.parker.park();
-            }
-            // Relaxed: a stale `true` seen by a producer costs one spare unpark, nothing more.
-            ingest.idle.store(false, Ordering::Relaxed);
+            ingest.park_when_idle::<FENCE>(self.cuts);
             idle_turns = 0;
         }
     }

@@ -68,3 +68,35 @@ where
     );
     outcomes
 }
+
+/// The producer of the durable-cut models: pushes events of users 1 and 2, takes a ticket
+/// (before the pushes when `ticket_before_push`, the negative control), asks for a cut when
+/// `request`, and waits until the cut is durable. Returns the bits of `durable_users`
+/// (loaded with Acquire, pairing with the Release of whoever sets them) once released.
+pub fn push_two_and_wait_for_cut(
+    ingest: &hourtally::writer::Ingest,
+    durable_users: &loom::sync::atomic::AtomicU64,
+    ticket_before_push: bool,
+    request: bool,
+) -> u64 {
+    use hourtally::event::{Event, Kind};
+    let early = ingest.durability_ticket();
+    for user in [1, 2] {
+        ingest
+            .push(Event::new(7, user, Kind::Click))
+            .expect("the queue has room and is open");
+    }
+    let ticket = if ticket_before_push {
+        early
+    } else {
+        ingest.durability_ticket()
+    };
+    if request {
+        ingest.request_cut();
+    }
+    while ingest.durable_cut() < ticket {
+        loom::thread::yield_now();
+    }
+    // Acquire: pairs with the Release of the sink or log that marked the events durable.
+    durable_users.load(loom::sync::atomic::Ordering::Acquire)
+}

@@ -15,7 +15,7 @@
 //! an empty queue before the push, so the producer is released with nothing on disk), and
 //! waiting without `request_cut` (the writer parks after its last cut: the wait never ends).
 
-use hourtally::event::{Event, Kind};
+use hourtally::event::Event;
 use hourtally::ring::{Ring, RingImage, RingWriter};
 use hourtally::writer::{Ingest, Sink, Writer};
 use loom::sync::atomic::{AtomicU64, Ordering};
@@ -56,25 +56,12 @@ fn durable_cut_model(ticket_before_push: bool, request: bool) {
         let producer = {
             let (ingest, on_disk) = (ingest.clone(), on_disk.clone());
             thread::spawn(move || {
-                let early = ingest.durability_ticket();
-                for user in [1, 2] {
-                    ingest
-                        .push(Event::new(7, user, Kind::Click))
-                        .expect("the queue has room and is open");
-                }
-                let ticket = if ticket_before_push {
-                    early
-                } else {
-                    ingest.durability_ticket()
-                };
-                if request {
-                    ingest.request_cut();
-                }
-                while ingest.durable_cut() < ticket {
-                    thread::yield_now();
-                }
-                // Acquire: pairs with the sink's Release.
-                let bits = on_disk.load(Ordering::Acquire);
+                let bits = loom_tests::push_two_and_wait_for_cut(
+                    &ingest,
+                    &on_disk,
+                    ticket_before_push,
+                    request,
+                );
                 assert_eq!(
                     bits & 0b110,
                     0b110,

@@ -123,7 +123,7 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
                     // the disk does not take them in time, close without answering: the
                     // client cannot tell, and may retry (the events may still count).
                     let ticket = service.ingest.durability_ticket();
-                    if !waiters.wait(&service.ingest, ticket, DURABLE_WAIT) {
+                    if !waiters.wait(&service.ingest, ticket, service.durable_wait) {
                         service.metrics.flush(&mut session.tally);
                         return;
                     }

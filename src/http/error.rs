@@ -24,6 +24,12 @@ pub enum RejectError {
     Recovering,
     #[error("journal: the server cannot write to its disk; the event was not taken, retry later")]
     JournalFailing,
+    #[error("log: the replicated log (NATS JetStream) is not taking events; the event was not taken, retry later")]
+    LogFailing,
+    #[error(
+        "fresh: this server did not catch up with the log in time; retry, or read without fresh=1"
+    )]
+    NotFresh,
 }
 
 /// A request the HTTP layer refuses before any route sees it, or a route error.
@@ -121,6 +127,7 @@ reasons! {
     KindMissing "kind_missing" BadRequest,
     KindBoth "kind_both" BadRequest,
     Duplicate "duplicate_parameter" BadRequest,
+    FreshInvalid "fresh_invalid" BadRequest,
     FutureHour "future_hour" UnprocessableContent,
     TooOldHour "too_old_hour" UnprocessableContent,
     SealedHour "sealed_hour" UnprocessableContent,
@@ -128,6 +135,8 @@ reasons! {
     ShuttingDown "shutting_down" ServiceUnavailable,
     Recovering "recovering" ServiceUnavailable,
     JournalFailing "journal_failing" ServiceUnavailable,
+    LogFailing "log_failing" ServiceUnavailable,
+    NotFresh "not_fresh" GatewayTimeout,
     HeadTooLarge "head_too_large" HeaderFieldsTooLarge,
     UriTooLong "uri_too_long" UriTooLong,
     TooManyHeaders "too_many_headers" HeaderFieldsTooLarge,
@@ -164,6 +173,7 @@ impl ApiError {
                 QueryError::KindMissing => Reason::KindMissing,
                 QueryError::KindBoth => Reason::KindBoth,
                 QueryError::Duplicate(_) => Reason::Duplicate,
+                QueryError::FreshInvalid => Reason::FreshInvalid,
             },
             ApiError::Reject(r) => match r {
                 RejectError::FutureHour { .. } => Reason::FutureHour,
@@ -173,6 +183,8 @@ impl ApiError {
                 RejectError::ShuttingDown => Reason::ShuttingDown,
                 RejectError::Recovering => Reason::Recovering,
                 RejectError::JournalFailing => Reason::JournalFailing,
+                RejectError::LogFailing => Reason::LogFailing,
+                RejectError::NotFresh => Reason::NotFresh,
             },
             ApiError::Http(h) => match h {
                 HttpError::HeadTooLarge(_) => Reason::HeadTooLarge,
@@ -216,7 +228,9 @@ impl ApiError {
                 RejectError::QueueFull
                 | RejectError::ShuttingDown
                 | RejectError::Recovering
-                | RejectError::JournalFailing,
+                | RejectError::JournalFailing
+                | RejectError::LogFailing
+                | RejectError::NotFresh,
             )
             | ApiError::Http(HttpError::TooManyConnections) => "Retry-After: 1\r\n",
             ApiError::Http(HttpError::MethodNotAllowed) => "Allow: GET, POST\r\n",
@@ -231,7 +245,20 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_status_close_and_headers() {
-        let cases: [(ApiError, u16, bool, &str); 24] = [
+        let cases: [(ApiError, u16, bool, &str); 27] = [
+            (
+                RejectError::LogFailing.into(),
+                503,
+                false,
+                "Retry-After: 1\r\n",
+            ),
+            (
+                RejectError::NotFresh.into(),
+                504,
+                false,
+                "Retry-After: 1\r\n",
+            ),
+            (QueryError::FreshInvalid.into(), 400, false, ""),
             (
                 RejectError::Recovering.into(),
                 503,

@@ -9,6 +9,7 @@
 //! no answer to bad input, HTTP/1.0 keep-alive hangs); this loop keeps its hot-path shape
 //! (read what is there, answer every complete request, write once).
 
+pub mod admission;
 pub mod conn;
 pub mod counts_answers;
 pub mod date;

@@ -4,6 +4,7 @@
 //! everything a route needs (the ring, the ingest path, the admission window, the metrics)
 //! lives in the [`Service`].
 
+pub use super::admission::{Admission, ADMISSION_MARGIN_HOURS};
 use super::counts_answers;
 use super::date::Clock;
 use super::error::{ApiError, HttpError, RejectError};
@@ -20,56 +21,6 @@ use crate::query;
 use crate::ring::Ring;
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::writer::{Ingest, PushError};
-
-/// Hours of clock difference the admission window tolerates between any two clocks that
-/// admit events: a connection's cached clock and another's, or two servers of a cluster.
-pub const ADMISSION_MARGIN_HOURS: u32 = 1;
-
-/// Which hours a POST may report, relative to the hour of the server's clock.
-///
-/// A 204 must mean the event counts. By the apply rule an event is dropped only if its slot
-/// already holds a newer hour, that is an hour at least `retention` later. Admitting only
-/// hours in `[now − max_past, now + max_future]` with
-/// `max_past = retention − max_future − ADMISSION_MARGIN_HOURS − 1` keeps any two admitted
-/// hours less than `retention` apart, as long as the clocks that admitted them differ by at
-/// most [`ADMISSION_MARGIN_HOURS`] hour boundaries. So no admitted event can seal another
-/// (ARCHITECTURE.md, "What a 204 means").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Admission {
-    pub max_past_hours: u32,
-    pub max_future_hours: u32,
-}
-
-impl Admission {
-    /// The window for a ring of `retention_hours`; `None` when no window exists (the
-    /// retention is shorter than `max_future_hours + ADMISSION_MARGIN_HOURS + 1`).
-    pub fn new(retention_hours: u32, max_future_hours: u32) -> Option<Self> {
-        let max_past_hours = retention_hours
-            .checked_sub(max_future_hours)?
-            .checked_sub(ADMISSION_MARGIN_HOURS + 1)?;
-        Some(Self {
-            max_past_hours,
-            max_future_hours,
-        })
-    }
-
-    /// Whether an event of `hour` may be taken when the clock's hour is `now_hour`.
-    #[inline]
-    pub fn check(&self, hour: u32, now_hour: u64) -> Result<(), RejectError> {
-        let hour = u64::from(hour);
-        if hour > now_hour + u64::from(self.max_future_hours) {
-            return Err(RejectError::FutureHour {
-                max_future_hours: self.max_future_hours,
-            });
-        }
-        if hour + u64::from(self.max_past_hours) < now_hour {
-            return Err(RejectError::TooOldHour {
-                max_past_hours: self.max_past_hours,
-            });
-        }
-        Ok(())
-    }
-}
 
 /// The body of a successful answer.
 enum Body {
@@ -135,15 +86,22 @@ pub struct Service {
     ready: AtomicBool,
     /// The journal's health, when the server has one: POSTs get 503 while its writes fail.
     pub journal: Option<Arc<JournalHealth>>,
-    /// With `--fsync always`: where answered POSTs wait for their event to be on disk.
+    /// With `--fsync always` (or `--ack log` in a cluster): where answered POSTs wait for
+    /// their event to be on disk (in the log).
     pub durable_waiters: Option<Arc<DurableWaiters>>,
+    /// How long such a POST waits before its connection is closed unanswered.
+    pub durable_wait: std::time::Duration,
+    /// The queue the writer applies from: `ingest` for a single server; in a cluster the
+    /// edge pushes into `ingest` (the publish queue) and the writer applies the stream.
+    pub applied_from: Arc<Ingest>,
+    /// Cluster mode, if on.
+    pub cluster: Option<crate::cluster::ClusterEdge>,
 }
 
 impl Service {
     pub fn new(ring: Arc<Ring>, ingest: Arc<Ingest>, limits: Limits, admission: Admission) -> Self {
         Self {
             ring,
-            ingest,
             limits,
             admission,
             metrics: Metrics::default(),
@@ -151,7 +109,25 @@ impl Service {
             ready: AtomicBool::new(false),
             journal: None,
             durable_waiters: None,
+            durable_wait: super::conn::DURABLE_WAIT,
+            applied_from: ingest.clone(),
+            cluster: None,
+            ingest,
         }
+    }
+
+    /// Cluster mode: POSTs go to `ingest` (the publish queue), the writer applies from
+    /// `applied_from`, and `edge` answers fresh reads and says whether the log takes events.
+    pub fn with_cluster(
+        mut self,
+        applied_from: Arc<Ingest>,
+        edge: crate::cluster::ClusterEdge,
+        durable_wait: std::time::Duration,
+    ) -> Self {
+        self.applied_from = applied_from;
+        self.cluster = Some(edge);
+        self.durable_wait = durable_wait;
+        self
     }
 
     /// Gives the routes the journal's health (POSTs get 503 while its writes fail).
@@ -208,6 +184,9 @@ impl Service {
         if self.journal.as_ref().is_some_and(|j| j.failing()) {
             return Err(RejectError::JournalFailing.into());
         }
+        if self.cluster.as_ref().is_some_and(|c| c.state.log_failing()) {
+            return Err(RejectError::LogFailing.into());
+        }
         // Advisory: only clocks further apart than the admission margin get here.
         if self.ring.is_sealed(event.hour) {
             return Err(RejectError::SealedHour.into());
@@ -216,6 +195,17 @@ impl Service {
             PushError::Full => RejectError::QueueFull.into(),
             PushError::Closed => RejectError::ShuttingDown.into(),
         })
+    }
+
+    /// Validates a GET of `/analytics`; in a cluster, waits first if it asks for `fresh=1`.
+    fn get(&self, query: &[u8]) -> Result<u32, ApiError> {
+        let hour = query::parse_get(query)?;
+        if let Some(cluster) = &self.cluster {
+            if query::wants_fresh(query)? {
+                cluster.wait_fresh()?;
+            }
+        }
+        Ok(hour)
     }
 
     /// Checks a POST before its body is read (for `Expect: 100-continue`): the error it will
@@ -230,9 +220,13 @@ impl Service {
 
     fn gauges(&self) -> Gauges {
         Gauges {
-            applied: self.ingest.applied(),
+            applied: self.applied_from.applied(),
             sealed_drops: self.ring.sealed_drops(),
-            queued: self.ingest.queued(),
+            queued: self.ingest.queued()
+                + self
+                    .cluster
+                    .as_ref()
+                    .map_or(0, |_| self.applied_from.queued()),
             queue_capacity: self.ingest.capacity(),
             open_connections: self.conns.open(),
             archived_hours: loop {
@@ -246,6 +240,7 @@ impl Service {
             ready: self.is_ready() && !self.is_stopping(),
             journal: self.journal.as_ref().map(|j| j.figures()),
             journal_failing: self.journal.as_ref().is_some_and(|j| j.failing()),
+            cluster: self.cluster.as_ref().map(|c| c.state.figures()),
         }
     }
 
@@ -262,9 +257,9 @@ impl Service {
         let (path, query) = split_target(target);
         let result = match (path, method) {
             (b"/analytics", _) if !self.is_ready() => Err(RejectError::Recovering.into()),
-            (b"/analytics", Method::Get | Method::Head) => query::parse_get(query)
-                .map(|hour| Answer::text(Body::Counts(hour, self.read_counts(hour))))
-                .map_err(ApiError::from),
+            (b"/analytics", Method::Get | Method::Head) => self
+                .get(query)
+                .map(|hour| Answer::text(Body::Counts(hour, self.read_counts(hour)))),
             (b"/analytics", Method::Post) => self.post(query, clock).map(|()| {
                 tally.accepted += 1;
                 Answer {
@@ -356,33 +351,6 @@ fn absolute_form_path(target: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn admission_window_follows_retention_future_and_margin() {
-        let a = Admission::new(48, 1).expect("a window");
-        assert_eq!(a.max_past_hours, 45);
-        let now = 1000;
-        assert_eq!(a.check(1001, now), Ok(()));
-        assert_eq!(a.check(955, now), Ok(()));
-        assert_eq!(
-            a.check(1002, now),
-            Err(RejectError::FutureHour {
-                max_future_hours: 1
-            })
-        );
-        assert_eq!(
-            a.check(954, now),
-            Err(RejectError::TooOldHour { max_past_hours: 45 })
-        );
-        // Two hours admitted by clocks up to the margin apart are less than a ring apart, so
-        // they never share a slot: the oldest taken at `now`, the newest at `now + margin`.
-        let newest = now + u64::from(ADMISSION_MARGIN_HOURS + a.max_future_hours);
-        let oldest = now - u64::from(a.max_past_hours);
-        assert!(newest - oldest < 48, "{oldest}..={newest}");
-        assert_eq!(Admission::new(3, 1).map(|a| a.max_past_hours), Some(0));
-        assert_eq!(Admission::new(2, 1), None);
-        assert_eq!(Admission::new(1, 0), None);
-    }
 
     #[test]
     fn targets_split_in_origin_and_absolute_form() {

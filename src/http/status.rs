@@ -45,6 +45,7 @@ statuses! {
     HeaderFieldsTooLarge = 431 "Request Header Fields Too Large",
     NotImplemented = 501 "Not Implemented",
     ServiceUnavailable = 503 "Service Unavailable",
+    GatewayTimeout = 504 "Gateway Timeout",
     VersionNotSupported = 505 "HTTP Version Not Supported",
 }
 

@@ -21,6 +21,8 @@ use crate::writer::Ingest;
 
 /// A parked waiter re-checks at least this often.
 pub const RECHECK: Duration = Duration::from_millis(50);
+/// The shortest park (see `wait`).
+pub const MIN_PARK: Duration = Duration::from_millis(2);
 
 /// The coroutines waiting for a durable cut.
 #[derive(Debug, Default)]
@@ -50,7 +52,11 @@ impl DurableWaiters {
             if ingest.durable_cut() >= ticket {
                 return true;
             }
-            let _ = blocker.park(Some(left.min(RECHECK)));
+            // Never a very short park: may 0.3.51 arms the timer before it registers the
+            // coroutine, so a timer that fires in between (seen with 155 µs left) wakes
+            // nobody, and the coroutine sleeps until an unpark that, with the disk or the log
+            // down, never comes.
+            let _ = blocker.park(Some(left.clamp(MIN_PARK, RECHECK)));
         }
     }
 

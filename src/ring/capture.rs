@@ -17,11 +17,16 @@
 //!
 //! The writer's stall per call is bounded by the budget ([`CAPTURE_BUDGET`] fingerprints);
 //! the price is one hash-set insert per new user while a capture is under way.
+//!
+//! [`RingWriter::restore`](super::RingWriter::restore), the way back, is here too: it loads an
+//! image into a new ring.
 
 use ahash::AHashSet;
 
-use super::slot::Counts;
+use super::slot::{Counts, Snapshot, EMPTY};
 use super::users::{UserSet, STRIPES};
+use super::RingWriter;
+use crate::sync::Ordering;
 
 /// Fingerprints a capture step copies at most (then it finishes the stripe it is in).
 pub const CAPTURE_BUDGET: usize = 16 * 1024;
@@ -43,7 +48,7 @@ pub struct RingImage {
 /// One slot of a [`RingImage`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotImage {
-    /// The slot's hour, or [`EMPTY`](super::EMPTY).
+    /// The slot's hour, or [`EMPTY`].
     pub hour: u32,
     pub counts: Counts,
     /// The fingerprints of the hour's users (as many as `counts.unique_users`), in no
@@ -145,5 +150,50 @@ impl Capture {
             .all(|s| s.users.len() as u64 == s.counts.unique_users));
         self.image.archive.sort_unstable_by_key(|(h, _)| *h);
         self.image
+    }
+}
+
+impl RingWriter {
+    /// Loads `image` into this writer's ring, which must be new, and publishes it. Refuses
+    /// an image of another capacity or whose user lists disagree with its counts.
+    pub fn restore(&mut self, image: &RingImage) -> Result<(), String> {
+        if image.slots.len() != self.slots.len() {
+            return Err(format!(
+                "the snapshot has {} slots, the ring {}",
+                image.slots.len(),
+                self.slots.len()
+            ));
+        }
+        for (i, (w, s)) in self.slots.iter_mut().zip(&image.slots).enumerate() {
+            let mut users = UserSet::new();
+            for &fp in &s.users {
+                users.insert(fp);
+            }
+            if users.len() != s.counts.unique_users || (s.hour == EMPTY && !users.is_empty()) {
+                return Err(format!(
+                    "slot {i}: {} distinct users listed for unique_users={}",
+                    users.len(),
+                    s.counts.unique_users
+                ));
+            }
+            w.snap = Snapshot {
+                hour: s.hour,
+                counts: s.counts,
+            };
+            w.users = users;
+            if !w.dirty {
+                w.dirty = true;
+                self.dirty.push(i);
+            }
+        }
+        for &(hour, counts) in &image.archive {
+            self.ring.archive.seal(hour, counts);
+        }
+        // Relaxed: a statistic; nothing reads it before the writer starts.
+        self.ring
+            .sealed_drops
+            .store(image.sealed_drops, Ordering::Relaxed);
+        self.publish();
+        Ok(())
     }
 }

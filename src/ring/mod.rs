@@ -31,17 +31,23 @@
 //! - the slot is empty or holds an older hour: `h` has had nothing published yet: zeros.
 
 pub mod archive;
+mod batch;
 pub mod capture;
 pub mod placement;
+mod prefetch;
 pub mod slot;
+mod stripe;
 pub mod users;
+mod zeroed;
 
 use crossbeam_utils::CachePadded;
 
 pub use archive::Archive;
+pub use batch::PREFETCH_AHEAD;
 use capture::Capture;
 pub use capture::{RingImage, SlotImage};
 pub use slot::{Counts, Slot, Snapshot, EMPTY};
+use users::Mixed;
 pub use users::UserSet;
 
 use crate::event::{Event, Kind};
@@ -221,11 +227,21 @@ impl RingWriter {
     /// next [`publish`](Self::publish); a recycled hour's archive entry is visible at once.
     #[inline]
     pub fn apply(&mut self, event: Event) -> Applied {
+        self.apply_hinted(event, None)
+    }
+
+    /// [`apply`](Self::apply), with the user already mixed by the set of the event's slot
+    /// when that slot held the event's hour (see [`apply_batch`](Self::apply_batch)).
+    #[inline(always)]
+    fn apply_hinted(&mut self, event: Event, hint: Option<Mixed>) -> Applied {
         let i = event.hour as usize % self.slots.len();
         debug_assert!(i < self.slots.len());
         let w = &mut self.slots[i];
-        match standing(w.snap.hour, event.hour) {
-            Standing::InSlot => {}
+        // A hint is the user mixed by this slot's set, taken while the slot held the event's
+        // hour: it is this set's only if the slot holds that hour still (a slot's hour only
+        // moves forward, so no recycle came in between).
+        let hint = match standing(w.snap.hour, event.hour) {
+            Standing::InSlot => hint,
             Standing::Sealed => {
                 // Relaxed: a statistic; single writer, so load-add-store is exact.
                 let drops = self.ring.sealed_drops.load(Ordering::Relaxed);
@@ -246,9 +262,14 @@ impl RingWriter {
                 if let Some(c) = self.capture.as_mut() {
                     c.retire(i, old);
                 }
+                None
             }
-        }
-        if w.users.insert(event.user) {
+        };
+        let m = match hint {
+            Some(m) => m,
+            None => w.users.mixed(event.user),
+        };
+        if w.users.insert_mixed(m) {
             w.snap.counts.unique_users += 1;
             if let Some(c) = self.capture.as_mut() {
                 c.added(i, event.user);
@@ -302,49 +323,6 @@ impl RingWriter {
         } else {
             None
         }
-    }
-
-    /// Loads `image` into this writer's ring, which must be new, and publishes it. Refuses
-    /// an image of another capacity or whose user lists disagree with its counts.
-    pub fn restore(&mut self, image: &RingImage) -> Result<(), String> {
-        if image.slots.len() != self.slots.len() {
-            return Err(format!(
-                "the snapshot has {} slots, the ring {}",
-                image.slots.len(),
-                self.slots.len()
-            ));
-        }
-        for (i, (w, s)) in self.slots.iter_mut().zip(&image.slots).enumerate() {
-            let mut users = UserSet::new();
-            for &fp in &s.users {
-                users.insert(fp);
-            }
-            if users.len() != s.counts.unique_users || (s.hour == EMPTY && !users.is_empty()) {
-                return Err(format!(
-                    "slot {i}: {} distinct users listed for unique_users={}",
-                    users.len(),
-                    s.counts.unique_users
-                ));
-            }
-            w.snap = Snapshot {
-                hour: s.hour,
-                counts: s.counts,
-            };
-            w.users = users;
-            if !w.dirty {
-                w.dirty = true;
-                self.dirty.push(i);
-            }
-        }
-        for &(hour, counts) in &image.archive {
-            self.ring.archive.seal(hour, counts);
-        }
-        // Relaxed: a statistic; nothing reads it before the writer starts.
-        self.ring
-            .sealed_drops
-            .store(image.sealed_drops, Ordering::Relaxed);
-        self.publish();
-        Ok(())
     }
 
     /// Publishes every slot changed since the last call.

@@ -1,6 +1,7 @@
 //! Tests of `ring::users`.
 
 use super::*;
+use crate::ring::stripe::{Stripe, PROBES};
 use proptest::prelude::*;
 use std::collections::HashSet;
 
@@ -50,20 +51,29 @@ fn insert_reports_new_values_once() {
 }
 
 #[test]
-fn the_fingerprint_that_mixes_to_zero_lives_in_the_flag() {
+fn the_value_of_a_stripe_with_zero_low_bits_lives_in_its_flag() {
+    // A cell keeps the 56 bits below the stripe bits, and all-zero cells are free: the one
+    // value per stripe with zero low bits cannot take a cell.
     let mut set = UserSet::with_key(KEY);
-    let z = KEY.unmix(0);
-    assert!(!set.contains(z));
-    assert!(set.insert(z));
-    assert!(set.has_zero && set.stripes.is_empty());
-    assert!(!set.insert(z));
-    assert!(set.contains(z));
+    let zeros: Vec<u64> = [0u64, 1, 255].iter().map(|&s| KEY.unmix(s << 56)).collect();
+    for &z in &zeros {
+        assert!(!set.contains(z));
+        assert!(set.insert(z));
+        assert!(!set.insert(z));
+        assert!(set.contains(z));
+    }
+    for s in [0, 1, 255] {
+        assert_eq!((set.stripes[s].len(), set.stripes[s].cap()), (1, 0));
+    }
     // The fingerprint 0 is an ordinary value.
     assert!(!set.contains(0));
     assert!(set.insert(0));
-    assert_eq!(set.len(), 2);
+    assert_eq!(set.len(), 4);
     let fps: HashSet<u64> = set.fingerprints().collect();
-    assert_eq!(fps, HashSet::from([z, 0]));
+    assert_eq!(fps, HashSet::from([zeros[0], zeros[1], zeros[2], 0]));
+    let mut out = Vec::new();
+    set.stripe_fingerprints(255, &mut out);
+    assert_eq!(out, [zeros[2]]);
 }
 
 #[test]
@@ -108,9 +118,9 @@ fn colliding_home_cells_wrap_around_the_table() {
     for &fp in &fps {
         assert!(set.insert(fp));
     }
-    let table = &set.stripes[0].table;
-    let cap = table.len();
-    assert!(table[cap - 1] != 0 && table[0] != 0, "the run wrapped");
+    let stripe = &set.stripes[0];
+    let cap = stripe.cap();
+    assert!(stripe.taken(cap - 1) && stripe.taken(0), "the run wrapped");
     for &fp in &fps {
         assert!(set.contains(fp));
         assert!(!set.insert(fp));
@@ -125,25 +135,21 @@ fn a_duplicate_never_grows_a_full_table() {
     let mut inserted = Vec::new();
     for p in 1u64.. {
         let stripe = set.stripes.first();
-        if stripe.is_some_and(|s| !Stripe::fits(s.len + 1, s.table.len())) {
+        if stripe.is_some_and(|s| !Stripe::fits(s.in_table() + 1, s.cap())) {
             break;
         }
         let fp = KEY.unmix(p); // stripe 0: the top bits of `p` are zero
         assert!(set.insert(fp));
         inserted.push(fp);
     }
-    let cap = set.stripes[0].table.len();
+    let cap = set.stripes[0].cap();
     for &fp in &inserted {
         assert!(!set.insert(fp));
     }
-    assert_eq!(
-        set.stripes[0].table.len(),
-        cap,
-        "a duplicate grew the table"
-    );
+    assert_eq!(set.stripes[0].cap(), cap, "a duplicate grew the table");
     // A new value does grow it.
     assert!(set.insert(KEY.unmix(inserted.len() as u64 + 1)));
-    assert!(set.stripes[0].table.len() > cap);
+    assert!(set.stripes[0].cap() > cap);
 }
 
 /// The regression test of the hash-flooding defect: names crafted against the old public

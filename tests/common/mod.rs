@@ -108,6 +108,20 @@ impl TestServer {
         &self.early
     }
 
+    /// Waits up to `timeout` for a line (printed after `ready`) that contains `needle`;
+    /// lines before it are dropped.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -377,3 +391,4 @@ pub fn pipelining_poster(
         }
     })
 }
+pub mod nats;

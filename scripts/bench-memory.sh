@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Memory per unique user-hour of the real server, by resident memory: starts the release
+# binary (--ephemeral), posts N distinct users to one hour over HTTP, and reads VmRSS and
+# RssAnon from /proc/PID/status before and after. `cargo bench --bench memory` counts the
+# heap bytes of the user set alone; this counts what the process holds, allocator slack and
+# table growth included.
+#
+#   bash scripts/bench-memory.sh                 # USERS="2000000 7000000"
+#   USERS=1000000 bash scripts/bench-memory.sh
+#
+# For each N: a fresh server; two connections post 1 000 warm-up users ("w…") to the hour,
+# so that connections, buffers and the hour's first tables exist before the first reading;
+# then users u0 … u{N-1}, each once, pipelined; then a GET of the hour must answer
+# unique_users = N + 1000 (every event applied) before the second reading. The table gives
+# the growth divided by N.
+#
+# The client is a small Python program (one process per connection, 512 requests per
+# write); it needs python3. It fails on any answer but 204. The server gets a queue of 8 Mi
+# events (QUEUE): allocated and filled in at start, so it is in the first reading and not in
+# the growth, and a writer that falls behind a fast client (on a busy machine) makes the
+# client wait instead of refusing events with 503. PIN=1 pins the server to core 0 and the
+# client to core 1. SERVER_ARGS adds flags to the server; HOURTALLY picks another binary
+# (e.g. one built with another allocator) instead of building.
+
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+USERS=${USERS:-"2000000 7000000"}
+CONNS=${CONNS:-2}
+SERVER_ARGS=${SERVER_ARGS:-}
+QUEUE=${QUEUE:-8388608}
+
+command -v python3 >/dev/null || {
+    echo "bench-memory: python3 is missing" >&2
+    exit 1
+}
+PIN_SERVER=()
+PIN_CLIENT=()
+if [[ ${PIN:-0} == 1 ]]; then
+    PIN_SERVER=(taskset -c 0)
+    PIN_CLIENT=(taskset -c 1)
+fi
+
+if [[ -z ${HOURTALLY:-} ]]; then
+    echo "+ cargo build --release --bin hourtally" >&2
+    cargo build --release --bin hourtally
+    HOURTALLY=${CARGO_TARGET_DIR:-target}/release/hourtally
+fi
+
+TMP=$(mktemp -d)
+SERVER_PID=""
+
+stop_server() {
+    if [[ -n $SERVER_PID ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+cleanup() {
+    stop_server
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The client: posts users PREFIX0 … PREFIX{N-1} to the hour of TS over CONNS connections,
+# then GETs the hour until it counts EXPECT unique users (or 60 s pass).
+cat >"$TMP/post.py" <<'EOF'
+import socket, sys, time
+from multiprocessing import Process
+
+host, port = sys.argv[1].rsplit(":", 1)
+port = int(port)
+ts, prefix, n, conns, expect = int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+WINDOW = 512
+
+def post(lo, hi):
+    s = socket.create_connection((host, port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
+    for a in range(lo, hi, WINDOW):
+        b = min(a + WINDOW, hi)
+        s.sendall(b"".join(
+            b"POST /analytics?timestamp=%d&user=%s%d&impression HTTP/1.1\r\nHost: bench\r\n\r\n"
+            % (ts, prefix.encode(), u) for u in range(a, b)))
+        want = b - a
+        while want:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                sys.exit("the server closed the connection")
+            buf += chunk
+            # Whole answers only (a 204 has no body: its head ends it).
+            pos = 0
+            while want:
+                end = buf.find(b"\r\n\r\n", pos)
+                if end < 0:
+                    break
+                if not buf.startswith(b"HTTP/1.1 204 ", pos):
+                    sys.exit("an answer other than 204: %r" % buf[pos:pos + 200])
+                pos = end + 4
+                want -= 1
+            buf = buf[pos:]
+    s.close()
+
+step = (n + conns - 1) // conns
+ps = [Process(target=post, args=(i * step, min(n, (i + 1) * step))) for i in range(conns)]
+for p in ps:
+    p.start()
+for p in ps:
+    p.join()
+    if p.exitcode != 0:
+        sys.exit(1)
+
+deadline = time.time() + 60
+while True:
+    s = socket.create_connection((host, port))
+    s.sendall(b"GET /analytics?timestamp=%d HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n" % ts)
+    body = b""
+    while True:
+        c = s.recv(1 << 16)
+        if not c:
+            break
+        body += c
+    s.close()
+    got = [l for l in body.split(b"\n") if l.startswith(b"unique_users,")]
+    if got and int(got[0].split(b",")[1]) == expect:
+        break
+    if time.time() > deadline:
+        sys.exit("the hour counts %r, expected %d unique users" % (got, expect))
+    time.sleep(0.05)
+EOF
+
+# kib PID FIELD: a field of /proc/PID/status, in KiB.
+kib() {
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+
+printf '%-10s %12s %12s %12s %12s %10s %10s %8s\n' \
+    users "RSS before" "RSS after" "anon before" "anon after" "RSS B/user" "anon B/user" "post s"
+for n in $USERS; do
+    log=$TMP/server.log
+    # shellcheck disable=SC2086 # SERVER_ARGS is a list of flags
+    "${PIN_SERVER[@]}" "$HOURTALLY" --ephemeral --listen 127.0.0.1:0 \
+        --queue-capacity "$QUEUE" $SERVER_ARGS >"$log" 2>&1 &
+    SERVER_PID=$!
+    addr=""
+    for _ in $(seq 200); do
+        addr=$(awk '/ listening / { for (i = 1; i <= NF; i++) if ($i ~ /^addr=/) { print substr($i, 6); exit } }' "$log")
+        [[ -n $addr ]] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [[ -z $addr ]]; then
+        echo "bench-memory: the server did not start:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    # One timestamp for the whole run (the current hour when it starts), so every user
+    # lands in the same hour even if the clock's hour turns meanwhile.
+    ts=$(($(date +%s) * 1000))
+    client() {
+        "${PIN_CLIENT[@]}" python3 "$TMP/post.py" "$addr" "$ts" "$@" || {
+            echo "bench-memory: the client failed; the server's log ends:" >&2
+            tail -5 "$log" >&2
+            exit 1
+        }
+    }
+    client w 1000 "$CONNS" 1000
+    rss0=$(kib "$SERVER_PID" VmRSS)
+    anon0=$(kib "$SERVER_PID" RssAnon)
+    t0=$(date +%s.%N)
+    client u "$n" "$CONNS" $((n + 1000))
+    t1=$(date +%s.%N)
+    rss1=$(kib "$SERVER_PID" VmRSS)
+    anon1=$(kib "$SERVER_PID" RssAnon)
+    stop_server
+    awk -v n="$n" -v r0="$rss0" -v r1="$rss1" -v a0="$anon0" -v a1="$anon1" -v t0="$t0" -v t1="$t1" \
+        'BEGIN { printf "%-10d %9d KiB %9d KiB %9d KiB %9d KiB %10.2f %10.2f %8.1f\n",
+                 n, r0, r1, a0, a1, (r1 - r0) * 1024 / n, (a1 - a0) * 1024 / n, t1 - t0 }'
+done

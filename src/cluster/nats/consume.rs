@@ -1,0 +1,164 @@
+//! Reading the stream: an ordered consumer checked message by message, and the answers to
+//! fresh reads.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{consumer, stream};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use super::{pause, FreshReply, ACK_TIMEOUT, MAX_EXPIRES, STALL};
+use crate::cluster::feed::Feed;
+use crate::cluster::state::{bump, ClusterState};
+use crate::journal::record;
+use crate::sync::Arc;
+use crate::writer::{Ingest, PushError};
+
+/// Answers fresh-read questions: one stream-info request serves every question that arrived
+/// before it was sent.
+pub(super) async fn answer_fresh(
+    stream: stream::Stream,
+    mut questions: mpsc::UnboundedReceiver<FreshReply>,
+    state: Arc<ClusterState>,
+) {
+    while let Some(first) = questions.recv().await {
+        let mut waiting = vec![first];
+        while let Ok(more) = questions.try_recv() {
+            waiting.push(more);
+        }
+        let last = match tokio::time::timeout(ACK_TIMEOUT, stream.get_info()).await {
+            Ok(Ok(info)) => Some(info.state.last_sequence),
+            _ => None,
+        };
+        if let Some(last) = last {
+            state.saw_stream_last(last);
+        }
+        for reply in waiting {
+            let _ = reply.send(last);
+        }
+    }
+}
+
+/// Reads the stream from `next` on, in order, into the writer's queue.
+pub(super) async fn consume(
+    stream: stream::Stream,
+    subject: String,
+    mut next: u64,
+    feed_ingest: Arc<Ingest>,
+    feed: Arc<Feed>,
+    state: Arc<ClusterState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut first = true;
+    loop {
+        if !first {
+            bump(&state.consumer_restarts, 1);
+            if pause(Duration::from_millis(200), &mut stop).await {
+                return;
+            }
+        }
+        first = false;
+        let config = consumer::pull::OrderedConfig {
+            filter_subject: subject.clone(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: next,
+            },
+            max_expires: MAX_EXPIRES,
+            ..Default::default()
+        };
+        let messages = match stream.create_consumer(config).await {
+            Ok(c) => c.messages().await,
+            Err(e) => {
+                if state.consumer_log_due() {
+                    tracing::warn!(error = %e, from = next, "cluster: cannot create the consumer; retrying");
+                }
+                continue;
+            }
+        };
+        let mut messages = match messages {
+            Ok(m) => m,
+            Err(e) => {
+                if state.consumer_log_due() {
+                    tracing::warn!(error = %e, from = next, "cluster: cannot read the stream; retrying");
+                }
+                continue;
+            }
+        };
+        loop {
+            let item = tokio::select! {
+                item = tokio::time::timeout(STALL, messages.next()) => item,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let message = match item {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => {
+                    if state.consumer_log_due() {
+                        tracing::warn!(error = %e, at = next, "cluster: consumer error; creating it again");
+                    }
+                    break;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    // Quiet for a while: fine if the stream has nothing more, else recreate.
+                    match stream.get_info().await {
+                        Ok(info) if info.state.last_sequence >= next => {
+                            tracing::warn!(
+                                at = next,
+                                stream_last = info.state.last_sequence,
+                                "cluster: consumer stalled; creating it again"
+                            );
+                            break;
+                        }
+                        _ => continue,
+                    }
+                }
+            };
+            let Ok(info) = message.info() else {
+                break;
+            };
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            if seq < next {
+                continue;
+            }
+            if seq > next {
+                tracing::warn!(
+                    expected = next,
+                    got = seq,
+                    "cluster: gap in the stream's sequence; creating the consumer again"
+                );
+                break;
+            }
+            state.saw_stream_last(seq + pending);
+            let events = match record::decode_group(&message.payload) {
+                Ok(group) if group.len == message.payload.len() => group.events,
+                _ => {
+                    // Every server skips the same message: the rings stay equal.
+                    bump(&state.messages_skipped, 1);
+                    if state.consumer_log_due() {
+                        tracing::error!(
+                            seq,
+                            skipped_so_far = state.figures().messages_skipped,
+                            "cluster: a stream message is not a batch of events; skipped"
+                        );
+                    }
+                    Vec::new()
+                }
+            };
+            feed.messages.push((seq, events.len() as u32));
+            for event in events {
+                loop {
+                    match feed_ingest.push(event) {
+                        Ok(()) => break,
+                        Err(PushError::Full) => tokio::time::sleep(Duration::from_millis(1)).await,
+                        Err(PushError::Closed) => return,
+                    }
+                }
+            }
+            if feed_ingest.queued() == 0 {
+                // A message with no events: wake the writer so it counts it off.
+                feed_ingest.wake_popper();
+            }
+            next = seq + 1;
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The nats thread: async-nats on a tokio runtime of its own, fed from and feeding the rest
+//! of the server through channels. No tokio code runs on a `may` worker, and no `may`
+//! coroutine waits on a tokio future.
+//!
+//! At start it connects (retrying until NATS answers), creates the stream and the snapshot
+//! bucket if they are missing, loads the newest snapshot it can read, reads the stream's
+//! last sequence, and hands both to the writer thread ([`Bootstrap`]). Then four tasks run:
+//! - **publish**: each batch from the publisher is published with its de-duplication id and
+//!   its acknowledgement awaited, concurrently (the publisher bounds how many are out). A
+//!   failure or a timeout (a leader election, no responders) is retried with the same id,
+//!   for [`RETRY_FOR`] at most, inside the stream's duplicate window.
+//! - **consume**: an ordered consumer from the sequence after the snapshot. Each message
+//!   must be the last one taken + 1; on a gap, an error, or no message for [`STALL`] while the
+//!   stream has more, the consumer is created again from there.
+//! - **fresh**: answers "what is the stream's last sequence now" for `GET ...&fresh=1`, one
+//!   stream-info request for every question that arrived before it was sent.
+//! - **snapshots**: stores each capture of the ring in the object store, named by the stream
+//!   sequence it covers, and keeps the newest [`KEEP_SNAPSHOTS`].
+
+mod consume;
+mod publish;
+mod snapshots;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use crossbeam_queue::SegQueue;
+use tokio::sync::{mpsc, watch};
+
+use super::feed::Feed;
+use super::outbox::{Outgoing, DUPLICATE_WINDOW, RETRY_FOR};
+use super::state::ClusterState;
+use crate::publisher::Outcome;
+use crate::ring::RingImage;
+use crate::sync::Arc;
+use crate::writer::Ingest;
+
+/// Longest wait for one publish's acknowledgement before it is retried.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
+/// The ordered consumer's longest pull request: short, so that after a leader election it
+/// resumes within seconds rather than the client's default 30.
+pub const MAX_EXPIRES: Duration = Duration::from_secs(2);
+/// No message for this long while the stream has more: create the consumer again.
+pub const STALL: Duration = Duration::from_secs(4);
+/// Snapshots kept in the bucket (the newest, and one to fall back on).
+pub const KEEP_SNAPSHOTS: usize = 2;
+/// How often the publisher is woken to look at its timers.
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// What the writer thread needs before it starts: the newest snapshot, and how far the
+/// stream went when this server started (it is ready once it has applied that far).
+#[derive(Debug)]
+pub struct Bootstrap {
+    pub image: Option<RingImage>,
+    pub target: u64,
+}
+
+/// A `GET ...&fresh=1` waiting to learn the stream's last sequence (`None`: NATS did not
+/// answer).
+pub type FreshReply = may::sync::mpsc::Sender<Option<u64>>;
+
+/// Everything the nats thread is given.
+pub struct Wiring {
+    pub urls: Vec<String>,
+    pub stream: String,
+    pub subject: String,
+    pub bucket: String,
+    pub replicas: usize,
+    pub max_age: Duration,
+    /// `--retention-hours`: every server of a cluster must use the same (the stream's
+    /// description records it; a server with another refuses to start).
+    pub retention_hours: usize,
+    /// `{node}-{boot}-`: the prefix of this process's de-duplication ids.
+    pub id_prefix: String,
+    pub state: Arc<ClusterState>,
+    /// The publish queue, to wake its publisher.
+    pub publish_ingest: Arc<Ingest>,
+    pub outcomes: Arc<SegQueue<Outcome>>,
+    pub batches: mpsc::UnboundedReceiver<Outgoing>,
+    /// The writer's queue and its message boundaries.
+    pub feed_ingest: Arc<Ingest>,
+    pub feed: Arc<Feed>,
+    pub snapshots: mpsc::UnboundedReceiver<RingImage>,
+    pub fresh: mpsc::UnboundedReceiver<FreshReply>,
+    pub bootstrap: std::sync::mpsc::Sender<Bootstrap>,
+    /// Set to true: stop consuming. Then: finish storing snapshots and exit.
+    pub stop_consuming: watch::Receiver<bool>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Runs the nats thread until shutdown.
+pub fn run(w: Wiring) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cluster: cannot start the NATS client's runtime");
+            std::process::exit(1);
+        }
+    };
+    rt.block_on(main(w));
+}
+
+async fn main(w: Wiring) {
+    let mut shutdown = w.shutdown.clone();
+    let Some(js) = connect(&w.urls, &mut shutdown).await else {
+        return;
+    };
+    let Some(stream) = retry("create or find the stream", &mut shutdown, || {
+        ensure_stream(&js, &w)
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(store) = retry("create or find the snapshot bucket", &mut shutdown, || {
+        snapshots::ensure_bucket(&js, &w)
+    })
+    .await
+    else {
+        return;
+    };
+    let image = snapshots::load_newest(&store).await;
+    let covered = image.as_ref().map_or(0, |i| i.covered);
+    let Some(info) = retry("read the stream's state", &mut shutdown, || async {
+        stream.get_info().await.map_err(|e| e.to_string())
+    })
+    .await
+    else {
+        return;
+    };
+    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    if info.state.messages > 0 && first > covered + 1 {
+        tracing::error!(
+            stream = %w.stream,
+            snapshot_covers = covered,
+            stream_first = first,
+            "cluster: the stream no longer holds the events after the newest snapshot; counts would be wrong, so this server does not start (raise --stream-max-age-hours, keep a server running)"
+        );
+        eprintln!("hourtally: the stream {} starts at {first}, after the newest snapshot ({covered}): cannot rebuild the counts", w.stream);
+        std::process::exit(1);
+    }
+    w.state.saw_stream_last(last);
+    tracing::info!(
+        stream = %w.stream,
+        snapshot_covers = covered,
+        stream_last = last,
+        "cluster: connected"
+    );
+    if w.bootstrap
+        .send(Bootstrap {
+            image,
+            target: last,
+        })
+        .is_err()
+    {
+        return;
+    }
+
+    let ticker = tokio::spawn(tick(w.publish_ingest.clone(), shutdown.clone()));
+    let publish = tokio::spawn(publish::publish_all(
+        js.clone(),
+        w.subject.clone(),
+        w.id_prefix.clone(),
+        w.batches,
+        w.outcomes.clone(),
+        w.publish_ingest.clone(),
+        w.state.clone(),
+    ));
+    let fresh = tokio::spawn(consume::answer_fresh(
+        stream.clone(),
+        w.fresh,
+        w.state.clone(),
+    ));
+    let consume = tokio::spawn(consume::consume(
+        stream.clone(),
+        w.subject.clone(),
+        covered + 1,
+        w.feed_ingest.clone(),
+        w.feed.clone(),
+        w.state.clone(),
+        w.stop_consuming.clone(),
+    ));
+    let snapshots = tokio::spawn(snapshots::store_snapshots(
+        store,
+        w.snapshots,
+        w.state.clone(),
+    ));
+
+    // Until shutdown: the senders of `batches`, `snapshots` and `fresh` close as their
+    // threads end, which ends those tasks.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    let _ = consume.await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), snapshots).await;
+    publish.abort();
+    fresh.abort();
+    ticker.abort();
+}
+
+/// Connects, retrying every second until NATS answers or shutdown begins.
+async fn connect(
+    urls: &[String],
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<jetstream::Context> {
+    let mut failures = 0u32;
+    loop {
+        let options = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(2))
+            .request_timeout(Some(ACK_TIMEOUT))
+            .max_reconnects(None)
+            .event_callback(|event| async move {
+                use async_nats::Event;
+                match event {
+                    Event::Connected => tracing::info!("cluster: connected to NATS"),
+                    Event::Disconnected => {
+                        tracing::warn!("cluster: disconnected from NATS; reconnecting")
+                    }
+                    Event::LameDuckMode => {
+                        tracing::warn!("cluster: a NATS server is entering lame duck mode")
+                    }
+                    Event::SlowConsumer(_) => {
+                        tracing::warn!("cluster: NATS reports this client as a slow consumer")
+                    }
+                    // Each failed reconnect attempt, and the rest: not worth a line each.
+                    other => tracing::debug!(event = %other, "cluster: NATS client event"),
+                }
+            });
+        match options.connect(urls).await {
+            Ok(client) => return Some(jetstream::new(client)),
+            Err(e) => {
+                if failures.is_multiple_of(10) {
+                    tracing::warn!(error = %e, urls = ?urls, failures, "cluster: cannot connect to NATS; retrying");
+                }
+                failures += 1;
+            }
+        }
+        if pause(Duration::from_secs(1), shutdown).await {
+            return None;
+        }
+    }
+}
+
+/// Sleeps `d`; true if shutdown began meanwhile.
+async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let stopped = tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = shutdown.wait_for(|stop| *stop) => true,
+    };
+    stopped || *shutdown.borrow()
+}
+
+/// Runs `attempt` until it succeeds or shutdown begins, logging a failure now and then.
+async fn retry<T, F, Fut>(
+    what: &str,
+    shutdown: &mut watch::Receiver<bool>,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut failures = 0u32;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), attempt()).await {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(e)) if failures.is_multiple_of(10) => {
+                tracing::warn!(error = %e, failures, "cluster: cannot {what}; retrying")
+            }
+            Err(_) if failures.is_multiple_of(10) => {
+                tracing::warn!(failures, "cluster: cannot {what}: timed out; retrying")
+            }
+            _ => {}
+        }
+        failures += 1;
+        if pause(Duration::from_millis(500), shutdown).await {
+            return None;
+        }
+    }
+}
+
+async fn ensure_stream(js: &jetstream::Context, w: &Wiring) -> Result<stream::Stream, String> {
+    let description = format!("hourtally events; retention_hours={}", w.retention_hours);
+    let config = stream::Config {
+        name: w.stream.clone(),
+        description: Some(description.clone()),
+        subjects: vec![w.subject.clone()],
+        num_replicas: w.replicas,
+        max_age: w.max_age,
+        duplicate_window: DUPLICATE_WINDOW,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    let stream = js
+        .get_or_create_stream(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let found = stream.cached_info().config.description.clone();
+    if let Some(found) = found.filter(|d| d.starts_with("hourtally events;") && *d != description) {
+        tracing::error!(stream = %w.stream, found = %found, expected = %description, "cluster: this server's --retention-hours differs from the cluster's; the rings would differ, so it does not start");
+        eprintln!("hourtally: --retention-hours differs from the cluster's ({found})");
+        std::process::exit(2);
+    }
+    let window = stream.cached_info().config.duplicate_window;
+    if window < RETRY_FOR {
+        tracing::warn!(
+            duplicate_window_s = window.as_secs(),
+            retry_for_s = RETRY_FOR.as_secs(),
+            "cluster: the stream's duplicate window is shorter than this server's retries; a retried batch could count twice"
+        );
+    }
+    Ok(stream)
+}
+
+/// Wakes the publisher now and then, so that it notices a batch waiting too long.
+async fn tick(publish_ingest: Arc<Ingest>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if pause(TICK, &mut shutdown).await {
+            // A stopping publisher waits for acknowledgements on this tick: keep it up.
+            loop {
+                publish_ingest.wake_popper();
+                tokio::time::sleep(TICK).await;
+            }
+        }
+        publish_ingest.wake_popper();
+    }
+}

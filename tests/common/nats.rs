@@ -1,0 +1,159 @@
+//! Real `nats-server` processes for the cluster tests: a JetStream cluster of three nodes on
+//! free loopback ports with store directories of their own, killed when dropped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port the OS says is free now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+struct Node {
+    name: String,
+    client: u16,
+    route: u16,
+    monitor: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+/// A JetStream cluster of `nats-server` processes.
+pub struct NatsCluster {
+    nodes: Vec<Node>,
+    dir: PathBuf,
+}
+
+impl NatsCluster {
+    /// Starts `n` nodes (1 or 3) and waits until each answers its health check.
+    pub fn start(tag: &str, n: usize) -> Self {
+        let dir = std::env::temp_dir().join(format!("hourtally-nats-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let nodes = (0..n)
+            .map(|i| Node {
+                name: format!("{tag}-n{i}"),
+                client: free_port(),
+                route: free_port(),
+                monitor: free_port(),
+                store: dir.join(format!("n{i}")),
+                child: None,
+            })
+            .collect();
+        let mut cluster = NatsCluster { nodes, dir };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        for i in 0..n {
+            cluster.wait_healthy(i);
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let routes: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| format!("nats://127.0.0.1:{}", n.route))
+            .collect();
+        let node = &self.nodes[i];
+        let mut cmd = Command::new("nats-server");
+        cmd.args(["-a", "127.0.0.1", "-p", &node.client.to_string()])
+            .args(["-n", &node.name, "-m", &node.monitor.to_string()])
+            .args(["-js", "-sd", node.store.to_str().expect("utf-8 path")]);
+        if self.nodes.len() > 1 {
+            cmd.args(["--cluster_name", "hourtally-test"])
+                .args(["--cluster", &format!("nats://127.0.0.1:{}", node.route)])
+                .args(["--routes", &routes.join(",")]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server (the test script installs it)");
+        self.nodes[i].child = Some(child);
+    }
+
+    /// Waits (bounded) until node `i` says it is healthy, JetStream included.
+    fn wait_healthy(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = self.nodes[i].monitor;
+        while Instant::now() < deadline {
+            if http_status(port, "/healthz") == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("nats-server {} never became healthy", self.nodes[i].name);
+    }
+
+    /// `nats://...` of every node, comma-separated (for `--nats`).
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.client))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The URL of node `i` alone.
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[i].client)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The node name of node `i` (as JetStream names a stream's leader).
+    pub fn name(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+
+    /// Kills node `i` with SIGKILL.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `i` again on the same ports and store, without waiting.
+    pub fn restart(&mut self, i: usize) {
+        self.kill9(i);
+        self.spawn(i);
+    }
+
+    /// Waits until node `i` is healthy again.
+    pub fn wait(&self, i: usize) {
+        self.wait_healthy(i);
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill9(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The status code of `GET path` on 127.0.0.1:`port`, if it answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
