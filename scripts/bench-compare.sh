@@ -6,13 +6,19 @@
 #
 #   bash scripts/bench-compare.sh              # ROUNDS=3 SECS=5 WARMUP=1 CONNS=32
 #   ROUNDS=5 SECS=10 bash scripts/bench-compare.sh
+#   MIXES=GET DEPTHS=16 bash scripts/bench-compare.sh   # one row (MIXES: POST GET, DEPTHS: 1 16)
+#   NICE=-15 bash scripts/bench-compare.sh              # servers and client at nice -15 (root)
+#   HOURTALLY_BIN=/tmp/hourtally-old bash scripts/bench-compare.sh   # another build's binary
 #
 # For each mix (POST mix: --post-share 1.0; GET mix: --post-share 0.0; both with 95% of the
 # requests for the current hour and 5% spread over the previous 24) and each pipeline depth
 # (1 and 16), it runs ROUNDS alternating rounds of: a fresh bare server, load, stop; a fresh
 # hourtally, load, stop. Servers are pinned to core 0 (hourtally with --workers 1, so its
 # HTTP worker and its writer thread share that core; bare gets one may worker), the load
-# generator to core 1. The table shows the median requests/s of each.
+# generator to core 1. The first table shows the median requests/s of each; the second the
+# server's CPU time per request (utime + stime of all its threads over the requests the load
+# generator counted, issue 12's headline figure) and its ratio to bare; the third splits that
+# time user / kernel and by thread (HTTP workers, writer, others).
 #
 # Servers listen on port 0 and the script reads the port from their start-up line. The bare
 # server binds through may, whose listener sets SO_REUSEPORT: on a fixed port it could share
@@ -38,8 +44,13 @@ ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-5}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-32}
+MIXES=${MIXES:-POST GET}
+DEPTHS=${DEPTHS:-1 16}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
+# On a shared machine other work takes turns on the two cores; a lower niceness for both
+# servers and the client (the same for all) lets less of it in. 0 leaves it alone.
+NICE=${NICE:-0}
 
 command -v taskset >/dev/null || {
     echo "bench-compare: taskset is missing (util-linux)" >&2
@@ -50,7 +61,7 @@ echo "+ cargo build --release --bin hourtally --bin hourtally-load --example bar
 cargo build --release --bin hourtally --bin hourtally-load --example bare
 
 BIN=${CARGO_TARGET_DIR:-target}/release
-HOURTALLY=$BIN/hourtally
+HOURTALLY=${HOURTALLY_BIN:-$BIN/hourtally}
 LOAD=$BIN/hourtally-load
 BARE=$BIN/examples/bare
 
@@ -82,6 +93,9 @@ start_server() {
     shift
     local log=$TMP/$name.log
     echo "+ $*" >&2
+    # Emptied here, not only by the redirection below: that one runs in the child, and the
+    # loop could read the previous server's start-up line before it does.
+    : >"$log"
     "$@" >"$log" 2>&1 &
     SERVER_PID=$!
     SERVER_ADDR=""
@@ -99,25 +113,41 @@ start_server() {
     exit 1
 }
 
-# ticks PID: CPU time (user + system) the process used so far, in clock ticks.
-ticks() {
-    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+# threads PID: one line per thread of PID: "TID GROUP UTIME STIME" (clock ticks so far). GROUP is
+# the thread's name (hourtally names its threads: hourtally-http for may's workers, which run
+# the connections, hourtally-write, hourtally-log), and "main" for the main thread; may's timer
+# thread and bare's workers keep the process name. The comm is cut out first: it sits in
+# parentheses and could hold spaces.
+threads() {
+    local pid=$1 f line
+    for f in /proc/"$pid"/task/*/stat; do
+        line=$(cat "$f" 2>/dev/null) || continue
+        local tid=${line%% *} comm=${line#*(}
+        comm=${comm%)*}
+        local rest=${line##*) }
+        # rest starts at field 3 (state): utime and stime are fields 14 and 15.
+        read -r -a fields <<<"$rest"
+        [[ $tid == "$pid" ]] && comm=main
+        echo "$tid $comm ${fields[11]} ${fields[12]}"
+    done
 }
 
 # run_load POST_SHARE DEPTH: one load run against SERVER_ADDR; prints
-# "REQUESTS_PER_S SERVER_CPU_PCT CLIENT_CPU_PCT SERVER_CPU_US_PER_REQUEST". The server's CPU
-# time (utime + stime from /proc) is sampled when the load generator's warm-up ends and when
-# it exits, so it covers the requests its RESULT line counts.
+# "REQUESTS_PER_S SERVER_CPU_PCT CLIENT_CPU_PCT SERVER_CPU_US_PER_REQUEST SPLIT". The server's
+# CPU time (utime + stime of each of its threads, from /proc) is sampled when the load
+# generator's warm-up ends and when it exits, so it covers the requests its RESULT line counts.
+# SPLIT is "user/sys" µs per request for the whole process, then ";GROUP=user/sys" for each
+# thread group (threads above) that used any CPU.
 run_load() {
-    local cmd=(taskset -c "$LOAD_CPU" "$LOAD" --addr "$SERVER_ADDR" --connections "$CONNS"
+    local cmd=(nice -n "$NICE" taskset -c "$LOAD_CPU" "$LOAD" --addr "$SERVER_ADDR" --connections "$CONNS"
         --pipeline "$2" --duration "$SECS" --warmup "$WARMUP" --post-share "$1"
         --current-share 0.95 --no-progress)
     echo "+ ${cmd[*]}" >&2
-    local out s0 s1 t0 t1 lp
+    local out t0 t1 lp
     "${cmd[@]}" >"$TMP/load.out" &
     lp=$!
     sleep "$WARMUP"
-    s0=$(ticks "$SERVER_PID")
+    threads "$SERVER_PID" >"$TMP/threads.0"
     t0=$(date +%s.%N)
     if ! wait "$lp"; then
         echo "bench-compare: the load generator failed:" >&2
@@ -125,24 +155,39 @@ run_load() {
         exit 1
     fi
     t1=$(date +%s.%N)
-    s1=$(ticks "$SERVER_PID")
+    threads "$SERVER_PID" >"$TMP/threads.1"
     out=$(cat "$TMP/load.out")
-    local result rps requests errors non2xx client server cpu_us
+    local result rps requests errors non2xx client server cpu_us split
     result=$(grep '^RESULT ' <<<"$out" | tail -1)
     rps=$(sed -n 's/^RESULT rps=\([0-9]*\).*/\1/p' <<<"$result")
     requests=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$result")
     errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$result")
     non2xx=$(sed -n 's/.* non2xx=\([0-9]*\).*/\1/p' <<<"$result")
     client=$(sed -n 's/.* client_cpu_pct=\([0-9]*\).*/\1/p' <<<"$result")
-    server=$(awk -v a="$s0" -v b="$s1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" \
-        'BEGIN { printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')
-    cpu_us=$(awk -v a="$s0" -v b="$s1" -v n="$requests" -v hz="$HZ" \
-        'BEGIN { if (n > 0) printf "%.3f", 1e6 * (b - a) / hz / n; else print 0 }')
-    echo "  $result server_cpu_pct=$server server_cpu_us_per_request=$cpu_us" >&2
+    # Per thread: the ticks between the two samples (a thread born in between counts from 0;
+    # one that ended in between is lost, and the server ends none under load).
+    read -r server cpu_us split < <(awk -v n="$requests" -v hz="$HZ" \
+        -v secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" '
+        NR == FNR { u0[$1] = $3; s0[$1] = $4; next }
+        {
+            u = $3 - u0[$1]; s = $4 - s0[$1]
+            if (!($2 in gu)) order[++k] = $2
+            gu[$2] += u; gs[$2] += s; tu += u; ts += s
+        }
+        END {
+            us = (n > 0) ? 1e6 / hz / n : 0
+            split_ = sprintf("%.3f/%.3f", tu * us, ts * us)
+            for (i = 1; i <= k; i++) {
+                g = order[i]
+                if (gu[g] + gs[g] > 0) split_ = split_ sprintf(";%s=%.3f/%.3f", g, gu[g] * us, gs[g] * us)
+            }
+            printf "%.0f %.3f %s\n", 100 * (tu + ts) / hz / secs, (tu + ts) * us, split_
+        }' "$TMP/threads.0" "$TMP/threads.1")
+    echo "  $result server_cpu_pct=$server server_cpu_us_per_request=$cpu_us user/sys=$split" >&2
     if [[ $errors != 0 || $non2xx != 0 ]]; then
         echo "  WARNING: $errors transport errors, $non2xx answers other than 2xx" >&2
     fi
-    echo "$rps $server ${client:-0} $cpu_us"
+    echo "$rps $server ${client:-0} $cpu_us $split"
 }
 
 # note NAME SERVER_CPU CLIENT_CPU: what limited a column, when it was not the server.
@@ -158,25 +203,47 @@ median() {
     printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
-echo "bench-compare: ROUNDS=$ROUNDS SECS=$SECS WARMUP=$WARMUP CONNS=$CONNS servers on core $SERVER_CPU, load on core $LOAD_CPU ($(nproc) cores)"
+# median_split "CPU_US SPLIT"...: the split of the round with the median CPU time per request,
+# spelled out ("user U sys S | GROUP U/S ..."), so that its parts add up to that round's total.
+median_split() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }' |
+        awk -F';' '{
+            split($1, t, "/"); printf "user %s sys %s |", t[1], t[2]
+            for (i = 2; i <= NF; i++) { sub("=", " ", $i); printf " %s", $i }
+            printf "\n"
+        }'
+}
+
+echo "bench-compare: ROUNDS=$ROUNDS SECS=$SECS WARMUP=$WARMUP CONNS=$CONNS NICE=$NICE servers on core $SERVER_CPU, load on core $LOAD_CPU ($(nproc) cores); hourtally: $HOURTALLY"
 
 ROWS=()
 CPU_ROWS=()
-for mix in "POST 1.0" "GET 0.0"; do
-    read -r mix_name share <<<"$mix"
-    for depth in 1 16; do
+SPLIT_ROWS=()
+for mix_name in $MIXES; do
+    case $mix_name in
+    POST) share=1.0 ;;
+    GET) share=0.0 ;;
+    *)
+        echo "bench-compare: MIXES takes POST and GET, not $mix_name" >&2
+        exit 2
+        ;;
+    esac
+    for depth in $DEPTHS; do
         bare_rps=() ht_rps=() bare_cpu=() ht_cpu=() client_b=() client_h=() bare_us=() ht_us=()
+        bare_split=() ht_split=()
         for round in $(seq "$ROUNDS"); do
             echo "== $mix_name mix, pipeline $depth, round $round/$ROUNDS" >&2
-            start_server bare taskset -c "$SERVER_CPU" "$BARE" 127.0.0.1:0
+            start_server bare nice -n "$NICE" taskset -c "$SERVER_CPU" "$BARE" 127.0.0.1:0
             r=$(run_load "$share" "$depth") || exit 1
-            read -r rps server client us <<<"$r"
+            read -r rps server client us split <<<"$r"
             bare_rps+=("$rps") bare_cpu+=("$server") client_b+=("$client") bare_us+=("$us")
+            bare_split+=("$us $split")
             stop_server
-            start_server hourtally taskset -c "$SERVER_CPU" "$HOURTALLY" --listen 127.0.0.1:0 --workers 1 --ephemeral
+            start_server hourtally nice -n "$NICE" taskset -c "$SERVER_CPU" "$HOURTALLY" --listen 127.0.0.1:0 --workers 1 --ephemeral
             r=$(run_load "$share" "$depth") || exit 1
-            read -r rps server client us <<<"$r"
+            read -r rps server client us split <<<"$r"
             ht_rps+=("$rps") ht_cpu+=("$server") client_h+=("$client") ht_us+=("$us")
+            ht_split+=("$us $split")
             stop_server
         done
         b=$(median "${bare_rps[@]}")
@@ -187,8 +254,15 @@ for mix in "POST 1.0" "GET 0.0"; do
         bu=$(printf '%s\n' "${bare_us[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
         hu=$(printf '%s\n' "${ht_us[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
         cpu_ratio=$(awk -v b="$bu" -v h="$hu" 'BEGIN { if (b > 0) printf "%.2f", h / b; else print "n/a" }')
-        CPU_ROWS+=("$(printf '%-9s %5s %12s %14s %6s   bare: %s  hourtally: %s' \
-            "$mix_name mix" "$depth" "$bu" "$hu" "$cpu_ratio" "${bare_us[*]}" "${ht_us[*]}")")
+        # The least of each side's rounds: interference from other work only adds CPU time
+        # (cache misses, wake-ups), so the least is the nearest to each server's own cost.
+        bl=$(printf '%s\n' "${bare_us[@]}" | sort -g | head -1)
+        hl=$(printf '%s\n' "${ht_us[@]}" | sort -g | head -1)
+        least_ratio=$(awk -v b="$bl" -v h="$hl" 'BEGIN { if (b > 0) printf "%.2f", h / b; else print "n/a" }')
+        SPLIT_ROWS+=("$(printf '%-9s %5s  bare      %s' "$mix_name mix" "$depth" "$(median_split "${bare_split[@]}")")")
+        SPLIT_ROWS+=("$(printf '%-9s %5s  hourtally %s' "$mix_name mix" "$depth" "$(median_split "${ht_split[@]}")")")
+        CPU_ROWS+=("$(printf '%-9s %5s %12s %14s %6s %12s   bare: %s  hourtally: %s' \
+            "$mix_name mix" "$depth" "$bu" "$hu" "$cpu_ratio" "$least_ratio" "${bare_us[*]}" "${ht_us[*]}")")
         ROWS+=("$(printf '%-9s %5s %12s %14s %6s   %-17s %-24s bare: %s  hourtally: %s' \
             "$mix_name mix" "$depth" "$b" "$h" "$ratio" "$bs/$bc  $hs/$hc" \
             "$(note bare "$bs" "$bc")$(note hourtally "$hs" "$hc")" "${bare_rps[*]}" "${ht_rps[*]}")")
@@ -208,6 +282,14 @@ printf '%s\n' "${ROWS[@]}"
 echo
 echo "server CPU time per request (utime + stime over the requests answered, µs; median over"
 echo "$ROUNDS rounds; both servers pinned to core $SERVER_CPU: this is what the server itself spends,"
-echo "whatever limited the request rate)"
-printf '%-9s %5s %12s %14s %6s   %s\n' "mix" "depth" "bare cpu-us" "hourtally" "ratio" "all rounds"
+echo "whatever limited the request rate; least ratio: the least round of each side, the nearest to"
+echo "what each server costs without other work on the machine)"
+printf '%-9s %5s %12s %14s %6s %12s   %s\n' "mix" "depth" "bare cpu-us" "hourtally" "ratio" "least ratio" "all rounds"
 printf '%s\n' "${CPU_ROWS[@]}"
+
+echo
+echo "where that CPU time goes (µs per request, user/sys, in the round with the median total):"
+echo "by thread: main, hourtally-http (may's workers: every connection), hourtally-write (the"
+echo "writer), hourtally-log; threads keeping the process's name are may's timer (hourtally) or"
+echo "may's workers and timer (bare)"
+printf '%s\n' "${SPLIT_ROWS[@]}"

@@ -19,6 +19,9 @@ pub struct Tally {
     pub rejections: [u64; REASON_COUNT],
     /// POSTs whose event was queued.
     pub accepted: u64,
+    /// Whether `rejections` holds anything: most batches refuse nothing, and the flush then
+    /// skips the table.
+    refused: bool,
 }
 
 impl Default for Tally {
@@ -27,6 +30,7 @@ impl Default for Tally {
             responses: [0; STATUS_COUNT],
             rejections: [0; REASON_COUNT],
             accepted: 0,
+            refused: false,
         }
     }
 }
@@ -38,6 +42,7 @@ impl Tally {
 
     pub fn reject(&mut self, err: &ApiError) {
         self.rejections[err.reason().index()] += 1;
+        self.refused = true;
     }
 
     /// An answer refusing with `err`: counted by its status and by its reason.
@@ -97,10 +102,12 @@ impl Metrics {
                 shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
             }
         }
-        for (shared, local) in self.rejections.iter().zip(tally.rejections.iter_mut()) {
-            if *local != 0 {
-                // Relaxed: a statistic.
-                shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
+        if std::mem::take(&mut tally.refused) {
+            for (shared, local) in self.rejections.iter().zip(tally.rejections.iter_mut()) {
+                if *local != 0 {
+                    // Relaxed: a statistic.
+                    shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
+                }
             }
         }
         if tally.accepted != 0 {
@@ -298,5 +305,23 @@ mod tests {
         assert!(page.contains(
             "# TYPE hourtally_events_accepted_total counter\nhourtally_events_accepted_total 2\n"
         ));
+    }
+
+    #[test]
+    fn refusals_are_flushed_once_each() {
+        let m = Metrics::default();
+        let mut t = Tally::default();
+        let err = ApiError::from(crate::http::error::HttpError::NotFound);
+        t.refuse(&err);
+        m.flush(&mut t);
+        t.respond(Status::Ok);
+        m.flush(&mut t);
+        t.refuse(&err);
+        t.refuse(&err);
+        m.flush(&mut t);
+        m.flush(&mut t);
+        assert_eq!(m.rejections(err.reason()), 3);
+        assert_eq!(m.responses(Status::NotFound), 3);
+        assert_eq!(m.responses(Status::Ok), 1);
     }
 }

@@ -87,28 +87,33 @@ fn set_once<'q>(
     }
 }
 
+/// Digits of [`MAX_TIMESTAMP_MS`]: a number of at most this many digits fits a `u64` with room
+/// to spare, so it is summed without overflow checks and compared once.
+const MAX_TIMESTAMP_DIGITS: usize = 15;
+
 /// The validated timestamp, in milliseconds.
 fn timestamp(raw: Option<&[u8]>) -> Result<u64, QueryError> {
     let digits = raw.ok_or(QueryError::TimestampMissing)?;
     if digits.is_empty() {
         return Err(QueryError::TimestampEmpty);
     }
-    let mut value: u64 = 0;
-    let mut too_large = false;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return Err(QueryError::TimestampNotDigits);
-        }
-        // Keep scanning after an overflow: a non-digit further on is the better answer.
-        match value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(b - b'0')))
-        {
-            Some(v) if v <= MAX_TIMESTAMP_MS => value = v,
-            _ => too_large = true,
-        }
+    // A non-digit anywhere is the better answer than "too large", so check them all first.
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return Err(QueryError::TimestampNotDigits);
     }
-    if too_large {
+    // Leading zeros are allowed, and do not count towards the size.
+    let first = digits
+        .iter()
+        .position(|&d| d != b'0')
+        .unwrap_or(digits.len());
+    let significant = &digits[first..];
+    if significant.len() > MAX_TIMESTAMP_DIGITS {
+        return Err(QueryError::TimestampTooLarge);
+    }
+    let value = significant
+        .iter()
+        .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+    if value > MAX_TIMESTAMP_MS {
         return Err(QueryError::TimestampTooLarge);
     }
     Ok(value)
@@ -125,6 +130,11 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Percent-decodes `raw` (`+` is a space) into `out`; returns the decoded length.
 pub fn percent_decode(raw: &[u8], out: &mut [u8; MAX_USER_BYTES]) -> Result<usize, QueryError> {
+    decode_into(raw, out)
+}
+
+/// [`percent_decode`] into any buffer: more bytes than `out` holds is [`QueryError::UserTooLong`].
+fn decode_into(raw: &[u8], out: &mut [u8]) -> Result<usize, QueryError> {
     let mut n = 0;
     let mut i = 0;
     while i < raw.len() {
@@ -149,7 +159,7 @@ pub fn percent_decode(raw: &[u8], out: &mut [u8; MAX_USER_BYTES]) -> Result<usiz
                 b
             }
         };
-        if n == MAX_USER_BYTES {
+        if n == out.len() {
             return Err(QueryError::UserTooLong);
         }
         out[n] = byte;
@@ -161,8 +171,26 @@ pub fn percent_decode(raw: &[u8], out: &mut [u8; MAX_USER_BYTES]) -> Result<usiz
 /// The user's fingerprint.
 fn user(raw: Option<&[u8]>) -> Result<u64, QueryError> {
     let raw = raw.ok_or(QueryError::UserMissing)?;
+    // Bytes before the first escape are their own decoding.
+    let plain = raw
+        .iter()
+        .position(|&b| b == b'%' || b == b'+')
+        .unwrap_or(raw.len());
+    if plain == raw.len() {
+        // Nothing to decode (the usual name): the raw bytes are the name.
+        return match raw.len() {
+            0 => Err(QueryError::UserEmpty),
+            n if n > MAX_USER_BYTES => Err(QueryError::UserTooLong),
+            _ => Ok(fingerprint(raw)),
+        };
+    }
+    if plain > MAX_USER_BYTES {
+        // Decoding would overflow in the prefix, before any escape is looked at.
+        return Err(QueryError::UserTooLong);
+    }
     let mut buf = [0u8; MAX_USER_BYTES];
-    let n = percent_decode(raw, &mut buf)?;
+    buf[..plain].copy_from_slice(&raw[..plain]);
+    let n = plain + decode_into(&raw[plain..], &mut buf[plain..])?;
     if n == 0 {
         return Err(QueryError::UserEmpty);
     }
@@ -171,6 +199,35 @@ fn user(raw: Option<&[u8]>) -> Result<u64, QueryError> {
 
 /// A GET's query: the hour asked about.
 pub fn parse_get(query: &[u8]) -> Result<u32, QueryError> {
+    // The usual GET names only the timestamp, in plain digits: read it in one pass. Anything
+    // else, valid or not, takes the general way, which has the last word on every error.
+    if let Some(ms) = query.strip_prefix(b"timestamp=").and_then(plain_timestamp) {
+        return Ok(hour_of(ms));
+    }
+    parse_get_scanned(query)
+}
+
+/// `value` as a timestamp if it is 1 to [`MAX_TIMESTAMP_DIGITS`] ASCII digits and within
+/// [`MAX_TIMESTAMP_MS`], in one pass; `None` for anything else (which may still be valid:
+/// leading zeros, or a query that goes on after it).
+#[inline]
+fn plain_timestamp(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > MAX_TIMESTAMP_DIGITS {
+        return None;
+    }
+    let mut ms = 0u64;
+    for &b in value {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        ms = ms * 10 + u64::from(digit);
+    }
+    (ms <= MAX_TIMESTAMP_MS).then_some(ms)
+}
+
+/// [`parse_get`] of any query, by the general scan.
+fn parse_get_scanned(query: &[u8]) -> Result<u32, QueryError> {
     let raw = scan(query, false)?;
     Ok(hour_of(timestamp(raw.timestamp)?))
 }
@@ -196,6 +253,33 @@ pub fn wants_fresh(query: &[u8]) -> Result<bool, QueryError> {
 
 /// A POST's query: the event it reports.
 pub fn parse_post(query: &[u8]) -> Result<Event, QueryError> {
+    match usual_post(query) {
+        Some(event) => Ok(event),
+        None => parse_post_scanned(query),
+    }
+}
+
+/// The event of a POST query in the usual shape, `timestamp=DIGITS&user=NAME&click` (or
+/// `&impression`), read in one pass; `None` for anything else (which the general scan
+/// answers, errors included).
+#[inline]
+fn usual_post(query: &[u8]) -> Option<Event> {
+    let rest = query.strip_prefix(b"timestamp=")?;
+    let amp = rest.iter().position(|&b| b == b'&')?;
+    let ms = plain_timestamp(&rest[..amp])?;
+    let rest = rest[amp + 1..].strip_prefix(b"user=")?;
+    let amp = rest.iter().position(|&b| b == b'&')?;
+    let (name, kind) = (&rest[..amp], &rest[amp + 1..]);
+    let kind = match kind {
+        b"click" => Kind::Click,
+        b"impression" => Kind::Impression,
+        _ => return None,
+    };
+    Some(Event::new(hour_of(ms), user(Some(name)).ok()?, kind))
+}
+
+/// [`parse_post`] of any query, by the general scan.
+fn parse_post_scanned(query: &[u8]) -> Result<Event, QueryError> {
     let raw = scan(query, true)?;
     let hour = hour_of(timestamp(raw.timestamp)?);
     let user = user(raw.user)?;
@@ -209,173 +293,5 @@ pub fn parse_post(query: &[u8]) -> Result<Event, QueryError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use QueryError::*;
-
-    fn post(q: &str) -> Result<Event, QueryError> {
-        parse_post(q.as_bytes())
-    }
-
-    fn get(q: &str) -> Result<u32, QueryError> {
-        parse_get(q.as_bytes())
-    }
-
-    #[test]
-    fn fresh_is_one_zero_or_absent() {
-        let fresh = |q: &str| wants_fresh(q.as_bytes());
-        assert_eq!(fresh("timestamp=1"), Ok(false));
-        assert_eq!(fresh("timestamp=1&fresh=1"), Ok(true));
-        assert_eq!(fresh("fresh&timestamp=1"), Ok(true));
-        assert_eq!(fresh("fresh=0&timestamp=1"), Ok(false));
-        assert_eq!(fresh("fresh=yes"), Err(FreshInvalid));
-        assert_eq!(fresh("fresh="), Err(FreshInvalid));
-        assert_eq!(fresh("fresh=1&fresh=1"), Err(Duplicate("fresh")));
-        assert_eq!(fresh("freshness=2"), Ok(false));
-    }
-
-    #[test]
-    fn valid_queries_parse_to_their_event_or_hour() {
-        let e = post("timestamp=3600000&user=alice&click").unwrap();
-        assert_eq!(e, Event::new(1, fingerprint(b"alice"), Kind::Click));
-        let e = post("impression=yes&user=bob&timestamp=7199999").unwrap();
-        assert_eq!(e, Event::new(1, fingerprint(b"bob"), Kind::Impression));
-        assert_eq!(get("timestamp=7200000"), Ok(2));
-        assert_eq!(get("timestamp=0"), Ok(0));
-        assert_eq!(get("timestamp=0000003600000"), Ok(1));
-        assert_eq!(
-            get(&format!("timestamp={MAX_TIMESTAMP_MS}")),
-            Ok(70_389_527)
-        );
-    }
-
-    #[test]
-    fn timestamp_rows() {
-        assert_eq!(get(""), Err(TimestampMissing));
-        assert_eq!(get("user=a"), Err(TimestampMissing));
-        assert_eq!(get("timestamp"), Err(TimestampEmpty));
-        assert_eq!(get("timestamp="), Err(TimestampEmpty));
-        assert_eq!(get("timestamp=12a"), Err(TimestampNotDigits));
-        assert_eq!(get("timestamp=-1"), Err(TimestampNotDigits));
-        assert_eq!(get("timestamp=+1"), Err(TimestampNotDigits));
-        assert_eq!(get("timestamp=1.5"), Err(TimestampNotDigits));
-        assert_eq!(get("timestamp=%31"), Err(TimestampNotDigits));
-        assert_eq!(get("timestamp=%EF%BC%91"), Err(TimestampNotDigits)); // fullwidth 1
-        assert_eq!(
-            get(&format!("timestamp={}", MAX_TIMESTAMP_MS + 1)),
-            Err(TimestampTooLarge)
-        );
-        assert_eq!(
-            get("timestamp=99999999999999999999999"),
-            Err(TimestampTooLarge)
-        );
-        assert_eq!(
-            get("timestamp=99999999999999999999999x"),
-            Err(TimestampNotDigits)
-        );
-        assert_eq!(post("user=a&click"), Err(TimestampMissing));
-    }
-
-    #[test]
-    fn user_rows() {
-        assert_eq!(post("timestamp=1&click"), Err(UserMissing));
-        assert_eq!(post("timestamp=1&user&click"), Err(UserEmpty));
-        assert_eq!(post("timestamp=1&user=&click"), Err(UserEmpty));
-        assert_eq!(post("timestamp=1&user=%&click"), Err(UserBadEscape));
-        assert_eq!(post("timestamp=1&user=%4&click"), Err(UserBadEscape));
-        assert_eq!(post("timestamp=1&user=%zz&click"), Err(UserBadEscape));
-        assert_eq!(post("timestamp=1&user=a%4"), Err(UserBadEscape));
-        let long = "a".repeat(MAX_USER_BYTES + 1);
-        assert_eq!(
-            post(&format!("timestamp=1&user={long}&click")),
-            Err(UserTooLong)
-        );
-        let max = "a".repeat(MAX_USER_BYTES);
-        assert!(post(&format!("timestamp=1&user={max}&click")).is_ok());
-        // 256 decoded bytes from 768 raw ones is fine; 257 is not.
-        let max_escaped = "%41".repeat(MAX_USER_BYTES);
-        assert!(post(&format!("timestamp=1&user={max_escaped}&click")).is_ok());
-        assert_eq!(
-            post(&format!("timestamp=1&user={max_escaped}%41&click")),
-            Err(UserTooLong)
-        );
-    }
-
-    #[test]
-    fn kind_rows() {
-        assert_eq!(post("timestamp=1&user=a"), Err(KindMissing));
-        assert_eq!(post("timestamp=1&user=a&click&impression"), Err(KindBoth));
-        assert_eq!(
-            post("timestamp=1&user=a&click=0&impression=0"),
-            Err(KindBoth)
-        );
-        assert_eq!(post("timestamp=1&user=a&clicks"), Err(KindMissing));
-        // Repeating the same kind is not ambiguous.
-        assert_eq!(
-            post("timestamp=1&user=a&click&click").unwrap().kind,
-            Kind::Click
-        );
-        assert_eq!(
-            post("timestamp=1&user=a&click=false").unwrap().kind,
-            Kind::Click
-        );
-    }
-
-    #[test]
-    fn duplicate_and_unknown_rows() {
-        assert_eq!(
-            post("timestamp=1&timestamp=1&user=a&click"),
-            Err(Duplicate("timestamp"))
-        );
-        assert_eq!(
-            post("timestamp=1&user=a&user=a&click"),
-            Err(Duplicate("user"))
-        );
-        assert_eq!(get("timestamp=1&timestamp=2"), Err(Duplicate("timestamp")));
-        // A GET does not read `user`, so it is as unknown there as any other name.
-        assert_eq!(get("timestamp=1&user=a&user=b"), Ok(0));
-        assert!(post("timestamp=1&user=a&click&utm=x&utm=y&&=&x").is_ok());
-    }
-
-    #[test]
-    fn percent_decoding() {
-        let mut buf = [0u8; MAX_USER_BYTES];
-        let mut dec = |s: &str| percent_decode(s.as_bytes(), &mut buf).map(|n| buf[..n].to_vec());
-        assert_eq!(dec("a+b").unwrap(), b"a b");
-        assert_eq!(dec("a%20b").unwrap(), b"a b");
-        assert_eq!(dec("%2B").unwrap(), b"+");
-        assert_eq!(dec("%c3%A9").unwrap(), "é".as_bytes());
-        assert_eq!(dec("%00%ff").unwrap(), [0u8, 255]);
-        assert_eq!(dec("").unwrap(), b"");
-        // The same user however it is spelled on the wire; case matters in the name.
-        assert_eq!(
-            post("timestamp=1&user=J%C3%BCrgen+K&click").unwrap().user,
-            fingerprint("Jürgen K".as_bytes())
-        );
-        assert_ne!(
-            post("timestamp=1&user=Alice&click").unwrap().user,
-            post("timestamp=1&user=alice&click").unwrap().user
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn decoding_inverts_encoding(name in proptest::collection::vec(any::<u8>(), 1..=MAX_USER_BYTES)) {
-            let encoded: String = name.iter().map(|b| format!("%{b:02X}")).collect();
-            let e = parse_post(format!("timestamp=5&user={encoded}&impression").as_bytes()).unwrap();
-            prop_assert_eq!(e.user, fingerprint(&name));
-        }
-
-        #[test]
-        fn never_panics(q in proptest::collection::vec(any::<u8>(), 0..400)) {
-            let _ = parse_post(&q);
-            let _ = parse_get(&q);
-        }
-
-        #[test]
-        fn any_valid_timestamp_parses(ts in 0..=MAX_TIMESTAMP_MS) {
-            prop_assert_eq!(parse_get(format!("timestamp={ts}").as_bytes()), Ok(hour_of(ts)));
-        }
-    }
-}
+#[path = "query_tests.rs"]
+mod tests;

@@ -2,7 +2,7 @@
 //!
 //! The layers run one way: `conn` (the socket loop) drives `session` (framing a byte stream
 //! into requests, without I/O), which calls `routes` (what each request gets), which uses `query` and the ring; `response`
-//! writes answers; `error` and `status` are the one table of what each failure answers.
+//! writes answers (`counts_answers` those of `GET /analytics`, once per change of the counts); `error` and `status` are the one table of what each failure answers.
 //!
 //! Why not stock `may_minihttp`: ARCHITECTURE.md ("Transport") lists what its connection loop
 //! gets wrong for a public endpoint (unbounded header memory, a POST body run as a request,
@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod conn;
+pub mod counts_answers;
 pub mod date;
 pub mod error;
 pub mod limits;

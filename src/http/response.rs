@@ -33,26 +33,44 @@ pub fn write(
     body: &[u8],
     head_only: bool,
 ) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.line().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(clock.date_line());
+    if status == Status::NoContent {
+        if after == AfterAnswer::KeepOpen && extra_headers.is_empty() {
+            // Every accepted POST on a keep-alive connection: one copy.
+            out.extend_from_slice(clock.no_content());
+            return;
+        }
+        write_head(out, status, after, clock);
+        out.extend_from_slice(extra_headers.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        return;
+    }
+    write_head(out, status, after, clock);
+    out.extend_from_slice(extra_headers.as_bytes());
+    out.extend_from_slice(b"Content-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Appends the status line, the `Date` line and, when the connection's fate needs saying,
+/// the `Connection` header: the head of an answer up to its other headers.
+pub fn write_head(out: &mut Vec<u8>, status: Status, after: AfterAnswer, clock: &Clock) {
+    if status == Status::Ok {
+        out.extend_from_slice(clock.ok_head());
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.line().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(clock.date_line());
+    }
     match after {
         AfterAnswer::KeepOpen => {}
         AfterAnswer::KeepOpenAnnounced => out.extend_from_slice(b"Connection: keep-alive\r\n"),
         AfterAnswer::Close => out.extend_from_slice(b"Connection: close\r\n"),
-    }
-    out.extend_from_slice(extra_headers.as_bytes());
-    if status != Status::NoContent {
-        out.extend_from_slice(b"Content-Type: ");
-        out.extend_from_slice(content_type.as_bytes());
-        out.extend_from_slice(b"\r\nContent-Length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    if !head_only && status != Status::NoContent {
-        out.extend_from_slice(body);
     }
 }
 
@@ -106,6 +124,46 @@ mod tests {
         assert_eq!(
             out,
             b"HTTP/1.1 204 No Content\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n"
+        );
+        // Not the pre-rendered keep-alive 204: the connection's fate and the extra headers.
+        out.clear();
+        write(
+            &mut out,
+            Status::NoContent,
+            AfterAnswer::Close,
+            &clock,
+            "Retry-After: 1\r\n",
+            TEXT_PLAIN,
+            b"x",
+            false,
+        );
+        assert_eq!(
+            out,
+            &b"HTTP/1.1 204 No Content\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
+               Connection: close\r\nRetry-After: 1\r\n\r\n"[..]
+        );
+    }
+
+    #[test]
+    fn ok_has_its_length_and_a_head_no_body() {
+        let mut clock = Clock::default();
+        clock.set(0);
+        let mut out = Vec::new();
+        write(
+            &mut out,
+            Status::Ok,
+            AfterAnswer::KeepOpenAnnounced,
+            &clock,
+            "",
+            TEXT_PLAIN,
+            b"ok\n",
+            true,
+        );
+        assert_eq!(
+            out,
+            &b"HTTP/1.1 200 OK\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
+               Connection: keep-alive\r\nContent-Type: text/plain; charset=utf-8\r\n\
+               Content-Length: 3\r\n\r\n"[..]
         );
     }
 }

@@ -5,13 +5,14 @@
 //! lives in the [`Service`].
 
 pub use super::admission::{Admission, ADMISSION_MARGIN_HOURS};
+use super::counts_answers;
 use super::date::Clock;
 use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
 use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
 use crate::conns::Connections;
-use crate::counts::{Counts, CountsBody};
+use crate::counts::Counts;
 use crate::event::Event;
 use crate::journal::waiters::DurableWaiters;
 use crate::journal::JournalHealth;
@@ -24,20 +25,11 @@ use crate::writer::{Ingest, PushError};
 /// The body of a successful answer.
 enum Body {
     Static(&'static [u8]),
-    /// A GET of `/analytics`, rendered on the stack.
-    Counts(CountsBody),
+    /// A GET of `/analytics`: the hour and its counts, answered by [`counts_answers`]
+    /// (rendered once per change of the counts).
+    Counts(u32, Counts),
     /// A page built for this request (`/metrics`).
     Page(String),
-}
-
-impl Body {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Body::Static(b) => b,
-            Body::Counts(body) => body.as_bytes(),
-            Body::Page(page) => page.as_bytes(),
-        }
-    }
 }
 
 /// A successful answer: status, content type, body.
@@ -267,7 +259,7 @@ impl Service {
             (b"/analytics", _) if !self.is_ready() => Err(RejectError::Recovering.into()),
             (b"/analytics", Method::Get | Method::Head) => self
                 .get(query)
-                .map(|hour| Answer::text(Body::Counts(self.read_counts(hour).render()))),
+                .map(|hour| Answer::text(Body::Counts(hour, self.read_counts(hour)))),
             (b"/analytics", Method::Post) => self.post(query, clock).map(|()| {
                 tally.accepted += 1;
                 Answer {
@@ -303,16 +295,18 @@ impl Service {
         let head_only = method == Method::Head;
         match result {
             Ok(a) => {
-                response::write(
-                    out,
-                    a.status,
-                    after,
-                    clock,
-                    "",
-                    a.content_type,
-                    a.body.bytes(),
-                    head_only,
-                );
+                let body = match &a.body {
+                    Body::Counts(hour, counts) => {
+                        counts_answers::write(out, *hour, *counts, after, clock, head_only);
+                        None
+                    }
+                    Body::Static(b) => Some(*b),
+                    Body::Page(page) => Some(page.as_bytes()),
+                };
+                if let Some(body) = body {
+                    let (status, content_type) = (a.status, a.content_type);
+                    response::write(out, status, after, clock, "", content_type, body, head_only);
+                }
                 tally.respond(a.status);
                 a.status
             }

@@ -1,0 +1,230 @@
+//! Tests of `query`: the rows of the API table, and the one-pass paths against the general scan.
+
+use super::*;
+use proptest::prelude::*;
+use QueryError::*;
+
+fn post(q: &str) -> Result<Event, QueryError> {
+    parse_post(q.as_bytes())
+}
+
+fn get(q: &str) -> Result<u32, QueryError> {
+    parse_get(q.as_bytes())
+}
+
+#[test]
+fn fresh_is_one_zero_or_absent() {
+    let fresh = |q: &str| wants_fresh(q.as_bytes());
+    assert_eq!(fresh("timestamp=1"), Ok(false));
+    assert_eq!(fresh("timestamp=1&fresh=1"), Ok(true));
+    assert_eq!(fresh("fresh&timestamp=1"), Ok(true));
+    assert_eq!(fresh("fresh=0&timestamp=1"), Ok(false));
+    assert_eq!(fresh("fresh=yes"), Err(FreshInvalid));
+    assert_eq!(fresh("fresh="), Err(FreshInvalid));
+    assert_eq!(fresh("fresh=1&fresh=1"), Err(Duplicate("fresh")));
+    assert_eq!(fresh("freshness=2"), Ok(false));
+}
+
+#[test]
+fn valid_queries_parse_to_their_event_or_hour() {
+    let e = post("timestamp=3600000&user=alice&click").unwrap();
+    assert_eq!(e, Event::new(1, fingerprint(b"alice"), Kind::Click));
+    // The usual shapes take the one-pass paths (which the properties below compare with
+    // the general scan).
+    assert_eq!(usual_post(b"timestamp=3600000&user=alice&click"), Some(e));
+    assert_eq!(plain_timestamp(b"7200000"), Some(7_200_000));
+    let e = post("impression=yes&user=bob&timestamp=7199999").unwrap();
+    assert_eq!(e, Event::new(1, fingerprint(b"bob"), Kind::Impression));
+    assert_eq!(get("timestamp=7200000"), Ok(2));
+    assert_eq!(get("timestamp=0"), Ok(0));
+    assert_eq!(get("timestamp=0000003600000"), Ok(1));
+    assert_eq!(
+        get(&format!("timestamp={MAX_TIMESTAMP_MS}")),
+        Ok(70_389_527)
+    );
+}
+
+#[test]
+fn timestamp_rows() {
+    assert_eq!(get(""), Err(TimestampMissing));
+    assert_eq!(get("user=a"), Err(TimestampMissing));
+    assert_eq!(get("timestamp"), Err(TimestampEmpty));
+    assert_eq!(get("timestamp="), Err(TimestampEmpty));
+    assert_eq!(get("timestamp=12a"), Err(TimestampNotDigits));
+    assert_eq!(get("timestamp=-1"), Err(TimestampNotDigits));
+    assert_eq!(get("timestamp=+1"), Err(TimestampNotDigits));
+    assert_eq!(get("timestamp=1.5"), Err(TimestampNotDigits));
+    assert_eq!(get("timestamp=%31"), Err(TimestampNotDigits));
+    assert_eq!(get("timestamp=%EF%BC%91"), Err(TimestampNotDigits)); // fullwidth 1
+    assert_eq!(
+        get(&format!("timestamp={}", MAX_TIMESTAMP_MS + 1)),
+        Err(TimestampTooLarge)
+    );
+    assert_eq!(
+        get("timestamp=99999999999999999999999"),
+        Err(TimestampTooLarge)
+    );
+    assert_eq!(
+        get("timestamp=99999999999999999999999x"),
+        Err(TimestampNotDigits)
+    );
+    assert_eq!(post("user=a&click"), Err(TimestampMissing));
+}
+
+#[test]
+fn user_rows() {
+    assert_eq!(post("timestamp=1&click"), Err(UserMissing));
+    assert_eq!(post("timestamp=1&user&click"), Err(UserEmpty));
+    assert_eq!(post("timestamp=1&user=&click"), Err(UserEmpty));
+    assert_eq!(post("timestamp=1&user=%&click"), Err(UserBadEscape));
+    assert_eq!(post("timestamp=1&user=%4&click"), Err(UserBadEscape));
+    assert_eq!(post("timestamp=1&user=%zz&click"), Err(UserBadEscape));
+    assert_eq!(post("timestamp=1&user=a%4"), Err(UserBadEscape));
+    let long = "a".repeat(MAX_USER_BYTES + 1);
+    assert_eq!(
+        post(&format!("timestamp=1&user={long}&click")),
+        Err(UserTooLong)
+    );
+    let max = "a".repeat(MAX_USER_BYTES);
+    assert!(post(&format!("timestamp=1&user={max}&click")).is_ok());
+    // 256 decoded bytes from 768 raw ones is fine; 257 is not.
+    let max_escaped = "%41".repeat(MAX_USER_BYTES);
+    assert!(post(&format!("timestamp=1&user={max_escaped}&click")).is_ok());
+    assert_eq!(
+        post(&format!("timestamp=1&user={max_escaped}%41&click")),
+        Err(UserTooLong)
+    );
+}
+
+#[test]
+fn kind_rows() {
+    assert_eq!(post("timestamp=1&user=a"), Err(KindMissing));
+    assert_eq!(post("timestamp=1&user=a&click&impression"), Err(KindBoth));
+    assert_eq!(
+        post("timestamp=1&user=a&click=0&impression=0"),
+        Err(KindBoth)
+    );
+    assert_eq!(post("timestamp=1&user=a&clicks"), Err(KindMissing));
+    // Repeating the same kind is not ambiguous.
+    assert_eq!(
+        post("timestamp=1&user=a&click&click").unwrap().kind,
+        Kind::Click
+    );
+    assert_eq!(
+        post("timestamp=1&user=a&click=false").unwrap().kind,
+        Kind::Click
+    );
+}
+
+#[test]
+fn duplicate_and_unknown_rows() {
+    assert_eq!(
+        post("timestamp=1&timestamp=1&user=a&click"),
+        Err(Duplicate("timestamp"))
+    );
+    assert_eq!(
+        post("timestamp=1&user=a&user=a&click"),
+        Err(Duplicate("user"))
+    );
+    assert_eq!(get("timestamp=1&timestamp=2"), Err(Duplicate("timestamp")));
+    // A GET does not read `user`, so it is as unknown there as any other name.
+    assert_eq!(get("timestamp=1&user=a&user=b"), Ok(0));
+    assert!(post("timestamp=1&user=a&click&utm=x&utm=y&&=&x").is_ok());
+}
+
+#[test]
+fn percent_decoding() {
+    let mut buf = [0u8; MAX_USER_BYTES];
+    let mut dec = |s: &str| percent_decode(s.as_bytes(), &mut buf).map(|n| buf[..n].to_vec());
+    assert_eq!(dec("a+b").unwrap(), b"a b");
+    assert_eq!(dec("a%20b").unwrap(), b"a b");
+    assert_eq!(dec("%2B").unwrap(), b"+");
+    assert_eq!(dec("%c3%A9").unwrap(), "é".as_bytes());
+    assert_eq!(dec("%00%ff").unwrap(), [0u8, 255]);
+    assert_eq!(dec("").unwrap(), b"");
+    // The same user however it is spelled on the wire; case matters in the name.
+    assert_eq!(
+        post("timestamp=1&user=J%C3%BCrgen+K&click").unwrap().user,
+        fingerprint("Jürgen K".as_bytes())
+    );
+    assert_ne!(
+        post("timestamp=1&user=Alice&click").unwrap().user,
+        post("timestamp=1&user=alice&click").unwrap().user
+    );
+}
+
+/// The timestamp rule digit by digit with overflow checks: what [`timestamp`] must
+/// answer, spelled the slow way.
+fn checked_timestamp(digits: &[u8]) -> Result<u64, QueryError> {
+    if digits.is_empty() {
+        return Err(TimestampEmpty);
+    }
+    let mut value = Some(0u64);
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return Err(TimestampNotDigits);
+        }
+        value = value
+            .and_then(|v| v.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+            .filter(|&v| v <= MAX_TIMESTAMP_MS);
+    }
+    value.ok_or(TimestampTooLarge)
+}
+
+proptest! {
+    #[test]
+    fn decoding_inverts_encoding(name in proptest::collection::vec(any::<u8>(), 1..=MAX_USER_BYTES)) {
+        let encoded: String = name.iter().map(|b| format!("%{b:02X}")).collect();
+        let e = parse_post(format!("timestamp=5&user={encoded}&impression").as_bytes()).unwrap();
+        prop_assert_eq!(e.user, fingerprint(&name));
+    }
+
+    #[test]
+    fn never_panics(q in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = parse_post(&q);
+        let _ = parse_get(&q);
+    }
+
+    #[test]
+    fn the_usual_get_answers_as_the_general_scan(
+        value in "[0-9]{0,24}|[0-9]{0,6}[a=%+&.-][0-9]{0,6}",
+        zeros in 0usize..12,
+        rest in "(&[a-z]{0,9}(=[0-9a-z]{0,4})?){0,2}",
+    ) {
+        let q = format!("timestamp={}{value}{rest}", "0".repeat(zeros));
+        prop_assert_eq!(parse_get(q.as_bytes()), parse_get_scanned(q.as_bytes()));
+        prop_assert_eq!(timestamp(Some(value.as_bytes())), checked_timestamp(value.as_bytes()));
+    }
+
+    #[test]
+    fn the_usual_post_answers_as_the_general_scan(
+        ts in "0{0,3}[0-9]{0,16}|[0-9]{0,4}[a%=+-][0-9]{0,4}",
+        name in "[a-zA-Z0-9._~*%+=-]{0,260}",
+        kind in "click|impression|clicks|click=1|impression&click|click&user=x|",
+        shape in 0usize..4,
+    ) {
+        let q = match shape {
+            0 => format!("timestamp={ts}&user={name}&{kind}"),
+            1 => format!("timestamp={ts}&user={name}"),
+            2 => format!("user={name}&timestamp={ts}&{kind}"),
+            _ => format!("timestamp={ts}&timestamp={ts}&user={name}&{kind}"),
+        };
+        prop_assert_eq!(parse_post(q.as_bytes()), parse_post_scanned(q.as_bytes()));
+    }
+
+    #[test]
+    fn a_name_is_fingerprinted_as_decoded(name in "[a-zA-Z0-9._~*-]{0,300}|[a-fA-F0-9._~%+-]{0,300}|x{250,260}%4[1g]") {
+        let mut buf = [0u8; MAX_USER_BYTES];
+        let decoded = percent_decode(name.as_bytes(), &mut buf).map(|n| fingerprint(&buf[..n]));
+        let expected = match decoded {
+            Ok(_) if name.is_empty() => Err(UserEmpty),
+            other => other,
+        };
+        prop_assert_eq!(user(Some(name.as_bytes())), expected);
+    }
+
+    #[test]
+    fn any_valid_timestamp_parses(ts in 0..=MAX_TIMESTAMP_MS) {
+        prop_assert_eq!(parse_get(format!("timestamp={ts}").as_bytes()), Ok(hour_of(ts)));
+    }
+}
