@@ -301,6 +301,14 @@ fn other_methods_are_405_with_allow_and_unknown_paths_404() {
         r.assert_reason(405, "GET or POST");
         assert_eq!(r.header("Allow"), Some("GET, POST"));
     }
+    // The read-only routes take GET and HEAD only.
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        for m in ["POST", "PUT", "DELETE", "TRACE"] {
+            let r = s.send(format!("{m} {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+            r.assert_reason(405, "GET or HEAD");
+            assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+        }
+    }
     for path in [
         "/",
         "/analytics/",
@@ -376,4 +384,74 @@ fn health_readiness_metrics_and_head() {
     c.write(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.response(true).status, 200);
     assert_eq!(c.response(false).text(), "ok\n");
+}
+
+/// `GET /openapi.json` is JSON, and its paths are exactly the routes the server answers: every
+/// listed path and method is routed (not 404 or 405), every routed path is listed.
+#[test]
+fn openapi_json_describes_every_route() {
+    let s = TestServer::start(&[]);
+    let r = s.get("/openapi.json");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let doc: serde_json::Value = serde_json::from_slice(&r.body).expect("valid JSON");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut listed: Vec<&str> = paths.keys().map(String::as_str).collect();
+    listed.sort_unstable();
+    let mut routed = vec![
+        "/analytics",
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+        "/readyz",
+    ];
+    routed.sort_unstable();
+    assert_eq!(listed, routed);
+    let ts = now_ms();
+    for (path, item) in paths {
+        let methods: Vec<&str> = item
+            .as_object()
+            .expect("path item")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for method in &methods {
+            let method = method.to_ascii_uppercase();
+            let query = match (path.as_str(), method.as_str()) {
+                ("/analytics", "POST") => format!("?timestamp={ts}&user=openapi&click"),
+                ("/analytics", _) => format!("?timestamp={ts}"),
+                _ => String::new(),
+            };
+            let raw = format!("{method} {path}{query} HTTP/1.1\r\nHost: t\r\n\r\n");
+            let r = if method == "HEAD" {
+                let mut c = s.connect();
+                c.write(raw.as_bytes());
+                c.response(true)
+            } else {
+                s.send(raw.as_bytes())
+            };
+            assert!(
+                matches!(r.status, 200 | 204),
+                "{method} {path}{query}: {r:?}"
+            );
+            // Every status the route answered is one the document lists for it.
+            let listed = &item[method.to_ascii_lowercase().as_str()]["responses"];
+            assert!(
+                listed.get(r.status.to_string()).is_some(),
+                "{method} {path}: {}",
+                r.status
+            );
+        }
+    }
+    // HEAD of the document: its length, no body.
+    let mut c = s.connect();
+    c.write(b"HEAD /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = c.response(true);
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(r.body.len().to_string().as_str())
+    );
+    assert!(head.body.is_empty());
 }

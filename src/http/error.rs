@@ -63,6 +63,9 @@ pub enum HttpError {
     TooManyConnections,
     #[error("method not allowed: /analytics takes GET or POST")]
     MethodNotAllowed,
+    /// Another method on a read-only route (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`).
+    #[error("method not allowed: this path takes GET or HEAD")]
+    ReadOnlyMethodNotAllowed,
     #[error("not found")]
     NotFound,
 }
@@ -200,7 +203,9 @@ impl ApiError {
                 HttpError::HeadTimeout(_) => Reason::HeadTimeout,
                 HttpError::BodyTimeout(_) => Reason::BodyTimeout,
                 HttpError::TooManyConnections => Reason::TooManyConnections,
-                HttpError::MethodNotAllowed => Reason::MethodNotAllowed,
+                HttpError::MethodNotAllowed | HttpError::ReadOnlyMethodNotAllowed => {
+                    Reason::MethodNotAllowed
+                }
                 HttpError::NotFound => Reason::NotFound,
             },
         }
@@ -217,7 +222,12 @@ impl ApiError {
     pub fn closes_connection(&self) -> bool {
         match self {
             ApiError::Query(_) | ApiError::Reject(_) => false,
-            ApiError::Http(h) => !matches!(h, HttpError::MethodNotAllowed | HttpError::NotFound),
+            ApiError::Http(h) => !matches!(
+                h,
+                HttpError::MethodNotAllowed
+                    | HttpError::ReadOnlyMethodNotAllowed
+                    | HttpError::NotFound
+            ),
         }
     }
 
@@ -234,6 +244,7 @@ impl ApiError {
             )
             | ApiError::Http(HttpError::TooManyConnections) => "Retry-After: 1\r\n",
             ApiError::Http(HttpError::MethodNotAllowed) => "Allow: GET, POST\r\n",
+            ApiError::Http(HttpError::ReadOnlyMethodNotAllowed) => "Allow: GET, HEAD\r\n",
             _ => "",
         }
     }
@@ -245,7 +256,7 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_status_close_and_headers() {
-        let cases: [(ApiError, u16, bool, &str); 27] = [
+        let cases: [(ApiError, u16, bool, &str); 28] = [
             (
                 RejectError::LogFailing.into(),
                 503,
@@ -324,6 +335,12 @@ mod tests {
                 405,
                 false,
                 "Allow: GET, POST\r\n",
+            ),
+            (
+                HttpError::ReadOnlyMethodNotAllowed.into(),
+                405,
+                false,
+                "Allow: GET, HEAD\r\n",
             ),
             (HttpError::NotFound.into(), 404, false, ""),
         ];

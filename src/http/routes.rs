@@ -22,6 +22,10 @@ use crate::ring::Ring;
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::writer::{Ingest, PushError};
 
+/// The OpenAPI description of every route (`GET /openapi.json`), kept beside the routes it
+/// describes so that a change to one shows in the diff of the other.
+const OPENAPI: &[u8] = include_str!("openapi.json").as_bytes();
+
 /// The body of a successful answer.
 enum Body {
     Static(&'static [u8]),
@@ -290,6 +294,14 @@ impl Service {
                 content_type: PROMETHEUS,
                 body: Body::Page(self.metrics.render(&self.gauges())),
             }),
+            (b"/openapi.json", Method::Get | Method::Head) => Ok(Answer {
+                status: Status::Ok,
+                content_type: "application/json",
+                body: Body::Static(OPENAPI),
+            }),
+            (b"/healthz" | b"/readyz" | b"/metrics" | b"/openapi.json", _) => {
+                Err(HttpError::ReadOnlyMethodNotAllowed.into())
+            }
             _ => Err(HttpError::NotFound.into()),
         };
         let head_only = method == Method::Head;
