@@ -6,13 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Tools the integration tests drive: curl and ApacheBench (real clients), taskset (pins a
-# server to one core), nats-server (the cluster tests run real JetStream clusters).
+# server to one core), nats-server (the cluster tests run real JetStream clusters), python3's
+# venv (schemathesis).
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 command -v mount >/dev/null 2>&1 || need+=(mount)
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+# schemathesis runs in a venv (scripts/schemathesis.sh); Debian's python3 needs python3-venv
+# (ensurepip) for that.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3 python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
   apt-get update -qq
@@ -30,6 +34,9 @@ cargo build --bins --workspace --exclude loom-tests
 
 echo "==> cargo test (the workspace's default members: the server and hourtally-load)"
 cargo test
+
+echo "==> schemathesis against the real binary (README.md, OpenAPI)"
+scripts/schemathesis.sh
 
 echo "==> benchmarks, once each in test mode"
 cargo test --benches
