@@ -298,8 +298,8 @@ fn other_methods_are_405_with_allow_and_unknown_paths_404() {
     for m in ["PUT", "DELETE", "PATCH", "OPTIONS"] {
         let r =
             s.send(format!("{m} /analytics?timestamp=1 HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
-        r.assert_reason(405, "GET or POST");
-        assert_eq!(r.header("Allow"), Some("GET, POST"));
+        r.assert_reason(405, "GET, HEAD or POST");
+        assert_eq!(r.header("Allow"), Some("GET, HEAD, POST"));
     }
     // The read-only routes take GET and HEAD only.
     for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {

@@ -61,7 +61,7 @@ pub enum HttpError {
     BodyTimeout(u64),
     #[error("too many connections: try again shortly")]
     TooManyConnections,
-    #[error("method not allowed: /analytics takes GET or POST")]
+    #[error("method not allowed: /analytics takes GET, HEAD or POST")]
     MethodNotAllowed,
     /// Another method on a read-only route (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`).
     #[error("method not allowed: this path takes GET or HEAD")]
@@ -243,7 +243,7 @@ impl ApiError {
                 | RejectError::NotFresh,
             )
             | ApiError::Http(HttpError::TooManyConnections) => "Retry-After: 1\r\n",
-            ApiError::Http(HttpError::MethodNotAllowed) => "Allow: GET, POST\r\n",
+            ApiError::Http(HttpError::MethodNotAllowed) => "Allow: GET, HEAD, POST\r\n",
             ApiError::Http(HttpError::ReadOnlyMethodNotAllowed) => "Allow: GET, HEAD\r\n",
             _ => "",
         }
@@ -334,7 +334,7 @@ mod tests {
                 HttpError::MethodNotAllowed.into(),
                 405,
                 false,
-                "Allow: GET, POST\r\n",
+                "Allow: GET, HEAD, POST\r\n",
             ),
             (
                 HttpError::ReadOnlyMethodNotAllowed.into(),
