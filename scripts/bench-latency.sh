@@ -70,12 +70,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+STARTS=0
+
 # start_server: a fresh hourtally, pinned; sets SERVER_PID and SERVER_ADDR once it is ready.
 start_server() {
-    local log=$TMP/server.log
+    STARTS=$((STARTS + 1))
+    # A log of its own: the previous server's lines must not be read as this one's.
+    local log=$TMP/server-$STARTS.log
     local cmd=(taskset -c "$SERVER_CPU" "$HOURTALLY" --listen 127.0.0.1:0 --workers 1 --ephemeral)
     echo "+ ${cmd[*]}" >&2
-    "${cmd[@]}" >"$log" 2>&1 &
+    : >"$log"
+    "${cmd[@]}" >>"$log" 2>&1 &
     SERVER_PID=$!
     SERVER_ADDR=""
     for _ in $(seq 200); do
@@ -91,19 +96,33 @@ start_server() {
     exit 1
 }
 
-# load ARGS...: one hourtally-load run against SERVER_ADDR; prints its RESULT line (and keeps
-# its whole report in $TMP/load.out).
+# ticks PID: CPU time (user + system) the process used so far, in clock ticks.
+ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# load ARGS...: one hourtally-load run against SERVER_ADDR; prints its RESULT line with
+# server_cpu_pct= (the server's CPU over the measured seconds, % of one core) appended, and
+# keeps its whole report in $TMP/load.out.
 load() {
     local cmd=(taskset -c "$LOAD_CPU" "$LOAD" --addr "$SERVER_ADDR" --connections "$CONNS"
         --duration "$SECS" --warmup "$WARMUP" --post-share "$POST_SHARE"
         --current-share "$CURRENT_SHARE" --no-progress "$@")
     echo "+ ${cmd[*]}" >&2
-    if ! "${cmd[@]}" >"$TMP/load.out"; then
+    local lp s0 s1 t0 t1
+    "${cmd[@]}" >"$TMP/load.out" &
+    lp=$!
+    sleep "$WARMUP"
+    s0=$(ticks "$SERVER_PID") t0=$(date +%s.%N)
+    if ! wait "$lp"; then
         echo "bench-latency: the load generator failed:" >&2
         cat "$TMP/load.out" >&2
         exit 1
     fi
-    grep '^RESULT ' "$TMP/load.out" | tail -1
+    s1=$(ticks "$SERVER_PID") t1=$(date +%s.%N)
+    printf '%s server_cpu_pct=%s\n' "$(grep '^RESULT ' "$TMP/load.out" | tail -1)" \
+        "$(awk -v a="$s0" -v b="$s1" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
+            'BEGIN { printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')"
 }
 
 # field NAME LINE: the value of NAME= in a RESULT line.
@@ -117,22 +136,27 @@ median() {
 
 echo "bench-latency: ROUNDS=$ROUNDS SECS=$SECS WARMUP=$WARMUP CONNS=$CONNS SHARE=$SHARE" \
     "LAG_EVERY=$LAG_EVERY POST_SHARE=$POST_SHARE CURRENT_SHARE=$CURRENT_SHARE;" \
-    "server on core $SERVER_CPU, load on core $LOAD_CPU ($(nproc) cores)"
+    "server on core $SERVER_CPU, load on core $LOAD_CPU ($(nproc) cores);" \
+    "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [[ -z $RATE ]]; then
-    peaks=() peak_cpu=()
+    peaks=() peak_cpu=() peak_srv=()
     for round in $(seq "$ROUNDS"); do
         echo "== peak: closed loop, depth 1, round $round/$ROUNDS" >&2
         start_server
         r=$(load --pipeline 1)
         echo "  $r" >&2
         peaks+=("$(field rps "$r")") peak_cpu+=("$(field client_cpu_pct "$r")")
+        peak_srv+=("$(field server_cpu_pct "$r")")
         stop_server
     done
     PEAK=$(median "${peaks[@]}")
     RATE=$(awk -v p="$PEAK" -v s="$SHARE" 'BEGIN { printf "%.0f", p * s }')
     echo "peak (closed loop, depth 1, $CONNS connections): median $PEAK req/s" \
-        "(rounds: ${peaks[*]}; client cpu %: ${peak_cpu[*]}); offering $SHARE x = $RATE req/s"
+        "(rounds: ${peaks[*]}; cpu % server: ${peak_srv[*]}, client: ${peak_cpu[*]});" \
+        "offering $SHARE x = $RATE req/s"
+    echo "(a server under ~95 % of its core was not the limit: other work took the core, or the"
+    echo "client was the limit; then the peak, and half of it, are understated)"
 fi
 
 ROWS=()
@@ -145,15 +169,15 @@ for round in $(seq "$ROUNDS"); do
     send_lag=$(sed -n 's/^send lag .*p99 \([0-9]*\) .*/\1/p' "$TMP/load.out")
     stopped=$(grep -c 'probing stopped early' "$TMP/load.out" || true)
     for f in rps p50_us p90_us p99_us p999_us max_us lag_probes lag_p50_us lag_p99_us \
-        errors unsent verify_diffs client_cpu_pct; do
+        errors unsent verify_diffs client_cpu_pct server_cpu_pct; do
         printf -v "$f" '%s' "$(field "$f" "$r")"
     done
     p50s+=("$p50_us") p90s+=("$p90_us") p99s+=("$p99_us") p999s+=("$p999_us")
     lag50s+=("$lag_p50_us") lag99s+=("$lag_p99_us")
-    ROWS+=("$(printf '%6s %8s %7s %7s %7s %8s %8s %7s %7s %7s %8s %6s %6s %6s %5s' \
+    ROWS+=("$(printf '%6s %8s %7s %7s %7s %8s %8s %7s %7s %7s %8s %6s %6s %6s %6s %5s' \
         "$round" "$rps" "$p50_us" "$p90_us" "$p99_us" "$p999_us" "$max_us" "$lag_probes" \
-        "$lag_p50_us" "$lag_p99_us" "${send_lag:-?}" "$client_cpu_pct" "$errors" "$unsent" \
-        "$verify_diffs")")
+        "$lag_p50_us" "$lag_p99_us" "${send_lag:-?}" "$server_cpu_pct" "$client_cpu_pct" \
+        "$errors" "$unsent" "$verify_diffs")")
     if ((stopped > 0)); then
         echo "  WARNING: $(grep 'probing stopped early' "$TMP/load.out")" >&2
     fi
@@ -164,10 +188,11 @@ echo
 echo "open loop at $RATE req/s, $CONNS connections, ${SECS}s measured after ${WARMUP}s warm-up;"
 echo "latency in µs from each request's intended send time; lag = a POST's 204 to the first GET"
 echo "answer that counts it (one POST in $LAG_EVERY probed); send-lag p99 = how late the client sent"
-printf '%6s %8s %7s %7s %7s %8s %8s %7s %7s %7s %8s %6s %6s %6s %5s\n' "round" "req/s" "p50" \
-    "p90" "p99" "p99.9" "max" "probes" "lag p50" "lag p99" "send p99" "cli %" "errors" \
-    "unsent" "diffs"
+printf '%6s %8s %7s %7s %7s %8s %8s %7s %7s %7s %8s %6s %6s %6s %6s %5s\n' "round" "req/s" \
+    "p50" "p90" "p99" "p99.9" "max" "probes" "lag p50" "lag p99" "send p99" "srv %" "cli %" \
+    "errors" "unsent" "diffs"
 printf '%s\n' "${ROWS[@]}"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows up as latency)"
 echo "median: p50 $(median "${p50s[@]}") µs, p90 $(median "${p90s[@]}") µs," \
     "p99 $(median "${p99s[@]}") µs, p99.9 $(median "${p999s[@]}") µs;" \
     "visibility lag p50 $(median "${lag50s[@]}") µs, p99 $(median "${lag99s[@]}") µs"
