@@ -62,42 +62,16 @@ impl Reader {
         arrived: &mut Instant,
     ) -> Result<Reply, Fail> {
         loop {
-            match parse_response(&self.buf[self.start..self.end]) {
-                Parsed::Done(mut a) => {
-                    a.at = self.start;
-                    self.start += a.len;
-                    if self.start == self.end {
-                        // The bytes stay in place until the next read, so `body` still works.
-                        self.start = 0;
-                        self.end = 0;
-                    }
-                    return Ok(a);
-                }
-                Parsed::Interim(n) => {
-                    self.start += n;
-                    continue;
-                }
-                Parsed::Bad(why) => return Err(Fail::Protocol(why)),
-                Parsed::Partial => {}
+            if let Some(r) = self.buffered()? {
+                return Ok(r);
             }
-            if self.end == self.buf.len() {
-                if self.start > 0 {
-                    self.buf.copy_within(self.start..self.end, 0);
-                    self.end -= self.start;
-                    self.start = 0;
-                } else if self.buf.len() < 4 * MAX_RESPONSE_BYTES {
-                    self.buf.resize(self.buf.len() * 2, 0);
-                } else {
-                    return Err(Fail::Protocol("answer too large"));
-                }
-            }
-            match stream.read(&mut self.buf[self.end..]) {
+            match self.fill(stream) {
                 Ok(0) => return Err(Fail::Closed),
-                Ok(n) => {
-                    self.end += n;
-                    *arrived = Instant::now();
-                }
+                Ok(_) => *arrived = Instant::now(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(Fail::Protocol("answer too large"))
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -109,6 +83,56 @@ impl Reader {
                 Err(_) => return Err(Fail::Read),
             }
         }
+    }
+
+    /// The next complete reply already in the buffer, if any (interim `1xx` replies are
+    /// skipped). The reply's body is `self.body(&reply)` until the next call.
+    pub fn buffered(&mut self) -> Result<Option<Reply>, Fail> {
+        loop {
+            match parse_response(&self.buf[self.start..self.end]) {
+                Parsed::Done(mut a) => {
+                    a.at = self.start;
+                    self.start += a.len;
+                    if self.start == self.end {
+                        // The bytes stay in place until the next read, so `body` still works.
+                        self.start = 0;
+                        self.end = 0;
+                    }
+                    return Ok(Some(a));
+                }
+                Parsed::Interim(n) => self.start += n,
+                Parsed::Bad(why) => return Err(Fail::Protocol(why)),
+                Parsed::Partial => return Ok(None),
+            }
+        }
+    }
+
+    /// One `read` into the free end of the buffer (making room first); the bytes read (0:
+    /// the peer closed). A reply too large to buffer is an `InvalidData` error.
+    pub fn fill(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buf.len() < 4 * MAX_RESPONSE_BYTES {
+                self.buf.resize(self.buf.len() * 2, 0);
+            } else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "answer too large",
+                ));
+            }
+        }
+        let n = stream.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Free room at the end of the buffer: a read that fills less than this drained the
+    /// socket's receive queue.
+    pub fn room(&self) -> usize {
+        self.buf.len() - self.end
     }
 
     pub fn body(&self, a: &Reply) -> &[u8] {

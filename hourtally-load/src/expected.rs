@@ -5,10 +5,12 @@ use std::collections::{HashMap, HashSet};
 
 use hourtally::event::Kind;
 
-/// The users seen in one hour: a bitmap over `0..users` when that is small, else a set.
+/// The users seen in one hour: a bitmap over `0..users` when that is small, else a set; or,
+/// for the hour of the visibility probes, a count (every probe has a user of its own).
 pub enum SeenUsers {
     Bits(Vec<u64>),
     Set(HashSet<u64>),
+    Distinct(u64),
 }
 
 impl SeenUsers {
@@ -26,6 +28,7 @@ impl SeenUsers {
             SeenUsers::Set(s) => {
                 s.insert(u);
             }
+            SeenUsers::Distinct(n) => *n += 1,
         }
     }
 
@@ -35,7 +38,8 @@ impl SeenUsers {
                 a.iter_mut().zip(b).for_each(|(x, y)| *x |= y)
             }
             (SeenUsers::Set(a), SeenUsers::Set(b)) => a.extend(b),
-            _ => unreachable!("one --users for the whole run"),
+            (SeenUsers::Distinct(a), SeenUsers::Distinct(b)) => *a += b,
+            _ => unreachable!("one --users for the whole run, and probes only in their own hour"),
         }
     }
 
@@ -43,6 +47,7 @@ impl SeenUsers {
         match self {
             SeenUsers::Bits(b) => b.iter().map(|w| u64::from(w.count_ones())).sum(),
             SeenUsers::Set(s) => s.len() as u64,
+            SeenUsers::Distinct(n) => *n,
         }
     }
 }
@@ -76,6 +81,20 @@ impl Expected {
         h.users.insert(user);
     }
 
+    /// Counts an accepted visibility probe of `kind` in `hour`: a user no other POST names.
+    pub fn add_probe(&mut self, hour: u64, kind: Kind) {
+        let h = self.hours.entry(hour).or_insert_with(|| ExpectedHour {
+            clicks: 0,
+            impressions: 0,
+            users: SeenUsers::Distinct(0),
+        });
+        match kind {
+            Kind::Click => h.clicks += 1,
+            Kind::Impression => h.impressions += 1,
+        }
+        h.users.insert(0);
+    }
+
     pub fn merge(&mut self, o: Expected) {
         for (hour, t) in o.hours {
             match self.hours.get_mut(&hour) {
@@ -89,5 +108,26 @@ impl Expected {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_count_as_distinct_users_and_merge_by_adding() {
+        let mut a = Expected::default();
+        a.add_probe(7, Kind::Click);
+        a.add_probe(7, Kind::Impression);
+        let mut b = Expected::default();
+        b.add_probe(7, Kind::Click);
+        b.add(100, 8, 3, Kind::Click);
+        b.add(100, 8, 3, Kind::Click);
+        a.merge(b);
+        let h = &a.hours[&7];
+        assert_eq!((h.users.len(), h.clicks, h.impressions), (3, 2, 1));
+        let h = &a.hours[&8];
+        assert_eq!((h.users.len(), h.clicks), (1, 2));
     }
 }

@@ -21,7 +21,9 @@ use clap::Parser;
                   does, and latency is measured from each request's intended send time, not \
                   from when it was actually sent: this corrects for coordinated omission (a \
                   stalled server is charged for every request that should have left during \
-                  the stall).\n\n\
+                  the stall). One thread drives every connection with epoll (--threads for \
+                  more); a connection has one request in flight and queues the ones that fall \
+                  due meanwhile. --lag-every N adds POST→GET visibility-lag probes.\n\n\
                   The last stdout line is machine-readable: `RESULT rps=... p50_us=... \
                   p99_us=... errors=...`.\n\n\
                   Exit status: 0 success; 1 --verify found a difference; 2 bad flags, \
@@ -72,10 +74,10 @@ pub struct Args {
     #[arg(long, value_parser = positive_f64)]
     pub rate: Option<f64>,
 
-    /// Closed loop: client threads (connections are spread over them round-robin; each
-    /// thread reads the answers of one connection and writes its next batch, then moves on).
-    /// Default: min(connections, 2 × available CPUs). The open loop (--rate) always uses one
-    /// thread per connection.
+    /// Client threads; connections are spread over them round-robin. Closed loop: each
+    /// thread reads the answers of one connection and writes its next batch, then moves on;
+    /// default min(connections, 2 × available CPUs). Open loop (--rate): each thread drives
+    /// its connections with epoll, one request in flight per connection; default 1.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub threads: Option<u32>,
 
@@ -102,11 +104,24 @@ pub struct Args {
     #[arg(long, default_value_t = 10.0, value_parser = positive_f64)]
     pub timeout: f64,
 
-    /// Open loop: spend the last N µs before each scheduled send yielding instead of
-    /// sleeping. OS sleeps wake up tens of µs late (the output's "send lag" shows by how
-    /// much); spinning sends on time but burns client CPU.
+    /// Open loop: when the next scheduled send is less than N µs away, poll the sockets
+    /// instead of sleeping in epoll. Sleeps wake up late (the output's "send lag" shows by
+    /// how much); polling sends on time but burns client CPU.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub spin_us: u64,
+
+    /// Open loop: make one POST in N a visibility probe (0: none). A probe is a POST by a
+    /// user of its own in an hour no other request touches (--lag-hours-back); after its
+    /// 204, a connection of its own GETs that hour back to back until the answer counts it.
+    /// The time from the 204 to that answer is the POST→GET visibility lag. One probe at a
+    /// time: POSTs due while one is being watched are ordinary POSTs.
+    #[arg(long, default_value_t = 0)]
+    pub lag_every: u64,
+
+    /// The probes' hour: this many hours before the current hour at the start of the run.
+    /// Past the mix's 24 historic hours, inside the server's retention (48 by default).
+    #[arg(long, default_value_t = 36, value_parser = clap::value_parser!(u64).range(25..=100_000))]
+    pub lag_hours_back: u64,
 }
 
 fn share(s: &str) -> Result<f64, String> {

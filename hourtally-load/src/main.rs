@@ -14,8 +14,10 @@
 //!   coordinated omission, as wrk2 does it).
 //!
 //! Closed-loop client threads drive several connections each, round-robin, on blocking
-//! sockets; the open loop uses one thread per connection, which sleeps until the next send
-//! is due and blocks for its answer. Only std and blocking sockets: no async runtime.
+//! sockets. An open-loop thread (one by default) drives all its connections from one epoll
+//! loop ([`epoll`], through `libc`): one request in flight per connection, later ones queued
+//! there. With `--lag-every N`, one POST in N is also a probe of the POST→GET visibility lag
+//! ([`lag`]). No async runtime.
 //!
 //! `--verify` tallies what the server accepted (POSTs answered `204`) per hour and checks,
 //! at the end, that `GET` for every touched hour answers exactly that.
@@ -32,8 +34,10 @@
 
 mod closed_loop;
 mod conn;
+mod epoll;
 mod expected;
 mod flags;
+mod lag;
 mod mix;
 mod open_loop;
 mod plan;
@@ -91,15 +95,19 @@ fn main() -> ExitCode {
     // inherit it): the open loop's schedule depends on it. Not fatal where unsupported.
     let _ = std::fs::write("/proc/self/timerslack_ns", "1000");
 
+    if args.lag_every > 0 && args.rate.is_none() {
+        eprintln!("hourtally-load: --lag-every needs the open loop (--rate)");
+        return ExitCode::from(2);
+    }
     let cores = thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let threads = match args.rate {
-        // The open loop reads each answer when it arrives: a thread per connection.
-        Some(_) => args.connections,
+        // One epoll loop drives every connection unless told otherwise.
+        Some(_) => args.threads.unwrap_or(1),
         None => args
             .threads
-            .unwrap_or_else(|| args.connections.min(2 * cores))
-            .min(args.connections),
-    };
+            .unwrap_or_else(|| args.connections.min(2 * cores)),
+    }
+    .min(args.connections);
     let duration = match (args.duration, args.requests) {
         (Some(d), _) => Some(d),
         (None, None) => Some(10.0),
@@ -151,7 +159,7 @@ fn run_clients(plan: &Arc<Plan>, rate: Option<f64>, threads: u32) -> Stats {
         let h = thread::Builder::new()
             .name(format!("client-{t}"))
             .spawn(move || match rate {
-                Some(r) => open_loop::open_loop(p, r, t),
+                Some(r) => open_loop::open_loop(p, r, conns, t == 0),
                 None => closed_loop::closed_loop(p, conns),
             });
         match h {

@@ -57,6 +57,8 @@ pub struct Req {
     pub user: u64,
     /// Closed loop: when its batch was written; open loop: its intended send time.
     pub t0: Instant,
+    /// A visibility probe (`--lag-every`): user `lag{tag}-{user}`, in the probes' own hour.
+    pub probe: bool,
 }
 
 fn now_ms() -> u64 {
@@ -97,6 +99,120 @@ impl Stamp {
     }
 }
 
+/// The next request of the mix, drawn but not yet written: what [`Pick::write`] sends.
+pub struct Pick {
+    post: Option<(u64, Kind)>,
+    /// Hours back from the stamp's hour (0: the current hour).
+    back: u64,
+}
+
+impl Pick {
+    /// Draws the next request of the mix (the same draws whatever is written after).
+    pub fn next(plan: &Plan, rng: &mut Rng) -> Self {
+        let is_post = rng.unit() < plan.post_share;
+        let back = if rng.unit() < plan.current_share {
+            0
+        } else {
+            1 + rng.below(HISTORIC_HOURS)
+        };
+        let post = is_post.then(|| {
+            let user = rng.below(plan.users);
+            let kind = if rng.unit() < plan.click_share {
+                Kind::Click
+            } else {
+                Kind::Impression
+            };
+            (user, kind)
+        });
+        Pick { post, back }
+    }
+
+    pub fn is_post(&self) -> bool {
+        self.post.is_some()
+    }
+
+    /// Appends the request's bytes to `buf`.
+    pub fn write(&self, plan: &Plan, stamp: &Stamp, t0: Instant, buf: &mut Vec<u8>) -> Req {
+        let ts = stamp.ms.saturating_sub(self.back * MILLIS_PER_HOUR);
+        let hour = ts / MILLIS_PER_HOUR;
+        let push_ts = |buf: &mut Vec<u8>| {
+            if self.back == 0 {
+                buf.extend_from_slice(stamp.text());
+            } else {
+                push_u64(buf, ts);
+            }
+        };
+        match self.post {
+            Some((user, kind)) => {
+                buf.extend_from_slice(b"POST /analytics?timestamp=");
+                push_ts(buf);
+                buf.extend_from_slice(b"&user=u");
+                push_u64(buf, user);
+                push_post_tail(buf, kind, &plan.host);
+                Req {
+                    op: Op::Post(kind),
+                    hour,
+                    user,
+                    t0,
+                    probe: false,
+                }
+            }
+            None => {
+                buf.extend_from_slice(b"GET /analytics?timestamp=");
+                push_ts(buf);
+                buf.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+                buf.extend_from_slice(plan.host.as_bytes());
+                buf.extend_from_slice(b"\r\n\r\n");
+                Req {
+                    op: Op::Get,
+                    hour,
+                    user: 0,
+                    t0,
+                    probe: false,
+                }
+            }
+        }
+    }
+
+    /// Appends, instead of this POST, a visibility probe: the same kind of event by user
+    /// `lag{tag}-{id}` (a name no other request uses) in `hour` (an hour no other request
+    /// touches), so a GET of that hour shows when the server counted it.
+    pub fn write_probe(
+        &self,
+        plan: &Plan,
+        hour: u64,
+        (tag, id): (u64, u64),
+        t0: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Req {
+        let kind = self.post.map_or(Kind::Click, |(_, k)| k);
+        buf.extend_from_slice(b"POST /analytics?timestamp=");
+        push_u64(buf, hour * MILLIS_PER_HOUR);
+        buf.extend_from_slice(b"&user=lag");
+        push_u64(buf, tag);
+        buf.push(b'-');
+        push_u64(buf, id);
+        push_post_tail(buf, kind, &plan.host);
+        Req {
+            op: Op::Post(kind),
+            hour,
+            user: id,
+            t0,
+            probe: true,
+        }
+    }
+}
+
+/// The end of a POST after its user: the event's kind and the headers.
+fn push_post_tail(buf: &mut Vec<u8>, kind: Kind, host: &str) {
+    buf.extend_from_slice(match kind {
+        Kind::Click => &b"&click HTTP/1.1\r\nHost: "[..],
+        Kind::Impression => &b"&impression HTTP/1.1\r\nHost: "[..],
+    });
+    buf.extend_from_slice(host.as_bytes());
+    buf.extend_from_slice(b"\r\n\r\n");
+}
+
 /// Picks the next request of the mix and appends its bytes to `buf`.
 pub fn next_request(
     plan: &Plan,
@@ -105,54 +221,7 @@ pub fn next_request(
     t0: Instant,
     buf: &mut Vec<u8>,
 ) -> Req {
-    let is_post = rng.unit() < plan.post_share;
-    let back = if rng.unit() < plan.current_share {
-        0
-    } else {
-        1 + rng.below(HISTORIC_HOURS)
-    };
-    let ts = stamp.ms.saturating_sub(back * MILLIS_PER_HOUR);
-    let hour = ts / MILLIS_PER_HOUR;
-    let push_ts = |buf: &mut Vec<u8>| {
-        if back == 0 {
-            buf.extend_from_slice(stamp.text());
-        } else {
-            push_u64(buf, ts);
-        }
-    };
-    if is_post {
-        let user = rng.below(plan.users);
-        let click = rng.unit() < plan.click_share;
-        buf.extend_from_slice(b"POST /analytics?timestamp=");
-        push_ts(buf);
-        buf.extend_from_slice(b"&user=u");
-        push_u64(buf, user);
-        buf.extend_from_slice(if click {
-            &b"&click HTTP/1.1\r\nHost: "[..]
-        } else {
-            &b"&impression HTTP/1.1\r\nHost: "[..]
-        });
-        buf.extend_from_slice(plan.host.as_bytes());
-        buf.extend_from_slice(b"\r\n\r\n");
-        Req {
-            op: Op::Post(if click { Kind::Click } else { Kind::Impression }),
-            hour,
-            user,
-            t0,
-        }
-    } else {
-        buf.extend_from_slice(b"GET /analytics?timestamp=");
-        push_ts(buf);
-        buf.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        buf.extend_from_slice(plan.host.as_bytes());
-        buf.extend_from_slice(b"\r\n\r\n");
-        Req {
-            op: Op::Get,
-            hour,
-            user: 0,
-            t0,
-        }
-    }
+    Pick::next(plan, rng).write(plan, stamp, t0, buf)
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! The run's plan, resolved once from the flags and shared by every client thread: where to
 //! connect, the mix, when load and measuring start and end, the request budget, and the
-//! counters of the live progress line. Also the schedule: the open loop's intended send
-//! times and the sleep that waits for them.
+//! counters of the live progress line. Also the open loop's schedule (intended send times)
+//! and the closed loop's wait for the start.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hourtally::event::MILLIS_PER_HOUR;
 
 use crate::flags::Args;
 
@@ -23,8 +25,14 @@ pub struct Plan {
     pub seed: u64,
     pub verify: bool,
     pub timeout: Duration,
-    /// Open loop: yield instead of sleeping this long before a send is due.
+    /// Open loop: poll instead of sleeping this long before a send is due.
     pub spin: Duration,
+    /// Open loop: one POST in this many is a visibility probe (0: none).
+    pub lag_every: u64,
+    /// The probes' hour (hours since the epoch), fixed at the start.
+    pub lag_hour: u64,
+    /// Makes this run's probe user names unique (`lag{tag}-{id}`): the start time, ns.
+    pub lag_tag: u64,
     /// Load starts (warm-up included).
     pub start: Instant,
     /// Measuring starts (= start + warmup).
@@ -46,6 +54,9 @@ impl Plan {
     /// `duration` after that (`None`: when `--requests` are answered).
     pub fn new(args: &Args, addr: SocketAddr, timeout: Duration, duration: Option<f64>) -> Self {
         let start = Instant::now() + Duration::from_millis(5);
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let measure_start = start + Duration::from_secs_f64(args.warmup);
         Plan {
             addr,
@@ -60,6 +71,10 @@ impl Plan {
             verify: args.verify,
             timeout,
             spin: Duration::from_micros(args.spin_us),
+            lag_every: args.lag_every,
+            lag_hour: (since_epoch.as_millis() as u64 / MILLIS_PER_HOUR)
+                .saturating_sub(args.lag_hours_back),
+            lag_tag: since_epoch.as_nanos() as u64,
             start,
             measure_start,
             end: duration.map(|d| measure_start + Duration::from_secs_f64(d)),

@@ -71,6 +71,8 @@ pub struct Header {
     config: String,
     /// Open loop (`--rate`).
     open_loop: bool,
+    /// Visibility probes (`--lag-every`).
+    lag_every: bool,
 }
 
 impl Header {
@@ -87,7 +89,7 @@ impl Header {
         };
         let config = format!(
             "addr={} connections={} pipeline={} threads={threads} {length} warmup={}s \
-             post_share={} current_share={} click_share={} users={} rate={} seed={} verify={} timeout={}s spin_us={}",
+             post_share={} current_share={} click_share={} users={} rate={} seed={} verify={} timeout={}s spin_us={} lag_every={} lag_hours_back={}",
             args.addr,
             args.connections,
             args.pipeline,
@@ -101,12 +103,15 @@ impl Header {
             args.verify,
             args.timeout,
             args.spin_us,
+            args.lag_every,
+            args.lag_hours_back,
         );
         Header {
             mode,
             command: command.join(" "),
             config,
             open_loop: args.rate.is_some(),
+            lag_every: args.lag_every > 0,
         }
     }
 }
@@ -122,15 +127,20 @@ pub struct Summary {
     non2xx: u64,
     /// Client CPU over the whole run (warm-up included), % of one core.
     cpu_pct: Option<f64>,
+    /// `--lag-every`: the visibility lag's probes seen, p50 and p99, µs.
+    visibility: Option<(u64, u64, u64)>,
 }
 
 impl Summary {
     /// The last stdout line: `RESULT rps=... requests=... p50_us=... ...`.
     pub fn result_line(&self, stats: &Stats, diffs: u64) -> String {
         let e = &stats.errors;
+        let lag = self.visibility.map_or(String::new(), |(n, p50, p99)| {
+            format!(" lag_probes={n} lag_p50_us={p50} lag_p99_us={p99}")
+        });
         format!(
             "RESULT rps={:.0} requests={} p50_us={} p90_us={} p99_us={} p999_us={} \
-             max_us={} errors={} lost={} unsent={} non2xx={} verify_diffs={diffs} client_cpu_pct={}",
+             max_us={} errors={} lost={} unsent={} non2xx={} verify_diffs={diffs} client_cpu_pct={}{lag}",
             self.rps,
             stats.answered,
             self.p50,
@@ -215,6 +225,39 @@ pub fn print(
             l.max()
         );
     }
+    let visibility = header.lag_every.then(|| {
+        let v = &stats.visibility;
+        let p = &stats.probes;
+        let q = |x| {
+            if v.is_empty() {
+                0
+            } else {
+                v.value_at_quantile(x)
+            }
+        };
+        let _ = writeln!(
+            out,
+            "visibility lag (µs, a POST's 204 to the first GET answer that counts it; {} probes \
+             seen of {} accepted, {} refused, {} GETs)",
+            v.len(),
+            p.accepted,
+            p.refused,
+            p.gets
+        );
+        let _ = writeln!(
+            out,
+            "  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(0.999),
+            v.max()
+        );
+        if let Some(why) = &p.stopped {
+            let _ = writeln!(out, "  probing stopped early: {why}");
+        }
+        (v.len(), q(0.5), q(0.99))
+    });
     if header.open_loop {
         let _ = writeln!(
             out,
@@ -268,5 +311,6 @@ pub fn print(
         max,
         non2xx,
         cpu_pct,
+        visibility,
     }
 }

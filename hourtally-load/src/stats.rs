@@ -51,6 +51,30 @@ impl Errors {
     }
 }
 
+/// What the visibility probes (`--lag-every`) did.
+#[derive(Default, Clone, Debug)]
+pub struct Probes {
+    /// Probe POSTs answered 204.
+    pub accepted: u64,
+    /// Probe POSTs answered otherwise (not taken: no lag to measure).
+    pub refused: u64,
+    /// GETs sent to see them.
+    pub gets: u64,
+    /// Why probing stopped before the run ended, if it did.
+    pub stopped: Option<String>,
+}
+
+impl Probes {
+    fn merge(&mut self, o: &Probes) {
+        self.accepted += o.accepted;
+        self.refused += o.refused;
+        self.gets += o.gets;
+        if self.stopped.is_none() {
+            self.stopped.clone_from(&o.stopped);
+        }
+    }
+}
+
 /// Largest value recorded, µs (one hour); larger ones count as this.
 const HIST_MAX_US: u64 = MILLIS_PER_HOUR * 1000;
 
@@ -74,6 +98,10 @@ pub struct Stats {
     pub latency: Histogram<u64>,
     /// Open loop: how late requests left compared with their schedule, µs.
     pub lag: Histogram<u64>,
+    /// Open loop with `--lag-every`: from a probe POST's 204 to the first GET answer that
+    /// counts it, µs.
+    pub visibility: Histogram<u64>,
+    pub probes: Probes,
     /// Measured answers by status code.
     pub status: Vec<u64>,
     /// Measured answers.
@@ -90,6 +118,8 @@ impl Stats {
         Stats {
             latency: new_histogram(),
             lag: new_histogram(),
+            visibility: new_histogram(),
+            probes: Probes::default(),
             status: vec![0; 1000],
             answered: 0,
             last: None,
@@ -102,7 +132,11 @@ impl Stats {
     pub fn replied(&mut self, plan: &Plan, req: &Req, status: u16, arrived: Instant) {
         if plan.verify && status == 204 {
             if let Op::Post(kind) = req.op {
-                self.expected.add(plan.users, req.hour, req.user, kind);
+                if req.probe {
+                    self.expected.add_probe(req.hour, kind);
+                } else {
+                    self.expected.add(plan.users, req.hour, req.user, kind);
+                }
             }
         }
         if plan.measuring(req.t0) {
@@ -135,6 +169,7 @@ impl Stats {
         plan.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A request that got no answer (a POST among them may or may not have been taken).
     pub fn lost(&mut self, req: &Req) {
         self.errors.lost += 1;
         if matches!(req.op, Op::Post(_)) {
@@ -146,6 +181,8 @@ impl Stats {
         // Auto-resizing histograms with the same precision: `add` cannot fail.
         let _ = self.latency.add(&o.latency);
         let _ = self.lag.add(&o.lag);
+        let _ = self.visibility.add(&o.visibility);
+        self.probes.merge(&o.probes);
         for (a, b) in self.status.iter_mut().zip(&o.status) {
             *a += b;
         }

@@ -1,7 +1,8 @@
 //! Smoke test of the load generator: the real `hourtally-load` binary drives the real
 //! `hourtally` binary over loopback for a few seconds, with `--verify`, closed loop with
-//! pipelining and open loop (`--rate`). It must exit 0, get 204s, and find that every hour
-//! it touched reads exactly what the server accepted.
+//! pipelining and open loop (`--rate`, with visibility probes). It must exit 0, get 204s,
+//! and find that every hour it touched (the probes' hour among them) reads exactly what the
+//! server accepted.
 //!
 //! The server binary is not built by `cargo test -p hourtally-load`: run `cargo build --bins`
 //! first (`scripts/test.sh` does); the test fails and says so when it is missing.
@@ -106,8 +107,18 @@ fn closed_loop_pipelined_verifies() {
     assert!(out.contains("\nrequests      20000\n"), "{out}");
 }
 
+/// The value of `key=` in the RESULT line.
+fn result_field(out: &str, key: &str) -> u64 {
+    let result = out.lines().last().unwrap_or_default();
+    result
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {result:?}"))
+}
+
 #[test]
-fn open_loop_verifies() {
+fn open_loop_verifies_and_measures_the_visibility_lag() {
     let server = TestServer::start(&[]);
     let (status, out) = run_load(
         &server,
@@ -123,9 +134,49 @@ fn open_loop_verifies() {
             "500",
             "--post-share",
             "0.7",
+            "--current-share",
+            "1.0",
+            "--lag-every",
+            "20",
             "--no-progress",
         ],
     );
     check(status, &out);
     assert!(out.contains("coordinated omission"), "{out}");
+    // About 70 probes are due (2 s × 2000/s × 0.7 / 20); each is seen within milliseconds.
+    assert!(result_field(&out, "lag_probes") >= 10, "{out}");
+    assert!(!out.contains("probing stopped early"), "{out}");
+    // The probes' hour is verified beside the mix's (the current hour, two if the run
+    // crosses into the next one).
+    let verify = out
+        .lines()
+        .find(|l| l.ends_with(" differences"))
+        .unwrap_or_default();
+    assert!(
+        verify.starts_with("verify: 2 hours") || verify.starts_with("verify: 3 hours"),
+        "{out}"
+    );
+}
+
+#[test]
+fn open_loop_on_two_threads_sends_at_the_rate() {
+    let server = TestServer::start(&[]);
+    let (status, out) = run_load(
+        &server,
+        &[
+            "--verify",
+            "--rate",
+            "3000",
+            "--requests",
+            "3000",
+            "--connections",
+            "6",
+            "--threads",
+            "2",
+            "--no-progress",
+        ],
+    );
+    check(status, &out);
+    assert!(out.contains("\nrequests      3000\n"), "{out}");
+    assert!(out.contains(" threads=2 "), "{out}");
 }
