@@ -39,6 +39,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(first_seq(&bytes), Some(group.first_seq));
     let mut again = Vec::new();
     encode_group(&mut again, group.first_seq, &group.events);
-    assert_eq!(again, bytes[..group.len], "an accepted group is not canonical");
+    assert_eq!(
+        again,
+        bytes[..group.len],
+        "an accepted group is not canonical"
+    );
     assert_eq!(decode_group(&again), Ok(group));
 });

@@ -168,7 +168,11 @@ fuzz_target!(|data: &[u8]| {
             loop {
                 let input = &buf[start..];
                 let o = session.feed(input, &clock, &mut out);
-                assert!(o.consumed <= input.len(), "consumed {o:?} of {}", input.len());
+                assert!(
+                    o.consumed <= input.len(),
+                    "consumed {o:?} of {}",
+                    input.len()
+                );
                 let answers = check_answers(&out);
                 assert_eq!(answers.finals, o.answered, "{o:?}");
                 assert_eq!(answers.last_closes, o.close, "{o:?}");
