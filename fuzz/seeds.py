@@ -40,6 +40,8 @@ requests = {
     "bad_query": f"GET /analytics?timestamp=x1&timestamp=2 HTTP/1.1\r\n{H}\r\n",
     "too_many_headers": f"GET /healthz HTTP/1.1\r\n{H}" + "".join(f"X-H{i}: v\r\n" for i in range(6)) + "\r\n",
 }
+# tests/transport.rs: a request line alone over the 16 KiB head limit (414).
+requests["long_line"] = f"GET /analytics?timestamp=1&pad={'p' * 17_000} HTTP/1.1\r\n{H}\r\n"
 for name, raw in requests.items():
     put("session", name, b"\x00" + raw.encode())
 put("session", "tls_hello", b"\x00\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
