@@ -66,24 +66,9 @@ LOAD=$BIN/hourtally-load
 BARE=$BIN/examples/bare
 
 HZ=$(getconf CLK_TCK)
-TMP=$(mktemp -d)
-SERVER_PID=""
+# TMP, SERVER_PID, stop_server and the cleanup on exit.
+source scripts/lib.sh
 SERVER_ADDR=""
-
-stop_server() {
-    if [[ -n $SERVER_PID ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-
-cleanup() {
-    stop_server
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # start_server NAME CMD...: starts CMD in the background, waits for its start-up line
 # ("bare listening on ADDR ...", or hourtally's "... listening addr=ADDR ..." log line), sets

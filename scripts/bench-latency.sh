@@ -63,24 +63,9 @@ BIN=${CARGO_TARGET_DIR:-target}/release
 HOURTALLY=$BIN/hourtally
 LOAD=$BIN/hourtally-load
 
-TMP=$(mktemp -d)
-SERVER_PID=""
+# TMP, SERVER_PID, stop_server and the cleanup on exit.
+source scripts/lib.sh
 SERVER_ADDR=""
-
-stop_server() {
-    if [[ -n $SERVER_PID ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-
-cleanup() {
-    stop_server
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 STARTS=0
 

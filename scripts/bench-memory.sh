@@ -48,22 +48,8 @@ if [[ -z ${HOURTALLY:-} ]]; then
     HOURTALLY=${CARGO_TARGET_DIR:-target}/release/hourtally
 fi
 
-TMP=$(mktemp -d)
-SERVER_PID=""
-
-stop_server() {
-    if [[ -n $SERVER_PID ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-cleanup() {
-    stop_server
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# TMP, SERVER_PID, stop_server and the cleanup on exit.
+source scripts/lib.sh
 
 # The client: posts users PREFIX0 … PREFIX{N-1} to the hour of TS over CONNS connections,
 # then GETs the hour until it counts EXPECT unique users (or 60 s pass).
