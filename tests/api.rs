@@ -356,6 +356,16 @@ fn health_readiness_metrics_and_head() {
     );
     drop(idle);
     assert_eq!(m.status, 200);
+    // The process's own figures: its resident memory is the server's, megabytes of it.
+    let rss: u64 = m
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.parse().ok())
+        .expect("process_resident_memory_bytes");
+    assert!(rss > 1 << 20, "{rss}");
+    assert!(m.text().contains("\nprocess_cpu_seconds_total "));
+    assert!(m.text().contains("\nhourtally_build_info{version=\""));
     assert!(m
         .header("Content-Type")
         .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")));
