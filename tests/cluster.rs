@@ -6,176 +6,14 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::cluster::{
+    assert_within, cluster_args, fresh_counts, nats_urls, serial, start, stream_leader, wait_until,
+    Loader, Tally,
+};
 use common::nats::NatsCluster;
-use common::{log_field, now_ms, parse_counts, Conn, TestServer};
-
-/// The tests each run a NATS cluster and several servers; on two cores they run one at a
-/// time, so that elections and catch-up are not starved by another test's load.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What one loader saw.
-#[derive(Debug, Default, Clone, Copy)]
-struct Tally {
-    clicks: u64,
-    impressions: u64,
-    refused: u64,
-    /// Written and never answered (the server or the connection went away).
-    unanswered: u64,
-}
-
-impl Tally {
-    fn acked(&self) -> u64 {
-        self.clicks + self.impressions
-    }
-
-    fn add(self, o: Tally) -> Tally {
-        Tally {
-            clicks: self.clicks + o.clicks,
-            impressions: self.impressions + o.impressions,
-            refused: self.refused + o.refused,
-            unanswered: self.unanswered + o.unanswered,
-        }
-    }
-}
-
-/// A client thread posting up to `max` events at `ts`, 16 pipelined a write, each with a
-/// user of its own (`{prefix}{i}`), clicks for even `i` and impressions for odd, until
-/// `stop`. `live` counts its 204s as they arrive.
-fn load(
-    addr: SocketAddr,
-    ts: u64,
-    prefix: &str,
-    max: u64,
-    stop: Arc<AtomicBool>,
-    live: Arc<AtomicU64>,
-) -> std::thread::JoinHandle<Tally> {
-    let prefix = prefix.to_owned();
-    std::thread::spawn(move || {
-        let mut t = Tally::default();
-        let Ok(stream) = TcpStream::connect(addr) else {
-            return t;
-        };
-        let mut c = Conn::new(stream);
-        let mut i = 0u64;
-        while i < max && !stop.load(Ordering::Relaxed) {
-            let n = 16.min(max - i);
-            let mut batch = String::new();
-            for j in i..i + n {
-                let kind = if j % 2 == 0 { "click" } else { "impression" };
-                batch.push_str(&format!(
-                    "POST /analytics?timestamp={ts}&user={prefix}{j}&{kind} HTTP/1.1\r\nHost: t\r\n\r\n"
-                ));
-            }
-            if c.stream()
-                .try_clone()
-                .and_then(|mut s| s.write_all(batch.as_bytes()))
-                .is_err()
-            {
-                t.unanswered += n;
-                return t;
-            }
-            for j in i..i + n {
-                match c.try_response(false) {
-                    Some(r) if r.status == 204 => {
-                        if j % 2 == 0 {
-                            t.clicks += 1;
-                        } else {
-                            t.impressions += 1;
-                        }
-                        live.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Some(r) if r.status == 503 => t.refused += 1,
-                    Some(r) => panic!("unexpected answer {r:?}"),
-                    None => {
-                        t.unanswered += i + n - j;
-                        return t;
-                    }
-                }
-            }
-            i += n;
-        }
-        t
-    })
-}
-
-/// A loader with its own stop flag and live count.
-struct Loader {
-    stop: Arc<AtomicBool>,
-    live: Arc<AtomicU64>,
-    thread: std::thread::JoinHandle<Tally>,
-}
-
-impl Loader {
-    fn start(s: &TestServer, ts: u64, prefix: &str, max: u64) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let live = Arc::new(AtomicU64::new(0));
-        let thread = load(s.addr, ts, prefix, max, stop.clone(), live.clone());
-        Loader { stop, live, thread }
-    }
-
-    fn acked_so_far(&self) -> u64 {
-        self.live.load(Ordering::Relaxed)
-    }
-
-    fn finish(self) -> Tally {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("loader thread")
-    }
-}
-
-/// `GET ...&fresh=1` on `s`: the counts once `s` has applied what the stream held. After a
-/// NATS node was killed the cluster may still be settling (a stream-info request or the
-/// consumer's restart can outlast one fresh read's 5 s): a `504` is retried, for 30 s.
-fn fresh_counts(s: &TestServer, ts: u64) -> (u64, u64, u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = s.get(&format!("/analytics?timestamp={ts}&fresh=1"));
-        if r.status == 200 {
-            return parse_counts(&r.body);
-        }
-        r.assert_reason(504, "fresh:");
-        assert!(Instant::now() < deadline, "fresh reads never succeeded");
-    }
-}
-
-/// Asserts that `got` is what `t` acknowledged, give or take what it left unanswered.
-fn assert_within(got: (u64, u64, u64), t: Tally, who: &str) {
-    let (users, clicks, impressions) = got;
-    let ok = |v: u64, acked: u64| acked <= v && v <= acked + t.unanswered;
-    assert!(
-        ok(users, t.acked()) && ok(clicks, t.clicks) && ok(impressions, t.impressions),
-        "{who}: read {got:?}, acknowledged {t:?}"
-    );
-}
-
-fn cluster_args(nats: &NatsCluster) -> Vec<String> {
-    vec!["--nats".into(), nats.urls(), "--workers".into(), "1".into()]
-}
-
-fn start(args: &[String], extra: &[&str]) -> TestServer {
-    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
-    all.extend_from_slice(extra);
-    TestServer::start(&all)
-}
-
-/// Waits (bounded) until `f` holds.
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{log_field, now_ms, parse_counts, TestServer};
 
 #[test]
 fn posts_spread_over_two_servers_read_the_same_exact_totals_on_three() {
@@ -252,26 +90,6 @@ fn kill9_of_a_server_under_load_then_restart_gives_exact_totals_everywhere() {
     assert_within(on_a, t, "after kill -9 of A");
     drop(a);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The NATS URLs, as the client library takes them.
-fn nats_urls(nats: &NatsCluster) -> Vec<String> {
-    nats.urls().split(',').map(str::to_owned).collect()
-}
-
-/// The stream's leader node, asked of NATS itself.
-fn stream_leader(nats: &NatsCluster, stream: &str) -> Option<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let client = async_nats::connect(nats_urls(nats)).await.ok()?;
-        let js = async_nats::jetstream::new(client);
-        let mut s = js.get_stream(stream).await.ok()?;
-        let info = s.info().await.ok()?;
-        info.cluster.as_ref()?.leader.clone()
-    })
 }
 
 #[test]

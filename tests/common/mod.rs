@@ -391,4 +391,5 @@ pub fn pipelining_poster(
         }
     })
 }
+pub mod cluster;
 pub mod nats;
