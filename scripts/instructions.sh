@@ -9,6 +9,9 @@
 #   SHARE=0.0 DEPTH=1 bash scripts/instructions.sh    # GET mix, depth 1
 #   SERVERS="hourtally bare" bash scripts/instructions.sh
 #   SERVERS="hourtally no-metrics" bash scripts/instructions.sh   # what /metrics adds
+#   COLLECT='*conn::serve*' SERVERS="hourtally no-metrics" bash scripts/instructions.sh
+#       # only inside the connection loop (callgrind --toggle-collect): the writer's idle spin
+#       # depends on timing, and at depth 1 it makes the whole-process count wander by ±10 %
 #
 # Each server runs under callgrind twice, answering REQUESTS and then 2 × REQUESTS requests
 # of the mix; the difference of the two totals over REQUESTS is the cost of a request, with
@@ -23,6 +26,7 @@ DEPTH=${DEPTH:-16}
 SHARE=${SHARE:-1.0}
 CONNS=${CONNS:-8}
 SERVERS=${SERVERS:-hourtally}
+COLLECT=${COLLECT:-}
 
 command -v valgrind >/dev/null || {
     echo "instructions: valgrind is missing (apt-get install -y valgrind)" >&2
@@ -51,7 +55,9 @@ total() {
         exit 2
         ;;
     esac
-    valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" >"$log" 2>&1 &
+    local collect=()
+    [[ -n $COLLECT ]] && collect=("--toggle-collect=$COLLECT")
+    valgrind --tool=callgrind "${collect[@]}" --callgrind-out-file="$out" "${cmd[@]}" >"$log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 600); do
         addr=$(awk '$2 == "listening" { print $4; exit }
@@ -80,7 +86,7 @@ total() {
     awk '/^(summary|totals):/ { print $2; exit }' "$out"
 }
 
-echo "instructions per request: REQUESTS=$REQUESTS DEPTH=$DEPTH SHARE=$SHARE (POST share) CONNS=$CONNS"
+echo "instructions per request: REQUESTS=$REQUESTS DEPTH=$DEPTH SHARE=$SHARE (POST share) CONNS=$CONNS${COLLECT:+ COLLECT=$COLLECT}"
 printf '%-12s %16s %16s %12s\n' server "Ir ($REQUESTS)" "Ir ($((2 * REQUESTS)))" "Ir/request"
 for s in $SERVERS; do
     a=$(total "$s" "$REQUESTS")
