@@ -246,8 +246,15 @@ impl<'a> Session<'a> {
                 }
                 out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             }
-            self.service
-                .respond(method, target, framing.after, clock, out, &mut self.tally);
+            self.service.respond(
+                method,
+                target,
+                req.headers,
+                framing.after,
+                clock,
+                out,
+                &mut self.tally,
+            );
             self.skip = framing.body;
             if framing.after == AfterAnswer::Close {
                 outcome.close = true;
