@@ -15,7 +15,9 @@
   var NOW_EVERY_MS = 1000;
   var FULL_EVERY_MS = 5000;
   var METRICS_EVERY_MS = 1000;
-  var CHART_HEIGHT = 240;
+  var CHART_HEIGHT = 210;
+  var WHOLE_STEPS = [];
+  for (var e = 1; e < 1e16; e *= 10) WHOLE_STEPS.push(e, 2 * e, 5 * e);
 
   var SERIES = [
     { key: "unique_users", id: "users", label: "unique users", color: "#2a6fdb" },
@@ -269,7 +271,8 @@
       axes: [
         { scale: "x", side: 2, space: 56, size: 46, label: "UTC", labelSize: 14,
           values: tickLabels(true, true) },
-        { scale: "y", side: 3, size: 50, space: 20 },
+        // Counts are whole numbers: no tick at 0.5.
+        { scale: "y", side: 3, size: 50, space: 20, incrs: WHOLE_STEPS },
         { scale: "x", side: 0, space: 56, size: 34, label: "local (" + localZone() + ")",
           labelSize: 14, values: tickLabels(false, false) },
       ],
