@@ -9,6 +9,8 @@
 #   MIXES=GET DEPTHS=16 bash scripts/bench-compare.sh   # one row (MIXES: POST GET, DEPTHS: 1 16)
 #   NICE=-15 bash scripts/bench-compare.sh              # servers and client at nice -15 (root)
 #   HOURTALLY_BIN=/tmp/hourtally-old bash scripts/bench-compare.sh   # another build's binary
+#   BASE_BIN=/tmp/hourtally-x bash scripts/bench-compare.sh   # that binary, started as hourtally
+#                                    # is, in the "bare" column (scripts/bench-metrics.sh)
 #
 # For each mix (POST mix: --post-share 1.0; GET mix: --post-share 0.0; both with 95% of the
 # requests for the current hour and 5% spread over the previous 24) and each pipeline depth
@@ -199,6 +201,7 @@ median_split() {
         }'
 }
 
+[[ -n ${BASE_BIN:-} ]] && echo "bench-compare: the \"bare\" columns are $BASE_BIN"
 echo "bench-compare: ROUNDS=$ROUNDS SECS=$SECS WARMUP=$WARMUP CONNS=$CONNS NICE=$NICE servers on core $SERVER_CPU, load on core $LOAD_CPU ($(nproc) cores); hourtally: $HOURTALLY"
 
 ROWS=()
@@ -218,7 +221,11 @@ for mix_name in $MIXES; do
         bare_split=() ht_split=()
         for round in $(seq "$ROUNDS"); do
             echo "== $mix_name mix, pipeline $depth, round $round/$ROUNDS" >&2
-            start_server bare nice -n "$NICE" taskset -c "$SERVER_CPU" "$BARE" 127.0.0.1:0
+            if [[ -n ${BASE_BIN:-} ]]; then
+                start_server base nice -n "$NICE" taskset -c "$SERVER_CPU" "$BASE_BIN" --listen 127.0.0.1:0 --workers 1 --ephemeral
+            else
+                start_server bare nice -n "$NICE" taskset -c "$SERVER_CPU" "$BARE" 127.0.0.1:0
+            fi
             r=$(run_load "$share" "$depth") || exit 1
             read -r rps server client us split <<<"$r"
             bare_rps+=("$rps") bare_cpu+=("$server") client_b+=("$client") bare_us+=("$us")

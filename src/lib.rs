@@ -40,6 +40,7 @@ pub mod civil;
 pub mod conns;
 pub mod counts;
 pub mod event;
+pub mod histogram;
 pub mod ingest;
 pub mod publisher;
 pub mod query;

@@ -133,7 +133,7 @@ pub fn summarise(
     Some(by_reason)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "request-metrics"))]
 mod tests {
     use super::*;
     use crate::http::error::{ApiError, HttpError};

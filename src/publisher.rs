@@ -24,6 +24,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::event::Event;
+use crate::histogram::BatchStats;
 use crate::sync::Arc;
 use crate::writer::Ingest;
 
@@ -96,6 +97,9 @@ pub struct Publisher<L> {
     sent_cuts: VecDeque<(u64, u64)>,
     batch: Vec<Event>,
     batch_max: usize,
+    /// Where each acknowledged batch's size and time from send to acknowledgement go, for
+    /// `/metrics` (if anywhere).
+    stats: Option<Arc<BatchStats>>,
 }
 
 impl<L: BatchLog> Publisher<L> {
@@ -112,7 +116,15 @@ impl<L: BatchLog> Publisher<L> {
             sent_cuts: VecDeque::new(),
             batch: Vec::with_capacity(MAX_BATCH_EVENTS),
             batch_max: MAX_BATCH_EVENTS,
+            stats: None,
         }
+    }
+
+    /// Records each acknowledged batch's size and its time from send to acknowledgement in
+    /// `stats`.
+    pub fn with_stats(mut self, stats: Arc<BatchStats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// Sets the most events a batch holds (loom models use 1 to make many batches).
@@ -243,6 +255,8 @@ impl<L: BatchLog> Publisher<L> {
             batch.done = true;
             if abandoned {
                 self.log.abandoned(id, batch.events);
+            } else if let Some(stats) = &self.stats {
+                stats.record(batch.events, batch.sent.elapsed());
             }
         }
         if !any {

@@ -48,6 +48,9 @@ pub fn start(
                         .with_waiters(waiters)
                 });
                 let mut writer = Writer::new(ingest, ring_writer);
+                if crate::metrics::ENABLED {
+                    writer = writer.with_stats(service.metrics.writer.clone());
+                }
                 if let Some(journal) = journal {
                     writer = writer.with_sink(Box::new(journal));
                 }

@@ -69,6 +69,7 @@
 //! and cannot have seen it: the new cut is at least `a + 1`.
 
 use crate::event::Event;
+use crate::histogram::BatchStats;
 pub use crate::ingest::{Ingest, PushError};
 use crate::ring::{RingImage, RingWriter};
 use crate::sync::{sleep_thread, spin_loop, yield_thread, Ordering};
@@ -128,6 +129,8 @@ pub struct Writer {
     /// Spin turns (with backoff) with an empty queue before yielding, then as many yields
     /// before parking.
     spin_limit: u32,
+    /// Where each batch's size and time go, for `/metrics` (if anywhere).
+    stats: Option<crate::sync::Arc<BatchStats>>,
 }
 
 impl Writer {
@@ -141,7 +144,14 @@ impl Writer {
             cuts: false,
             open_cut: None,
             spin_limit: 16,
+            stats: None,
         }
+    }
+
+    /// Records every batch's size and the time from taking it to publishing it in `stats`.
+    pub fn with_stats(mut self, stats: crate::sync::Arc<BatchStats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// Hands every batch to `sink` before it is applied.
@@ -244,6 +254,7 @@ impl Writer {
             }
             let n = self.batch.len();
             if n > 0 {
+                let started = self.stats.as_ref().map(|_| std::time::Instant::now());
                 // Journal first: the journal order is the apply order.
                 if let Some(sink) = self.sink.as_mut() {
                     sink.batch(&self.batch);
@@ -252,6 +263,9 @@ impl Writer {
                 // A sealed drop is counted by the ring (`Ring::sealed_drops`).
                 self.ring.apply_batch(&self.batch);
                 self.ring.publish();
+                if let (Some(stats), Some(started)) = (&self.stats, started) {
+                    stats.record(n, started.elapsed());
+                }
                 self.snapshot_turn(CAPTURE_BUDGET, false);
                 applied += n as u64;
                 // Release: the progress marker; see the module doc. Single writer: a plain

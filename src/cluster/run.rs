@@ -88,7 +88,11 @@ pub fn start(
             waiters,
             log_timeout: flags.log_timeout(),
         };
-        let publisher = Publisher::new(service.ingest.clone(), outbox, cuts, flags.log_timeout());
+        let mut publisher =
+            Publisher::new(service.ingest.clone(), outbox, cuts, flags.log_timeout());
+        if crate::metrics::ENABLED {
+            publisher = publisher.with_stats(service.metrics.publisher.clone());
+        }
         std::thread::Builder::new()
             .name("hourtally-publish".into())
             .spawn(move || publisher.run())?
@@ -121,6 +125,7 @@ pub fn start(
     };
     let writer = {
         let (service, feed_ingest) = (service.clone(), feed_ingest.clone());
+        let writer_stats = service.metrics.writer.clone();
         let snapshot_every = config.snapshot_every();
         std::thread::Builder::new()
             .name("hourtally-writer".into())
@@ -144,9 +149,11 @@ pub fn start(
                 ring_writer.publish();
                 let sink = ClusterSink::new(feed, state, covered, snapshot_every, snapshots_tx)
                     .ready_at(boot.target, service);
-                let ring_writer = Writer::new(feed_ingest, ring_writer)
-                    .with_sink(Box::new(sink))
-                    .run();
+                let mut writer = Writer::new(feed_ingest, ring_writer).with_sink(Box::new(sink));
+                if crate::metrics::ENABLED {
+                    writer = writer.with_stats(writer_stats);
+                }
+                let ring_writer = writer.run();
                 // The data directory's lock (node id) is held while the writer runs.
                 drop(data);
                 ring_writer

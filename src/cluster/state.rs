@@ -150,9 +150,9 @@ pub fn bump(counter: &AtomicU64, by: u64) {
 }
 
 impl ClusterFigures {
-    /// Writes the cluster's series through `metric(name, type, help, samples)`.
-    pub fn render(&self, metric: &mut impl FnMut(&str, &str, &str, &[(&str, u64)])) {
-        let rows: [(&str, &str, &str, u64); 12] = [
+    /// Writes the cluster's series through `metric(name, type, help, value)`.
+    pub fn render(&self, metric: &mut impl FnMut(&'static str, &'static str, &'static str, u64)) {
+        let rows: [(&'static str, &'static str, &'static str, u64); 12] = [
             ("hourtally_cluster_applied_sequence", "gauge", "The last stream sequence this server has applied.", self.applied_seq),
             ("hourtally_cluster_stream_last_sequence", "gauge", "The stream's last sequence, as this server last learned it.", self.stream_last_seq),
             ("hourtally_cluster_lag_messages", "gauge", "Stream messages not yet applied here (stream last - applied).", self.stream_last_seq.saturating_sub(self.applied_seq)),
@@ -167,13 +167,13 @@ impl ClusterFigures {
             ("hourtally_cluster_snapshots_stored_total", "counter", "Snapshots stored in the object store.", self.snapshots_stored),
         ];
         for (name, kind, help, value) in rows {
-            metric(name, kind, help, &[("", value)]);
+            metric(name, kind, help, value);
         }
         metric(
             "hourtally_cluster_snapshot_failures_total",
             "counter",
             "Snapshots that could not be stored.",
-            &[("", self.snapshot_failures)],
+            self.snapshot_failures,
         );
     }
 }

@@ -18,6 +18,7 @@ use super::response::{self, AfterAnswer};
 use super::routes::Service;
 use super::session::Session;
 use crate::conns::Ticket;
+use crate::metrics::Stopwatch;
 
 /// Grows `buf` (whose whole length is usable) when it is full, up to `max`.
 fn ensure_room(buf: &mut Vec<u8>, filled: usize, max: usize) {
@@ -111,6 +112,8 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
         }
         filled += n;
         clock.tick();
+        // The batch's requests are timed from here to their answers' write (`/metrics`).
+        let batch_started = Stopwatch::start();
         let mut start = 0;
         let mut close = false;
         loop {
@@ -143,7 +146,9 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
                 break;
             }
         }
-        service.metrics.flush(&mut session.tally);
+        service
+            .metrics
+            .flush_timed(&mut session.tally, batch_started);
         if close {
             linger_close(stream);
             return;

@@ -17,7 +17,7 @@ use crate::counts::Counts;
 use crate::event::Event;
 use crate::journal::waiters::DurableWaiters;
 use crate::journal::JournalHealth;
-use crate::metrics::{Gauges, Metrics, Tally};
+use crate::metrics::{Gauges, Metrics, Route, Tally};
 use crate::query;
 use crate::ring::Ring;
 use crate::sync::{Arc, AtomicBool, Ordering};
@@ -269,6 +269,7 @@ impl Service {
         tally: &mut Tally,
     ) -> Status {
         let (path, query) = split_target(target);
+        tally.route(route_of(path, method));
         let result = match (path, method) {
             (b"/analytics", _) if !self.is_ready() => Err(RejectError::Recovering.into()),
             (b"/analytics", Method::Get | Method::Head) => self
@@ -363,5 +364,20 @@ impl Service {
                 err.status()
             }
         }
+    }
+}
+
+/// The route a request's latency is filed under.
+#[inline]
+fn route_of(path: &[u8], method: Method) -> Route {
+    let read = matches!(method, Method::Get | Method::Head);
+    match path {
+        b"/analytics" if read => Route::AnalyticsGet,
+        b"/analytics" if method == Method::Post => Route::AnalyticsPost,
+        b"/healthz" if read => Route::Healthz,
+        b"/readyz" if read => Route::Readyz,
+        b"/metrics" if read => Route::Metrics,
+        b"/openapi.json" if read => Route::OpenApi,
+        _ => Route::Other,
     }
 }

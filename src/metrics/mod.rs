@@ -1,0 +1,349 @@
+//! Counters and histograms for `GET /metrics`, in the Prometheus text format.
+//!
+//! The hot path never touches a lock and rarely a shared cache line: a connection counts
+//! into a private [`Tally`] while it answers a batch of requests (one read's worth), and adds
+//! it to the shared [`Metrics`] once per batch, with the batch's latency. The shared counters
+//! are split in [`SHARDS`] cache-padded shards, one per HTTP worker thread (by a thread-local
+//! index), so two workers adding their batches do not bounce one line between cores; a
+//! scrape adds the shards up. The page itself is encoded by the `prometheus-client` crate
+//! ([`exposition`]), at scrape time only: the crate's own metric types (an `Arc` and an
+//! atomic per label set, a lock around each family's map) would sit on the hot path, so
+//! hourtally keeps its own cells and hands the crate their values through a collector.
+//!
+//! Feature `request-metrics` (on by default) is what all of this costs: without it the
+//! per-request counting, the latency clock reads and the writer's batch figures compile to
+//! nothing, which is how `scripts/bench-metrics.sh` measures their price.
+
+pub mod exposition;
+pub mod process;
+
+use std::cell::Cell;
+
+use crossbeam_utils::CachePadded;
+
+use crate::histogram::{BatchStats, Histogram, NANOS_BOUNDS};
+use crate::http::error::{ApiError, Reason, REASON_COUNT};
+use crate::http::status::{Status, COUNT as STATUS_COUNT};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
+
+pub use exposition::Gauges;
+pub use process::ProcessFigures;
+
+/// Whether requests are counted and timed (feature `request-metrics`).
+pub const ENABLED: bool = cfg!(feature = "request-metrics");
+
+/// Shards of the shared counters: at least one per HTTP worker thread on the machines this
+/// runs on; more only costs memory (about 4 KiB each) and scrape time.
+pub const SHARDS: usize = 8;
+
+/// The routes a request's latency is filed under (labels `path` and `method`; a `HEAD` is
+/// filed with the `GET` of its path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    AnalyticsGet,
+    AnalyticsPost,
+    Healthz,
+    Readyz,
+    Metrics,
+    OpenApi,
+    /// Anything else: unknown paths, methods a path does not take.
+    Other,
+}
+
+/// How many [`Route`]s there are.
+pub const ROUTE_COUNT: usize = 7;
+
+impl Route {
+    pub const ALL: [Route; ROUTE_COUNT] = [
+        Route::AnalyticsGet,
+        Route::AnalyticsPost,
+        Route::Healthz,
+        Route::Readyz,
+        Route::Metrics,
+        Route::OpenApi,
+        Route::Other,
+    ];
+
+    /// The `(path, method)` labels of the route's series.
+    pub fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Route::AnalyticsGet => ("/analytics", "GET"),
+            Route::AnalyticsPost => ("/analytics", "POST"),
+            Route::Healthz => ("/healthz", "GET"),
+            Route::Readyz => ("/readyz", "GET"),
+            Route::Metrics => ("/metrics", "GET"),
+            Route::OpenApi => ("/openapi.json", "GET"),
+            Route::Other => ("other", "other"),
+        }
+    }
+}
+
+/// What one connection counted since its last flush.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    /// Answers sent, by [`Status::index`].
+    pub responses: [u64; STATUS_COUNT],
+    /// Refusals, by [`Reason::index`].
+    pub rejections: [u64; REASON_COUNT],
+    /// POSTs whose event was queued (counted with or without `request-metrics`: the
+    /// connection loop reads it to know whether a batch queued anything).
+    pub accepted: u64,
+    /// Requests answered by each route since the last flush (timed at the flush).
+    routes: [u32; ROUTE_COUNT],
+    /// Whether `rejections` holds anything: most batches refuse nothing, and the flush then
+    /// skips the table.
+    refused: bool,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            responses: [0; STATUS_COUNT],
+            rejections: [0; REASON_COUNT],
+            accepted: 0,
+            routes: [0; ROUTE_COUNT],
+            refused: false,
+        }
+    }
+}
+
+impl Tally {
+    #[inline]
+    pub fn respond(&mut self, status: Status) {
+        if ENABLED {
+            self.responses[status.index()] += 1;
+        }
+    }
+
+    #[inline]
+    pub fn reject(&mut self, err: &ApiError) {
+        if ENABLED {
+            self.rejections[err.reason().index()] += 1;
+            self.refused = true;
+        }
+    }
+
+    /// An answer refusing with `err`: counted by its status and by its reason.
+    pub fn refuse(&mut self, err: &ApiError) {
+        self.respond(err.status());
+        self.reject(err);
+    }
+
+    /// A request answered by `route` (its latency is taken when the batch is flushed).
+    #[inline]
+    pub fn route(&mut self, route: Route) {
+        if ENABLED {
+            self.routes[route as usize] += 1;
+        }
+    }
+}
+
+/// The start of a batch, for its latency; nothing without `request-metrics`.
+#[derive(Clone, Copy, Debug)]
+pub struct Stopwatch(#[cfg(feature = "request-metrics")] std::time::Instant);
+
+impl Stopwatch {
+    /// Now (one vDSO clock read).
+    #[inline]
+    pub fn start() -> Self {
+        Stopwatch(
+            #[cfg(feature = "request-metrics")]
+            std::time::Instant::now(),
+        )
+    }
+
+    /// Nanoseconds since [`start`](Self::start).
+    #[inline]
+    fn nanos(&self) -> u64 {
+        #[cfg(feature = "request-metrics")]
+        return u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        #[cfg(not(feature = "request-metrics"))]
+        0
+    }
+}
+
+/// One shard of the shared per-request counters.
+#[derive(Debug)]
+struct Shard {
+    responses: [AtomicU64; STATUS_COUNT],
+    rejections: [AtomicU64; REASON_COUNT],
+    accepted: AtomicU64,
+    /// Nanoseconds from the read that completed a request to the write of its answer, by
+    /// route.
+    latency: [Histogram<{ NANOS_BOUNDS.len() }>; ROUTE_COUNT],
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self {
+            responses: std::array::from_fn(|_| AtomicU64::new(0)),
+            rejections: std::array::from_fn(|_| AtomicU64::new(0)),
+            accepted: AtomicU64::new(0),
+            latency: std::array::from_fn(|_| Histogram::new(&NANOS_BOUNDS)),
+        }
+    }
+}
+
+/// Process-wide counters. Every ordering here is Relaxed: these are statistics, each read
+/// on its own; no other memory is published through them.
+#[derive(Debug)]
+pub struct Metrics {
+    shards: Box<[CachePadded<Shard>]>,
+    connections_accepted: AtomicU64,
+    connections_refused: AtomicU64,
+    /// The writer's batches: events each and time from taking to publishing.
+    pub writer: Arc<BatchStats>,
+    /// In a cluster, the publisher's batches: events each and time from send to the log's
+    /// acknowledgement.
+    pub publisher: Arc<BatchStats>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| CachePadded::new(Shard::default()))
+                .collect(),
+            connections_accepted: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            writer: Arc::new(BatchStats::default()),
+            publisher: Arc::new(BatchStats::default()),
+        }
+    }
+}
+
+/// This OS thread's shard: threads take the shards in turn, the first time they flush.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    SHARD.with(|s| {
+        let i = s.get();
+        if i != usize::MAX {
+            return i;
+        }
+        // Relaxed: only hands out distinct numbers; nothing is published through it.
+        let i = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        s.set(i);
+        i
+    })
+}
+
+impl Metrics {
+    /// Adds a connection's tally to this thread's shard and zeroes it. The requests it
+    /// routed are dropped untimed: [`flush_timed`](Self::flush_timed) times them.
+    pub fn flush(&self, tally: &mut Tally) {
+        if !ENABLED {
+            tally.accepted = 0;
+            return;
+        }
+        tally.routes = [0; ROUTE_COUNT];
+        self.add(tally);
+    }
+
+    /// Adds a connection's tally and zeroes it; each request it routed took as long as the
+    /// batch since `since` (the read that completed them: every answer of a batch is written
+    /// at once, at the end).
+    pub fn flush_timed(&self, tally: &mut Tally, since: Stopwatch) {
+        if !ENABLED {
+            tally.accepted = 0;
+            return;
+        }
+        let shard = self.add(tally);
+        let nanos = since.nanos();
+        for (hist, n) in shard.latency.iter().zip(tally.routes.iter_mut()) {
+            if *n != 0 {
+                hist.observe_n(nanos, u64::from(std::mem::take(n)));
+            }
+        }
+    }
+
+    /// Adds the counts of a tally (not its routes) to this thread's shard; returns the shard.
+    fn add(&self, tally: &mut Tally) -> &Shard {
+        let shard = &self.shards[shard_index()];
+        debug_assert!(self.shards.len() == SHARDS);
+        for (shared, local) in shard.responses.iter().zip(tally.responses.iter_mut()) {
+            if *local != 0 {
+                // Relaxed: a statistic (see the type doc).
+                shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
+            }
+        }
+        if std::mem::take(&mut tally.refused) {
+            for (shared, local) in shard.rejections.iter().zip(tally.rejections.iter_mut()) {
+                if *local != 0 {
+                    // Relaxed: a statistic.
+                    shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
+                }
+            }
+        }
+        if tally.accepted != 0 {
+            // Relaxed: a statistic.
+            shard
+                .accepted
+                .fetch_add(std::mem::take(&mut tally.accepted), Ordering::Relaxed);
+        }
+        shard
+    }
+
+    pub fn connection_accepted(&self) {
+        // Relaxed: a statistic.
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        // Relaxed: a statistic.
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The sum over the shards of one of their counters.
+    fn total(&self, cell: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            // Relaxed: a statistic.
+            .map(|s| cell(s).load(Ordering::Relaxed))
+            .fold(0u64, u64::wrapping_add)
+    }
+
+    /// POSTs accepted so far (as flushed).
+    pub fn accepted(&self) -> u64 {
+        self.total(|s| &s.accepted)
+    }
+
+    /// Answers sent with `status` so far (as flushed).
+    pub fn responses(&self, status: Status) -> u64 {
+        self.total(|s| &s.responses[status.index()])
+    }
+
+    /// Refusals for `reason` so far (as flushed).
+    pub fn rejections(&self, reason: Reason) -> u64 {
+        self.total(|s| &s.rejections[reason.index()])
+    }
+
+    /// Latency of the requests `route` answered, over every shard.
+    pub fn latency(&self, route: Route) -> crate::histogram::HistogramSnapshot {
+        let mut snap = crate::histogram::HistogramSnapshot::default();
+        for shard in self.shards.iter() {
+            shard.latency[route as usize].add_to(&mut snap);
+        }
+        snap
+    }
+
+    fn connections(&self) -> (u64, u64) {
+        // Relaxed: statistics.
+        (
+            self.connections_accepted.load(Ordering::Relaxed),
+            self.connections_refused.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The page for `GET /metrics`.
+    pub fn render(&self, g: &Gauges) -> String {
+        exposition::render(self, g)
+    }
+}
+
+// The tests count requests: they need the counting compiled in.
+#[cfg(all(test, feature = "request-metrics"))]
+#[path = "tests.rs"]
+mod tests;
