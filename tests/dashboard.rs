@@ -339,6 +339,39 @@ async fn drive(server: &TestServer, base: &str, driver: &Driver) {
         std::fs::write(docs.join("dashboard.png"), &png).expect("write docs/dashboard.png");
     }
 
+    // The page reads /metrics leniently: OpenMetrics (with `_created`, exemplars, a
+    // timestamp, escaped label values and `# EOF`) gives the same samples as the
+    // Prometheus text it reads above.
+    let parsed = js(
+        &client,
+        r#"const text = [
+             '# HELP hourtally_events_accepted POSTs whose event was queued.',
+             '# TYPE hourtally_events_accepted counter',
+             'hourtally_events_accepted_total 42',
+             'hourtally_events_accepted_created 1.7e9',
+             'hourtally_http_rejections_total{reason="timestamp_not_digits"} 3',
+             'hourtally_http_rejections_total{code="400",reason="odd \\"one\\", {x}"} 1 1700000000',
+             'hourtally_request_seconds_bucket{route="get",le="0.001"} 5 # {trace_id="a"} 0.0004',
+             '  hourtally_queue_depth   7  ',
+             'broken{reason="unterminated} 1',
+             '# EOF',
+           ].join('\n');
+           return window.hourtallyDashboard.parseMetrics(text)
+               .map(s => [s.name, s.labels.reason || s.labels.le || '', s.value]);"#,
+    )
+    .await;
+    assert_eq!(
+        parsed,
+        json!([
+            ["hourtally_events_accepted_total", "", 42],
+            ["hourtally_events_accepted_created", "", 1_700_000_000],
+            ["hourtally_http_rejections_total", "timestamp_not_digits", 3],
+            ["hourtally_http_rejections_total", "odd \"one\", {x}", 1],
+            ["hourtally_request_seconds_bucket", "0.001", 5],
+            ["hourtally_queue_depth", "", 7],
+        ]),
+    );
+
     // A phone: 375 CSS pixels wide, and nothing wider than that.
     client
         .set_window_size(375, 812)

@@ -31,6 +31,9 @@
     fullRefreshes: 0,
     metricsScrapes: 0,
     errors: 0,
+    // The /metrics reader, for the browser test to feed OpenMetrics text it cannot get
+    // from this server yet.
+    parseMetrics: null,
   });
 
   // hour_start_ms -> {unique_users, clicks, impressions}
@@ -178,6 +181,8 @@
     });
     return samples;
   }
+
+  state.parseMetrics = parseMetrics;
 
   function scrapeMetrics() {
     return fetch("metrics", { cache: "no-store" }).then(function (r) {
