@@ -73,7 +73,7 @@ impl Ingest {
     /// Queues `event` for the writer. `Ok` means it will be applied, even if shutdown follows.
     #[inline]
     pub fn push(&self, event: Event) -> Result<(), PushError> {
-        self.push_impl::<true>(event)
+        self.producer()?.push(event)
     }
 
     /// Negative control for the loom models: `push` without the producer's SeqCst fence in
@@ -81,12 +81,24 @@ impl Ingest {
     #[cfg(hourtally_loom)]
     #[doc(hidden)]
     pub fn push_without_fence(&self, event: Event) -> Result<(), PushError> {
-        self.push_impl::<false>(event)
+        self.producer_impl::<false>()?.push(event)
     }
 
-    /// `push`; `FENCE == false` only for the loom negative control.
+    /// Enters the shutdown gate for a run of pushes (a connection's batch of POSTs): the
+    /// gate's two read-modify-writes and the park handshake's fence are paid once per run
+    /// instead of once per event. `Err(Closed)` once shutdown has begun.
+    ///
+    /// While a [`Producer`] lives, shutdown waits for it (`close` spins until the gate is
+    /// empty): hold one only across work that never waits, and drop it before anything
+    /// that could (a coroutine's yield, a read, a disk or log wait).
+    #[inline]
+    pub fn producer(&self) -> Result<Producer<'_>, PushError> {
+        self.producer_impl::<true>()
+    }
+
+    /// `producer`; `FENCE == false` only for the loom negative control.
     #[inline(always)]
-    fn push_impl<const FENCE: bool>(&self, event: Event) -> Result<(), PushError> {
+    fn producer_impl<const FENCE: bool>(&self) -> Result<Producer<'_, FENCE>, PushError> {
         // Relaxed: a fast path for refusals after shutdown, so that a stream of them does
         // not keep the gate count from reaching zero; the RMW below has the last word.
         if self.gate.load(Ordering::Relaxed) & CLOSED != 0 {
@@ -103,21 +115,10 @@ impl Ingest {
             self.gate.fetch_sub(INSIDE, Ordering::Release);
             return Err(PushError::Closed);
         }
-        let pushed = self.queue.push(event);
-        if pushed.is_ok() {
-            // SeqCst fence: the producer half of the park handshake (module doc).
-            if FENCE {
-                fence(Ordering::SeqCst);
-            }
-            // Relaxed: ordered after the push by the fence above, which is all it needs.
-            if self.idle.load(Ordering::Relaxed) {
-                self.parker.unpark();
-            }
-        }
-        // Release: the push happens-before shutdown's Acquire load that sees the gate empty,
-        // hence before `stop` is set and before the writer's final drain.
-        self.gate.fetch_sub(INSIDE, Ordering::Release);
-        pushed.map_err(|_| PushError::Full)
+        Ok(Producer {
+            ingest: self,
+            pushed: false,
+        })
     }
 
     /// Begins shutdown: refuses new pushes, waits for pushes in flight, then tells the writer
@@ -257,5 +258,52 @@ impl Ingest {
     /// The queue's capacity.
     pub fn capacity(&self) -> usize {
         self.queue.capacity()
+    }
+}
+
+/// A producer inside the shutdown gate ([`Ingest::producer`]). Its events are queued as it
+/// pushes them; the writer is woken, if it sleeps, when the producer leaves (is dropped).
+#[derive(Debug)]
+pub struct Producer<'a, const FENCE: bool = true> {
+    ingest: &'a Ingest,
+    /// Whether any push went in, so that leaving must check whether the writer sleeps.
+    pushed: bool,
+}
+
+impl<const FENCE: bool> Producer<'_, FENCE> {
+    /// Queues `event`. `Ok` means it will be applied, even if shutdown follows; `Full` means
+    /// it was not taken.
+    #[inline]
+    pub fn push(&mut self, event: Event) -> Result<(), PushError> {
+        self.ingest.queue.push(event).map_err(|_| PushError::Full)?;
+        self.pushed = true;
+        Ok(())
+    }
+}
+
+impl<const FENCE: bool> Drop for Producer<'_, FENCE> {
+    /// Leaves the gate. Where the writer can be meanwhile: busy (it will pop our events);
+    /// about to park, between its `idle` store and its look at the queue (the two fences
+    /// order its store and our pushes: either it sees our events and does not park, or we
+    /// see `idle` and unpark it); or parked (we see `idle` and unpark it). The events pushed
+    /// early in a run wait for the wake-up at its end, a few microseconds at most: a run
+    /// never waits (see [`Ingest::producer`]).
+    #[inline]
+    fn drop(&mut self) {
+        let ingest = self.ingest;
+        if self.pushed {
+            // SeqCst fence: the producer half of the park handshake (`writer` module doc),
+            // after every push of the run.
+            if FENCE {
+                fence(Ordering::SeqCst);
+            }
+            // Relaxed: ordered after the pushes by the fence above, which is all it needs.
+            if ingest.idle.load(Ordering::Relaxed) {
+                ingest.parker.unpark();
+            }
+        }
+        // Release: every push of the run happens-before shutdown's Acquire load that sees the
+        // gate empty, hence before `stop` is set and before the writer's final drain.
+        ingest.gate.fetch_sub(INSIDE, Ordering::Release);
     }
 }

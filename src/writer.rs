@@ -24,8 +24,15 @@
 //! left in the queue of a sleeping writer. The loom models check this with a port of the real
 //! queue's algorithm, and that removing either fence loses a wake-up.
 //!
+//! A producer may push a run of events (`Ingest::producer`: a connection's batch of POSTs)
+//! and run its half once, after the last push: one fence covers every push before it, so
+//! the argument is the same with `queue.push(e)` read as "the run's pushes". The writer may
+//! park after the run's first push; it is woken when the run ends, microseconds later
+//! (`loom_producer_run_vs_park_and_close.rs`).
+//!
 //! **Shutdown.** Every accepted event must be applied before the process exits. A producer
-//! enters a gate (a counter of producers inside, with a closed bit) around its push; shutdown
+//! enters a gate (a counter of producers inside, with a closed bit) around its push (or its
+//! run of pushes); shutdown
 //! closes the gate, waits until no producer is inside, and only then sets `stop`. A writer
 //! that sees `stop` therefore sees every push that will ever happen, drains the queue and
 //! exits.

@@ -15,6 +15,7 @@ use super::{assets, counts_answers, hours};
 use crate::conns::Connections;
 use crate::counts::Counts;
 use crate::event::Event;
+use crate::ingest::Producer;
 use crate::journal::waiters::DurableWaiters;
 use crate::journal::JournalHealth;
 use crate::metrics::{Gauges, Metrics, Route, Tally};
@@ -188,8 +189,14 @@ impl Service {
         Ok(event)
     }
 
-    /// Validates, admits and queues one POST of `/analytics`.
-    fn post(&self, query: &[u8], clock: &Clock) -> Result<(), ApiError> {
+    /// Validates, admits and queues one POST of `/analytics`, through the run of pushes
+    /// `producer` (entered here if the run has not begun).
+    fn post<'s>(
+        &'s self,
+        query: &[u8],
+        clock: &Clock,
+        producer: &mut Option<Producer<'s>>,
+    ) -> Result<(), ApiError> {
         let event = self.admit(query, clock)?;
         if self.journal.as_ref().is_some_and(|j| j.failing()) {
             return Err(RejectError::JournalFailing.into());
@@ -201,10 +208,15 @@ impl Service {
         if self.ring.is_sealed(event.hour) {
             return Err(RejectError::SealedHour.into());
         }
-        self.ingest.push(event).map_err(|e| match e {
+        let to_api = |e| match e {
             PushError::Full => RejectError::QueueFull.into(),
             PushError::Closed => RejectError::ShuttingDown.into(),
-        })
+        };
+        let run = match producer {
+            Some(run) => run,
+            None => producer.insert(self.ingest.producer().map_err(to_api)?),
+        };
+        run.push(event).map_err(to_api)
     }
 
     /// Validates a GET of `/analytics`; in a cluster, waits first if it asks for `fresh=1`.
@@ -255,11 +267,21 @@ impl Service {
     }
 
     /// Answers one request into `out` and counts it in `tally`. Returns the status sent.
+    ///
+    /// A run of POSTs shares one entry into the ingest gate (`producer`, see
+    /// [`Ingest::producer`]); any other request ends the run first, since some of them may
+    /// wait (a read of a busy archive yields, a fresh read waits for the log). The caller
+    /// ends the run (drops it) once its batch of requests is answered.
+    ///
     /// `headers` are the request's; only routes that read one look at them (`Accept` on
     /// `/analytics/hours`), so `/analytics` pays nothing for them.
+    // Nine: the request (method, target, headers, framing), the connection's clock and
+    // output, and what the batch carries from one request to the next (tally, run of
+    // pushes). A struct to hold them would be built and torn down per request on the
+    // hottest path.
     #[allow(clippy::too_many_arguments)]
-    pub fn respond(
-        &self,
+    pub fn respond<'s>(
+        &'s self,
         method: Method,
         target: &[u8],
         headers: &[httparse::Header<'_>],
@@ -267,15 +289,20 @@ impl Service {
         clock: &Clock,
         out: &mut Vec<u8>,
         tally: &mut Tally,
+        producer: &mut Option<Producer<'s>>,
     ) -> Status {
         let (path, query) = split_target(target);
-        tally.route(route_of(path, method));
+        let route = route_of(path, method);
+        tally.route(route);
+        if route != Route::AnalyticsPost {
+            *producer = None;
+        }
         let result = match (path, method) {
             (b"/analytics", _) if !self.is_ready() => Err(RejectError::Recovering.into()),
             (b"/analytics", Method::Get | Method::Head) => self
                 .get(query)
                 .map(|hour| Answer::text(Body::Counts(hour, self.read_counts(hour)))),
-            (b"/analytics", Method::Post) => self.post(query, clock).map(|()| {
+            (b"/analytics", Method::Post) => self.post(query, clock, producer).map(|()| {
                 tally.accepted += 1;
                 Answer {
                     status: Status::NoContent,

@@ -29,6 +29,7 @@ use super::error::{ApiError, HttpError};
 use super::limits::{MAX_BODY_BYTES, MAX_HEADERS_CAP, MAX_PENDING_OUTPUT};
 use super::response::{self, AfterAnswer};
 use super::routes::{Method, Service};
+use crate::ingest::Producer;
 use crate::metrics::Tally;
 
 /// What [`Session::feed`] did.
@@ -187,6 +188,9 @@ impl<'a> Session<'a> {
             close: false,
             output_full: false,
         };
+        // The run of POSTs in this feed shares one entry into the ingest gate; it ends when
+        // a request of another route comes, or when this returns (before any write or read).
+        let mut producer: Option<Producer<'a>> = None;
         loop {
             if self.skip > 0 {
                 let k = self.skip.min(input.len() - outcome.consumed);
@@ -254,6 +258,7 @@ impl<'a> Session<'a> {
                 clock,
                 out,
                 &mut self.tally,
+                &mut producer,
             );
             self.skip = framing.body;
             if framing.after == AfterAnswer::Close {
