@@ -7,13 +7,16 @@ cd "$(dirname "$0")/.."
 
 # Tools the integration tests drive: curl and ApacheBench (real clients), taskset (pins a
 # server to one core), nats-server (the cluster tests run real JetStream clusters), python3's
-# venv (schemathesis).
+# venv (schemathesis), Chromium and chromedriver (tests/dashboard.rs drives the dashboard in
+# headless Chromium over WebDriver; it fails without them).
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 command -v mount >/dev/null 2>&1 || need+=(mount)
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # schemathesis runs in a venv (scripts/schemathesis.sh); Debian's python3 needs python3-venv
 # (ensurepip) for that.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3 python3-venv)

@@ -68,6 +68,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|v| v as usize))]
     pub max_connections: usize,
 
+    /// Most hours one GET /analytics/hours may ask for (from the hour of `from` to the hour of
+    /// `to`, both included); more gets 400.
+    #[arg(long, env = "HOURTALLY_MAX_RANGE_HOURS", default_value_t = limits::DEFAULT_MAX_RANGE_HOURS,
+          value_parser = clap::value_parser!(u32).range(1..=limits::MAX_RANGE_HOURS_CAP as i64))]
+    pub max_range_hours: u32,
+
     /// Worker threads running the HTTP coroutines; 0: one per CPU this process may use. The
     /// writer is one more thread; it sleeps when idle.
     #[arg(long, env = "HOURTALLY_WORKERS", default_value_t = 0,
@@ -185,6 +191,7 @@ impl Config {
             head_timeout: Duration::from_secs(self.head_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             max_connections: self.max_connections,
+            max_range_hours: self.max_range_hours,
         }
     }
 
@@ -210,6 +217,7 @@ mod tests {
         assert_eq!(c.queue_capacity, 1 << 20);
         assert_eq!(c.max_future_hours, 1);
         assert_eq!(c.limits(), Limits::default());
+        assert_eq!(c.max_range_hours, 168);
         assert_eq!(c.data_dir, std::path::PathBuf::from("./hourtally-data"));
         assert!(!c.ephemeral);
         assert_eq!(
@@ -226,6 +234,8 @@ mod tests {
         assert!(Config::try_parse_from(["hourtally", "--workers", "100000"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--max-connections", "0"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--log-format", "xml"]).is_err());
+        assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "0"]).is_err());
+        assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "10001"]).is_err());
     }
 
     #[test]

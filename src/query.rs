@@ -11,6 +11,9 @@
 //!   repeating the same one is not an error.
 //! - Any parameter this request reads, other than `click` / `impression`, given twice: 400.
 //! - Unknown parameters, and empty pairs (`a&&b`), are ignored.
+//! - `from` / `to` (GET `/analytics/hours`): each a timestamp by the rules of `timestamp`,
+//!   `from <= to`, and at most the server's `--max-range-hours` hours from the hour of
+//!   `from` to the hour of `to`, both included.
 //!
 //! Parameter names are matched as sent, without percent-decoding.
 
@@ -46,6 +49,27 @@ pub enum QueryError {
     Duplicate(&'static str),
     #[error("fresh: give 1 (wait until this server has applied the log) or 0")]
     FreshInvalid,
+    #[error("{0}: missing (give milliseconds since the Unix epoch)")]
+    BoundMissing(&'static str),
+    #[error("{0}: empty (give milliseconds since the Unix epoch)")]
+    BoundEmpty(&'static str),
+    #[error("{0}: not plain ASCII digits")]
+    BoundNotDigits(&'static str),
+    #[error("{0}: above {MAX_TIMESTAMP_MS} (year 9999)")]
+    BoundTooLarge(&'static str),
+    #[error("from: after to (give from <= to)")]
+    RangeReversed,
+    #[error("from/to: more than {max_hours} hours (--max-range-hours); ask for a shorter range")]
+    RangeTooLong { max_hours: u32 },
+}
+
+/// Why a timestamp's digits are not one, whatever the parameter is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MillisError {
+    Missing,
+    Empty,
+    NotDigits,
+    TooLarge,
 }
 
 /// The raw values found in one pass.
@@ -93,13 +117,35 @@ const MAX_TIMESTAMP_DIGITS: usize = 15;
 
 /// The validated timestamp, in milliseconds.
 fn timestamp(raw: Option<&[u8]>) -> Result<u64, QueryError> {
-    let digits = raw.ok_or(QueryError::TimestampMissing)?;
+    millis(raw).map_err(|e| match e {
+        MillisError::Missing => QueryError::TimestampMissing,
+        MillisError::Empty => QueryError::TimestampEmpty,
+        MillisError::NotDigits => QueryError::TimestampNotDigits,
+        MillisError::TooLarge => QueryError::TimestampTooLarge,
+    })
+}
+
+/// A bound of a range (`from`, `to`): a timestamp by the same rules, its errors named after
+/// the parameter.
+fn bound(raw: Option<&[u8]>, name: &'static str) -> Result<u64, QueryError> {
+    millis(raw).map_err(|e| match e {
+        MillisError::Missing => QueryError::BoundMissing(name),
+        MillisError::Empty => QueryError::BoundEmpty(name),
+        MillisError::NotDigits => QueryError::BoundNotDigits(name),
+        MillisError::TooLarge => QueryError::BoundTooLarge(name),
+    })
+}
+
+/// The rules of a timestamp, whatever its parameter: plain ASCII digits (leading zeros
+/// allowed), at most [`MAX_TIMESTAMP_MS`].
+fn millis(raw: Option<&[u8]>) -> Result<u64, MillisError> {
+    let digits = raw.ok_or(MillisError::Missing)?;
     if digits.is_empty() {
-        return Err(QueryError::TimestampEmpty);
+        return Err(MillisError::Empty);
     }
     // A non-digit anywhere is the better answer than "too large", so check them all first.
     if !digits.iter().all(u8::is_ascii_digit) {
-        return Err(QueryError::TimestampNotDigits);
+        return Err(MillisError::NotDigits);
     }
     // Leading zeros are allowed, and do not count towards the size.
     let first = digits
@@ -108,13 +154,13 @@ fn timestamp(raw: Option<&[u8]>) -> Result<u64, QueryError> {
         .unwrap_or(digits.len());
     let significant = &digits[first..];
     if significant.len() > MAX_TIMESTAMP_DIGITS {
-        return Err(QueryError::TimestampTooLarge);
+        return Err(MillisError::TooLarge);
     }
     let value = significant
         .iter()
         .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
     if value > MAX_TIMESTAMP_MS {
-        return Err(QueryError::TimestampTooLarge);
+        return Err(MillisError::TooLarge);
     }
     Ok(value)
 }
@@ -249,6 +295,63 @@ pub fn wants_fresh(query: &[u8]) -> Result<bool, QueryError> {
         Some(b"1") => Ok(true),
         Some(_) => Err(QueryError::FreshInvalid),
     }
+}
+
+/// The hours a range query asks for: `from` and `to` in milliseconds, both included by
+/// their hours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HourRange {
+    /// The hour of `from`.
+    pub first: u32,
+    /// The hour of `to` (at least `first`).
+    pub last: u32,
+}
+
+impl HourRange {
+    /// The hours in the range, both ends included.
+    pub fn len(&self) -> u32 {
+        self.last - self.first + 1
+    }
+
+    /// Never: a range holds at least the hour of `from`.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn hours(&self) -> std::ops::RangeInclusive<u32> {
+        self.first..=self.last
+    }
+}
+
+/// A GET of `/analytics/hours`: `from` and `to` by the rules of `timestamp`, `from <= to`,
+/// and at most `max_hours` hours from the hour of `from` to that of `to`, both included.
+/// Errors come in that order: each bound alone (`from` first), then the pair.
+pub fn parse_range(query: &[u8], max_hours: u32) -> Result<HourRange, QueryError> {
+    let (mut from, mut to) = (None, None);
+    for pair in query.split(|&b| b == b'&') {
+        let (key, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        match key {
+            b"from" => set_once(&mut from, value, "from")?,
+            b"to" => set_once(&mut to, value, "to")?,
+            _ => {}
+        }
+    }
+    let from = bound(from, "from")?;
+    let to = bound(to, "to")?;
+    if from > to {
+        return Err(QueryError::RangeReversed);
+    }
+    let range = HourRange {
+        first: hour_of(from),
+        last: hour_of(to),
+    };
+    if range.len() > max_hours {
+        return Err(QueryError::RangeTooLong { max_hours });
+    }
+    Ok(range)
 }
 
 /// A POST's query: the event it reports.

@@ -228,3 +228,106 @@ proptest! {
         prop_assert_eq!(parse_get(format!("timestamp={ts}").as_bytes()), Ok(hour_of(ts)));
     }
 }
+
+fn range(q: &str) -> Result<HourRange, QueryError> {
+    parse_range(q.as_bytes(), 168)
+}
+
+#[test]
+fn a_range_covers_the_hours_of_from_and_to() {
+    let r = range("from=3600000&to=7199999").unwrap();
+    assert_eq!((r.first, r.last, r.len()), (1, 1, 1));
+    let r = range("to=10800000&from=3599999&x=1").unwrap();
+    assert_eq!((r.first, r.last, r.len()), (0, 3, 4));
+    assert_eq!(r.hours().collect::<Vec<_>>(), [0, 1, 2, 3]);
+    // The same rules as `timestamp`: leading zeros, the largest timestamp.
+    let r = range(&format!("from=000{MAX_TIMESTAMP_MS}&to={MAX_TIMESTAMP_MS}")).unwrap();
+    assert_eq!((r.first, r.len()), (70_389_527, 1));
+    // The limit counts both ends: 168 hours pass, 169 do not.
+    let hours = |n: u64| format!("from=0&to={}", (n - 1) * 3_600_000);
+    assert_eq!(range(&hours(168)).map(|r| r.len()), Ok(168));
+    assert_eq!(range(&hours(169)), Err(RangeTooLong { max_hours: 168 }));
+    assert_eq!(parse_range(b"from=0&to=0", 1).map(|r| r.len()), Ok(1));
+    assert_eq!(
+        parse_range(b"from=0&to=3600000", 1),
+        Err(RangeTooLong { max_hours: 1 })
+    );
+}
+
+#[test]
+fn range_rows() {
+    assert_eq!(range(""), Err(BoundMissing("from")));
+    assert_eq!(range("to=5"), Err(BoundMissing("from")));
+    assert_eq!(range("from=5"), Err(BoundMissing("to")));
+    assert_eq!(range("timestamp=5&to=5"), Err(BoundMissing("from")));
+    assert_eq!(range("from&to=5"), Err(BoundEmpty("from")));
+    assert_eq!(range("from=5&to="), Err(BoundEmpty("to")));
+    assert_eq!(range("from=5a&to=5"), Err(BoundNotDigits("from")));
+    assert_eq!(range("from=5&to=-5"), Err(BoundNotDigits("to")));
+    assert_eq!(range("from=%35&to=5"), Err(BoundNotDigits("from")));
+    assert_eq!(range("from=5&to=+5"), Err(BoundNotDigits("to")));
+    let over = MAX_TIMESTAMP_MS + 1;
+    assert_eq!(
+        range(&format!("from={over}&to=5")),
+        Err(BoundTooLarge("from"))
+    );
+    assert_eq!(
+        range(&format!("from=5&to={over}")),
+        Err(BoundTooLarge("to"))
+    );
+    assert_eq!(
+        range("from=5&to=99999999999999999999999"),
+        Err(BoundTooLarge("to"))
+    );
+    assert_eq!(range("from=1&from=1&to=5"), Err(Duplicate("from")));
+    assert_eq!(range("from=1&to=5&to=5"), Err(Duplicate("to")));
+    // Milliseconds, not hours: within one hour, from after to is still reversed.
+    assert_eq!(range("from=3600001&to=3600000"), Err(RangeReversed));
+    assert_eq!(range("from=7200000&to=0"), Err(RangeReversed));
+    // Each bound alone comes before the pair: a bad `to` wins over a reversal.
+    assert_eq!(range("from=9&to=x"), Err(BoundNotDigits("to")));
+    for err in [
+        BoundMissing("from"),
+        BoundEmpty("to"),
+        BoundNotDigits("from"),
+        BoundTooLarge("to"),
+        RangeReversed,
+        RangeTooLong { max_hours: 168 },
+    ] {
+        let line = err.to_string();
+        assert!(line.starts_with("from") || line.starts_with("to"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+    assert!(RangeTooLong { max_hours: 168 }.to_string().contains("168"));
+}
+
+proptest! {
+    #[test]
+    fn range_bounds_read_as_a_get_reads_its_timestamp(
+        from in 0..=MAX_TIMESTAMP_MS,
+        span in 0u64..400 * 3_600_000,
+        zeros in 0usize..4,
+    ) {
+        let to = from.saturating_add(span).min(MAX_TIMESTAMP_MS);
+        let q = format!("from={}{from}&to={to}", "0".repeat(zeros));
+        let hours = hour_of(to) - hour_of(from) + 1;
+        match parse_range(q.as_bytes(), 168) {
+            Ok(r) => {
+                prop_assert_eq!(Ok(r.first), get(&format!("timestamp={from}")));
+                prop_assert_eq!(Ok(r.last), get(&format!("timestamp={to}")));
+                prop_assert!(hours <= 168);
+            }
+            Err(e) => {
+                prop_assert_eq!(e, RangeTooLong { max_hours: 168 });
+                prop_assert!(hours > 168);
+            }
+        }
+    }
+
+    #[test]
+    fn a_range_never_panics(q in proptest::collection::vec(any::<u8>(), 0..200), max in 1u32..1000) {
+        if let Ok(r) = parse_range(&q, max) {
+            prop_assert!(r.first <= r.last && r.len() <= max);
+        }
+    }
+}

@@ -92,6 +92,7 @@ impl Server {
             head_timeout_s = l.head_timeout.as_secs(),
             idle_timeout_s = l.idle_timeout.as_secs(),
             max_connections = l.max_connections,
+            max_range_hours = l.max_range_hours,
             workers = workers,
             pin_workers = config.pin_workers,
             data_dir = %if config.ephemeral { "(ephemeral)".into() } else { config.data_dir.display().to_string() },

@@ -301,16 +301,26 @@ fn other_methods_are_405_with_allow_and_unknown_paths_404() {
         r.assert_reason(405, "GET, HEAD or POST");
         assert_eq!(r.header("Allow"), Some("GET, HEAD, POST"));
     }
-    // The read-only routes take GET and HEAD only.
-    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+    // The read-only routes take GET and HEAD only (the dashboard and its files too).
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/",
+        "/assets/dashboard.js",
+    ] {
         for m in ["POST", "PUT", "DELETE", "TRACE"] {
             let r = s.send(format!("{m} {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
             r.assert_reason(405, "GET or HEAD");
             assert_eq!(r.header("Allow"), Some("GET, HEAD"));
         }
     }
+    // `/` is the dashboard (tests/dashboard.rs); nothing else at the root is.
     for path in [
-        "/",
+        "/index.html",
+        "/assets/",
+        "/analytics/hours/",
         "/analytics/",
         "/analytic",
         "/Analytics?timestamp=1",

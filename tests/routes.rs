@@ -100,11 +100,14 @@ fn openapi_json_describes_every_route() {
     listed.sort_unstable();
     let mut routed = vec![
         "/analytics",
+        "/analytics/hours",
         "/healthz",
         "/metrics",
         "/openapi.json",
         "/readyz",
     ];
+    // The dashboard and its files (src/http/assets.rs).
+    routed.extend(hourtally::http::assets::ASSETS.iter().map(|a| a.path));
     routed.sort_unstable();
     assert_eq!(listed, routed);
     let ts = now_ms();
@@ -119,6 +122,7 @@ fn openapi_json_describes_every_route() {
             let method = method.to_ascii_uppercase();
             let query = match (path.as_str(), method.as_str()) {
                 ("/analytics", "POST") => format!("?timestamp={ts}&user=openapi&click"),
+                ("/analytics/hours", _) => format!("?from={ts}&to={ts}"),
                 ("/analytics", _) => format!("?timestamp={ts}"),
                 _ => String::new(),
             };

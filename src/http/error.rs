@@ -63,7 +63,8 @@ pub enum HttpError {
     TooManyConnections,
     #[error("method not allowed: /analytics takes GET, HEAD or POST")]
     MethodNotAllowed,
-    /// Another method on a read-only route (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`).
+    /// Another method on a read-only route (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`,
+    /// `/analytics/hours`, the dashboard and its assets).
     #[error("method not allowed: this path takes GET or HEAD")]
     ReadOnlyMethodNotAllowed,
     #[error("not found")]
@@ -131,6 +132,12 @@ reasons! {
     KindBoth "kind_both" BadRequest,
     Duplicate "duplicate_parameter" BadRequest,
     FreshInvalid "fresh_invalid" BadRequest,
+    BoundMissing "range_bound_missing" BadRequest,
+    BoundEmpty "range_bound_empty" BadRequest,
+    BoundNotDigits "range_bound_not_digits" BadRequest,
+    BoundTooLarge "range_bound_too_large" BadRequest,
+    RangeReversed "range_reversed" BadRequest,
+    RangeTooLong "range_too_long" BadRequest,
     FutureHour "future_hour" UnprocessableContent,
     TooOldHour "too_old_hour" UnprocessableContent,
     SealedHour "sealed_hour" UnprocessableContent,
@@ -177,6 +184,12 @@ impl ApiError {
                 QueryError::KindBoth => Reason::KindBoth,
                 QueryError::Duplicate(_) => Reason::Duplicate,
                 QueryError::FreshInvalid => Reason::FreshInvalid,
+                QueryError::BoundMissing(_) => Reason::BoundMissing,
+                QueryError::BoundEmpty(_) => Reason::BoundEmpty,
+                QueryError::BoundNotDigits(_) => Reason::BoundNotDigits,
+                QueryError::BoundTooLarge(_) => Reason::BoundTooLarge,
+                QueryError::RangeReversed => Reason::RangeReversed,
+                QueryError::RangeTooLong { .. } => Reason::RangeTooLong,
             },
             ApiError::Reject(r) => match r {
                 RejectError::FutureHour { .. } => Reason::FutureHour,
@@ -256,7 +269,18 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_status_close_and_headers() {
-        let cases: [(ApiError, u16, bool, &str); 28] = [
+        let cases: [(ApiError, u16, bool, &str); 34] = [
+            (QueryError::BoundMissing("from").into(), 400, false, ""),
+            (QueryError::BoundEmpty("to").into(), 400, false, ""),
+            (QueryError::BoundNotDigits("from").into(), 400, false, ""),
+            (QueryError::BoundTooLarge("to").into(), 400, false, ""),
+            (QueryError::RangeReversed.into(), 400, false, ""),
+            (
+                QueryError::RangeTooLong { max_hours: 168 }.into(),
+                400,
+                false,
+                "",
+            ),
             (
                 RejectError::LogFailing.into(),
                 503,

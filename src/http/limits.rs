@@ -18,6 +18,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open connections past which new ones are accepted and closed at once (`--max-connections`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Most hours one `GET /analytics/hours` may ask for (`--max-range-hours`): a week.
+pub const DEFAULT_MAX_RANGE_HOURS: u32 = 168;
+/// The most `--max-range-hours` may be: about 1.4 MB of JSON at the longest counts.
+pub const MAX_RANGE_HOURS_CAP: u32 = 10_000;
 /// Answers buffered before they are written mid-batch, bounding memory per connection.
 pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 
@@ -29,6 +33,7 @@ pub struct Limits {
     pub head_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub max_range_hours: u32,
 }
 
 impl Default for Limits {
@@ -39,6 +44,7 @@ impl Default for Limits {
             head_timeout: DEFAULT_HEAD_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_range_hours: DEFAULT_MAX_RANGE_HOURS,
         }
     }
 }

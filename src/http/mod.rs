@@ -1,7 +1,8 @@
 //! The HTTP edge: a small HTTP/1.1 server on `may` coroutines and `httparse`.
 //!
 //! The layers run one way: `conn` (the socket loop) drives `session` (framing a byte stream
-//! into requests, without I/O), which calls `routes` (what each request gets), which uses `query` and the ring; `response`
+//! into requests, without I/O), which calls `routes` (what each request gets), which uses `query` and the ring (`hours` answers a range of hours, `assets` the dashboard's
+//! files, `target` splits a request target); `response`
 //! writes answers (`counts_answers` those of `GET /analytics`, once per change of the counts); `error` and `status` are the one table of what each failure answers.
 //!
 //! Why not stock `may_minihttp`: ARCHITECTURE.md ("Transport") lists what its connection loop
@@ -10,14 +11,17 @@
 //! (read what is there, answer every complete request, write once).
 
 pub mod admission;
+pub mod assets;
 pub mod conn;
 pub mod counts_answers;
 pub mod date;
 pub mod error;
+pub mod hours;
 pub mod limits;
 pub mod response;
 pub mod routes;
 pub mod session;
 pub mod status;
+pub mod target;
 
 pub use routes::{Admission, Method, Service};

@@ -5,12 +5,13 @@
 //! lives in the [`Service`].
 
 pub use super::admission::{Admission, ADMISSION_MARGIN_HOURS};
-use super::counts_answers;
 use super::date::Clock;
 use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
 use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
+use super::target::split_target;
+use super::{assets, counts_answers, hours};
 use crate::conns::Connections;
 use crate::counts::Counts;
 use crate::event::Event;
@@ -28,20 +29,23 @@ use crate::writer::{Ingest, PushError};
 const OPENAPI: &[u8] = include_str!("openapi.json").as_bytes();
 
 /// The body of a successful answer.
-enum Body {
+pub(super) enum Body {
+    /// Bytes of the binary: fixed answers, `/openapi.json`, the dashboard and its assets.
     Static(&'static [u8]),
     /// A GET of `/analytics`: the hour and its counts, answered by [`counts_answers`]
     /// (rendered once per change of the counts).
     Counts(u32, Counts),
-    /// A page built for this request (`/metrics`).
+    /// A page built for this request (`/metrics`, `/analytics/hours`).
     Page(String),
 }
 
-/// A successful answer: status, content type, body.
-struct Answer {
-    status: Status,
-    content_type: &'static str,
-    body: Body,
+/// A successful answer: status, content type, extra header lines, body.
+pub(super) struct Answer {
+    pub status: Status,
+    pub content_type: &'static str,
+    /// Header lines (each ending in CRLF) beside `Date`, `Content-Type`, `Content-Length`.
+    pub extra_headers: &'static str,
+    pub body: Body,
 }
 
 impl Answer {
@@ -50,6 +54,7 @@ impl Answer {
         Answer {
             status: Status::Ok,
             content_type: TEXT_PLAIN,
+            extra_headers: "",
             body,
         }
     }
@@ -165,8 +170,9 @@ impl Service {
     }
 
     /// The counts of `hour`, never parking the OS thread: if the archive lock is held by the
-    /// writer for an instant, the coroutine yields and tries again.
-    fn read_counts(&self, hour: u32) -> Counts {
+    /// writer for an instant, the coroutine yields and tries again. The one way every route
+    /// reads an hour (`/analytics`, each row of `/analytics/hours`).
+    pub(super) fn read_counts(&self, hour: u32) -> Counts {
         loop {
             if let Some(counts) = self.ring.try_read(hour) {
                 return counts;
@@ -266,14 +272,19 @@ impl Service {
     /// [`Ingest::producer`]); any other request ends the run first, since some of them may
     /// wait (a read of a busy archive yields, a fresh read waits for the log). The caller
     /// ends the run (drops it) once its batch of requests is answered.
-    // Eight: the request (method, target, framing), the connection's clock and output, and
-    // what the batch carries from one request to the next (tally, run of pushes). A struct
-    // to hold them would be built and torn down per request on the hottest path.
+    ///
+    /// `headers` are the request's; only routes that read one look at them (`Accept` on
+    /// `/analytics/hours`), so `/analytics` pays nothing for them.
+    // Nine: the request (method, target, headers, framing), the connection's clock and
+    // output, and what the batch carries from one request to the next (tally, run of
+    // pushes). A struct to hold them would be built and torn down per request on the
+    // hottest path.
     #[allow(clippy::too_many_arguments)]
     pub fn respond<'s>(
         &'s self,
         method: Method,
         target: &[u8],
+        headers: &[httparse::Header<'_>],
         after: AfterAnswer,
         clock: &Clock,
         out: &mut Vec<u8>,
@@ -296,10 +307,17 @@ impl Service {
                 Answer {
                     status: Status::NoContent,
                     content_type: "",
+                    extra_headers: "",
                     body: Body::Static(b""),
                 }
             }),
             (b"/analytics", Method::Other) => Err(HttpError::MethodNotAllowed.into()),
+            (b"/analytics/hours", Method::Get | Method::Head) if !self.is_ready() => {
+                Err(RejectError::Recovering.into())
+            }
+            (b"/analytics/hours", Method::Get | Method::Head) => {
+                hours::answer(self, query, headers)
+            }
             (b"/healthz", Method::Get | Method::Head) => Ok(Answer::text(Body::Static(b"ok\n"))),
             (b"/readyz", Method::Get | Method::Head) => {
                 if self.is_stopping() {
@@ -317,19 +335,27 @@ impl Service {
                 }
             }
             (b"/metrics", Method::Get | Method::Head) => Ok(Answer {
-                status: Status::Ok,
                 content_type: PROMETHEUS,
-                body: Body::Page(self.metrics.render(&self.gauges())),
+                ..Answer::text(Body::Page(self.metrics.render(&self.gauges())))
             }),
             (b"/openapi.json", Method::Get | Method::Head) => Ok(Answer {
-                status: Status::Ok,
                 content_type: "application/json",
-                body: Body::Static(OPENAPI),
+                ..Answer::text(Body::Static(OPENAPI))
             }),
-            (b"/healthz" | b"/readyz" | b"/metrics" | b"/openapi.json", _) => {
-                Err(HttpError::ReadOnlyMethodNotAllowed.into())
-            }
-            _ => Err(HttpError::NotFound.into()),
+            (
+                b"/healthz" | b"/readyz" | b"/metrics" | b"/openapi.json" | b"/analytics/hours",
+                _,
+            ) => Err(HttpError::ReadOnlyMethodNotAllowed.into()),
+            // The dashboard and its files, last: bytes of the binary.
+            _ => match assets::find(path) {
+                Some(asset) if matches!(method, Method::Get | Method::Head) => Ok(Answer {
+                    content_type: asset.content_type,
+                    extra_headers: asset.headers,
+                    ..Answer::text(Body::Static(asset.body))
+                }),
+                Some(_) => Err(HttpError::ReadOnlyMethodNotAllowed.into()),
+                None => Err(HttpError::NotFound.into()),
+            },
         };
         let head_only = method == Method::Head;
         match result {
@@ -343,8 +369,18 @@ impl Service {
                     Body::Page(page) => Some(page.as_bytes()),
                 };
                 if let Some(body) = body {
-                    let (status, content_type) = (a.status, a.content_type);
-                    response::write(out, status, after, clock, "", content_type, body, head_only);
+                    let (status, headers, content_type) =
+                        (a.status, a.extra_headers, a.content_type);
+                    response::write(
+                        out,
+                        status,
+                        after,
+                        clock,
+                        headers,
+                        content_type,
+                        body,
+                        head_only,
+                    );
                 }
                 tally.respond(a.status);
                 a.status
@@ -370,65 +406,5 @@ fn route_of(path: &[u8], method: Method) -> Route {
         b"/metrics" if read => Route::Metrics,
         b"/openapi.json" if read => Route::OpenApi,
         _ => Route::Other,
-    }
-}
-
-/// `(path, query)` of a request target: `/analytics?timestamp=1` → (`/analytics`,
-/// `timestamp=1`). An absolute-form target (`http://host/analytics?...`, RFC 9112 §3.2.2)
-/// is reduced to its path first.
-fn split_target(target: &[u8]) -> (&[u8], &[u8]) {
-    let target = absolute_form_path(target).unwrap_or(target);
-    match target.iter().position(|&b| b == b'?') {
-        Some(q) => (&target[..q], &target[q + 1..]),
-        None => (target, &target[target.len()..]),
-    }
-}
-
-/// The path-and-query of an absolute-form target (`http://host[:port]/p?q` → `/p?q`, and `/`
-/// when it has no path), or `None` for any other form.
-fn absolute_form_path(target: &[u8]) -> Option<&[u8]> {
-    let scheme_len = if target.len() >= 7 && target[..7].eq_ignore_ascii_case(b"http://") {
-        7
-    } else if target.len() >= 8 && target[..8].eq_ignore_ascii_case(b"https://") {
-        8
-    } else {
-        return None;
-    };
-    let rest = &target[scheme_len..];
-    match rest.iter().position(|&b| b == b'/' || b == b'?') {
-        Some(i) if rest[i] == b'/' => Some(&rest[i..]),
-        // `http://host?q`: an empty path is `/`; no route takes it, so the query can go.
-        _ => Some(b"/"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_split_in_origin_and_absolute_form() {
-        let split = |t: &str| {
-            let (p, q) = split_target(t.as_bytes());
-            (
-                String::from_utf8_lossy(p).into_owned(),
-                String::from_utf8_lossy(q).into_owned(),
-            )
-        };
-        assert_eq!(
-            split("/analytics?timestamp=1"),
-            ("/analytics".into(), "timestamp=1".into())
-        );
-        assert_eq!(split("/healthz"), ("/healthz".into(), "".into()));
-        assert_eq!(
-            split("http://example.com:8080/analytics?timestamp=1"),
-            ("/analytics".into(), "timestamp=1".into())
-        );
-        assert_eq!(
-            split("HTTP://h/analytics"),
-            ("/analytics".into(), "".into())
-        );
-        assert_eq!(split("http://h"), ("/".into(), "".into()));
-        assert_eq!(split("http://h?x=1"), ("/".into(), "".into()));
     }
 }

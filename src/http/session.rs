@@ -253,6 +253,7 @@ impl<'a> Session<'a> {
             self.service.respond(
                 method,
                 target,
+                req.headers,
                 framing.after,
                 clock,
                 out,
