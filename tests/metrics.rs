@@ -80,6 +80,15 @@ fn the_page_parses_and_its_series_move_with_the_requests() {
         50,
     );
     assert_eq!(gets.get(&200), Some(&50), "{gets:?}");
+    let hours = pipeline(
+        &s,
+        &format!("GET /analytics/hours?from={ts}&to={ts} HTTP/1.1\r\nHost: t\r\n\r\n"),
+        3,
+        3,
+    );
+    assert_eq!(hours.get(&200), Some(&3), "{hours:?}");
+    let page = pipeline(&s, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 2, 2);
+    assert_eq!(page.get(&200), Some(&2), "{page:?}");
     let bad = pipeline(&s, "GET /analytics HTTP/1.1\r\nHost: t\r\n\r\n", 20, 20);
     assert_eq!(bad.get(&400), Some(&20), "{bad:?}");
     // Counters are flushed per batch, before the batch's answers are written, so all but
@@ -98,6 +107,8 @@ fn the_page_parses_and_its_series_move_with_the_requests() {
     assert_eq!(g("hourtally_events_accepted_total{}"), 300.0);
     assert_eq!(g("hourtally_events_applied_total{}"), 300.0);
     assert_eq!(g("hourtally_http_responses_total{code=204}"), 300.0);
+    // 50 GETs, 3 ranges, 2 pages, and the scrapes while the writer caught up.
+    assert!(g("hourtally_http_responses_total{code=200}") >= 55.0);
     assert_eq!(g("hourtally_http_responses_total{code=400}"), 20.0);
     assert_eq!(
         g("hourtally_http_rejections_total{reason=timestamp_missing}"),
@@ -111,6 +122,14 @@ fn the_page_parses_and_its_series_move_with_the_requests() {
     assert_eq!(
         g("hourtally_http_request_duration_seconds{method=GET,path=/analytics}"),
         70.0
+    );
+    assert_eq!(
+        g("hourtally_http_request_duration_seconds{method=GET,path=/analytics/hours}"),
+        3.0
+    );
+    assert_eq!(
+        g("hourtally_http_request_duration_seconds{method=GET,path=dashboard}"),
+        2.0
     );
     // Each scrape is timed once its answer is written: the later ones see the first.
     assert!(g("hourtally_http_request_duration_seconds{method=GET,path=/metrics}") >= 1.0);

@@ -10,7 +10,7 @@ use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
 use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
-use super::target::split_target;
+use super::target::{route_of, split_target};
 use super::{assets, counts_answers, hours};
 use crate::conns::Connections;
 use crate::counts::Counts;
@@ -391,20 +391,5 @@ impl Service {
                 err.status()
             }
         }
-    }
-}
-
-/// The route a request's latency is filed under.
-#[inline]
-fn route_of(path: &[u8], method: Method) -> Route {
-    let read = matches!(method, Method::Get | Method::Head);
-    match path {
-        b"/analytics" if read => Route::AnalyticsGet,
-        b"/analytics" if method == Method::Post => Route::AnalyticsPost,
-        b"/healthz" if read => Route::Healthz,
-        b"/readyz" if read => Route::Readyz,
-        b"/metrics" if read => Route::Metrics,
-        b"/openapi.json" if read => Route::OpenApi,
-        _ => Route::Other,
     }
 }

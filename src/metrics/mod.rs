@@ -42,25 +42,30 @@ pub const SHARDS: usize = 8;
 pub enum Route {
     AnalyticsGet,
     AnalyticsPost,
+    AnalyticsHours,
     Healthz,
     Readyz,
     Metrics,
     OpenApi,
+    /// `/` and the files under `/assets/`.
+    Dashboard,
     /// Anything else: unknown paths, methods a path does not take.
     Other,
 }
 
 /// How many [`Route`]s there are.
-pub const ROUTE_COUNT: usize = 7;
+pub const ROUTE_COUNT: usize = 9;
 
 impl Route {
     pub const ALL: [Route; ROUTE_COUNT] = [
         Route::AnalyticsGet,
         Route::AnalyticsPost,
+        Route::AnalyticsHours,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
         Route::OpenApi,
+        Route::Dashboard,
         Route::Other,
     ];
 
@@ -69,10 +74,12 @@ impl Route {
         match self {
             Route::AnalyticsGet => ("/analytics", "GET"),
             Route::AnalyticsPost => ("/analytics", "POST"),
+            Route::AnalyticsHours => ("/analytics/hours", "GET"),
             Route::Healthz => ("/healthz", "GET"),
             Route::Readyz => ("/readyz", "GET"),
             Route::Metrics => ("/metrics", "GET"),
             Route::OpenApi => ("/openapi.json", "GET"),
+            Route::Dashboard => ("dashboard", "GET"),
             Route::Other => ("other", "other"),
         }
     }
