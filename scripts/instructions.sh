@@ -9,6 +9,8 @@
 #   SHARE=0.0 DEPTH=1 bash scripts/instructions.sh    # GET mix, depth 1
 #   SERVERS="hourtally bare" bash scripts/instructions.sh
 #   SERVERS="hourtally no-metrics" bash scripts/instructions.sh   # what /metrics adds
+#   BASE_BIN=/tmp/hourtally-old SERVERS="base hourtally" bash scripts/instructions.sh
+#       # "base": another build's binary, started as hourtally is (before / after a change)
 #   COLLECT='*conn::serve*' SERVERS="hourtally no-metrics" bash scripts/instructions.sh
 #       # only inside the connection loop (callgrind --toggle-collect): the writer's idle spin
 #       # depends on timing, and at depth 1 it makes the whole-process count wander by ±10 %
@@ -49,9 +51,10 @@ total() {
     case $name in
     hourtally) cmd=("$TARGET/release/hourtally" --listen 127.0.0.1:0 --workers 1 --ephemeral) ;;
     no-metrics) cmd=("$TMP/hourtally-no-metrics" --listen 127.0.0.1:0 --workers 1 --ephemeral) ;;
+    base) cmd=("${BASE_BIN:?base needs BASE_BIN}" --listen 127.0.0.1:0 --workers 1 --ephemeral) ;;
     bare) cmd=("$TARGET/release/examples/bare" 127.0.0.1:0) ;;
     *)
-        echo "instructions: SERVERS takes hourtally, no-metrics and bare, not $name" >&2
+        echo "instructions: SERVERS takes hourtally, no-metrics, base and bare, not $name" >&2
         exit 2
         ;;
     esac

@@ -4,35 +4,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{now_ms, TestServer};
-
-/// A fresh data directory under the system's temp dir, removed when dropped.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("hourtally-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        DataDir(p)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-
-    fn segment(&self) -> PathBuf {
-        self.0.join("journal").join(format!("{:020}.htj", 0))
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{now_ms, DataDir, TestServer};
 
 /// POSTs `n` events of `users` users (clicks) at `ts` on one connection, pipelined; returns
 /// how many got 204.

@@ -5,34 +5,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{now_ms, Response, TestServer};
+use common::{now_ms, DataDir, Response, TestServer};
 use hourtally::event::{fingerprint, Event, Kind, MILLIS_PER_HOUR};
 
 const HOUR: u64 = MILLIS_PER_HOUR;
-
-/// A fresh data directory under the system's temp dir, removed when dropped.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("hourtally-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        DataDir(p)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn get_with(s: &TestServer, target: &str, headers: &str) -> Response {
     s.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").as_bytes())

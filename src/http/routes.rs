@@ -297,12 +297,15 @@ impl Service {
         if route != Route::AnalyticsPost {
             *producer = None;
         }
-        let result = match (path, method) {
-            (b"/analytics", _) if !self.is_ready() => Err(RejectError::Recovering.into()),
-            (b"/analytics", Method::Get | Method::Head) => self
+        // `/analytics` by its route, which was matched once already; every other path below.
+        let result = match (route, path, method) {
+            (Route::AnalyticsGet | Route::AnalyticsPost, ..) if !self.is_ready() => {
+                Err(RejectError::Recovering.into())
+            }
+            (Route::AnalyticsGet, ..) => self
                 .get(query)
                 .map(|hour| Answer::text(Body::Counts(hour, self.read_counts(hour)))),
-            (b"/analytics", Method::Post) => self.post(query, clock, producer).map(|()| {
+            (Route::AnalyticsPost, ..) => self.post(query, clock, producer).map(|()| {
                 tally.accepted += 1;
                 Answer {
                     status: Status::NoContent,
@@ -311,15 +314,16 @@ impl Service {
                     body: Body::Static(b""),
                 }
             }),
-            (b"/analytics", Method::Other) => Err(HttpError::MethodNotAllowed.into()),
-            (b"/analytics/hours", Method::Get | Method::Head) if !self.is_ready() => {
+            (_, b"/analytics", _) if !self.is_ready() => Err(RejectError::Recovering.into()),
+            (_, b"/analytics", _) => Err(HttpError::MethodNotAllowed.into()),
+            (_, b"/analytics/hours", Method::Get | Method::Head) if !self.is_ready() => {
                 Err(RejectError::Recovering.into())
             }
-            (b"/analytics/hours", Method::Get | Method::Head) => {
+            (_, b"/analytics/hours", Method::Get | Method::Head) => {
                 hours::answer(self, query, headers)
             }
-            (b"/healthz", Method::Get | Method::Head) => Ok(Answer::text(Body::Static(b"ok\n"))),
-            (b"/readyz", Method::Get | Method::Head) => {
+            (_, b"/healthz", Method::Get | Method::Head) => Ok(Answer::text(Body::Static(b"ok\n"))),
+            (_, b"/readyz", Method::Get | Method::Head) => {
                 if self.is_stopping() {
                     Ok(Answer {
                         status: Status::ServiceUnavailable,
@@ -334,15 +338,16 @@ impl Service {
                     })
                 }
             }
-            (b"/metrics", Method::Get | Method::Head) => Ok(Answer {
+            (_, b"/metrics", Method::Get | Method::Head) => Ok(Answer {
                 content_type: PROMETHEUS,
                 ..Answer::text(Body::Page(self.metrics.render(&self.gauges())))
             }),
-            (b"/openapi.json", Method::Get | Method::Head) => Ok(Answer {
+            (_, b"/openapi.json", Method::Get | Method::Head) => Ok(Answer {
                 content_type: "application/json",
                 ..Answer::text(Body::Static(OPENAPI))
             }),
             (
+                _,
                 b"/healthz" | b"/readyz" | b"/metrics" | b"/openapi.json" | b"/analytics/hours",
                 _,
             ) => Err(HttpError::ReadOnlyMethodNotAllowed.into()),

@@ -391,5 +391,32 @@ pub fn pipelining_poster(
         }
     })
 }
+
+/// A fresh data directory under the system's temp dir, removed when dropped.
+pub struct DataDir(pub std::path::PathBuf);
+
+impl DataDir {
+    pub fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("hourtally-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        DataDir(p)
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+
+    /// The journal's first segment file.
+    pub fn segment(&self) -> std::path::PathBuf {
+        self.0.join("journal").join(format!("{:020}.htj", 0))
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub mod cluster;
 pub mod nats;
