@@ -47,6 +47,9 @@ LOAD=$TARGET/release/hourtally-load
 
 # total NAME N: callgrind's instruction total for server NAME answering N requests.
 total() {
+    # Runs in a command substitution (a subshell): the parent's EXIT trap does not reach the
+    # server started here, so this one stops it on every way out.
+    trap stop_server EXIT
     local name=$1 n=$2 out=$TMP/cg.$1.$2 log=$TMP/log.$1.$2 cmd addr=""
     case $name in
     hourtally) cmd=("$TARGET/release/hourtally" --listen 127.0.0.1:0 --workers 1 --ephemeral) ;;
@@ -60,7 +63,7 @@ total() {
     esac
     local collect=()
     [[ -n $COLLECT ]] && collect=("--toggle-collect=$COLLECT")
-    valgrind --tool=callgrind "${collect[@]}" --callgrind-out-file="$out" "${cmd[@]}" >"$log" 2>&1 &
+    valgrind --tool=callgrind ${collect[@]+"${collect[@]}"} --callgrind-out-file="$out" "${cmd[@]}" >"$log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 600); do
         addr=$(awk '$2 == "listening" { print $4; exit }

@@ -69,9 +69,9 @@ pub struct Config {
     pub max_connections: usize,
 
     /// Most hours one GET /analytics/hours may ask for (from the hour of `from` to the hour of
-    /// `to`, both included); more gets 400.
+    /// `to`, both included); more gets 400. At least 48: the dashboard asks for 48 hours.
     #[arg(long, env = "HOURTALLY_MAX_RANGE_HOURS", default_value_t = limits::DEFAULT_MAX_RANGE_HOURS,
-          value_parser = clap::value_parser!(u32).range(1..=limits::MAX_RANGE_HOURS_CAP as i64))]
+          value_parser = clap::value_parser!(u32).range(48..=limits::MAX_RANGE_HOURS_CAP as i64))]
     pub max_range_hours: u32,
 
     /// Worker threads running the HTTP coroutines; 0: one per CPU this process may use. The
@@ -235,6 +235,9 @@ mod tests {
         assert!(Config::try_parse_from(["hourtally", "--max-connections", "0"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--log-format", "xml"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "0"]).is_err());
+        // The dashboard's 48 hours must be one range.
+        assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "47"]).is_err());
+        assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "48"]).is_ok());
         assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "10001"]).is_err());
     }
 

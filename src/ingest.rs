@@ -275,9 +275,33 @@ impl<const FENCE: bool> Producer<'_, FENCE> {
     /// it was not taken.
     #[inline]
     pub fn push(&mut self, event: Event) -> Result<(), PushError> {
-        self.ingest.queue.push(event).map_err(|_| PushError::Full)?;
+        if self.ingest.queue.push(event).is_err() {
+            // A run longer than the free room in the queue: the writer may be asleep with
+            // the run's earlier events, which it must drain for any room to come back. Wake
+            // it now, not only when the run ends, or the rest of the run is refused against
+            // an idle writer.
+            if self.pushed {
+                self.wake_writer();
+            }
+            return Err(PushError::Full);
+        }
         self.pushed = true;
         Ok(())
+    }
+
+    /// The producer half of the park handshake (`writer` module doc), over every push of
+    /// the run so far.
+    #[inline]
+    fn wake_writer(&self) {
+        // SeqCst fence: orders the run's pushes before the look at `idle`, against the
+        // writer's fence between its `idle` store and its look at the queue.
+        if FENCE {
+            fence(Ordering::SeqCst);
+        }
+        // Relaxed: ordered after the pushes by the fence above, which is all it needs.
+        if self.ingest.idle.load(Ordering::Relaxed) {
+            self.ingest.parker.unpark();
+        }
     }
 }
 
@@ -290,20 +314,11 @@ impl<const FENCE: bool> Drop for Producer<'_, FENCE> {
     /// never waits (see [`Ingest::producer`]).
     #[inline]
     fn drop(&mut self) {
-        let ingest = self.ingest;
         if self.pushed {
-            // SeqCst fence: the producer half of the park handshake (`writer` module doc),
-            // after every push of the run.
-            if FENCE {
-                fence(Ordering::SeqCst);
-            }
-            // Relaxed: ordered after the pushes by the fence above, which is all it needs.
-            if ingest.idle.load(Ordering::Relaxed) {
-                ingest.parker.unpark();
-            }
+            self.wake_writer();
         }
         // Release: every push of the run happens-before shutdown's Acquire load that sees the
         // gate empty, hence before `stop` is set and before the writer's final drain.
-        ingest.gate.fetch_sub(INSIDE, Ordering::Release);
+        self.ingest.gate.fetch_sub(INSIDE, Ordering::Release);
     }
 }

@@ -310,6 +310,7 @@ async fn drive(server: &TestServer, base: &str, driver: &Driver) {
         std::thread::spawn(move || {
             let mut c = common::Conn::new(TcpStream::connect(addr).expect("connect"));
             let mut i = 0;
+            // Relaxed: a stop hint; the join after the store orders everything else.
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 400 {
                 let ts = now_ms();
                 c.write(
@@ -326,6 +327,7 @@ async fn drive(server: &TestServer, base: &str, driver: &Driver) {
         num(&v["rate"]) > 0.0 && num(&v["accepted"]) > sent as f64
     })
     .await;
+    // Relaxed: see the poster above.
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     poster.join().expect("the poster thread");
     println!("health panel while posting: {}", moving["rate"]);

@@ -199,7 +199,7 @@ fn rows_equal_per_hour_gets_across_ring_recycled_and_archived_hours() {
 
 #[test]
 fn every_bad_input_row_is_a_400_with_its_reason() {
-    let s = TestServer::start(&["--max-range-hours", "24"]);
+    let s = TestServer::start(&["--max-range-hours", "48"]);
     let over = 253_402_300_800_000u64;
     let rows: &[(&str, &str, &str)] = &[
         ("", "from: missing", "range_bound_missing"),
@@ -252,8 +252,12 @@ fn every_bad_input_row_is_a_400_with_its_reason() {
             "from: after to",
             "range_reversed",
         ),
-        // 25 hours: 0..=24.
-        ("from=0&to=86400000", "more than 24 hours", "range_too_long"),
+        // 49 hours: 0..=48.
+        (
+            "from=0&to=172800000",
+            "more than 48 hours",
+            "range_too_long",
+        ),
     ];
     for (query, says, _) in rows {
         let target = format!("/analytics/hours?{query}");
@@ -264,9 +268,9 @@ fn every_bad_input_row_is_a_400_with_its_reason() {
         let head = c.response(true);
         assert_eq!(head.status, 400, "{query}");
     }
-    // 24 hours pass.
-    let r = s.get("/analytics/hours?from=0&to=86399999");
-    assert_eq!((r.status, json_rows(&r).len()), (200, 24), "{r:?}");
+    // 48 hours pass.
+    let r = s.get("/analytics/hours?from=0&to=172799999");
+    assert_eq!((r.status, json_rows(&r).len()), (200, 48), "{r:?}");
 
     // Other methods: 405, and the methods the path takes.
     for method in ["POST", "PUT", "DELETE", "OPTIONS"] {

@@ -9,6 +9,10 @@
 //!   end (its fence, then its look at `idle`) must wake it, or the two events would wait
 //!   forever. The main thread spins until both are applied; a lost wake-up shows as loom's
 //!   branch limit, as in `loom_queue_park_progress.rs`.
+//! - **a run that fills the queue wakes the writer** (`run_longer_than_the_queue`): with room
+//!   for one event, a run's second push finds the queue full while the writer may sleep with
+//!   the first; the full push must wake it, or the run (which retries here, holding the
+//!   gate) would wait for room forever.
 //! - **nothing accepted is dropped at shutdown** (`run_of_two_vs_close`): `close` waits for
 //!   a run in progress to leave the gate, so a run either got in before `close` (both its
 //!   events are applied before the writer returns) or was refused as a whole (`Closed`),
@@ -55,6 +59,36 @@ fn run_of_two_vs_parking_writer() {
         };
         assert_eq!(producer.join().unwrap(), 2);
         // Only this thread spins: a lost wake-up leaves it here for good (loom's branch limit).
+        while ingest.applied() < 2 {
+            thread::yield_now();
+        }
+        assert_eq!(ring.read(HOUR).clicks, 2);
+        ingest.close();
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn run_longer_than_the_queue() {
+    loom_tests::model(|| {
+        let ingest = Arc::new(Ingest::new(1));
+        let ring = Arc::new(Ring::new(1));
+        let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone())).with_spin_limit(0);
+        let writer = thread::spawn(move || writer.run());
+        let producer = {
+            let ingest = ingest.clone();
+            thread::spawn(move || {
+                let mut run = ingest.producer().expect("open");
+                run.push(Event::new(HOUR, 1, Kind::Click))
+                    .expect("the queue has room for one");
+                // Only this thread spins: the writer must have been woken by the full push.
+                while let Err(e) = run.push(Event::new(HOUR, 2, Kind::Click)) {
+                    assert_eq!(e, PushError::Full);
+                    thread::yield_now();
+                }
+            })
+        };
+        producer.join().unwrap();
         while ingest.applied() < 2 {
             thread::yield_now();
         }

@@ -227,7 +227,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
     p.one(
         "hourtally_events_accepted_total",
         "counter",
-        "POSTs whose event was queued (answered 204).",
+        "POSTs whose event was queued (answered 204, or closed unanswered when a durable wait timed out).",
         m.accepted(),
     );
     p.one(

@@ -16,6 +16,7 @@
 
 pub mod exposition;
 pub mod process;
+mod route;
 
 use std::cell::Cell;
 
@@ -28,6 +29,7 @@ use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
 
 pub use exposition::Gauges;
 pub use process::ProcessFigures;
+pub use route::{Route, ROUTE_COUNT};
 
 /// Whether requests are counted and timed (feature `request-metrics`).
 pub const ENABLED: bool = cfg!(feature = "request-metrics");
@@ -35,55 +37,6 @@ pub const ENABLED: bool = cfg!(feature = "request-metrics");
 /// Shards of the shared counters: at least one per HTTP worker thread on the machines this
 /// runs on; more only costs memory (about 4 KiB each) and scrape time.
 pub const SHARDS: usize = 8;
-
-/// The routes a request's latency is filed under (labels `path` and `method`; a `HEAD` is
-/// filed with the `GET` of its path).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
-    AnalyticsGet,
-    AnalyticsPost,
-    AnalyticsHours,
-    Healthz,
-    Readyz,
-    Metrics,
-    OpenApi,
-    /// `/` and the files under `/assets/`.
-    Dashboard,
-    /// Anything else: unknown paths, methods a path does not take.
-    Other,
-}
-
-/// How many [`Route`]s there are.
-pub const ROUTE_COUNT: usize = 9;
-
-impl Route {
-    pub const ALL: [Route; ROUTE_COUNT] = [
-        Route::AnalyticsGet,
-        Route::AnalyticsPost,
-        Route::AnalyticsHours,
-        Route::Healthz,
-        Route::Readyz,
-        Route::Metrics,
-        Route::OpenApi,
-        Route::Dashboard,
-        Route::Other,
-    ];
-
-    /// The `(path, method)` labels of the route's series.
-    pub fn labels(self) -> (&'static str, &'static str) {
-        match self {
-            Route::AnalyticsGet => ("/analytics", "GET"),
-            Route::AnalyticsPost => ("/analytics", "POST"),
-            Route::AnalyticsHours => ("/analytics/hours", "GET"),
-            Route::Healthz => ("/healthz", "GET"),
-            Route::Readyz => ("/readyz", "GET"),
-            Route::Metrics => ("/metrics", "GET"),
-            Route::OpenApi => ("/openapi.json", "GET"),
-            Route::Dashboard => ("dashboard", "GET"),
-            Route::Other => ("other", "other"),
-        }
-    }
-}
 
 /// What one connection counted since its last flush.
 #[derive(Debug, Clone)]
