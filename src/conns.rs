@@ -171,6 +171,12 @@ impl Connections {
 }
 
 impl Ticket<'_> {
+    /// The connection's cell: an index below the registry's `max`, unique among open
+    /// connections (other per-connection tables, as `alarms::Alarms`, use it too).
+    pub fn index(&self) -> usize {
+        self.cell as usize
+    }
+
     /// Whether the server has begun to stop.
     pub fn draining(&self) -> bool {
         self.registry.draining()

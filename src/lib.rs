@@ -36,6 +36,7 @@
 //! Concurrency is verified with loom (`loom-tests/`): build with `--cfg hourtally_loom` and
 //! [`sync`] swaps every atomic, lock and parker for loom's.
 
+pub mod alarms;
 pub mod civil;
 pub mod conns;
 pub mod counts;

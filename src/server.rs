@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::http::date::coarse_monotonic_ms;
 use crate::http::error::{ApiError, HttpError};
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{conn, Service};
@@ -28,6 +29,8 @@ pub struct Server {
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     accept: may::coroutine::JoinHandle<()>,
+    /// The sweeper: wakes connections whose read deadline has passed (`alarms`).
+    sweeper: JoinHandle<()>,
     writer: JoinHandle<RingWriter>,
     workers: usize,
     /// Cluster mode's threads, if on.
@@ -120,11 +123,18 @@ impl Server {
             // loop touches no thread-locals and uses a few hundred bytes of stack.
             unsafe { builder.spawn(move || accept_loop(listener, service, stopping)) }?
         };
+        let sweeper = {
+            let (service, stopping) = (service.clone(), stopping.clone());
+            std::thread::Builder::new()
+                .name("hourtally-sweep".into())
+                .spawn(move || sweep_loop(&service, &stopping))?
+        };
         Ok(Server {
             service,
             addr,
             stopping,
             accept,
+            sweeper,
             writer,
             workers,
             cluster,
@@ -178,6 +188,9 @@ impl Server {
         while self.service.conns.open() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
+        // Connections that did not close are left to the process's exit; the sweeper stops
+        // on the flag set above within a tick.
+        let _ = self.sweeper.join();
         self.service.ingest.close();
         let ring = match self.cluster {
             Some(cluster) => cluster.stop(self.writer),
@@ -194,6 +207,20 @@ impl Server {
             queued: self.service.ingest.queued(),
             unclosed_connections: self.service.conns.open(),
         }
+    }
+}
+
+/// How often the sweeper looks at every connection's read deadline: a connection times out
+/// up to this much late (ARCHITECTURE.md, "Deadlines").
+pub const SWEEP_EVERY: Duration = Duration::from_millis(50);
+
+/// The sweeper thread: every [`SWEEP_EVERY`], wakes the connections whose deadline has passed,
+/// until the server stops.
+fn sweep_loop(service: &Service, stopping: &AtomicBool) {
+    // Acquire: pairs with `shutdown`'s Release store; only the flag itself matters here.
+    while !stopping.load(Ordering::Acquire) {
+        std::thread::sleep(SWEEP_EVERY);
+        service.alarms.sweep(coarse_monotonic_ms());
     }
 }
 

@@ -99,6 +99,14 @@ impl<T> RwLock<T> {
         return self.inner.try_read().ok().map(|guard| f(&guard));
     }
 
+    /// Runs `f` under the write lock if it can be had at once; `None` when it is held.
+    pub fn try_with_write<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        #[cfg(not(hourtally_loom))]
+        return self.inner.try_write().map(|mut guard| f(&mut guard));
+        #[cfg(hourtally_loom)]
+        return self.inner.try_write().ok().map(|mut guard| f(&mut guard));
+    }
+
     /// Runs `f` under the write lock.
     pub fn with_write<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         #[cfg(not(hourtally_loom))]

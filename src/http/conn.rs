@@ -11,12 +11,15 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use super::date::Clock;
+use may::io::WaitIo;
+
+use super::date::{coarse_monotonic_ms, Clock};
 use super::error::{ApiError, HttpError};
 use super::limits::{MAX_PENDING_OUTPUT, WRITE_TIMEOUT};
 use super::response::{self, AfterAnswer};
 use super::routes::Service;
 use super::session::Session;
+use crate::alarms::{Alarms, Wake};
 use crate::conns::Ticket;
 use crate::metrics::Stopwatch;
 
@@ -31,78 +34,93 @@ fn ensure_room(buf: &mut Vec<u8>, filled: usize, max: usize) {
 /// With `--fsync always`, the longest a connection holds its answers for the disk.
 pub const DURABLE_WAIT: Duration = Duration::from_secs(15);
 
-/// What the connection is waiting for, and until when.
+/// What the connection is waiting for, and until when (milliseconds of
+/// [`coarse_monotonic_ms`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Due {
-    /// Between requests: closed quietly after `idle_timeout`.
-    Idle,
+    /// Between requests: closed quietly at the instant (`idle_timeout` after the last batch).
+    Idle(u64),
     /// A request head (the first after accept, or one whose first bytes are here): 408 at
     /// the instant.
-    Head(Instant),
+    Head(u64),
     /// The rest of a request body: 408 at the instant.
-    Body(Instant),
+    Body(u64),
+}
+
+impl Due {
+    fn at(self) -> u64 {
+        match self {
+            Due::Idle(at) | Due::Head(at) | Due::Body(at) => at,
+        }
+    }
+}
+
+/// An idle deadline is kept to this many milliseconds (rounded up), so that a busy
+/// connection stores a new one in its alarm cell a few times a second, not once per batch.
+const IDLE_GRAIN_MS: u64 = 256;
+
+/// The connection's place in the server's alarm table, given back when dropped.
+struct Alarm<'a> {
+    alarms: &'a Alarms<IoWaker>,
+    cell: usize,
+}
+
+impl Drop for Alarm<'_> {
+    fn drop(&mut self) {
+        self.alarms.unregister(self.cell);
+    }
 }
 
 /// Answers a connection until the peer closes, an error closes it, it idles out, or the
 /// server drains.
+///
+/// Reads are non-blocking reads of the socket, and a read that finds nothing waits in
+/// `WaitIo::wait_io` for the socket to become readable, for the drain (which shuts the read
+/// side: readable), or for the server's sweeper, which wakes the connection when the deadline
+/// it stored in its alarm cell has passed (`alarms`). No read carries a timeout: `may` would
+/// register and remove a timer on every read that blocks.
 pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticket<'_>) {
     name_worker_thread();
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let limits = service.limits;
+    let (head_ms, idle_ms) = (millis(limits.head_timeout), millis(limits.idle_timeout));
     let max_buf = limits.max_read_buffer();
     let mut buf = vec![0u8; 4096];
     let mut filled = 0;
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut clock = Clock::default();
     let mut session = Session::new(service);
-    let mut due = Due::Head(Instant::now() + limits.head_timeout);
-    // The read timeout set on the socket: set again only when it changes, not before every
-    // read (each set is a system call).
-    let mut read_timeout: Option<Duration> = None;
+    let mut due = Due::Head(coarse_monotonic_ms() + head_ms);
+    service
+        .alarms
+        .register(ticket.index(), IoWaker(stream.waker()));
+    let alarm = Alarm {
+        alarms: &service.alarms,
+        cell: ticket.index(),
+    };
     loop {
-        let wait = match due {
-            Due::Idle => limits.idle_timeout,
-            Due::Head(at) | Due::Body(at) => at.saturating_duration_since(Instant::now()),
-        };
-        let read = if wait.is_zero() {
-            Err(io::ErrorKind::TimedOut.into())
-        } else {
-            ensure_room(&mut buf, filled, max_buf);
-            debug_assert!(
-                filled < buf.len(),
-                "feed refuses heads that would fill the buffer"
-            );
-            // Round a deadline up to whole milliseconds so that it changes less often; a
-            // read that wakes before its deadline only loops.
-            let wait = Duration::from_millis(wait.as_millis() as u64 + 1);
-            let set = if read_timeout == Some(wait) {
-                Ok(())
-            } else {
-                read_timeout = Some(wait);
-                stream.set_read_timeout(Some(wait))
-            };
-            set.and_then(|()| stream.read(&mut buf[filled..]))
-        };
-        let n = match read {
+        ensure_room(&mut buf, filled, max_buf);
+        debug_assert!(
+            filled < buf.len(),
+            "feed refuses heads that would fill the buffer"
+        );
+        let n = match stream.inner_mut().read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                ) =>
-            {
-                let expired = match due {
-                    Due::Idle => true,
-                    Due::Head(at) | Due::Body(at) => Instant::now() >= at,
-                };
-                if !expired {
-                    continue;
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if coarse_monotonic_ms() >= due.at() {
+                    timed_out(stream, service, &mut session, due, &clock, &mut out);
+                    break;
                 }
-                timed_out(stream, service, &mut session, due, &clock, &mut out);
-                break;
+                // Woken by bytes, by the drain, or by the sweeper (which disarmed the cell,
+                // so that a wake-up before the deadline, from a rounded or stale one, arms
+                // it again on the next turn).
+                service.alarms.arm(alarm.cell, due.at());
+                stream.wait_io();
+                continue;
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
         if ticket.draining() {
@@ -133,7 +151,7 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
                 }
             }
             if outcome.answered > 0 {
-                due = Due::Idle;
+                due = Due::Idle(idle_deadline(coarse_monotonic_ms(), idle_ms));
             }
             if !out.is_empty() {
                 if stream.write_all(&out).is_err() {
@@ -157,18 +175,23 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
         filled -= start;
         // A deadline runs from the first byte of a head or body (or from accept) and is not
         // moved by later bytes of the same head or body.
+        let now = coarse_monotonic_ms();
         due = if session.in_body() {
             match due {
                 Due::Body(at) => Due::Body(at),
-                _ => Due::Body(Instant::now() + limits.head_timeout),
+                _ => Due::Body(now + head_ms),
             }
         } else if filled > 0 {
             match due {
                 Due::Head(at) => Due::Head(at),
-                _ => Due::Head(Instant::now() + limits.head_timeout),
+                _ => Due::Head(now + head_ms),
             }
         } else {
-            Due::Idle
+            match due {
+                // Still idle (a batch that answered nothing): the deadline stands.
+                Due::Idle(at) => Due::Idle(at.max(idle_deadline(now, idle_ms))),
+                _ => Due::Idle(idle_deadline(now, idle_ms)),
+            }
         };
         if out.capacity() > MAX_PENDING_OUTPUT * 2 {
             out.shrink_to(MAX_PENDING_OUTPUT);
@@ -177,6 +200,32 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
     service.metrics.flush(&mut session.tally);
     if ticket.draining() {
         drain_close(stream);
+    }
+}
+
+/// The idle deadline of a connection whose last batch ended at `now`, rounded up to
+/// [`IDLE_GRAIN_MS`] (a connection idles out up to that much late).
+fn idle_deadline(now: u64, idle_ms: u64) -> u64 {
+    (now + idle_ms).div_ceil(IDLE_GRAIN_MS) * IDLE_GRAIN_MS
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
+}
+
+/// Wakes a connection asleep in `wait_io` (`may`'s waker of its socket).
+pub struct IoWaker(may::io::WaitIoWaker);
+
+impl Wake for IoWaker {
+    fn wake(&self) {
+        self.0.wakeup();
+    }
+}
+
+impl std::fmt::Debug for IoWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IoWaker")
     }
 }
 
@@ -208,7 +257,7 @@ fn timed_out(
 ) {
     let secs = service.limits.head_timeout.as_secs();
     let err = match due {
-        Due::Idle => return,
+        Due::Idle(_) => return,
         Due::Head(_) => HttpError::HeadTimeout(secs),
         Due::Body(_) => HttpError::BodyTimeout(secs),
     };

@@ -107,6 +107,26 @@ impl Clock {
     }
 }
 
+/// Milliseconds of `CLOCK_MONOTONIC_COARSE` (the kernel's monotonic time at its last tick, a
+/// few ms behind; a few ns to read): the clock of connection deadlines (`alarms`), which must
+/// not jump with the wall clock.
+pub fn coarse_monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one `timespec` through the pointer, which points at a live
+    // local `timespec`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    if rc != 0 {
+        // SAFETY: as above; CLOCK_MONOTONIC exists on every Linux.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let millis = u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000_000;
+    secs * 1000 + millis
+}
+
 /// Milliseconds since the epoch by `CLOCK_REALTIME_COARSE`, or by the precise clock if the
 /// system has no coarse one.
 fn coarse_now_ms() -> u64 {

@@ -5,6 +5,7 @@
 //! lives in the [`Service`].
 
 pub use super::admission::{Admission, ADMISSION_MARGIN_HOURS};
+use super::conn::IoWaker;
 use super::date::Clock;
 use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
@@ -12,6 +13,7 @@ use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
 use super::target::{route_of, split_target};
 use super::{assets, counts_answers, hours};
+use crate::alarms::Alarms;
 use crate::conns::Connections;
 use crate::counts::Counts;
 use crate::event::Event;
@@ -91,6 +93,8 @@ pub struct Service {
     pub metrics: Metrics,
     /// The open connections (for `--max-connections`, `/metrics` and the drain).
     pub conns: Connections,
+    /// Their read deadlines, by the same cells (`alarms`; the server's sweeper wakes them).
+    pub alarms: Alarms<IoWaker>,
     /// Set once the server has recovered its state (replayed its journal) and serves reads
     /// and writes; until then `/analytics` answers 503.
     ready: AtomicBool,
@@ -116,6 +120,7 @@ impl Service {
             admission,
             metrics: Metrics::default(),
             conns: Connections::new(limits.max_connections),
+            alarms: Alarms::new(limits.max_connections.max(1)),
             ready: AtomicBool::new(false),
             journal: None,
             durable_waiters: None,
