@@ -100,3 +100,23 @@ pub fn push_two_and_wait_for_cut(
     // Acquire: pairs with the Release of the sink or log that marked the events durable.
     durable_users.load(loom::sync::atomic::Ordering::Acquire)
 }
+
+/// A queue of `capacity` events and a one-slot ring, with a writer thread applying from the
+/// queue that parks as soon as the queue looks empty (`spin_limit(0)`): the set-up of the
+/// models where producers race a parking writer.
+pub fn parking_writer(
+    capacity: usize,
+) -> (
+    loom::sync::Arc<hourtally::writer::Ingest>,
+    loom::sync::Arc<hourtally::ring::Ring>,
+    loom::thread::JoinHandle<hourtally::ring::RingWriter>,
+) {
+    use hourtally::ring::{Ring, RingWriter};
+    use hourtally::writer::{Ingest, Writer};
+    use loom::sync::Arc;
+    let ingest = Arc::new(Ingest::new(capacity));
+    let ring = Arc::new(Ring::new(1));
+    let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone())).with_spin_limit(0);
+    let writer = loom::thread::spawn(move || writer.run());
+    (ingest, ring, writer)
+}

@@ -36,19 +36,26 @@ impl Wake for Waker {
     }
 }
 
+/// A one-cell table with a connection registered in it: the table, the wake-up count and the
+/// connection's "gone" flag.
+fn registered() -> (Arc<Alarms<Waker>>, Arc<AtomicUsize>, Arc<AtomicBool>) {
+    let alarms = Arc::new(Alarms::new(1));
+    let woken = Arc::new(AtomicUsize::new(0));
+    let gone = Arc::new(AtomicBool::new(false));
+    alarms.register(
+        0,
+        Waker {
+            woken: woken.clone(),
+            gone: gone.clone(),
+        },
+    );
+    (alarms, woken, gone)
+}
+
 #[test]
 fn armed_deadline_vs_sweeper() {
     loom_tests::model(|| {
-        let alarms = Arc::new(Alarms::new(1));
-        let woken = Arc::new(AtomicUsize::new(0));
-        let gone = Arc::new(AtomicBool::new(false));
-        alarms.register(
-            0,
-            Waker {
-                woken: woken.clone(),
-                gone: gone.clone(),
-            },
-        );
+        let (alarms, woken, _gone) = registered();
         let sweeper = {
             let alarms = alarms.clone();
             thread::spawn(move || {
@@ -68,16 +75,7 @@ fn armed_deadline_vs_sweeper() {
 #[test]
 fn unregister_vs_sweeper() {
     let outcomes = loom_tests::model_outcomes(|| {
-        let alarms = Arc::new(Alarms::new(1));
-        let woken = Arc::new(AtomicUsize::new(0));
-        let gone = Arc::new(AtomicBool::new(false));
-        alarms.register(
-            0,
-            Waker {
-                woken: woken.clone(),
-                gone: gone.clone(),
-            },
-        );
+        let (alarms, woken, gone) = registered();
         alarms.arm(0, 50);
         let sweeper = {
             let alarms = alarms.clone();

@@ -22,9 +22,7 @@
 //! only one that spins).
 
 use hourtally::event::{Event, Kind};
-use hourtally::ring::{Ring, RingWriter};
-use hourtally::writer::{Ingest, PushError, Writer};
-use loom::sync::Arc;
+use hourtally::writer::{Ingest, PushError};
 use loom::thread;
 
 const HOUR: u32 = 7;
@@ -49,10 +47,7 @@ fn run_of_two(ingest: &Ingest) -> u64 {
 #[test]
 fn run_of_two_vs_parking_writer() {
     loom_tests::model(|| {
-        let ingest = Arc::new(Ingest::new(4));
-        let ring = Arc::new(Ring::new(1));
-        let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone())).with_spin_limit(0);
-        let writer = thread::spawn(move || writer.run());
+        let (ingest, ring, writer) = loom_tests::parking_writer(4);
         let producer = {
             let ingest = ingest.clone();
             thread::spawn(move || run_of_two(&ingest))
@@ -71,10 +66,7 @@ fn run_of_two_vs_parking_writer() {
 #[test]
 fn run_longer_than_the_queue() {
     loom_tests::model(|| {
-        let ingest = Arc::new(Ingest::new(1));
-        let ring = Arc::new(Ring::new(1));
-        let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone())).with_spin_limit(0);
-        let writer = thread::spawn(move || writer.run());
+        let (ingest, ring, writer) = loom_tests::parking_writer(1);
         let producer = {
             let ingest = ingest.clone();
             thread::spawn(move || {
@@ -101,10 +93,7 @@ fn run_longer_than_the_queue() {
 #[test]
 fn run_of_two_vs_close() {
     let outcomes = loom_tests::model_outcomes(|| {
-        let ingest = Arc::new(Ingest::new(4));
-        let ring = Arc::new(Ring::new(1));
-        let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone())).with_spin_limit(0);
-        let writer = thread::spawn(move || writer.run());
+        let (ingest, ring, writer) = loom_tests::parking_writer(4);
         let producer = {
             let ingest = ingest.clone();
             thread::spawn(move || run_of_two(&ingest))
