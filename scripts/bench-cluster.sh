@@ -27,6 +27,8 @@ echo "+ cargo build --release --bin hourtally --bin hourtally-load"
 cargo build --release --bin hourtally --bin hourtally-load
 BIN=${CARGO_TARGET_DIR:-target}/release
 TMP=$(mktemp -d)
+# wait_ready, median
+source scripts/server.sh
 PIDS=()
 stop_all() {
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -62,16 +64,7 @@ server() {
     shift 2
     taskset -c "$cpus" "$BIN/hourtally" --listen 127.0.0.1:0 "$@" >"$log" 2>&1 &
     PIDS+=($!)
-    for _ in $(seq 6000); do
-        if grep -q ' ready' "$log"; then
-            ADDR=$(grep -o 'addr=[^ ]*' "$log" | head -1 | cut -d= -f2)
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "server did not start:" >&2
-    cat "$log" >&2
-    exit 1
+    wait_ready "$log"
 }
 
 load() {
@@ -80,8 +73,6 @@ load() {
     taskset -c 1 "$BIN/hourtally-load" --addr "$addr" --connections "$CONNS" --pipeline 16 \
         --post-share 1.0 --no-progress "$@" | grep '^RESULT'
 }
-
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo
 echo "== 1. one server: embedded against cluster mode on one nats-server (R=1)"

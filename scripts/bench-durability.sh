@@ -27,6 +27,8 @@ echo "+ cargo build --release --bin hourtally --bin hourtally-load"
 cargo build --release --bin hourtally --bin hourtally-load
 BIN=${CARGO_TARGET_DIR:-target}/release
 TMP=$(mktemp -d)
+# wait_ready, median
+source scripts/server.sh
 SERVER_PID=""
 stop_server() {
     if [[ -n $SERVER_PID ]]; then
@@ -43,24 +45,13 @@ start() {
     shift
     taskset -c 0 "$BIN/hourtally" --listen 127.0.0.1:0 --workers 1 "$@" >"$log" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 2000); do
-        if grep -q ' ready' "$log"; then
-            ADDR=$(grep -o 'addr=[^ ]*' "$log" | head -1 | cut -d= -f2)
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "server did not start:" >&2
-    cat "$log" >&2
-    exit 1
+    wait_ready "$log" 2000
 }
 
 load() {
     taskset -c 1 "$BIN/hourtally-load" --addr "$ADDR" --connections "$CONNS" --pipeline 16 \
         --post-share 1.0 --no-progress "$@" | grep '^RESULT'
 }
-
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 declare -A RPS
 for round in $(seq "$ROUNDS"); do

@@ -25,6 +25,8 @@ echo "+ cargo build --release --bin hourtally --bin hourtally-load"
 cargo build --release --bin hourtally --bin hourtally-load
 BIN=${CARGO_TARGET_DIR:-target}/release
 TMP=$(mktemp -d)
+# wait_ready
+source scripts/server.sh
 PID=""
 stop() { [[ -n $PID ]] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PID=""; }
 trap 'stop; rm -rf "$TMP"' EXIT
@@ -32,11 +34,7 @@ trap 'stop; rm -rf "$TMP"' EXIT
 start() {
     taskset -c 0 "$BIN/hourtally" --listen 127.0.0.1:0 --workers 1 --data-dir "$TMP/data-$1" >"$TMP/server-$1.log" 2>&1 &
     PID=$!
-    for _ in $(seq 600); do
-        grep -q ' ready' "$TMP/server-$1.log" && break
-        sleep 0.05
-    done
-    ADDR=$(grep -o 'addr=[^ ]*' "$TMP/server-$1.log" | head -1 | cut -d= -f2)
+    wait_ready "$TMP/server-$1.log" 600
 }
 
 start peak
