@@ -107,46 +107,47 @@ impl Clock {
     }
 }
 
-/// Milliseconds of `CLOCK_MONOTONIC_COARSE` (the kernel's monotonic time at its last tick, a
-/// few ms behind; a few ns to read): the clock of connection deadlines (`alarms`), which must
-/// not jump with the wall clock.
-pub fn coarse_monotonic_ms() -> u64 {
+/// Reads `clock` as `(seconds, nanoseconds)`, or `None` if the system lacks it. The one
+/// `clock_gettime` of the crate: the connections' deadlines, the `Date` line and the request
+/// latency histograms all read their clocks here.
+#[inline]
+pub fn read_clock(clock: libc::clockid_t) -> Option<(u64, u64)> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one `timespec` through the pointer, which points at a live
     // local `timespec`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    if rc != 0 {
-        // SAFETY: as above; CLOCK_MONOTONIC exists on every Linux.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    }
-    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let millis = u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000_000;
-    secs * 1000 + millis
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    // A clock before its origin (a wall clock set before 1970) reads as the origin.
+    (rc == 0).then(|| {
+        (
+            u64::try_from(ts.tv_sec).unwrap_or(0),
+            u64::try_from(ts.tv_nsec).unwrap_or(0),
+        )
+    })
+}
+
+/// Milliseconds of `CLOCK_MONOTONIC_COARSE` (the kernel's monotonic time at its last tick, a
+/// few ms behind; a few ns to read): the clock of connection deadlines (`alarms`), which must
+/// not jump with the wall clock. The precise monotonic clock if there is no coarse one.
+pub fn coarse_monotonic_ms() -> u64 {
+    let (secs, nanos) = read_clock(libc::CLOCK_MONOTONIC_COARSE)
+        .or_else(|| read_clock(libc::CLOCK_MONOTONIC))
+        .unwrap_or((0, 0));
+    secs * 1000 + nanos / 1_000_000
 }
 
 /// Milliseconds since the epoch by `CLOCK_REALTIME_COARSE`, or by the precise clock if the
 /// system has no coarse one.
 fn coarse_now_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one `timespec` through the pointer, which points at a live
-    // local `timespec`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if rc != 0 {
-        return SystemTime::now()
+    match read_clock(libc::CLOCK_REALTIME_COARSE) {
+        Some((secs, nanos)) => secs * 1000 + nanos / 1_000_000,
+        None => SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+            .unwrap_or(0),
     }
-    // A clock set before 1970 reads as the epoch, as the precise read above does.
-    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let millis = u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000_000;
-    secs * 1000 + millis
 }
 
 fn format_date_line(secs: u64, out: &mut [u8; DATE_LINE_LEN]) {

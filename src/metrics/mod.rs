@@ -137,16 +137,9 @@ impl Stopwatch {
 #[cfg(feature = "request-metrics")]
 #[inline]
 fn monotonic_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one `timespec` through the pointer, which points at a
-    // live local; CLOCK_MONOTONIC exists on every Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
+    // CLOCK_MONOTONIC exists on every Linux.
+    let (secs, nanos) = crate::http::date::read_clock(libc::CLOCK_MONOTONIC).unwrap_or((0, 0));
+    secs.wrapping_mul(1_000_000_000).wrapping_add(nanos)
 }
 
 /// One shard of the shared per-request counters.
