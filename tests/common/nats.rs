@@ -73,10 +73,17 @@ impl NatsCluster {
                 .args(["--cluster", &format!("nats://127.0.0.1:{}", node.route)])
                 .args(["--routes", &routes.join(",")]);
         }
+        // Its log, appended across restarts, is printed if it never becomes healthy.
+        let _ = std::fs::create_dir_all(&self.dir);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .expect("a nats-server log file");
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start nats-server (the test script installs it)");
         self.nodes[i].child = Some(child);
@@ -92,7 +99,21 @@ impl NatsCluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("nats-server {} never became healthy", self.nodes[i].name);
+        let log = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        panic!(
+            "nats-server {} never became healthy (ports: client {}, route {}, monitor {}); the end of its log:\n{}",
+            self.nodes[i].name,
+            self.nodes[i].client,
+            self.nodes[i].route,
+            port,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+
+    /// Where node `i` writes its log (standard error).
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("{}.log", self.nodes[i].name))
     }
 
     /// `nats://...` of every node, comma-separated (for `--nats`).
