@@ -44,6 +44,10 @@ requests = {
 requests["long_line"] = f"GET /analytics?timestamp=1&pad={'p' * 17_000} HTTP/1.1\r\n{H}\r\n"
 for name, raw in requests.items():
     put("session", name, b"\x00" + raw.encode())
+# head: the number of fields allowed (byte % 32 + 1: 16), then the same requests.
+for name, raw in requests.items():
+    if len(raw) < 4096:
+        put("head", name, b"\x0f" + raw.encode())
 put("session", "tls_hello", b"\x00\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
 put("session", "nul_in_line", b"\x00GET\x00/ HTTP/1.1\r\nHost: t\r\n\r\n")
 # Split in three pieces (offsets 10 and 40), small limits, not ready, a queue of 2.

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${1:-60}
-targets=${TARGETS:-session query journal_record snapshot}
+targets=${TARGETS:-session head query journal_record snapshot}
 logs=fuzz/work/logs
 mkdir -p "$logs"
 

@@ -37,6 +37,7 @@
 //! [`sync`] swaps every atomic, lock and parker for loom's.
 
 pub mod alarms;
+pub mod bytes;
 pub mod civil;
 pub mod conns;
 pub mod counts;

@@ -17,6 +17,7 @@
 //!
 //! Parameter names are matched as sent, without percent-decoding.
 
+use crate::bytes;
 use crate::event::{fingerprint, hour_of, Event, Kind, MAX_TIMESTAMP_MS};
 
 /// The longest user name, in bytes after percent-decoding.
@@ -218,10 +219,7 @@ fn decode_into(raw: &[u8], out: &mut [u8]) -> Result<usize, QueryError> {
 fn user(raw: Option<&[u8]>) -> Result<u64, QueryError> {
     let raw = raw.ok_or(QueryError::UserMissing)?;
     // Bytes before the first escape are their own decoding.
-    let plain = raw
-        .iter()
-        .position(|&b| b == b'%' || b == b'+')
-        .unwrap_or(raw.len());
+    let plain = bytes::find_any(raw, [b'%', b'+']).unwrap_or(raw.len());
     if plain == raw.len() {
         // Nothing to decode (the usual name): the raw bytes are the name.
         return match raw.len() {
@@ -258,18 +256,34 @@ pub fn parse_get(query: &[u8]) -> Result<u32, QueryError> {
 /// leading zeros, or a query that goes on after it).
 #[inline]
 fn plain_timestamp(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > MAX_TIMESTAMP_DIGITS {
-        return None;
+    match leading_timestamp(value)? {
+        (ms, n) if n == value.len() => Some(ms),
+        _ => None,
     }
-    let mut ms = 0u64;
-    for &b in value {
+}
+
+/// The timestamp that starts `bytes`, 1 to [`MAX_TIMESTAMP_DIGITS`] ASCII digits within
+/// [`MAX_TIMESTAMP_MS`] up to the first non-digit, and how many digits it took; `None` for
+/// anything else.
+#[inline]
+fn leading_timestamp(bytes: &[u8]) -> Option<(u64, usize)> {
+    // A timestamp of this era has 13 digits: the first eight are read in one step.
+    let (mut ms, mut n) = match bytes::eight_digits(bytes, 0) {
+        Some(ms) => (ms, 8),
+        None => (0, 0),
+    };
+    while let Some(&b) = bytes.get(n) {
         let digit = b.wrapping_sub(b'0');
         if digit > 9 {
+            break;
+        }
+        if n == MAX_TIMESTAMP_DIGITS {
             return None;
         }
         ms = ms * 10 + u64::from(digit);
+        n += 1;
     }
-    (ms <= MAX_TIMESTAMP_MS).then_some(ms)
+    (n > 0 && ms <= MAX_TIMESTAMP_MS).then_some((ms, n))
 }
 
 /// [`parse_get`] of any query, by the general scan.
@@ -368,17 +382,39 @@ pub fn parse_post(query: &[u8]) -> Result<Event, QueryError> {
 #[inline]
 fn usual_post(query: &[u8]) -> Option<Event> {
     let rest = query.strip_prefix(b"timestamp=")?;
-    let amp = rest.iter().position(|&b| b == b'&')?;
-    let ms = plain_timestamp(&rest[..amp])?;
-    let rest = rest[amp + 1..].strip_prefix(b"user=")?;
-    let amp = rest.iter().position(|&b| b == b'&')?;
-    let (name, kind) = (&rest[..amp], &rest[amp + 1..]);
-    let kind = match kind {
+    // The digits end at the first non-digit, which must be the `&`.
+    let (ms, digits) = leading_timestamp(rest)?;
+    let rest = rest[digits..].strip_prefix(b"&user=")?;
+    // One scan finds the name's end and any escape in it.
+    let stop = bytes::find_any(rest, [b'&', b'%', b'+'])?;
+    let user = match rest[stop] {
+        // The usual name: nothing to decode.
+        b'&' if (1..=MAX_USER_BYTES).contains(&stop) => fingerprint(&rest[..stop]),
+        b'&' => return None,
+        _ => return usual_post_escaped(ms, rest),
+    };
+    let kind = match &rest[stop + 1..] {
         b"click" => Kind::Click,
         b"impression" => Kind::Impression,
         _ => return None,
     };
-    Some(Event::new(hour_of(ms), user(Some(name)).ok()?, kind))
+    Some(Event::new(hour_of(ms), user, kind))
+}
+
+/// [`usual_post`] from its user name on, when the name has an escape.
+#[cold]
+fn usual_post_escaped(ms: u64, rest: &[u8]) -> Option<Event> {
+    let amp = bytes::find(rest, b'&')?;
+    let kind = match &rest[amp + 1..] {
+        b"click" => Kind::Click,
+        b"impression" => Kind::Impression,
+        _ => return None,
+    };
+    Some(Event::new(
+        hour_of(ms),
+        user(Some(&rest[..amp])).ok()?,
+        kind,
+    ))
 }
 
 /// [`parse_post`] of any query, by the general scan.

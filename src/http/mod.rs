@@ -1,7 +1,7 @@
 //! The HTTP edge: a small HTTP/1.1 server on `may` coroutines and `httparse`.
 //!
 //! The layers run one way: `conn` (the socket loop) drives `session` (framing a byte stream
-//! into requests, without I/O), which calls `routes` (what each request gets), which uses `query` and the ring (`hours` answers a range of hours, `assets` the dashboard's
+//! into requests, without I/O), (reading each head with `head`'s fast path, or httparse) which calls `routes` (what each request gets), which uses `query` and the ring (`hours` answers a range of hours, `assets` the dashboard's
 //! files, `target` splits a request target); `response`
 //! writes answers (`counts_answers` those of `GET /analytics`, once per change of the counts); `error` and `status` are the one table of what each failure answers.
 //!
@@ -16,6 +16,7 @@ pub mod conn;
 pub mod counts_answers;
 pub mod date;
 pub mod error;
+pub mod head;
 pub mod hours;
 pub mod limits;
 pub mod response;

@@ -72,11 +72,11 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn parse(method: &str) -> Self {
+    pub fn parse(method: &[u8]) -> Self {
         match method {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            "POST" => Method::Post,
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
             _ => Method::Other,
         }
     }

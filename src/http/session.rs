@@ -26,6 +26,7 @@ use std::mem::MaybeUninit;
 
 use super::date::Clock;
 use super::error::{ApiError, HttpError};
+use super::head;
 use super::limits::{MAX_BODY_BYTES, MAX_HEADERS_CAP, MAX_PENDING_OUTPUT};
 use super::response::{self, AfterAnswer};
 use super::routes::{Method, Service};
@@ -54,12 +55,11 @@ struct Framing {
 }
 
 /// Reads the framing headers of a parsed request.
-fn framing(req: &httparse::Request<'_, '_>) -> Result<Framing, HttpError> {
-    let http10 = req.version == Some(0);
+fn framing(http10: bool, fields: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {
     let (mut close, mut keep_alive, mut expect_continue) = (false, false, false);
     let mut hosts = 0;
     let mut body: Option<usize> = None;
-    for h in req.headers.iter() {
+    for h in fields {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
@@ -191,6 +191,7 @@ impl<'a> Session<'a> {
         // The run of POSTs in this feed shares one entry into the ingest gate; it ends when
         // a request of another route comes, or when this returns (before any write or read).
         let mut producer: Option<Producer<'a>> = None;
+        let mut fast_fields = [httparse::EMPTY_HEADER; head::FAST_FIELDS];
         loop {
             if self.skip > 0 {
                 let k = self.skip.min(input.len() - outcome.consumed);
@@ -208,9 +209,32 @@ impl<'a> Session<'a> {
                 outcome.output_full = true;
                 return outcome;
             }
+            // The usual head is read by `head::fast`; anything else, errors included, by
+            // httparse (the fast path reads a subset of what httparse does, the same way).
             let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
             let mut req = httparse::Request::new(&mut []);
-            let parsed = req.parse_with_uninit_headers(rest, &mut headers[..max_headers]);
+            let (parsed, method, target, http10, fields) =
+                match head::fast(rest, max_headers, &mut fast_fields) {
+                    Some(h) => (
+                        Ok(httparse::Status::Complete(h.len)),
+                        h.method,
+                        h.target,
+                        h.http10,
+                        h.fields,
+                    ),
+                    None => {
+                        let parsed =
+                            req.parse_with_uninit_headers(rest, &mut headers[..max_headers]);
+                        // Parsed requests always carry a method, a path and a version.
+                        (
+                            parsed,
+                            req.method.unwrap_or("").as_bytes(),
+                            req.path.unwrap_or("").as_bytes(),
+                            req.version == Some(0),
+                            &*req.headers,
+                        )
+                    }
+                };
             let head_len = match parsed {
                 Ok(httparse::Status::Complete(n)) if n <= limits.max_head_bytes => n,
                 Ok(httparse::Status::Complete(_)) => {
@@ -230,13 +254,11 @@ impl<'a> Session<'a> {
                 }
                 Err(_) => return self.fail(HttpError::Malformed, clock, out, outcome),
             };
-            let framing = match framing(&req) {
+            let framing = match framing(http10, fields) {
                 Ok(f) => f,
                 Err(err) => return self.fail(err, clock, out, outcome),
             };
-            // Parsed requests always carry a method and a path.
-            let method = Method::parse(req.method.unwrap_or(""));
-            let target = req.path.unwrap_or("").as_bytes();
+            let method = Method::parse(method);
             outcome.consumed += head_len;
             outcome.answered += 1;
             if framing.expect_continue {
@@ -253,7 +275,7 @@ impl<'a> Session<'a> {
             self.service.respond(
                 method,
                 target,
-                req.headers,
+                fields,
                 framing.after,
                 clock,
                 out,

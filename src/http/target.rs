@@ -2,6 +2,7 @@
 //! path and method make (for the latency histograms).
 
 use super::routes::Method;
+use crate::bytes;
 use crate::metrics::Route;
 
 /// The route a request's latency is filed under.
@@ -32,7 +33,7 @@ pub fn split_target(target: &[u8]) -> (&[u8], &[u8]) {
     } else {
         absolute_form_path(target).unwrap_or(target)
     };
-    match target.iter().position(|&b| b == b'?') {
+    match bytes::find(target, b'?') {
         Some(q) => (&target[..q], &target[q + 1..]),
         None => (target, &target[target.len()..]),
     }

@@ -240,11 +240,15 @@ mod tests {
         // The writer keeps the invariant clicks == 2 * unique, impressions == 3 * unique and
         // hour == unique % 5; a torn copy would break it. (loom proves this exhaustively for
         // small runs; this is the same property under real hardware concurrency.)
-        use crate::sync::{Arc, AtomicBool};
+        use crate::sync::{Arc, AtomicBool, AtomicU64};
         let slot = Arc::new(Slot::new());
         let stop = Arc::new(AtomicBool::new(false));
+        // Reads of a written slot so far: the writer goes on until the reader has made some,
+        // so the test cannot pass without overlapping them (a fast writer used to finish
+        // before the reader thread had started).
+        let seen = Arc::new(AtomicU64::new(0));
         let reader = {
-            let (slot, stop) = (slot.clone(), stop.clone());
+            let (slot, stop, seen) = (slot.clone(), stop.clone(), seen.clone());
             std::thread::spawn(move || {
                 let mut reads = 0u64;
                 let mut last = 0;
@@ -253,6 +257,7 @@ mod tests {
                     if s.hour == EMPTY {
                         continue;
                     }
+                    seen.store(reads + 1, Ordering::Relaxed);
                     let u = s.counts.unique_users;
                     assert_eq!(s.counts.clicks, 2 * u);
                     assert_eq!(s.counts.impressions, 3 * u);
@@ -264,7 +269,10 @@ mod tests {
                 reads
             })
         };
-        for u in 1..=200_000u64 {
+        let mut u = 0u64;
+        // (Bounded all the same: a reader that never runs fails the test below, not hangs it.)
+        while u < 200_000 || (seen.load(Ordering::Relaxed) < 1_000 && u < 200_000_000) {
+            u += 1;
             slot.write(&Snapshot {
                 hour: (u % 5) as u32,
                 counts: Counts {
