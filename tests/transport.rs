@@ -260,3 +260,51 @@ fn a_request_split_byte_by_byte_is_answered() {
     let r = c.response(false);
     assert_eq!(r.status, 200);
 }
+
+/// Requests that arrive while the server waits to write answers the client is not reading yet
+/// are answered once it reads. This is the path where `http::conn` writes through may's
+/// `write_all` (the socket's buffer is full) and then reads before it waits again; a lost
+/// wake-up there would leave the last requests unanswered (head and idle timeouts of ten
+/// minutes, so no deadline would rescue them before the client's read timeout). On Linux the
+/// write-space events that follow a long write also wake the connection, so this does not
+/// isolate that rule; it checks the path works end to end.
+#[test]
+fn requests_sent_while_answers_back_up_are_answered() {
+    let s = TestServer::start(&[
+        "--head-timeout",
+        "600",
+        "--idle-timeout",
+        "600",
+        "--max-range-hours",
+        "4000",
+    ]);
+    let hour = now_ms() / 3_600_000 * 3_600_000;
+    // 4 000 hours in each answer, about 300 KB: 40 of them (3 KB of requests, one write)
+    // are more than loopback's socket buffers hold, so a write waits until the client reads
+    // (checked by hand with a log line on that path: it is taken).
+    let range = format!(
+        "GET /analytics/hours?from={}&to={hour} HTTP/1.1\r\nHost: t\r\n\r\n",
+        hour - 3_999 * 3_600_000
+    );
+    let mut c = s.connect();
+    c.write(range.repeat(40).as_bytes());
+    std::thread::sleep(Duration::from_millis(300));
+    // These arrive while the server waits to write.
+    c.write(
+        "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+            .repeat(5)
+            .as_bytes(),
+    );
+    for i in 0..40 {
+        let r = c.response(false);
+        assert_eq!(r.status, 200, "range answer {i}");
+        assert!(
+            r.body.len() > 200_000,
+            "range answer {i}: {} bytes",
+            r.body.len()
+        );
+    }
+    for i in 0..5 {
+        assert_eq!(c.response(false).status, 200, "health answer {i}");
+    }
+}
