@@ -7,12 +7,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port the OS says is free now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// `n` distinct ports the OS says are free now. All are held until all are chosen: a port
+/// taken and let go one at a time can come back for the next call (a node once got the same
+/// port as client and monitor port, and its nats-server could not start).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("a bound port").port())
+        .collect()
 }
 
 struct Node {
@@ -35,12 +39,13 @@ impl NatsCluster {
     pub fn start(tag: &str, n: usize) -> Self {
         let dir = std::env::temp_dir().join(format!("hourtally-nats-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let ports = free_ports(3 * n);
         let nodes = (0..n)
             .map(|i| Node {
                 name: format!("{tag}-n{i}"),
-                client: free_port(),
-                route: free_port(),
-                monitor: free_port(),
+                client: ports[3 * i],
+                route: ports[3 * i + 1],
+                monitor: ports[3 * i + 2],
                 store: dir.join(format!("n{i}")),
                 child: None,
             })
