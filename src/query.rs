@@ -387,34 +387,18 @@ fn usual_post(query: &[u8]) -> Option<Event> {
     let rest = rest[digits..].strip_prefix(b"&user=")?;
     // One scan finds the name's end and any escape in it.
     let stop = bytes::find_any(rest, [b'&', b'%', b'+'])?;
-    let user = match rest[stop] {
-        // The usual name: nothing to decode.
-        b'&' if (1..=MAX_USER_BYTES).contains(&stop) => fingerprint(&rest[..stop]),
-        b'&' => return None,
-        _ => return usual_post_escaped(ms, rest),
-    };
+    // The usual name has nothing to decode; one with an escape (or empty, or too long)
+    // takes the general scan.
+    if rest[stop] != b'&' || !(1..=MAX_USER_BYTES).contains(&stop) {
+        return None;
+    }
+    let user = fingerprint(&rest[..stop]);
     let kind = match &rest[stop + 1..] {
         b"click" => Kind::Click,
         b"impression" => Kind::Impression,
         _ => return None,
     };
     Some(Event::new(hour_of(ms), user, kind))
-}
-
-/// [`usual_post`] from its user name on, when the name has an escape.
-#[cold]
-fn usual_post_escaped(ms: u64, rest: &[u8]) -> Option<Event> {
-    let amp = bytes::find(rest, b'&')?;
-    let kind = match &rest[amp + 1..] {
-        b"click" => Kind::Click,
-        b"impression" => Kind::Impression,
-        _ => return None,
-    };
-    Some(Event::new(
-        hour_of(ms),
-        user(Some(&rest[..amp])).ok()?,
-        kind,
-    ))
 }
 
 /// [`parse_post`] of any query, by the general scan.
