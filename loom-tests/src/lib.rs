@@ -120,3 +120,12 @@ pub fn parking_writer(
     let writer = loom::thread::spawn(move || writer.run());
     (ingest, ring, writer)
 }
+
+/// Yields until the writer has applied `n` events. Only the calling thread may spin while it
+/// waits (two spinning threads give loom unbounded executions), and a lost wake-up leaves it
+/// here for good, which loom reports through its branch limit.
+pub fn wait_applied(ingest: &hourtally::writer::Ingest, n: u64) {
+    while ingest.applied() < n {
+        loom::thread::yield_now();
+    }
+}

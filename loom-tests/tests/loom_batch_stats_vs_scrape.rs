@@ -57,9 +57,7 @@ fn batch_stats_are_exact_after_the_writer_and_monotone_while_it_runs() {
             .push(Event::new(3, 2, Kind::Click))
             .expect("the queue has room and is open");
         // Only this thread spins (the scraper never waits): see loom_queue_park_progress.rs.
-        while ingest.applied() < 2 {
-            thread::yield_now();
-        }
+        loom_tests::wait_applied(&ingest, 2);
         ingest.close();
         writer.join().unwrap();
         scraper.join().unwrap();

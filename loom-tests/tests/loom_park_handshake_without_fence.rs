@@ -50,9 +50,7 @@ fn handshake_model(fences: Fences) {
         // the tail but not yet written its slot, and two threads spinning at once (each
         // waiting for a third) give loom unbounded executions.
         producer.join().unwrap();
-        while ingest.applied() < 1 {
-            thread::yield_now();
-        }
+        loom_tests::wait_applied(&ingest, 1);
         ingest.close();
         writer.join().unwrap();
         assert_eq!(ring.read(1).clicks, 1, "the event applied once");

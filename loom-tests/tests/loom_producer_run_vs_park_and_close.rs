@@ -54,9 +54,7 @@ fn run_of_two_vs_parking_writer() {
         };
         assert_eq!(producer.join().unwrap(), 2);
         // Only this thread spins: a lost wake-up leaves it here for good (loom's branch limit).
-        while ingest.applied() < 2 {
-            thread::yield_now();
-        }
+        loom_tests::wait_applied(&ingest, 2);
         assert_eq!(ring.read(HOUR).clicks, 2);
         ingest.close();
         writer.join().unwrap();
@@ -81,9 +79,7 @@ fn run_longer_than_the_queue() {
             })
         };
         producer.join().unwrap();
-        while ingest.applied() < 2 {
-            thread::yield_now();
-        }
+        loom_tests::wait_applied(&ingest, 2);
         assert_eq!(ring.read(HOUR).clicks, 2);
         ingest.close();
         writer.join().unwrap();
