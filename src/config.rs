@@ -8,6 +8,7 @@ use clap::Parser;
 use crate::http::limits::{self, Limits, MAX_HEADERS_CAP};
 use crate::http::routes::{Admission, ADMISSION_MARGIN_HOURS};
 use crate::journal::FsyncPolicy;
+use crate::writer::Idle;
 
 /// hourtally: counts unique users, clicks and impressions per UTC hour, over HTTP.
 ///
@@ -86,6 +87,13 @@ pub struct Config {
     #[arg(long, env = "HOURTALLY_PIN_WORKERS", default_value_t = false)]
     pub pin_workers: bool,
 
+    /// How the writer thread waits for events: `park` sleeps as soon as the queue is empty
+    /// and lets its wake-ups wait for the running thread (SCHED_BATCH); `spin` spins and
+    /// yields a while first; `auto` parks when the writer must share a core with a worker
+    /// (--workers at least the CPUs this process may use).
+    #[arg(long, env = "HOURTALLY_WRITER_IDLE", value_enum, default_value_t = WriterIdle::Auto)]
+    pub writer_idle: WriterIdle,
+
     /// Directory of the journal (created if missing, locked while the server runs). A
     /// restart replays it: nothing answered 204 is lost by a graceful stop, and a crash loses
     /// at most what --fsync allows.
@@ -146,6 +154,14 @@ pub enum Fsync {
     Never,
 }
 
+/// `--writer-idle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WriterIdle {
+    Auto,
+    Park,
+    Spin,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -200,9 +216,23 @@ impl Config {
         if self.workers > 0 {
             self.workers
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            cpus()
         }
     }
+
+    /// How the writer waits for events (`--writer-idle`, `auto` resolved).
+    pub fn writer_idle(&self) -> Idle {
+        match self.writer_idle {
+            WriterIdle::Auto => Idle::auto(self.effective_workers(), cpus()),
+            WriterIdle::Park => Idle::Park,
+            WriterIdle::Spin => Idle::Spin,
+        }
+    }
+}
+
+/// The CPUs this process may use (its affinity mask: `taskset` counts).
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[cfg(test)]
@@ -227,6 +257,30 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_parks_at_once_when_it_cannot_have_a_core_of_its_own() {
+        assert_eq!(Idle::auto(1, 1), Idle::Park);
+        assert_eq!(Idle::auto(2, 2), Idle::Park);
+        assert_eq!(Idle::auto(4, 2), Idle::Park);
+        assert_eq!(Idle::auto(1, 2), Idle::Spin);
+        assert_eq!(Idle::auto(7, 8), Idle::Spin);
+        let idle = |args: &[&str]| {
+            let mut all = vec!["hourtally"];
+            all.extend_from_slice(args);
+            Config::parse_from(all).writer_idle()
+        };
+        // The default, one worker per CPU, leaves no core to the writer.
+        assert_eq!(idle(&[]), Idle::Park);
+        assert_eq!(idle(&["--workers", "256"]), Idle::Park);
+        assert_eq!(
+            idle(&["--workers", "256", "--writer-idle", "spin"]),
+            Idle::Spin
+        );
+        assert_eq!(idle(&["--writer-idle", "park"]), Idle::Park);
+        let spare = cpus() > 1;
+        assert_eq!(idle(&["--workers", "1"]) == Idle::Spin, spare);
+    }
+
+    #[test]
     fn out_of_range_values_are_refused() {
         assert!(Config::try_parse_from(["hourtally", "--retention-hours", "0"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--max-headers", "129"]).is_err());
@@ -234,6 +288,7 @@ mod tests {
         assert!(Config::try_parse_from(["hourtally", "--workers", "100000"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--max-connections", "0"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--log-format", "xml"]).is_err());
+        assert!(Config::try_parse_from(["hourtally", "--writer-idle", "nap"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "0"]).is_err());
         // The dashboard's 48 hours must be one range.
         assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "47"]).is_err());

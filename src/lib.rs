@@ -67,3 +67,5 @@ pub mod metrics;
 pub mod server;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod single;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod thread;

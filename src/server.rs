@@ -98,6 +98,7 @@ impl Server {
             max_range_hours = l.max_range_hours,
             workers = workers,
             pin_workers = config.pin_workers,
+            writer_idle = ?config.writer_idle(),
             data_dir = %if config.ephemeral { "(ephemeral)".into() } else { config.data_dir.display().to_string() },
             fsync = ?config.fsync_policy(),
             "listening"

@@ -38,16 +38,18 @@ pub fn start(
         let (service, policy) = (service.clone(), config.fsync_policy());
         let snapshot_every = config.snapshot_every();
         let segment_bytes = config.journal_segment_bytes;
+        let idle = config.writer_idle();
         std::thread::Builder::new()
             .name("hourtally-writer".into())
             .spawn(move || {
+                crate::thread::enter_writer(idle);
                 let mut ring_writer = RingWriter::new(ring);
                 let journal = data.as_ref().map(|data| {
                     recover(data, policy, snapshot_every, health, &mut ring_writer)
                         .with_segment_bytes(segment_bytes)
                         .with_waiters(waiters)
                 });
-                let mut writer = Writer::new(ingest, ring_writer);
+                let mut writer = Writer::new(ingest, ring_writer).with_idle(idle);
                 if crate::metrics::ENABLED {
                     writer = writer.with_stats(service.metrics.writer.clone());
                 }

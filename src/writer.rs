@@ -7,8 +7,9 @@
 //! ## Three handshakes
 //!
 //! **Park / unpark.** An idle writer must not burn a core, and a producer must not pay a
-//! system call per event. So the writer spins a little, then announces itself idle and
-//! parks; a producer unparks it only if it sees the idle flag. This is Dekker's pattern:
+//! system call per event. So the writer spins a little ([`Idle::Spin`], with a core of its
+//! own) or not at all ([`Idle::Park`], sharing one), then announces itself idle and parks; a
+//! producer unparks it only if it sees the idle flag. This is Dekker's pattern:
 //!
 //! ```text
 //! producer                          writer
@@ -115,6 +116,34 @@ pub trait Sink: Send + std::fmt::Debug {
 /// a snapshot is taken.
 pub use crate::ring::capture::CAPTURE_BUDGET;
 
+/// How the writer waits when the queue is empty (`--writer-idle`; ARCHITECTURE.md, "Writer
+/// idle").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idle {
+    /// Spin with backoff, then yield, then park. For a writer with a core of its own: events
+    /// arriving while it spins cost their producer no wake-up.
+    Spin,
+    /// Park as soon as the queue is empty. For a writer that shares a core with an HTTP
+    /// worker: while the writer runs there, nothing can fill the queue, so spinning or
+    /// yielding only takes the core from the thread that would.
+    Park,
+}
+
+impl Idle {
+    /// `Park` when the writer cannot have a core of its own: when the HTTP workers are at
+    /// least as many as the CPUs the process may use.
+    pub fn auto(workers: usize, cpus: usize) -> Self {
+        if workers >= cpus {
+            Idle::Park
+        } else {
+            Idle::Spin
+        }
+    }
+}
+
+/// Spin turns of [`Idle::Spin`] (then as many yields).
+const SPIN_TURNS: u32 = 16;
+
 /// How long a writer with a stalled sink naps between retries.
 pub const STALLED_NAP: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -150,7 +179,7 @@ impl Writer {
             batch_max: BATCH,
             cuts: false,
             open_cut: None,
-            spin_limit: 16,
+            spin_limit: SPIN_TURNS,
             stats: None,
         }
     }
@@ -202,8 +231,16 @@ impl Writer {
         }
     }
 
+    /// Sets how the writer waits for work ([`Idle::Spin`] unless told).
+    pub fn with_idle(self, idle: Idle) -> Self {
+        self.with_spin_limit(match idle {
+            Idle::Spin => SPIN_TURNS,
+            Idle::Park => 0,
+        })
+    }
+
     /// Sets how long an idle writer spins before it parks (loom models use 0 or 1 to keep the
-    /// state space small).
+    /// state space small; 0 is [`Idle::Park`]).
     pub fn with_spin_limit(mut self, spin_limit: u32) -> Self {
         self.spin_limit = spin_limit;
         self

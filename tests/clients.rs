@@ -12,7 +12,53 @@ use common::{now_ms, TestServer};
 
 #[test]
 fn eight_clients_times_500_posts_give_exact_totals() {
-    let s = TestServer::start(&[]);
+    eight_clients_times_500_posts(&TestServer::start(&[]));
+}
+
+/// `--writer-idle auto` on one core with one worker: the writer cannot have a core of its
+/// own, so it parks as soon as the queue is empty, under SCHED_BATCH (src/thread.rs).
+#[test]
+fn a_writer_sharing_the_core_parks_under_sched_batch_and_counts_exactly() {
+    let s = TestServer::start_on_one_core(&["--workers", "1"]);
+    assert_eq!(writer_policy(&s), libc_sched::BATCH);
+    eight_clients_times_500_posts(&s);
+}
+
+#[test]
+fn a_spinning_writer_keeps_the_normal_policy_and_counts_exactly() {
+    let s = TestServer::start_on_one_core(&["--workers", "1", "--writer-idle", "spin"]);
+    assert_eq!(writer_policy(&s), libc_sched::OTHER);
+    eight_clients_times_500_posts(&s);
+}
+
+/// Scheduling policies as /proc shows them (sched(7)).
+mod libc_sched {
+    pub const OTHER: u32 = 0;
+    pub const BATCH: u32 = 3;
+}
+
+/// The scheduling policy of the server's writer thread: field 41 of its
+/// `/proc/PID/task/TID/stat` (proc(5)), counted after the `)` that ends its name.
+fn writer_policy(s: &TestServer) -> u32 {
+    let tasks = format!("/proc/{}/task", s.pid());
+    for task in std::fs::read_dir(&tasks).expect("tasks") {
+        let dir = task.expect("task").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).expect("comm");
+        if comm.trim_end() != "hourtally-write" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).expect("stat");
+        let (_, after) = stat
+            .rsplit_once(')')
+            .expect("stat has the name in parentheses");
+        // After the name come fields 3, 4, …: field 41 is the 39th.
+        let policy = after.split_whitespace().nth(41 - 3).expect("field 41");
+        return policy.parse().expect("a number");
+    }
+    panic!("no thread named hourtally-write in {tasks}");
+}
+
+fn eight_clients_times_500_posts(s: &TestServer) {
     let ts = now_ms();
     let addr = s.addr;
     let threads: Vec<_> = (0..8u64)

@@ -127,9 +127,11 @@ pub fn start(
         let (service, feed_ingest) = (service.clone(), feed_ingest.clone());
         let writer_stats = service.metrics.writer.clone();
         let snapshot_every = config.snapshot_every();
+        let idle = config.writer_idle();
         std::thread::Builder::new()
             .name("hourtally-writer".into())
             .spawn(move || {
+                crate::thread::enter_writer(idle);
                 let mut ring_writer = RingWriter::new(ring);
                 // No bootstrap: stopped before NATS ever answered; nothing was applied.
                 let Ok(boot) = boot_rx.recv() else {
@@ -149,7 +151,9 @@ pub fn start(
                 ring_writer.publish();
                 let sink = ClusterSink::new(feed, state, covered, snapshot_every, snapshots_tx)
                     .ready_at(boot.target, service);
-                let mut writer = Writer::new(feed_ingest, ring_writer).with_sink(Box::new(sink));
+                let mut writer = Writer::new(feed_ingest, ring_writer)
+                    .with_idle(idle)
+                    .with_sink(Box::new(sink));
                 if crate::metrics::ENABLED {
                     writer = writer.with_stats(writer_stats);
                 }
