@@ -5,6 +5,8 @@
 //! walked through in the [`writer`](crate::writer) module's doc, with both halves side by
 //! side; the producer halves live here, the writer halves in `Writer::run`.
 
+use std::time::Duration;
+
 use crossbeam_utils::CachePadded;
 
 use crate::event::Event;
@@ -216,9 +218,11 @@ impl Ingest {
 
     /// The popper's half of the park handshake (`writer` module doc): announces itself
     /// idle and sleeps unless the queue has events, `stop` is set, or (when `cuts`) a
-    /// producer asked for a cut. `FENCE == false` only for the loom negative control.
+    /// producer asked for a cut. With `timeout`, the sleep ends after it at the latest (the
+    /// popper re-checks the queue as after any wake-up). `FENCE == false` only for the loom
+    /// negative control.
     #[inline(always)]
-    pub(crate) fn park_when_idle<const FENCE: bool>(&self, cuts: bool) {
+    pub(crate) fn park_when_idle<const FENCE: bool>(&self, cuts: bool, timeout: Option<Duration>) {
         // Relaxed: ordered before the emptiness check by the SeqCst fence.
         self.idle.store(true, Ordering::Relaxed);
         if FENCE {
@@ -231,7 +235,10 @@ impl Ingest {
             && !self.stop.load(Ordering::Acquire)
             && !(cuts && self.want_cut.load(Ordering::Relaxed))
         {
-            self.parker.park();
+            match timeout {
+                Some(timeout) => self.parker.park_timeout(timeout),
+                None => self.parker.park(),
+            }
         }
         // Relaxed: a stale `true` seen by a producer costs one spare unpark, nothing more.
         self.idle.store(false, Ordering::Relaxed);

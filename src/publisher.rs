@@ -173,7 +173,7 @@ impl<L: BatchLog> Publisher<L> {
             }
             // With batches in flight the park also ends on their outcomes: the log unparks
             // after delivering each.
-            ingest.park_when_idle::<true>(self.cuts);
+            ingest.park_when_idle::<true>(self.cuts, None);
         }
     }
 

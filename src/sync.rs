@@ -167,6 +167,29 @@ impl Parker {
         }
     }
 
+    /// [`park`](Self::park), but returns after `timeout` at the latest (with or without a
+    /// token; a caller re-checks its condition either way, as after any wake-up). Under loom
+    /// it is `park`: loom's condition variable never times out, so a model cannot rely on
+    /// the timeout, and none does.
+    pub fn park_timeout(&self, timeout: std::time::Duration) {
+        #[cfg(not(hourtally_loom))]
+        {
+            let deadline = std::time::Instant::now() + timeout;
+            let mut token = self.token.lock();
+            while !*token {
+                if self.wake.wait_until(&mut token, deadline).timed_out() {
+                    return;
+                }
+            }
+            *token = false;
+        }
+        #[cfg(hourtally_loom)]
+        {
+            let _ = timeout;
+            self.park();
+        }
+    }
+
     /// Leaves a token and wakes the parked thread, if any.
     pub fn unpark(&self) {
         #[cfg(not(hourtally_loom))]

@@ -110,7 +110,18 @@ pub trait Sink: Send + std::fmt::Debug {
     /// Whether the sink has work it could not do (a failed write to retry): the writer then
     /// naps instead of parking, and calls [`idle`](Sink::idle) again after each nap.
     fn stalled(&self) -> bool;
+    /// Whether a deep [`idle`](Sink::idle) would have work (writes to sync): the writer then
+    /// parks for at most [`QUIET`] and, if no event came meanwhile, calls `idle(true)`.
+    fn unsynced(&self) -> bool {
+        false
+    }
 }
+
+/// How long the queue must stay empty before the writer counts as idle and makes what it
+/// wrote durable (`Sink::idle(true)`). A busy writer syncs every `--fsync-interval` instead:
+/// it goes idle for microseconds between events, and a sync each time would be thousands a
+/// second (BENCHMARKS.md, "Writer idle").
+pub const QUIET: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Fingerprints a capture copies between two batches: the writer's extra work per turn while
 /// a snapshot is taken.
@@ -285,6 +296,8 @@ impl Writer {
         let ingest = &*ingest;
         let mut applied: u64 = 0;
         let mut idle_turns: u32 = 0;
+        // The queue stayed empty for [`QUIET`]: the next sleep first makes writes durable.
+        let mut quiet = false;
         loop {
             self.batch.clear();
             if !ingest.queue.is_empty() {
@@ -319,6 +332,7 @@ impl Writer {
                     sink.published();
                 }
                 idle_turns = 0;
+                quiet = false;
                 continue;
             }
             // The queue was empty.
@@ -367,8 +381,10 @@ impl Writer {
             }
             // About to sleep: finish a capture under way (nothing else is waiting).
             self.snapshot_turn(usize::MAX, false);
+            let mut nap = None;
             if let Some(sink) = self.sink.as_mut() {
-                sink.idle(true);
+                sink.idle(quiet);
+                quiet = false;
                 if sink.stalled() {
                     // Parking could wait forever (POSTs are refused meanwhile, so nothing may
                     // come to wake it): nap, then retry. Producers see `idle == false`.
@@ -376,9 +392,15 @@ impl Writer {
                     idle_turns = 0;
                     continue;
                 }
+                if sink.unsynced() {
+                    // Sleep at most QUIET: if the queue is still empty then, sync.
+                    nap = Some(QUIET);
+                }
             }
             // The writer half of the park handshake (module doc).
-            ingest.park_when_idle::<FENCE>(self.cuts);
+            let slept = nap.map(|_| std::time::Instant::now());
+            ingest.park_when_idle::<FENCE>(self.cuts, nap);
+            quiet = slept.is_some_and(|t| t.elapsed() >= QUIET) && ingest.queue.is_empty();
             idle_turns = 0;
         }
     }

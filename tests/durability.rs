@@ -91,12 +91,41 @@ fn a_graceful_stop_under_load_restarts_with_exactly_the_acknowledged_events() {
     assert_eq!(s.counts(ts), (256, 0, acked));
 }
 
+/// `--fsync interval` with an interval longer than the test: the only sync that can come is the
+/// one a writer makes once the queue has stayed empty for `writer::QUIET` (1 ms).
+#[test]
+fn a_quiet_writer_syncs_what_it_wrote_without_waiting_out_the_interval() {
+    let dir = DataDir::new("quiet-sync");
+    let ts = now_ms();
+    let s = TestServer::start(&["--data-dir", dir.arg(), "--fsync-interval-ms", "60000"]);
+    let syncs = |s: &TestServer| -> u64 {
+        let page = s.get("/metrics").text();
+        let line = page
+            .lines()
+            .find(|l| l.starts_with("hourtally_journal_syncs_total "))
+            .unwrap_or_else(|| panic!("no syncs counter in {page}"));
+        line["hourtally_journal_syncs_total ".len()..]
+            .parse()
+            .expect("a count")
+    };
+    let before = syncs(&s);
+    assert_eq!(post_pipelined(&s, ts, 100, 10), 100);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while syncs(&s) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sync within 5 s of going quiet"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn kill_9_after_the_writer_went_idle_loses_nothing() {
     // Once the answers are in and the writer has taken every event off the queue, a kill -9
     // of the process loses nothing: each was written to the journal before it was applied.
-    // (A crash of the machine could still lose what was not synced; the writer syncs when it
-    // goes idle, which no test here can observe.)
+    // (A crash of the machine could still lose what was not synced: the next test checks that
+    // a quiet writer syncs.)
     let dir = DataDir::new("kill9-idle");
     let ts = now_ms();
     let s = TestServer::start(&["--data-dir", dir.arg()]);

@@ -58,7 +58,8 @@ pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(100);
 pub enum FsyncPolicy {
     /// After every batch, before its POSTs are answered (`--fsync always`).
     Always,
-    /// `fdatasync` at most this long after a write, and whenever the writer goes idle.
+    /// `fdatasync` at most this long after a write, and once the queue has stayed empty for
+    /// [`QUIET`](crate::writer::QUIET) (1 ms): a quiet server does not wait out the interval.
     Interval(Duration),
     /// Never: the OS writes back when it likes (a crash of the machine loses that much).
     Never,
@@ -349,6 +350,11 @@ impl Sink for Journal {
 
     fn stalled(&self) -> bool {
         self.health.failing()
+    }
+
+    fn unsynced(&self) -> bool {
+        // `always` synced every batch; `never` leaves it to the OS.
+        matches!(self.policy, FsyncPolicy::Interval(_)) && self.unsynced
     }
 }
 
