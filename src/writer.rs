@@ -135,8 +135,8 @@ pub enum Idle {
     /// arriving while it spins cost their producer no wake-up.
     Spin,
     /// Park as soon as the queue is empty. For a writer that shares a core with an HTTP
-    /// worker: while the writer runs there, nothing can fill the queue, so spinning or
-    /// yielding only takes the core from the thread that would.
+    /// worker: spinning or yielding there takes the core from a thread that would fill the
+    /// queue (on one core, the only one).
     Park,
 }
 

@@ -124,8 +124,8 @@ fn a_quiet_writer_syncs_what_it_wrote_without_waiting_out_the_interval() {
 fn kill_9_after_the_writer_went_idle_loses_nothing() {
     // Once the answers are in and the writer has taken every event off the queue, a kill -9
     // of the process loses nothing: each was written to the journal before it was applied.
-    // (A crash of the machine could still lose what was not synced: the next test checks that
-    // a quiet writer syncs.)
+    // (A crash of the machine could still lose what was not synced: the test above checks
+    // that a quiet writer syncs.)
     let dir = DataDir::new("kill9-idle");
     let ts = now_ms();
     let s = TestServer::start(&["--data-dir", dir.arg()]);
