@@ -21,7 +21,7 @@
 //! (`scripts/instructions.sh`), of which 125 validated the target as UTF-8 and about 120
 //! were its runtime SIMD dispatch; a target checked 8 bytes at a time for 0x21–0x7E is ASCII,
 //! so it needs no UTF-8 pass. With this path (and the scans of `crate::bytes`) a GET costs
-//! 1 149 instructions instead of 1 373 (BENCHMARKS.md, issue 12's third pass).
+//! 1 147 instructions instead of 1 364 at depth 16 (BENCHMARKS.md, issue 12's third pass).
 
 use crate::bytes;
 

@@ -1,9 +1,12 @@
 //! The HTTP edge: a small HTTP/1.1 server on `may` coroutines and `httparse`.
 //!
 //! The layers run one way: `conn` (the socket loop) drives `session` (framing a byte stream
-//! into requests, without I/O), (reading each head with `head`'s fast path, or httparse) which calls `routes` (what each request gets), which uses `query` and the ring (`hours` answers a range of hours, `assets` the dashboard's
-//! files, `target` splits a request target); `response`
-//! writes answers (`counts_answers` those of `GET /analytics`, once per change of the counts); `error` and `status` are the one table of what each failure answers.
+//! into requests, without I/O; each head is read by `head`'s fast path, or by httparse),
+//! which calls `routes` (what each request gets), which uses `query` and the ring (`hours`
+//! answers a range of hours, `assets` the dashboard's files, `target` splits a request
+//! target); `response` writes answers (`counts_answers` those of `GET /analytics`, once per
+//! change of the counts); `error` and `status` are the one table of what each failure
+//! answers.
 //!
 //! Why not stock `may_minihttp`: ARCHITECTURE.md ("Transport") lists what its connection loop
 //! gets wrong for a public endpoint (unbounded header memory, a POST body run as a request,
