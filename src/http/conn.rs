@@ -286,16 +286,12 @@ impl std::fmt::Debug for IoWaker {
     }
 }
 
-/// Names the OS thread running this coroutine `hourtally-http`, once per thread: may's
-/// workers are unnamed, and `top -H`, `perf report --sort comm` and `scripts/bench-compare.sh`
-/// tell the threads apart by name (the writer is `hourtally-write`).
+/// Names the OS thread running this coroutine `hourtally-http`: may's workers are unnamed,
+/// and `top -H`, `perf report --sort comm` and `scripts/bench-compare.sh` tell the threads
+/// apart by name (the writer is `hourtally-write`). Once per connection, one system call: a
+/// "once per thread" flag would be thread-local state on a coroutine's path, which is wrong
+/// under `may` (`counts_answers` says why).
 fn name_worker_thread() {
-    thread_local! {
-        static NAMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    if NAMED.replace(true) {
-        return;
-    }
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from the pointer,
     // which points at a static C string literal of 15 bytes with its NUL.
     unsafe {

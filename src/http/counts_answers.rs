@@ -3,25 +3,27 @@
 //!
 //! An answer's headers after the `Date` line and its body depend on the counts alone, and
 //! readers ask for the same few hours (the current one, above all) many times between two
-//! changes, so each worker thread keeps the rendered tail of the last answer of a few hours
-//! and checks it against the counts it just read. The check compares the counts themselves,
-//! not a version of the slot: an entry is reused only for the very counts it was rendered
-//! from, so it cannot be stale, and the ring needs no new accessor.
+//! changes, so each connection keeps the rendered tail of the last answer of a few hours
+//! ([`Rendered`]) and checks it against the counts it just read. The check compares the
+//! counts themselves, not a version of the slot: an entry is reused only for the very counts
+//! it was rendered from, so it cannot be stale, and the ring needs no new accessor.
 //!
-//! Per thread rather than shared: the entries are plain memory that only their thread
-//! touches, so no reader waits for another or for the writer, and no atomic is involved. A
-//! coroutine may move between worker threads only when it yields, and nothing here yields.
-
-use std::cell::RefCell;
+//! Per connection, owned by its session: the entries are plain memory that only the
+//! connection's coroutine touches, so no reader waits for another or for the writer, and no
+//! atomic is involved. Never per thread: a coroutine moves to another worker thread when it
+//! yields, and with the connection loop inlined the compiler may keep a thread-local's
+//! address across the yield, so two workers would write one entry at once. That happened
+//! (answers whose body ran past or fell short of their own `Content-Length` at two workers,
+//! pipelined), and `clippy.toml` now refuses `thread_local!` outside plain OS threads.
 
 use super::date::Clock;
 use super::response::{self, AfterAnswer, TEXT_PLAIN};
 use super::status::Status;
 use crate::counts::Counts;
 
-/// Hours remembered per worker thread, direct-mapped by `hour % WAYS`: the current hour and
-/// the hours near it, which are the ones read most.
-const WAYS: usize = 8;
+/// Hours remembered per connection, direct-mapped by `hour % WAYS`: the current hour and
+/// the hours next to it, which are the ones read most.
+const WAYS: usize = 4;
 
 /// The longest tail: the `Content-Type` line (41 bytes), `Content-Length: 93` and its CRLF
 /// (20), the blank line (2) and the longest body (93).
@@ -88,37 +90,43 @@ impl Entry {
     }
 }
 
-thread_local! {
-    static ENTRIES: RefCell<[Entry; WAYS]> = const { RefCell::new([Entry::EMPTY; WAYS]) };
+/// One connection's rendered answers: allocated on its first GET of `/analytics` (a
+/// connection that only POSTs never pays for it), off the coroutine's fixed stack.
+#[derive(Default)]
+pub struct Rendered {
+    entries: Option<Box<[Entry; WAYS]>>,
 }
 
-/// Appends the `200` answering a GET (or, `head_only`, a HEAD) of `hour`, whose counts are
-/// `counts`: the same bytes as [`response::write`] of the rendered counts.
-pub fn write(
-    out: &mut Vec<u8>,
-    hour: u32,
-    counts: Counts,
-    after: AfterAnswer,
-    clock: &Clock,
-    head_only: bool,
-) {
-    response::write_head(out, Status::Ok, after, clock);
-    ENTRIES.with(|entries| match entries.try_borrow_mut() {
-        Ok(mut entries) => {
-            let entry = &mut entries[hour as usize % WAYS];
-            if entry.hour != hour || entry.counts != counts {
-                entry.fill(hour, counts);
-            }
-            out.extend_from_slice(entry.tail(head_only));
-        }
-        // Not reachable (nothing in here calls back into it), but a second borrow would
-        // only cost a render, not an answer.
-        Err(_) => {
-            let mut entry = Entry::EMPTY;
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rendered")
+            .field("allocated", &self.entries.is_some())
+            .finish()
+    }
+}
+
+impl Rendered {
+    /// Appends the `200` answering a GET (or, `head_only`, a HEAD) of `hour`, whose counts
+    /// are `counts`: the same bytes as [`response::write`] of the rendered counts.
+    pub fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        hour: u32,
+        counts: Counts,
+        after: AfterAnswer,
+        clock: &Clock,
+        head_only: bool,
+    ) {
+        response::write_head(out, Status::Ok, after, clock);
+        let entries = self
+            .entries
+            .get_or_insert_with(|| Box::new([Entry::EMPTY; WAYS]));
+        let entry = &mut entries[hour as usize % WAYS];
+        if entry.hour != hour || entry.counts != counts {
             entry.fill(hour, counts);
-            out.extend_from_slice(entry.tail(head_only));
         }
-    });
+        out.extend_from_slice(entry.tail(head_only));
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +152,7 @@ mod tests {
     }
 
     fn cached(
+        rendered: &mut Rendered,
         hour: u32,
         counts: Counts,
         after: AfterAnswer,
@@ -151,7 +160,7 @@ mod tests {
         head_only: bool,
     ) -> Vec<u8> {
         let mut out = Vec::new();
-        write(&mut out, hour, counts, after, clock, head_only);
+        rendered.write(&mut out, hour, counts, after, clock, head_only);
         out
     }
 
@@ -178,29 +187,30 @@ mod tests {
             impressions: 3,
         };
         let b = Counts { clicks: 20, ..a };
+        let mut r = Rendered::default();
         let keep = AfterAnswer::KeepOpen;
         assert_eq!(
-            cached(5, a, keep, &clock, false),
+            cached(&mut r, 5, a, keep, &clock, false),
             uncached(a, keep, &clock, false)
         );
         assert_eq!(
-            cached(5, b, keep, &clock, false),
+            cached(&mut r, 5, b, keep, &clock, false),
             uncached(b, keep, &clock, false)
         );
         // Another hour in the same way, then the first again.
         let other = 5 + WAYS as u32;
         assert_eq!(
-            cached(other, a, keep, &clock, false),
+            cached(&mut r, other, a, keep, &clock, false),
             uncached(a, keep, &clock, false)
         );
         assert_eq!(
-            cached(5, b, keep, &clock, true),
+            cached(&mut r, 5, b, keep, &clock, true),
             uncached(b, keep, &clock, true)
         );
         clock.set(1_795_507_801_000);
         let close = AfterAnswer::Close;
         assert_eq!(
-            cached(5, b, close, &clock, false),
+            cached(&mut r, 5, b, close, &clock, false),
             uncached(b, close, &clock, false)
         );
     }
@@ -216,12 +226,13 @@ mod tests {
             let mut clock = Clock::default();
             clock.set(1_795_507_800_000);
             let afters = [AfterAnswer::KeepOpen, AfterAnswer::KeepOpenAnnounced, AfterAnswer::Close];
+            let mut r = Rendered::default();
             for (hour, users, clicks, impressions, after, head_only) in reads {
                 // Few distinct counts per hour, so that entries are both hit and replaced.
                 let counts = Counts { unique_users: users, clicks, impressions };
                 let after = afters[after];
                 prop_assert_eq!(
-                    cached(hour, counts, after, &clock, head_only),
+                    cached(&mut r, hour, counts, after, &clock, head_only),
                     uncached(counts, after, &clock, head_only)
                 );
             }

@@ -5,7 +5,7 @@
 //! which calls `routes` (what each request gets), which uses `query` and the ring (`hours`
 //! answers a range of hours, `assets` the dashboard's files, `target` splits a request
 //! target); `response` writes answers (`counts_answers` those of `GET /analytics`, once per
-//! change of the counts); `error` and `status` are the one table of what each failure
+//! change of the counts, per connection); `error` and `status` are the one table of what each failure
 //! answers.
 //!
 //! Why not stock `may_minihttp`: ARCHITECTURE.md ("Transport") lists what its connection loop

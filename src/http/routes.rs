@@ -6,13 +6,14 @@
 
 pub use super::admission::{Admission, ADMISSION_MARGIN_HOURS};
 use super::conn::IoWaker;
+use super::counts_answers::Rendered;
 use super::date::Clock;
 use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
 use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
 use super::target::{route_of, split_target};
-use super::{assets, counts_answers, hours};
+use super::{assets, hours};
 use crate::alarms::Alarms;
 use crate::conns::Connections;
 use crate::counts::Counts;
@@ -34,8 +35,8 @@ const OPENAPI: &[u8] = include_str!("openapi.json").as_bytes();
 pub(super) enum Body {
     /// Bytes of the binary: fixed answers, `/openapi.json`, the dashboard and its assets.
     Static(&'static [u8]),
-    /// A GET of `/analytics`: the hour and its counts, answered by [`counts_answers`]
-    /// (rendered once per change of the counts).
+    /// A GET of `/analytics`: the hour and its counts, answered from the connection's
+    /// [`Rendered`] (rendered once per change of the counts).
     Counts(u32, Counts),
     /// A page built for this request (`/metrics`, `/analytics/hours`).
     Page(String),
@@ -294,6 +295,7 @@ impl Service {
         clock: &Clock,
         out: &mut Vec<u8>,
         tally: &mut Tally,
+        rendered: &mut Rendered,
         producer: &mut Option<Producer<'s>>,
     ) -> Status {
         let (path, query) = split_target(target);
@@ -372,7 +374,7 @@ impl Service {
             Ok(a) => {
                 let body = match &a.body {
                     Body::Counts(hour, counts) => {
-                        counts_answers::write(out, *hour, *counts, after, clock, head_only);
+                        rendered.write(out, *hour, *counts, after, clock, head_only);
                         None
                     }
                     Body::Static(b) => Some(*b),

@@ -24,6 +24,7 @@
 
 use std::mem::MaybeUninit;
 
+use super::counts_answers::Rendered;
 use super::date::Clock;
 use super::error::{ApiError, HttpError};
 use super::head;
@@ -135,6 +136,8 @@ pub struct Session<'a> {
     skip: usize,
     /// What this connection counted since the last flush.
     pub tally: Tally,
+    /// This connection's rendered `GET /analytics` answers.
+    rendered: Rendered,
 }
 
 impl<'a> Session<'a> {
@@ -143,6 +146,7 @@ impl<'a> Session<'a> {
             service,
             skip: 0,
             tally: Tally::default(),
+            rendered: Rendered::default(),
         }
     }
 
@@ -280,6 +284,7 @@ impl<'a> Session<'a> {
                 clock,
                 out,
                 &mut self.tally,
+                &mut self.rendered,
                 &mut producer,
             );
             self.skip = framing.body;

@@ -3,9 +3,9 @@
 //! The hot path never touches a lock and rarely a shared cache line: a connection counts
 //! into a private [`Tally`] while it answers a batch of requests (one read's worth), and adds
 //! it to the shared [`Metrics`] once per batch, with the batch's latency. The shared counters
-//! are split in [`SHARDS`] cache-padded shards, one per HTTP worker thread (by a thread-local
-//! index), so two workers adding their batches do not bounce one line between cores; a
-//! scrape adds the shards up. The page itself is encoded by the `prometheus-client` crate
+//! are split in [`SHARDS`] cache-padded shards, which connections take in turn (each
+//! [`Tally`] keeps its shard), so two workers adding their batches seldom bounce one line
+//! between cores; a scrape adds the shards up. The page itself is encoded by the `prometheus-client` crate
 //! ([`exposition`]), at scrape time only: the crate's own metric types (an `Arc` and an
 //! atomic per label set, a lock around each family's map) would sit on the hot path, so
 //! hourtally keeps its own cells and hands the crate their values through a collector.
@@ -17,8 +17,6 @@
 pub mod exposition;
 pub mod process;
 mod route;
-
-use std::cell::Cell;
 
 use crossbeam_utils::CachePadded;
 
@@ -34,8 +32,9 @@ pub use route::{Route, ROUTE_COUNT};
 /// Whether requests are counted and timed (feature `request-metrics`).
 pub const ENABLED: bool = cfg!(feature = "request-metrics");
 
-/// Shards of the shared counters: at least one per HTTP worker thread on the machines this
-/// runs on; more only costs memory (about 4 KiB each) and scrape time.
+/// Shards of the shared counters: at least the HTTP worker threads on the machines this runs
+/// on, so that connections on different workers seldom share one; more only costs memory
+/// (about 4 KiB each) and scrape time.
 pub const SHARDS: usize = 8;
 
 /// What one connection counted since its last flush.
@@ -56,6 +55,8 @@ pub struct Tally {
     /// Whether `rejections` holds anything: most batches refuse nothing, and the flush then
     /// skips the table.
     refused: bool,
+    /// The shard this tally is flushed into, chosen when it is made.
+    shard: u8,
 }
 
 // The touched bits above have room for every status and route.
@@ -70,6 +71,7 @@ impl Default for Tally {
             routes: [0; ROUTE_COUNT],
             touched: 0,
             refused: false,
+            shard: next_shard(),
         }
     }
 }
@@ -209,22 +211,13 @@ impl Iterator for Bits {
     }
 }
 
-/// This OS thread's shard: threads take the shards in turn, the first time they flush.
-fn shard_index() -> usize {
+/// The next connection's shard: connections take the shards in turn. Per connection, never
+/// per OS thread: a coroutine moves between worker threads (`http::counts_answers` says why
+/// a thread-local is wrong there). Two connections on one shard only share its atomics.
+fn next_shard() -> u8 {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    SHARD.with(|s| {
-        let i = s.get();
-        if i != usize::MAX {
-            return i;
-        }
-        // Relaxed: only hands out distinct numbers; nothing is published through it.
-        let i = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-        s.set(i);
-        i
-    })
+    // Relaxed: only hands out numbers; nothing is published through it.
+    (NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS) as u8
 }
 
 impl Metrics {
@@ -264,7 +257,7 @@ impl Metrics {
     /// Adds the counts of a tally (not its routes) to this thread's shard; returns the shard
     /// and the bits of the routes the tally holds requests of.
     fn add(&self, tally: &mut Tally) -> (&Shard, u64) {
-        let shard = &self.shards[shard_index()];
+        let shard = &self.shards[usize::from(tally.shard)];
         debug_assert!(self.shards.len() == SHARDS);
         let touched = std::mem::take(&mut tally.touched);
         for i in Bits(touched & u64::from(u32::MAX)) {

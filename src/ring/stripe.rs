@@ -26,18 +26,25 @@ const LOAD_DEN: usize = 8;
 
 const _: () = assert!(STRIPE_BITS.is_multiple_of(8) && CELL * 8 == 64 - STRIPE_BITS as usize);
 
+/// Adds `n` to the cells this thread's probes examined (inserts, lookups and growth), and
+/// returns the new total: the tests compare probe counts instead of times. Unit tests only,
+/// each on a plain test thread (no coroutine runs this build), so a thread-local is right.
 #[cfg(test)]
-thread_local! {
-    /// Cells examined by this thread's probes (inserts, lookups and growth), for the tests
-    /// that compare probe counts instead of times.
-    pub(super) static PROBES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+pub(super) fn probes_counted(n: u64) -> u64 {
+    thread_local! {
+        static PROBES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    PROBES.with(|c| {
+        c.set(c.get() + n);
+        c.get()
+    })
 }
 
 /// Counts one examined cell (tests only; nothing in other builds).
 #[inline(always)]
 fn count_probe() {
     #[cfg(test)]
-    PROBES.with(|n| n.set(n.get() + 1));
+    probes_counted(1);
 }
 
 /// One table of the low bits of stored (mixed) values.

@@ -1,7 +1,7 @@
 //! Tests of `ring::users`.
 
 use super::*;
-use crate::ring::stripe::{Stripe, PROBES};
+use crate::ring::stripe::{probes_counted, Stripe};
 use proptest::prelude::*;
 use std::collections::HashSet;
 
@@ -13,9 +13,9 @@ const KEY: Key = Key {
 
 /// Cells examined by this thread's probes while `f` runs.
 fn probes(f: impl FnOnce()) -> u64 {
-    let before = PROBES.with(|n| n.get());
+    let before = probes_counted(0);
     f();
-    PROBES.with(|n| n.get()) - before
+    probes_counted(0) - before
 }
 
 /// The fingerprints of the first `n` names `a0`, `a1`, ... that an attacker would pick
