@@ -271,19 +271,40 @@ fn snapshots_shorten_recovery_fall_back_when_corrupt_and_free_old_segments() {
     assert!(replayed > 0, "{recovered}");
 }
 
-/// Runs the binary on `dir` with `args` and returns its exit code and stderr.
+/// Runs the binary on `dir` with `args` and returns its exit code and stderr. A server that
+/// starts instead of refusing is killed after [`REFUSE_WAIT`] (exit code `None`).
 fn refused(dir: &DataDir, args: &[&str]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hourtally"))
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hourtally"))
         .args(["--listen", "127.0.0.1:0", "--data-dir", dir.arg()])
         .args(args)
         .stdout(std::process::Stdio::null())
-        .output()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run hourtally");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + REFUSE_WAIT;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, reader.join().expect("stderr reader"))
 }
+
+/// How long a start that should be refused may run before the test calls it started.
+const REFUSE_WAIT: Duration = Duration::from_secs(15);
 
 #[test]
 fn a_second_server_on_the_same_directory_is_refused() {
@@ -442,4 +463,91 @@ fn with_fsync_always_kill_9_under_load_loses_no_acknowledged_event() {
         "{impressions} counted, {acked} acknowledged"
     );
     assert!(impressions <= sent, "{impressions} counted, {sent} sent");
+}
+
+/// Where each group of a journal segment starts (read from the headers: magic, count).
+fn group_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut at = 0;
+    let mut offsets = Vec::new();
+    while at + 24 <= bytes.len() && &bytes[at..at + 4] == b"HTJ1" {
+        offsets.push(at);
+        let count = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+        at += 24 + 16 * count as usize;
+    }
+    offsets
+}
+
+/// Issue 20, item 3: one flipped bit in an acknowledged group with acknowledged groups after
+/// it is corruption, not a torn tail: the start is refused, says which byte failed its
+/// checksum, and leaves every byte in place (it used to cut off all the groups after it).
+#[test]
+fn a_corrupt_group_with_acknowledged_groups_after_it_refuses_to_start_and_keeps_them() {
+    let dir = DataDir::new("corrupt-middle");
+    let ts = now_ms();
+    let args = ["--data-dir", dir.arg(), "--fsync", "always"];
+    let s = TestServer::start(&args);
+    // One at a time: with `always`, each 204 waits for its own group.
+    for i in 0..30 {
+        let r = s.post(&format!("/analytics?timestamp={ts}&user=u{i}&click"));
+        assert_eq!(r.status, 204);
+    }
+    s.kill9();
+    let mut bytes = std::fs::read(dir.segment()).expect("segment");
+    let groups = group_offsets(&bytes);
+    assert!(groups.len() > 12, "{} groups", groups.len());
+    let bad = groups[11];
+    bytes[bad + 24 + 3] ^= 0x10;
+    std::fs::write(dir.segment(), &bytes).expect("write");
+    let (code, err) = refused(&dir, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("corrupt at byte {bad} (checksum mismatch)"))
+            && err.contains("whole groups follow it"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.segment()).expect("segment"),
+        bytes,
+        "the refused start changed the journal"
+    );
+}
+
+/// Issue 20, item 2: a power loss can leave the journal shorter than its newest snapshot
+/// (here: cut back to a third of its groups, and 7 torn bytes). The snapshot holds every
+/// event, so the server starts from it with every acknowledged event, and goes on.
+#[test]
+fn a_journal_cut_back_behind_its_snapshot_starts_from_the_snapshot() {
+    let dir = DataDir::new("behind-snapshot");
+    let ts = now_ms();
+    let args = ["--data-dir", dir.arg(), "--fsync", "never"];
+    let s = TestServer::start(&args);
+    let mut acked = 0;
+    for i in 0..60 {
+        let r = s.post(&format!("/analytics?timestamp={ts}&user=u{}&click", i % 10));
+        acked += u64::from(r.status == 204);
+    }
+    // A graceful stop writes a snapshot of everything.
+    assert!(s.terminate().0.success());
+    let bytes = std::fs::read(dir.segment()).expect("segment");
+    let groups = group_offsets(&bytes);
+    assert!(groups.len() >= 3, "{} groups", groups.len());
+    let keep = groups[groups.len() / 3] + 7;
+    std::fs::write(dir.segment(), &bytes[..keep]).expect("cut");
+    let s = TestServer::start(&args);
+    assert_eq!(s.counts(ts), (10, acked, 0));
+    assert!(
+        s.early_lines()
+            .iter()
+            .any(|l| l.contains("ends before the newest snapshot")),
+        "{:?}",
+        s.early_lines()
+    );
+    assert_eq!(
+        s.post(&format!("/analytics?timestamp={ts}&user=late&impression"))
+            .status,
+        204
+    );
+    assert!(s.terminate().0.success());
+    let s = TestServer::start(&args);
+    assert_eq!(s.counts(ts), (11, acked, 1));
 }

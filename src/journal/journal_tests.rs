@@ -162,6 +162,125 @@ fn corruption_before_the_last_segment_refuses_to_start() {
     assert!(err.to_string().contains("segments follow it"), "{err}");
 }
 
+/// Opens the journal in `data` from position `from` (a snapshot's) with `policy`.
+fn open_from(
+    data: &DataDir,
+    policy: FsyncPolicy,
+    from: u64,
+) -> io::Result<(Journal, Recovery, Vec<Event>)> {
+    let mut seen = Vec::new();
+    let (j, r) = Journal::open(
+        data,
+        policy,
+        None,
+        Arc::new(JournalHealth::default()),
+        from,
+        |e| seen.push(e),
+    )?;
+    Ok((j, r, seen))
+}
+
+/// Twenty groups of one event each (event `i` is user `i`), journaled and closed.
+fn twenty_groups(data: &DataDir) -> Vec<Event> {
+    let events: Vec<Event> = (0..20).map(|i| ev(1, i, true)).collect();
+    let (mut j, _, _) = open(data);
+    for e in &events {
+        j.batch(std::slice::from_ref(e));
+    }
+    j.finish();
+    events
+}
+
+/// Bytes of a group of one event.
+const ONE: usize = 24 + 16;
+
+#[test]
+fn a_corrupt_group_followed_by_whole_groups_refuses_to_start_and_keeps_every_byte() {
+    let dir = TempDir::new();
+    let data = DataDir::open(&dir.0, 48).expect("data dir");
+    twenty_groups(&data);
+    let path = segment(&dir);
+    let mut bytes = fs::read(&path).expect("read");
+    // One flipped bit in group 11's record: nine whole groups follow it.
+    bytes[11 * ONE + 30] ^= 1;
+    fs::write(&path, &bytes).expect("write");
+    let err = open_from(&data, FsyncPolicy::Never, 0).expect_err("refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("corrupt at byte 440 (checksum mismatch)"),
+        "{msg}"
+    );
+    assert!(msg.contains("whole groups follow it"), "{msg}");
+    assert!(msg.contains("event 12"), "{msg}");
+    assert_eq!(fs::read(&path).expect("read"), bytes, "a byte was changed");
+    // A snapshot covering the bad group changes nothing: the checksum is named, not a
+    // journal that ends early.
+    let err = open_from(&data, FsyncPolicy::Never, 20).expect_err("refused");
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    assert_eq!(fs::read(&path).expect("read"), bytes, "a byte was changed");
+}
+
+#[test]
+fn the_remains_of_a_failed_write_before_the_same_group_written_whole_are_skipped() {
+    let dir = TempDir::new();
+    let data = DataDir::open(&dir.0, 48).expect("data dir");
+    let events = twenty_groups(&data);
+    let path = segment(&dir);
+    let bytes = fs::read(&path).expect("read");
+    // Group 5 was written part-way, could not be cut back, and was written again whole.
+    let mut healed = bytes[..5 * ONE].to_vec();
+    healed.extend_from_slice(&bytes[5 * ONE..5 * ONE + 29]);
+    healed.extend_from_slice(&bytes[5 * ONE..]);
+    fs::write(&path, &healed).expect("write");
+    let (_, r, seen) = open_from(&data, FsyncPolicy::Never, 0).expect("open");
+    assert_eq!(seen, events);
+    assert_eq!(r.cut, None);
+}
+
+#[test]
+fn a_journal_that_ends_before_its_snapshot_goes_on_from_the_snapshot() {
+    for torn in [0, 7] {
+        let dir = TempDir::new();
+        let data = DataDir::open(&dir.0, 48).expect("data dir");
+        twenty_groups(&data);
+        // A power loss kept 12 groups (and `torn` bytes of the 13th); a snapshot covers 20.
+        let path = segment(&dir);
+        let f = OpenOptions::new().write(true).open(&path).expect("open");
+        f.set_len((12 * ONE + torn) as u64).expect("cut");
+        drop(f);
+        let (mut j, r, seen) = open_from(&data, FsyncPolicy::Never, 20).expect("starts");
+        assert_eq!((seen.len(), r.events), (0, 0), "torn {torn}");
+        assert_eq!(j.next_seq(), 20);
+        assert_eq!(fs::metadata(&path).expect("old").len(), (12 * ONE) as u64);
+        j.batch(&[ev(2, 7, false)]);
+        j.finish();
+        drop(j);
+        // The next start replays what came after the snapshot, and nothing else.
+        let (_, r, seen) = open_from(&data, FsyncPolicy::Never, 20).expect("starts again");
+        assert_eq!(seen, [ev(2, 7, false)], "torn {torn}");
+        assert_eq!(r.cut, None);
+    }
+}
+
+#[test]
+fn a_snapshot_is_begun_only_once_the_journal_it_covers_is_synced() {
+    let dir = TempDir::new();
+    let data = DataDir::open(&dir.0, 48).expect("data dir");
+    let health = Arc::new(JournalHealth::default());
+    let (mut j, _) =
+        Journal::open(&data, FsyncPolicy::Never, None, health.clone(), 0, |_| {}).expect("open");
+    j.batch(&[ev(1, 1, true)]);
+    j.batch(&[ev(1, 2, true)]);
+    assert_eq!(health.figures().3, 0, "`never` syncs nothing by itself");
+    assert_eq!(j.snapshot_due(true), Some(2));
+    assert_eq!(
+        health.figures().3,
+        1,
+        "the snapshot's events were synced first"
+    );
+    assert!(!j.unsynced);
+}
+
 #[test]
 fn a_second_server_on_a_locked_directory_is_refused() {
     let dir = TempDir::new();

@@ -3,10 +3,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::record::{decode_group, GroupError};
+use super::record::{decode_group, GroupError, HEADER_BYTES, MAGIC};
 use super::snapshots::Snapshots;
 use super::{
     invalid, segment_name, sync_dir, DataDir, FsyncPolicy, Journal, JournalHealth, Recovery,
@@ -98,12 +98,40 @@ impl Journal {
                             }
                             Err(e) => e.to_string(),
                         };
-                        if !is_last {
-                            return Err(invalid(format!(
-                                "{} is corrupt at byte {at} ({why}), and segments follow it: \
-                                 move the directory aside and restore a backup",
-                                path.display()
-                            )));
+                        // A torn last group has nothing whole after it. Whole groups after a
+                        // bad one mean corruption, except a group numbered exactly as due:
+                        // a write that failed part-way and was written again after its
+                        // remains (the file could not be cut back), so it skips them.
+                        match next_whole_group(&bytes, at + 1) {
+                            Some((p, first)) if first == next_seq => {
+                                tracing::warn!(
+                                    segment = %path.display(),
+                                    at,
+                                    bytes = p - at,
+                                    reason = %why,
+                                    "journal: skipped the remains of a failed write; the same events follow whole"
+                                );
+                                at = p;
+                                continue;
+                            }
+                            Some((p, first)) => {
+                                return Err(invalid(format!(
+                                    "{} is corrupt at byte {at} ({why}), and whole groups follow it \
+                                     (from byte {p}, event {first}): they were acknowledged, so \
+                                     hourtally will not cut them off. Keep a copy of the data \
+                                     directory; README, \"Durability\", says how to start \
+                                     without them",
+                                    path.display()
+                                )));
+                            }
+                            None if !is_last => {
+                                return Err(invalid(format!(
+                                    "{} is corrupt at byte {at} ({why}), and segments follow it: \
+                                     move the directory aside and restore a backup",
+                                    path.display()
+                                )));
+                            }
+                            None => {}
                         }
                         let cut = (bytes.len() - at) as u64;
                         recovery.cut = Some((
@@ -122,16 +150,28 @@ impl Journal {
                 last = Some((path.clone(), at as u64));
             }
         }
-        if next_seq < from {
-            return Err(invalid(format!(
-                "the journal ends at event {next_seq}, but the snapshot covers {from}: \
-                 the journal is behind its snapshot; restore the directory from a backup"
-            )));
+        // A power loss can take journal writes that a snapshot already holds (one written
+        // before this version synced the journal ahead of every snapshot, or a tail that was
+        // torn or cut above): the snapshot has those events, so the journal goes on from its
+        // position, in a segment of its own.
+        let behind = (next_seq < from).then_some(next_seq);
+        if let Some(ended) = behind {
+            tracing::warn!(
+                journal_ends = ended,
+                snapshot_covers = from,
+                "journal: ends before the newest snapshot (writes it holds were lost); \
+                 going on from the snapshot"
+            );
+            next_seq = from;
         }
         let mut firsts: Vec<u64> = segments.iter().map(|s| s.0).collect();
-        let (path, len) = match last {
-            Some(last) => last,
-            None => {
+        let (path, len) = match (last, behind) {
+            (Some(last), None) => last,
+            (last, _) => {
+                if let Some((old, len)) = last {
+                    // Its tail (if torn) is cut; appending goes on in the new segment.
+                    cut_to(&old, len)?;
+                }
                 firsts.push(next_seq);
                 (dir.join(segment_name(next_seq)), 0)
             }
@@ -143,8 +183,7 @@ impl Journal {
             .truncate(false)
             .open(&path)?;
         if file.metadata()?.len() != len {
-            file.set_len(len)?;
-            file.sync_data()?;
+            cut_file(&file, len)?;
         }
         file.seek(SeekFrom::Start(len))?;
         sync_dir(&dir)?;
@@ -165,4 +204,34 @@ impl Journal {
         };
         Ok((journal, recovery))
     }
+}
+
+/// Cuts the segment at `path` to `len` bytes, durably, if it is longer.
+fn cut_to(path: &Path, len: u64) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    if file.metadata()?.len() != len {
+        cut_file(&file, len)?;
+    }
+    Ok(())
+}
+
+fn cut_file(file: &File, len: u64) -> io::Result<()> {
+    file.set_len(len)?;
+    file.sync_data()
+}
+
+/// The first whole group at or after byte `from` of `bytes`: its offset and its first event's
+/// position. Looks for the magic number first, so a long run of junk costs little.
+fn next_whole_group(bytes: &[u8], from: usize) -> Option<(usize, u64)> {
+    let magic = MAGIC.to_le_bytes();
+    let mut at = from;
+    while at + HEADER_BYTES <= bytes.len() {
+        let found = bytes[at..].windows(magic.len()).position(|w| w == magic)?;
+        at += found;
+        if let Ok(g) = decode_group(&bytes[at..]) {
+            return Some((at, g.first_seq));
+        }
+        at += 1;
+    }
+    None
 }

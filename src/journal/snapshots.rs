@@ -82,6 +82,13 @@ impl Snapshots {
         })
     }
 
+    /// Takes back what [`due`](Self::due) began (the journal could not be made durable up
+    /// to its position): the next one is due an interval from now.
+    pub(super) fn cancel(&mut self) {
+        self.in_flight = None;
+        self.last_at = Instant::now();
+    }
+
     /// Hands a finished capture to the snapshot thread.
     pub(super) fn send(&mut self, image: RingImage) {
         debug_assert_eq!(self.in_flight, Some(image.covered));
