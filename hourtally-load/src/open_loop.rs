@@ -22,6 +22,7 @@ use crate::epoll::{self, Epoll};
 use crate::lag::Prober;
 use crate::mix::{Pick, Req, Rng, Stamp};
 use crate::plan::Plan;
+use crate::response::Framing;
 use crate::stats::{record, Stats};
 
 /// The token of the prober's connection (the others carry their index in the thread).
@@ -326,7 +327,7 @@ impl Driver<'_> {
                 Err(_) => return Err(Fail::Read),
             };
             let arrived = Instant::now();
-            while let Some(a) = conn.reader.buffered()? {
+            while let Some(a) = conn.reader.buffered(Framing::Body)? {
                 let Some((req, _)) = conn.inflight.take() else {
                     return Err(Fail::Protocol("an answer to no request"));
                 };

@@ -12,6 +12,7 @@ use hourtally::counts::Counts;
 use crate::conn::{connect, Reader};
 use crate::expected::Expected;
 use crate::plan::Plan;
+use crate::response::Framing;
 
 /// The verify step waits this long for the server to apply what it accepted.
 const VERIFY_WAIT: Duration = Duration::from_secs(5);
@@ -52,7 +53,7 @@ impl Probe<'_> {
                 continue;
             }
             let mut t = Instant::now();
-            match self.reader.next_reply(stream, &mut t) {
+            match self.reader.next_reply(stream, &mut t, Framing::Body) {
                 Ok(a) => {
                     let body = self.reader.body(&a).to_vec();
                     if a.close {
