@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use crate::conn::{connect, Fail, Reader, RECONNECT_GIVE_UP};
 use crate::mix::{next_request, Req, Rng, Stamp};
 use crate::plan::{sleep_until, Plan};
-use crate::response::Framing;
 use crate::stats::Stats;
 
 /// One connection of the closed loop and its batch in flight.
@@ -48,7 +47,10 @@ impl ClosedConn {
         let mut arrived = Instant::now();
         let mut n = 0;
         while let Some(req) = self.inflight.front().copied() {
-            match self.reader.next_reply(stream, &mut arrived, Framing::Body) {
+            match self
+                .reader
+                .next_reply(stream, &mut arrived, req.op.framing())
+            {
                 Ok(a) => {
                     self.inflight.pop_front();
                     n += 1;

@@ -13,7 +13,9 @@ use clap::Parser;
                   counts (the \"Tapad mix\"), closed loop or open loop (--rate), with latency \
                   percentiles (HdrHistogram, microseconds, 3 significant digits).\n\n\
                   Requests: `POST /analytics?timestamp=T&user=uN&click|impression` and \
-                  `GET /analytics?timestamp=T`, on keep-alive connections.\n\n\
+                  `GET /analytics?timestamp=T`, on keep-alive connections; with \
+                  --other-share, also `HEAD /analytics?timestamp=T`, \
+                  `GET /analytics/hours?from=F&to=T` and `GET /metrics`.\n\n\
                   Closed loop (default): each connection writes --pipeline requests in one \
                   write, reads their answers in order, then writes the next batch. Latency: \
                   from the write of the batch to the read of the answer.\n\n\
@@ -51,9 +53,18 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: Option<u64>,
 
-    /// Share of requests that are POSTs (0.0-1.0); the rest are GETs.
+    /// Share of requests that are POSTs (0.0-1.0); the rest are GETs. With --other-share,
+    /// a share of the requests that share leaves.
     #[arg(long, default_value_t = 0.5, value_parser = share)]
     pub post_share: f64,
+
+    /// Share of requests (0.0-1.0) that are, uniformly, one of `HEAD /analytics?timestamp=T`,
+    /// `GET /analytics/hours?from=F&to=T` (1 to 6 hours ending at the request's hour, half
+    /// of them asking for CSV, half for JSON) and `GET /metrics`; the rest are the POSTs and
+    /// GETs of --post-share. At 0 (the default) nothing more is drawn: a seed gives the same
+    /// requests as without this flag.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub other_share: f64,
 
     /// Share of requests for the current hour (0.0-1.0); the rest pick one of the previous
     /// 24 hours uniformly.

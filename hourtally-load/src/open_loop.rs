@@ -327,7 +327,10 @@ impl Driver<'_> {
                 Err(_) => return Err(Fail::Read),
             };
             let arrived = Instant::now();
-            while let Some(a) = conn.reader.buffered(Framing::Body)? {
+            // The answer is to the request in flight (one at a time), which tells its framing.
+            let framing =
+                |conn: &Conn| conn.inflight.map_or(Framing::Body, |(r, _)| r.op.framing());
+            while let Some(a) = conn.reader.buffered(framing(conn))? {
                 let Some((req, _)) = conn.inflight.take() else {
                     return Err(Fail::Protocol("an answer to no request"));
                 };

@@ -89,12 +89,13 @@ impl Header {
         };
         let config = format!(
             "addr={} connections={} pipeline={} threads={threads} {length} warmup={}s \
-             post_share={} current_share={} click_share={} users={} rate={} seed={} verify={} timeout={}s spin_us={} lag_every={} lag_hours_back={}",
+             post_share={} other_share={} current_share={} click_share={} users={} rate={} seed={} verify={} timeout={}s spin_us={} lag_every={} lag_hours_back={}",
             args.addr,
             args.connections,
             args.pipeline,
             args.warmup,
             args.post_share,
+            args.other_share,
             args.current_share,
             args.click_share,
             args.users,
