@@ -141,4 +141,9 @@ impl Reader {
     pub fn body(&self, a: &Reply) -> &[u8] {
         &self.buf[a.at + a.head_len..a.at + a.len]
     }
+
+    /// The whole reply, head and body, as it came (valid as long as `body` is).
+    pub fn raw(&self, a: &Reply) -> &[u8] {
+        &self.buf[a.at..a.at + a.len]
+    }
 }

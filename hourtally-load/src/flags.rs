@@ -28,8 +28,16 @@ use clap::Parser;
                   due meanwhile. --lag-every N adds POST→GET visibility-lag probes.\n\n\
                   The last stdout line is machine-readable: `RESULT rps=... p50_us=... \
                   p99_us=... errors=...`.\n\n\
-                  Exit status: 0 success; 1 --verify found a difference; 2 bad flags, \
-                  cannot connect, or no request got an answer."
+                  --verify checks every answer as it arrives (POST: 204 or 503; GET: 200 and \
+                  exactly the counts; HEAD: 200, no body, a counts body's Content-Length; \
+                  /analytics/hours: 200 and one documented row per hour asked for; /metrics: \
+                  200 and hourtally_ metrics; on one connection no hour's counter goes down), \
+                  and at the end GETs every touched hour and compares it with the POSTs \
+                  answered 204.\n\n\
+                  Exit status: 0 success; 1 with --verify, when anything was wrong: a \
+                  difference at the end, a wrong answer, a transport or protocol error, or a \
+                  request without an answer (without --verify these only show in the \
+                  report); 2 bad flags, cannot connect, or no request got an answer."
 )]
 pub struct Args {
     /// Server address, HOST:PORT.
@@ -96,9 +104,12 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// Tally what the server accepted (POSTs answered 204) per hour, and at the end check
-    /// that GET answers exactly that for every touched hour; exit 1 on a difference. The
-    /// check is absolute: it needs a fresh server (no other writer to those hours).
+    /// Check every answer as it arrives against its request (status, body, and on each
+    /// connection no hour's counter going down); tally what the server accepted (POSTs
+    /// answered 204) per hour, and at the end check that GET answers exactly that for every
+    /// touched hour. Exit 1 on a difference, a wrong answer, a transport or protocol error,
+    /// or a request without an answer. The end check is absolute: it needs a fresh server
+    /// (no other writer to those hours).
     #[arg(long)]
     pub verify: bool,
 

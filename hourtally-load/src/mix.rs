@@ -5,6 +5,7 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use hourtally::civil::hour_label;
 use hourtally::event::{Kind, MILLIS_PER_HOUR};
 
 use crate::plan::Plan;
@@ -63,7 +64,27 @@ pub enum Op {
     Metrics,
 }
 
+/// The kinds of request, in the order of [`Op::index`].
+pub const OP_NAMES: [&str; 5] = [
+    "POST /analytics",
+    "GET /analytics",
+    "HEAD /analytics",
+    "GET /analytics/hours",
+    "GET /metrics",
+];
+
 impl Op {
+    /// Its kind's place in [`OP_NAMES`].
+    pub fn index(self) -> usize {
+        match self {
+            Op::Post(_) => 0,
+            Op::Get => 1,
+            Op::Head => 2,
+            Op::Hours { .. } => 3,
+            Op::Metrics => 4,
+        }
+    }
+
     /// How the answer to this request is framed (a HEAD's has no body).
     pub fn framing(self) -> Framing {
         match self {
@@ -86,6 +107,29 @@ pub struct Req {
     pub t0: Instant,
     /// A visibility probe (`--lag-every`): user `lag{tag}-{user}`, in the probes' own hour.
     pub probe: bool,
+}
+
+impl Req {
+    /// What the request asked for, in a few words: `GET /analytics hour 499048
+    /// (2026-12-06T16Z)`.
+    pub fn describe(&self) -> String {
+        let hour = |h: u64| format!("hour {h} ({})", hour_label(h));
+        match self.op {
+            Op::Get => format!("GET /analytics {}", hour(self.hour)),
+            Op::Post(Kind::Click) => format!("POST /analytics click {}", hour(self.hour)),
+            Op::Post(Kind::Impression) => {
+                format!("POST /analytics impression {}", hour(self.hour))
+            }
+            Op::Head => format!("HEAD /analytics {}", hour(self.hour)),
+            Op::Hours { first, csv } => format!(
+                "GET /analytics/hours as {} from {} to {}",
+                if csv { "CSV" } else { "JSON" },
+                hour(first),
+                hour(self.hour)
+            ),
+            Op::Metrics => "GET /metrics".to_string(),
+        }
+    }
 }
 
 fn now_ms() -> u64 {

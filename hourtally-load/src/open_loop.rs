@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::check::Checker;
 use crate::conn::{connect, Fail, Reader, RECONNECT_GIVE_UP};
 use crate::epoll::{self, Epoll};
 use crate::lag::Prober;
@@ -45,6 +46,8 @@ struct Conn {
     rng: Rng,
     failing_since: Option<Instant>,
     gave_up: bool,
+    /// --verify: what this connection's answers have shown so far.
+    checker: Checker,
 }
 
 /// One client thread of the open loop: its connections, their epoll and its results.
@@ -81,6 +84,7 @@ pub fn open_loop(plan: Arc<Plan>, rate: f64, idxs: Vec<u32>, probe: bool) -> Sta
             rng: Rng::new(plan.seed, u64::from(idx)),
             failing_since: None,
             gave_up: false,
+            checker: Checker::default(),
         })
         .collect();
     let prober = if probe {
@@ -334,6 +338,10 @@ impl Driver<'_> {
                 let Some((req, _)) = conn.inflight.take() else {
                     return Err(Fail::Protocol("an answer to no request"));
                 };
+                if plan.verify {
+                    conn.checker
+                        .check_answer(&req, &a, &conn.reader, &mut self.stats);
+                }
                 self.stats.replied(plan, &req, a.status, arrived);
                 plan.answered.fetch_add(1, Ordering::Relaxed);
                 if req.probe {
@@ -368,6 +376,7 @@ impl Driver<'_> {
         }
         conn.reader.clear();
         conn.out.clear();
+        conn.checker.reset();
     }
 
     fn lose(&mut self, req: &Req) {
