@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::check::Checker;
 use crate::conn::{connect, Fail, Reader, RECONNECT_GIVE_UP};
 use crate::mix::{next_request, Req, Rng, Stamp};
 use crate::plan::{sleep_until, Plan};
@@ -25,6 +26,8 @@ struct ClosedConn {
     wbuf: Vec<u8>,
     failing_since: Option<Instant>,
     gave_up: bool,
+    /// --verify: what this connection's answers have shown so far.
+    checker: Checker,
 }
 
 impl ClosedConn {
@@ -34,6 +37,7 @@ impl ClosedConn {
             let _ = s.shutdown(Shutdown::Both);
         }
         self.reader.clear();
+        self.checker.reset();
         for r in self.inflight.drain(..) {
             stats.lost(&r);
         }
@@ -47,10 +51,16 @@ impl ClosedConn {
         let mut arrived = Instant::now();
         let mut n = 0;
         while let Some(req) = self.inflight.front().copied() {
-            match self.reader.next_reply(stream, &mut arrived) {
+            match self
+                .reader
+                .next_reply(stream, &mut arrived, req.op.framing())
+            {
                 Ok(a) => {
                     self.inflight.pop_front();
                     n += 1;
+                    if plan.verify {
+                        self.checker.check_answer(&req, &a, &self.reader, stats);
+                    }
                     stats.replied(plan, &req, a.status, arrived);
                     if a.close {
                         if !self.inflight.is_empty() {
@@ -138,6 +148,7 @@ pub fn closed_loop(plan: Arc<Plan>, conns: Vec<u32>) -> Stats {
             wbuf: Vec::with_capacity(plan.pipeline as usize * 128),
             failing_since: None,
             gave_up: false,
+            checker: Checker::default(),
         })
         .collect();
     // Start together, at the start of the (warm-up or measured) run.

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::plan::Plan;
-use crate::response::{parse_response, Parsed, Reply, MAX_RESPONSE_BYTES};
+use crate::response::{parse_response, Framing, Parsed, Reply, MAX_RESPONSE_BYTES};
 
 /// Read buffer per connection (grows up to `MAX_RESPONSE_BYTES` when a reply needs it).
 const READ_BUF: usize = 16 * 1024;
@@ -53,16 +53,18 @@ impl Reader {
         self.end = 0;
     }
 
-    /// The next complete reply, reading (blocking) as needed. `arrived` is set to the time
-    /// of each read that brought bytes: the arrival time of the replies in them. The reply's
-    /// body is `self.body(&reply)` until the next call.
+    /// The next complete reply, the answer to a request framed as `framing` says (a HEAD's
+    /// has no body), reading (blocking) as needed. `arrived` is set to the time of each read
+    /// that brought bytes: the arrival time of the replies in them. The reply's body is
+    /// `self.body(&reply)` until the next call.
     pub fn next_reply(
         &mut self,
         stream: &mut TcpStream,
         arrived: &mut Instant,
+        framing: Framing,
     ) -> Result<Reply, Fail> {
         loop {
-            if let Some(r) = self.buffered()? {
+            if let Some(r) = self.buffered(framing)? {
                 return Ok(r);
             }
             match self.fill(stream) {
@@ -86,10 +88,11 @@ impl Reader {
     }
 
     /// The next complete reply already in the buffer, if any (interim `1xx` replies are
-    /// skipped). The reply's body is `self.body(&reply)` until the next call.
-    pub fn buffered(&mut self) -> Result<Option<Reply>, Fail> {
+    /// skipped), the answer to a request framed as `framing` says. The reply's body is
+    /// `self.body(&reply)` until the next call.
+    pub fn buffered(&mut self, framing: Framing) -> Result<Option<Reply>, Fail> {
         loop {
-            match parse_response(&self.buf[self.start..self.end]) {
+            match parse_response(&self.buf[self.start..self.end], framing) {
                 Parsed::Done(mut a) => {
                     a.at = self.start;
                     self.start += a.len;
@@ -137,5 +140,10 @@ impl Reader {
 
     pub fn body(&self, a: &Reply) -> &[u8] {
         &self.buf[a.at + a.head_len..a.at + a.len]
+    }
+
+    /// The whole reply, head and body, as it came (valid as long as `body` is).
+    pub fn raw(&self, a: &Reply) -> &[u8] {
+        &self.buf[a.at..a.at + a.len]
     }
 }

@@ -13,7 +13,9 @@ use clap::Parser;
                   counts (the \"Tapad mix\"), closed loop or open loop (--rate), with latency \
                   percentiles (HdrHistogram, microseconds, 3 significant digits).\n\n\
                   Requests: `POST /analytics?timestamp=T&user=uN&click|impression` and \
-                  `GET /analytics?timestamp=T`, on keep-alive connections.\n\n\
+                  `GET /analytics?timestamp=T`, on keep-alive connections; with \
+                  --other-share, also `HEAD /analytics?timestamp=T`, \
+                  `GET /analytics/hours?from=F&to=T` and `GET /metrics`.\n\n\
                   Closed loop (default): each connection writes --pipeline requests in one \
                   write, reads their answers in order, then writes the next batch. Latency: \
                   from the write of the batch to the read of the answer.\n\n\
@@ -26,8 +28,16 @@ use clap::Parser;
                   due meanwhile. --lag-every N adds POST→GET visibility-lag probes.\n\n\
                   The last stdout line is machine-readable: `RESULT rps=... p50_us=... \
                   p99_us=... errors=...`.\n\n\
-                  Exit status: 0 success; 1 --verify found a difference; 2 bad flags, \
-                  cannot connect, or no request got an answer."
+                  --verify checks every answer as it arrives (POST: 204 or 503; GET: 200 and \
+                  exactly the counts; HEAD: 200, no body, a counts body's Content-Length; \
+                  /analytics/hours: 200 and one documented row per hour asked for; /metrics: \
+                  200 and hourtally_ metrics; on one connection no hour's counter goes down), \
+                  and at the end GETs every touched hour and compares it with the POSTs \
+                  answered 204.\n\n\
+                  Exit status: 0 success; 1 with --verify, when anything was wrong: a \
+                  difference at the end, a wrong answer, a transport or protocol error, or a \
+                  request without an answer (without --verify these only show in the \
+                  report); 2 bad flags, cannot connect, or no request got an answer."
 )]
 pub struct Args {
     /// Server address, HOST:PORT.
@@ -51,9 +61,18 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: Option<u64>,
 
-    /// Share of requests that are POSTs (0.0-1.0); the rest are GETs.
+    /// Share of requests that are POSTs (0.0-1.0); the rest are GETs. With --other-share,
+    /// a share of the requests that share leaves.
     #[arg(long, default_value_t = 0.5, value_parser = share)]
     pub post_share: f64,
+
+    /// Share of requests (0.0-1.0) that are, uniformly, one of `HEAD /analytics?timestamp=T`,
+    /// `GET /analytics/hours?from=F&to=T` (1 to 6 hours ending at the request's hour, half
+    /// of them asking for CSV, half for JSON) and `GET /metrics`; the rest are the POSTs and
+    /// GETs of --post-share. At 0 (the default) nothing more is drawn: a seed gives the same
+    /// requests as without this flag.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub other_share: f64,
 
     /// Share of requests for the current hour (0.0-1.0); the rest pick one of the previous
     /// 24 hours uniformly.
@@ -85,9 +104,12 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// Tally what the server accepted (POSTs answered 204) per hour, and at the end check
-    /// that GET answers exactly that for every touched hour; exit 1 on a difference. The
-    /// check is absolute: it needs a fresh server (no other writer to those hours).
+    /// Check every answer as it arrives against its request (status, body, and on each
+    /// connection no hour's counter going down); tally what the server accepted (POSTs
+    /// answered 204) per hour, and at the end check that GET answers exactly that for every
+    /// touched hour. Exit 1 on a difference, a wrong answer, a transport or protocol error,
+    /// or a request without an answer. The end check is absolute: it needs a fresh server
+    /// (no other writer to those hours).
     #[arg(long)]
     pub verify: bool,
 

@@ -16,6 +16,7 @@ use hourtally::counts::Counts;
 use crate::conn::{connect, Reader};
 use crate::epoll::Epoll;
 use crate::plan::Plan;
+use crate::response::Framing;
 use crate::stats::{record, Probes, Stats};
 
 /// After this many refusals and no acceptance, the server will not take the probes' hour.
@@ -68,7 +69,7 @@ impl Prober {
                 .map_err(|e| format!("first GET: {e}"))?;
             let mut at = Instant::now();
             let a = reader
-                .next_reply(&mut stream, &mut at)
+                .next_reply(&mut stream, &mut at, Framing::Body)
                 .map_err(|f| format!("first GET: {f:?}"))?;
             let base = Counts::parse(reader.body(&a))
                 .filter(|_| a.status == 200 && !a.close)
@@ -180,7 +181,7 @@ impl Prober {
             };
             let arrived = Instant::now();
             loop {
-                let a = match self.reader.buffered() {
+                let a = match self.reader.buffered(Framing::Body) {
                     Ok(Some(a)) => a,
                     Ok(None) => break,
                     Err(f) => return self.stop(format!("a probe GET's answer: {f:?}")),

@@ -19,11 +19,17 @@
 //! there. With `--lag-every N`, one POST in N is also a probe of the POST→GET visibility lag
 //! ([`lag`]). No async runtime.
 //!
-//! `--verify` tallies what the server accepted (POSTs answered `204`) per hour and checks,
-//! at the end, that `GET` for every touched hour answers exactly that.
+//! `--verify` checks every answer as it arrives against the request it answers ([`check`]:
+//! its status, its body, and on each connection no hour's counter going down), tallies what
+//! the server accepted (POSTs answered `204`) per hour and checks, at the end, that `GET`
+//! for every touched hour answers exactly that ([`verify`]).
 //!
-//! Exit status: 0 success, 1 verify found a difference, 2 bad flags, cannot connect, or no
-//! request got an answer.
+//! Exit status:
+//! - 0: success;
+//! - 1: with `--verify`, anything wrong: a difference at the end, a wrong answer, a transport
+//!   or protocol error, or a request without an answer (a client that checks every answer
+//!   fails on all of them; without `--verify` they only show in the report);
+//! - 2: bad flags, cannot connect, or no request got an answer.
 //!
 //! Here `main` only wires the run: [`flags`] (the command line) → [`plan`] (the shared plan
 //! and schedule) → client threads of [`closed_loop`] or [`open_loop`], which send requests of
@@ -32,6 +38,7 @@
 //! The hour arithmetic, the answer format ([`hourtally::counts::Counts`]) and the hour labels
 //! come from the `hourtally` library.
 
+mod check;
 mod closed_loop;
 mod conn;
 mod epoll;
@@ -137,7 +144,11 @@ fn main() -> ExitCode {
     let mut diffs = 0;
     if args.verify {
         diffs = verify::verify(&plan, &stats.expected, stats.errors.lost_posts);
-        if diffs > 0 {
+        let wrong = verify::wrongs(&stats, diffs);
+        if wrong.is_empty() {
+            println!("verify: passed: every answer right, no transport error, no request lost");
+        } else {
+            println!("verify: FAILED: {}", wrong.join(", "));
             code = ExitCode::from(1);
         }
     }

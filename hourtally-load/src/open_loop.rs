@@ -17,11 +17,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::check::Checker;
 use crate::conn::{connect, Fail, Reader, RECONNECT_GIVE_UP};
 use crate::epoll::{self, Epoll};
 use crate::lag::Prober;
 use crate::mix::{Pick, Req, Rng, Stamp};
 use crate::plan::Plan;
+use crate::response::Framing;
 use crate::stats::{record, Stats};
 
 /// The token of the prober's connection (the others carry their index in the thread).
@@ -44,6 +46,8 @@ struct Conn {
     rng: Rng,
     failing_since: Option<Instant>,
     gave_up: bool,
+    /// --verify: what this connection's answers have shown so far.
+    checker: Checker,
 }
 
 /// One client thread of the open loop: its connections, their epoll and its results.
@@ -80,6 +84,7 @@ pub fn open_loop(plan: Arc<Plan>, rate: f64, idxs: Vec<u32>, probe: bool) -> Sta
             rng: Rng::new(plan.seed, u64::from(idx)),
             failing_since: None,
             gave_up: false,
+            checker: Checker::default(),
         })
         .collect();
     let prober = if probe {
@@ -326,10 +331,17 @@ impl Driver<'_> {
                 Err(_) => return Err(Fail::Read),
             };
             let arrived = Instant::now();
-            while let Some(a) = conn.reader.buffered()? {
+            // The answer is to the request in flight (one at a time), which tells its framing.
+            let framing =
+                |conn: &Conn| conn.inflight.map_or(Framing::Body, |(r, _)| r.op.framing());
+            while let Some(a) = conn.reader.buffered(framing(conn))? {
                 let Some((req, _)) = conn.inflight.take() else {
                     return Err(Fail::Protocol("an answer to no request"));
                 };
+                if plan.verify {
+                    conn.checker
+                        .check_answer(&req, &a, &conn.reader, &mut self.stats);
+                }
                 self.stats.replied(plan, &req, a.status, arrived);
                 plan.answered.fetch_add(1, Ordering::Relaxed);
                 if req.probe {
@@ -364,6 +376,7 @@ impl Driver<'_> {
         }
         conn.reader.clear();
         conn.out.clear();
+        conn.checker.reset();
     }
 
     fn lose(&mut self, req: &Req) {

@@ -19,6 +19,8 @@ pub struct Plan {
     pub connections: u32,
     pub pipeline: u32,
     pub post_share: f64,
+    /// Share of requests that are a HEAD, a range of hours or `/metrics` (`--other-share`).
+    pub other_share: f64,
     pub current_share: f64,
     pub click_share: f64,
     pub users: u64,
@@ -64,6 +66,7 @@ impl Plan {
             connections: args.connections,
             pipeline: args.pipeline,
             post_share: args.post_share,
+            other_share: args.other_share,
             current_share: args.current_share,
             click_share: args.click_share,
             users: args.users,

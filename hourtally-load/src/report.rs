@@ -9,6 +9,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::flags::Args;
+use crate::mix::{Op, OP_NAMES};
 use crate::plan::Plan;
 use crate::stats::Stats;
 
@@ -73,6 +74,8 @@ pub struct Header {
     open_loop: bool,
     /// Visibility probes (`--lag-every`).
     lag_every: bool,
+    /// Every answer checked (`--verify`).
+    verify: bool,
 }
 
 impl Header {
@@ -89,12 +92,13 @@ impl Header {
         };
         let config = format!(
             "addr={} connections={} pipeline={} threads={threads} {length} warmup={}s \
-             post_share={} current_share={} click_share={} users={} rate={} seed={} verify={} timeout={}s spin_us={} lag_every={} lag_hours_back={}",
+             post_share={} other_share={} current_share={} click_share={} users={} rate={} seed={} verify={} timeout={}s spin_us={} lag_every={} lag_hours_back={}",
             args.addr,
             args.connections,
             args.pipeline,
             args.warmup,
             args.post_share,
+            args.other_share,
             args.current_share,
             args.click_share,
             args.users,
@@ -112,6 +116,7 @@ impl Header {
             config,
             open_loop: args.rate.is_some(),
             lag_every: args.lag_every > 0,
+            verify: args.verify,
         }
     }
 }
@@ -129,6 +134,8 @@ pub struct Summary {
     cpu_pct: Option<f64>,
     /// `--lag-every`: the visibility lag's probes seen, p50 and p99, µs.
     visibility: Option<(u64, u64, u64)>,
+    /// `--verify`: every answer was checked (else `wrong_answers` is `n/a`).
+    verify: bool,
 }
 
 impl Summary {
@@ -140,7 +147,8 @@ impl Summary {
         });
         format!(
             "RESULT rps={:.0} requests={} p50_us={} p90_us={} p99_us={} p999_us={} \
-             max_us={} errors={} lost={} unsent={} non2xx={} verify_diffs={diffs} client_cpu_pct={}{lag}",
+             max_us={} errors={} lost={} unsent={} non2xx={} verify_diffs={diffs} wrong_answers={} \
+             client_cpu_pct={}{lag}",
             self.rps,
             stats.answered,
             self.p50,
@@ -152,6 +160,11 @@ impl Summary {
             e.lost,
             e.unsent,
             self.non2xx,
+            if self.verify {
+                stats.wrong.to_string()
+            } else {
+                "n/a".to_string()
+            },
             self.cpu_pct
                 .map_or("n/a".to_string(), |p| format!("{p:.0}"))
         )
@@ -265,6 +278,13 @@ pub fn print(
             e.unsent
         );
     }
+    // HEAD, ranges and /metrics (--other-share): then what the mix held, by kind.
+    if stats.by_op[Op::Head.index()..].iter().any(|&n| n > 0) {
+        let _ = writeln!(out, "answers by request");
+        for (name, n) in OP_NAMES.iter().zip(stats.by_op) {
+            let _ = writeln!(out, "  {name:<22}{n}");
+        }
+    }
     let _ = writeln!(out, "answers by status");
     for (code, &n) in stats.status.iter().enumerate() {
         if n > 0 || matches!(code, 200 | 204 | 503) {
@@ -284,6 +304,16 @@ pub fn print(
         e.protocol_why.map_or(String::new(), |w| format!(": {w}")),
         e.lost
     );
+    if header.verify {
+        let _ = writeln!(
+            out,
+            "wrong answers {} (every answer checked against its request, warm-up included)",
+            stats.wrong
+        );
+        for w in &stats.wrong_shown {
+            let _ = writeln!(out, "  wrong: {w}");
+        }
+    }
     // Client CPU over the whole run (warm-up included), % of one core.
     let cpu_pct = cpu.map(|c| 100.0 * c.as_secs_f64() / wall.as_secs_f64().max(1e-9));
     if let (Some(cpu), Some(pct)) = (cpu, cpu_pct) {
@@ -312,5 +342,6 @@ pub fn print(
         non2xx,
         cpu_pct,
         visibility,
+        verify: header.verify,
     }
 }

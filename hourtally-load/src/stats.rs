@@ -1,5 +1,6 @@
 //! A client thread's results, merged at the end: latency and send-lag histograms, replies
-//! by status, transport errors and lost requests, and what `--verify` expects.
+//! by status, transport errors and lost requests, what `--verify` expects, and the wrong
+//! answers it found.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use hourtally::event::MILLIS_PER_HOUR;
 
 use crate::conn::Fail;
 use crate::expected::Expected;
-use crate::mix::{Op, Req};
+use crate::mix::{Op, Req, OP_NAMES};
 use crate::plan::Plan;
 
 /// Transport errors and requests without a reply.
@@ -75,6 +76,11 @@ impl Probes {
     }
 }
 
+/// How many wrong answers the report shows (all are counted).
+pub const WRONG_SHOWN: usize = 5;
+/// How many bytes of a wrong answer its description shows.
+const WRONG_BYTES_SHOWN: usize = 300;
+
 /// Largest value recorded, µs (one hour); larger ones count as this.
 const HIST_MAX_US: u64 = MILLIS_PER_HOUR * 1000;
 
@@ -104,6 +110,8 @@ pub struct Stats {
     pub probes: Probes,
     /// Measured answers by status code.
     pub status: Vec<u64>,
+    /// Measured answers by kind of request ([`crate::mix::OP_NAMES`]).
+    pub by_op: [u64; OP_NAMES.len()],
     /// Measured answers.
     pub answered: u64,
     /// When the last measured answer arrived.
@@ -111,6 +119,12 @@ pub struct Stats {
     pub errors: Errors,
     /// --verify: what the server accepted.
     pub expected: Expected,
+    /// --verify: answers, warm-up included, that were wrong for their request (see
+    /// [`crate::check`]).
+    pub wrong: u64,
+    /// At most [`WRONG_SHOWN`] of them (the first of each client thread, in thread order):
+    /// the request, why, and the answer's bytes.
+    pub wrong_shown: Vec<String>,
 }
 
 impl Stats {
@@ -121,10 +135,32 @@ impl Stats {
             visibility: new_histogram(),
             probes: Probes::default(),
             status: vec![0; 1000],
+            by_op: [0; OP_NAMES.len()],
             answered: 0,
             last: None,
             errors: Errors::default(),
             expected: Expected::default(),
+            wrong: 0,
+            wrong_shown: Vec::new(),
+        }
+    }
+
+    /// Counts a wrong answer to `req`, `why` it is wrong and its bytes `raw` (shown, lossily
+    /// and cut to a few hundred bytes, for the first [`WRONG_SHOWN`]).
+    pub fn wrong_answer(&mut self, req: &Req, why: &str, raw: &[u8]) {
+        self.wrong += 1;
+        if self.wrong_shown.len() < WRONG_SHOWN {
+            let shown = &raw[..raw.len().min(WRONG_BYTES_SHOWN)];
+            let cut = if shown.len() < raw.len() {
+                format!(" (first {} of {} bytes)", shown.len(), raw.len())
+            } else {
+                String::new()
+            };
+            self.wrong_shown.push(format!(
+                "{}: {why}; the answer: {:?}{cut}",
+                req.describe(),
+                String::from_utf8_lossy(shown)
+            ));
         }
     }
 
@@ -142,6 +178,7 @@ impl Stats {
         if plan.measuring(req.t0) {
             record(&mut self.latency, arrived.saturating_duration_since(req.t0));
             self.status[usize::from(status)] += 1;
+            self.by_op[req.op.index()] += 1;
             self.answered += 1;
             if self.last.is_none_or(|l| l < arrived) {
                 self.last = Some(arrived);
@@ -186,6 +223,9 @@ impl Stats {
         for (a, b) in self.status.iter_mut().zip(&o.status) {
             *a += b;
         }
+        for (a, b) in self.by_op.iter_mut().zip(&o.by_op) {
+            *a += b;
+        }
         self.answered += o.answered;
         self.last = match (self.last, o.last) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -193,5 +233,9 @@ impl Stats {
         };
         self.errors.merge(&o.errors);
         self.expected.merge(o.expected);
+        self.wrong += o.wrong;
+        let room = WRONG_SHOWN.saturating_sub(self.wrong_shown.len());
+        self.wrong_shown
+            .extend(o.wrong_shown.into_iter().take(room));
     }
 }

@@ -1,5 +1,6 @@
 //! `--verify`: after the run, GET every hour the run touched and compare the counts with
-//! what the server accepted ([`Expected`]).
+//! what the server accepted ([`Expected`]); and what, of all `--verify` found, fails the run
+//! ([`wrongs`]).
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -12,6 +13,8 @@ use hourtally::counts::Counts;
 use crate::conn::{connect, Reader};
 use crate::expected::Expected;
 use crate::plan::Plan;
+use crate::response::Framing;
+use crate::stats::Stats;
 
 /// The verify step waits this long for the server to apply what it accepted.
 const VERIFY_WAIT: Duration = Duration::from_secs(5);
@@ -52,7 +55,7 @@ impl Probe<'_> {
                 continue;
             }
             let mut t = Instant::now();
-            match self.reader.next_reply(stream, &mut t) {
+            match self.reader.next_reply(stream, &mut t, Framing::Body) {
                 Ok(a) => {
                     let body = self.reader.body(&a).to_vec();
                     if a.close {
@@ -77,6 +80,23 @@ impl Probe<'_> {
         }
         Err(last_err)
     }
+}
+
+/// What went wrong in a `--verify` run (empty: nothing), each as a few words: differences
+/// at the end (`diffs`), wrong answers, transport errors, requests without an answer. Any of
+/// them makes the run fail.
+pub fn wrongs(stats: &Stats, diffs: u64) -> Vec<String> {
+    let e = &stats.errors;
+    [
+        (diffs, "hours differ at the end"),
+        (stats.wrong, "wrong answers"),
+        (e.transport(), "transport errors"),
+        (e.lost, "requests without an answer"),
+    ]
+    .into_iter()
+    .filter(|&(n, _)| n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect()
 }
 
 /// Checks every hour of `expected` (waiting up to [`VERIFY_WAIT`] for the server to catch
@@ -141,4 +161,30 @@ pub fn verify(plan: &Plan, expected: &Expected, lost_posts: u64) -> u64 {
     }
     println!("verify: {} hours, {diffs} differences", hours.len());
     diffs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verified_run_fails_on_a_difference_a_wrong_answer_a_transport_error_or_a_lost_request() {
+        let mut stats = Stats::new();
+        assert!(wrongs(&stats, 0).is_empty(), "a clean run passes");
+        assert_eq!(wrongs(&stats, 2), ["2 hours differ at the end"]);
+        stats.wrong = 1;
+        assert_eq!(wrongs(&stats, 0), ["1 wrong answers"]);
+        stats.wrong = 0;
+        stats.errors.protocol = 3;
+        assert_eq!(wrongs(&stats, 0), ["3 transport errors"]);
+        stats.errors.protocol = 0;
+        stats.errors.lost = 4;
+        assert_eq!(wrongs(&stats, 0), ["4 requests without an answer"]);
+        stats.errors.unsent = 5;
+        stats.errors.lost = 0;
+        assert!(
+            wrongs(&stats, 0).is_empty(),
+            "open loop: requests still queued when the run's time is up are not an error"
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! Smoke test of the load generator: the real `hourtally-load` binary drives the real
-//! `hourtally` binary over loopback for a few seconds, with `--verify`, closed loop with
-//! pipelining and open loop (`--rate`, with visibility probes). It must exit 0, get 204s,
-//! and find that every hour it touched (the probes' hour among them) reads exactly what the
+//! `hourtally` binary (in its default configuration: a worker per CPU) over loopback for a
+//! few seconds, with `--verify`, closed loop with pipelining and open loop (`--rate`, with
+//! visibility probes), with and without the HEADs, ranges and `/metrics` of
+//! `--other-share`. It must exit 0, get 204s, find every answer right as it arrives, and
+//! find that every hour it touched (the probes' hour among them) reads exactly what the
 //! server accepted.
 //!
 //! The server binary is not built by `cargo test -p hourtally-load`: run `cargo build --bins`
@@ -80,7 +82,37 @@ fn check(status: ExitStatus, out: &str) {
         .filter(|l| l.starts_with("RESULT "))
         .unwrap_or_else(|| panic!("no RESULT last line in\n{out}"));
     assert!(result.contains(" errors=0 "), "{result}");
-    assert!(result.contains(" verify_diffs=0"), "{result}");
+    assert!(result.contains(" lost=0 "), "{result}");
+    assert!(result.contains(" verify_diffs=0 "), "{result}");
+    assert!(result.contains(" wrong_answers=0 "), "{result}");
+    assert!(
+        out.contains("\nwrong answers 0 (every answer checked"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nverify: passed: every answer right"),
+        "{out}"
+    );
+}
+
+/// The count of answers to `kind` in the `answers by request` table (--other-share).
+fn answers_to(out: &str, kind: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(kind)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{kind}` line in\n{out}"))
+}
+
+/// Every kind of request was sent and answered.
+fn check_every_kind_answered(out: &str) {
+    for kind in [
+        "POST /analytics ",
+        "GET /analytics ",
+        "HEAD /analytics ",
+        "GET /analytics/hours ",
+        "GET /metrics ",
+    ] {
+        assert!(answers_to(out, kind) > 0, "no {kind} in\n{out}");
+    }
 }
 
 #[test]
@@ -105,6 +137,54 @@ fn closed_loop_pipelined_verifies() {
     );
     check(status, &out);
     assert!(out.contains("\nrequests      20000\n"), "{out}");
+}
+
+#[test]
+fn closed_loop_pipelined_with_heads_ranges_and_metrics_finds_every_answer_right() {
+    let server = TestServer::start(&[]);
+    let (status, out) = run_load(
+        &server,
+        &[
+            "--verify",
+            "--duration",
+            "2",
+            "--connections",
+            "8",
+            "--pipeline",
+            "16",
+            "--other-share",
+            "0.2",
+            "--users",
+            "500",
+            "--no-progress",
+        ],
+    );
+    check(status, &out);
+    check_every_kind_answered(&out);
+}
+
+#[test]
+fn open_loop_with_heads_ranges_and_metrics_finds_every_answer_right() {
+    let server = TestServer::start(&[]);
+    let (status, out) = run_load(
+        &server,
+        &[
+            "--verify",
+            "--rate",
+            "2000",
+            "--duration",
+            "2",
+            "--connections",
+            "4",
+            "--other-share",
+            "0.3",
+            "--users",
+            "500",
+            "--no-progress",
+        ],
+    );
+    check(status, &out);
+    check_every_kind_answered(&out);
 }
 
 /// The value of `key=` in the RESULT line.
