@@ -38,6 +38,10 @@ cargo build --bins --workspace --exclude loom-tests
 echo "==> cargo test (the workspace's default members: the server and hourtally-load)"
 cargo test
 
+echo "==> the release binaries, then a client that checks every answer against the server in its default configuration (scripts/verify-load.sh)"
+cargo build --release --bins --workspace --exclude loom-tests
+scripts/verify-load.sh
+
 echo "==> schemathesis against the real binary (README.md, OpenAPI)"
 scripts/schemathesis.sh
 
