@@ -44,7 +44,8 @@ pub fn start(
             .spawn(move || {
                 crate::thread::enter_writer(idle);
                 let mut ring_writer = RingWriter::new(ring);
-                let journal = data.as_ref().map(|data| {
+                let mut data = data;
+                let journal = data.as_mut().map(|data| {
                     recover(data, policy, snapshot_every, health, &mut ring_writer)
                         .with_segment_bytes(segment_bytes)
                         .with_waiters(waiters)
@@ -76,19 +77,17 @@ pub fn start(
 /// journal that cannot be read ends the process (exit 1) with the reason: serving with part
 /// of the acknowledged events missing would answer wrong counts.
 fn recover(
-    data: &DataDir,
+    data: &mut DataDir,
     policy: FsyncPolicy,
     snapshot_every: Option<Duration>,
     health: Arc<JournalHealth>,
     ring_writer: &mut RingWriter,
 ) -> Journal {
     let started = std::time::Instant::now();
+    let dir = data.path().to_path_buf();
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
-        tracing::error!(data_dir = %data.path().display(), error = %e, "cannot recover: {what}");
-        eprintln!(
-            "hourtally: cannot recover {what} in {}: {e}",
-            data.path().display()
-        );
+        tracing::error!(data_dir = %dir.display(), error = %e, "cannot recover: {what}");
+        eprintln!("hourtally: cannot recover {what} in {}: {e}", dir.display());
         std::process::exit(1);
     };
     let snapshots = data.path().join("snapshots");
@@ -112,12 +111,15 @@ fn recover(
         ring_writer.apply(e);
     }) {
         Ok((journal, recovery)) => {
+            if let Err(e) = data.stamp() {
+                fail("the data directory's meta", &e);
+            }
             ring_writer.publish();
             if let Some((bytes, why)) = &recovery.cut {
                 tracing::warn!(bytes, reason = %why, "journal: cut off a torn or corrupt tail (never applied)");
             }
             tracing::info!(
-                data_dir = %data.path().display(),
+                data_dir = %dir.display(),
                 snapshot_covers = from,
                 segments = recovery.segments,
                 events = recovery.events,

@@ -551,3 +551,38 @@ fn a_journal_cut_back_behind_its_snapshot_starts_from_the_snapshot() {
     let s = TestServer::start(&args);
     assert_eq!(s.counts(ts), (11, acked, 1));
 }
+
+/// Issue 20, item 5: `LOCK` removed from under a running server used to let a second server
+/// share the directory (both acknowledged events, one journal lost them). The directory
+/// itself is locked now.
+#[test]
+fn removing_lock_from_under_a_running_server_still_refuses_a_second_one() {
+    let dir = DataDir::new("lock-removed");
+    let s = TestServer::start(&["--data-dir", dir.arg()]);
+    std::fs::remove_file(dir.0.join("LOCK")).expect("rm LOCK");
+    let (code, err) = refused(&dir, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("another hourtally server"), "{err}");
+    assert_eq!(s.get("/healthz").status, 200);
+}
+
+/// Issue 20, item 5: with `meta` missing, a start that fails (a snapshot of another ring)
+/// used to write `meta` anyway, after which neither retention started. A failed start
+/// writes nothing, and the right flags start with every event.
+#[test]
+fn a_failed_start_on_a_directory_without_meta_writes_nothing() {
+    let dir = DataDir::new("meta-missing");
+    let ts = now_ms();
+    let s = TestServer::start(&["--data-dir", dir.arg()]);
+    assert_eq!(post_pipelined(&s, ts, 40, 8), 40);
+    assert!(s.terminate().0.success());
+    std::fs::remove_file(dir.0.join("meta")).expect("rm meta");
+    let (code, err) = refused(&dir, &["--retention-hours", "24"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(!dir.0.join("meta").exists(), "the failed start wrote meta");
+    let s = TestServer::start(&["--data-dir", dir.arg()]);
+    assert_eq!(s.counts(ts), (8, 40, 0));
+    assert!(s.terminate().0.success());
+    let meta = std::fs::read_to_string(dir.0.join("meta")).expect("meta");
+    assert!(meta.contains("retention_hours=48"), "{meta}");
+}

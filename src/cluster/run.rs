@@ -43,6 +43,12 @@ pub fn start(
 ) -> io::Result<(Arc<Service>, JoinHandle<RingWriter>, Running)> {
     let flags = &config.cluster;
     let node = node_id(flags, data.as_ref().map(|d| d.path()))?;
+    // A cluster's directory holds only the lock and the node id (state comes from the
+    // stream), so it is stamped as soon as the node id is known.
+    let mut data = data;
+    if let Some(data) = data.as_mut() {
+        data.stamp()?;
+    }
     let boot = random_u64();
     let state = Arc::new(ClusterState::default());
     let feed_ingest = Arc::new(Ingest::new(config.queue_capacity));

@@ -32,23 +32,50 @@ pub enum DataDirError {
     BadMeta(PathBuf),
 }
 
-/// An open, locked data directory. The lock is released when this is dropped (or the
+/// An open, locked data directory. The locks are released when this is dropped (or the
 /// process exits, however it exits).
 #[derive(Debug)]
 pub struct DataDir {
     path: PathBuf,
-    /// Holds the `flock` on `LOCK`.
+    /// Holds the `flock` on `LOCK`: what an older build checks.
     _lock: File,
+    /// Holds the `flock` on the directory itself, which no one can unlink from under a
+    /// running server (removing `LOCK` used to let a second server share the directory).
+    _dir_lock: File,
+    /// `meta` was missing: [`stamp`](Self::stamp) writes it once the start has succeeded,
+    /// so a start that fails leaves the directory as it found it.
+    unstamped: bool,
+    retention_hours: u32,
+}
+
+/// Takes an exclusive `flock` on `file` without waiting: `Ok(false)` if another holds it.
+fn try_lock(file: &File) -> io::Result<bool> {
+    // SAFETY: `flock` reads no memory of ours; the fd is `file`'s, open for the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(e)
+    }
 }
 
 impl DataDir {
     /// Opens (creating if missing) and locks `path` for a ring of `retention_hours` slots.
+    /// A missing `meta` is not written here: see [`stamp`](Self::stamp).
     pub fn open(path: &Path, retention_hours: u32) -> Result<DataDir, DataDirError> {
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| DataDirError::Io { path, source }
         };
         fs::create_dir_all(path).map_err(io_err(path))?;
+        let dir_lock = File::open(path).map_err(io_err(path))?;
+        if !try_lock(&dir_lock).map_err(io_err(path))? {
+            return Err(DataDirError::Locked(path.to_path_buf()));
+        }
         let lock_path = path.join("LOCK");
         let lock = OpenOptions::new()
             .create(true)
@@ -56,35 +83,39 @@ impl DataDir {
             .write(true)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        // SAFETY: `flock` reads no memory of ours; the fd is `lock`'s, open for the call.
-        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            return Err(if e.kind() == io::ErrorKind::WouldBlock {
-                DataDirError::Locked(path.to_path_buf())
-            } else {
-                DataDirError::Io {
-                    path: lock_path,
-                    source: e,
-                }
-            });
+        if !try_lock(&lock).map_err(io_err(&lock_path))? {
+            return Err(DataDirError::Locked(path.to_path_buf()));
         }
         let meta_path = path.join("meta");
-        match fs::read_to_string(&meta_path) {
-            Ok(text) => check_meta(&meta_path, &text, retention_hours)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                write_meta(path, retention_hours).map_err(io_err(&meta_path))?;
+        let unstamped = match fs::read_to_string(&meta_path) {
+            Ok(text) => {
+                check_meta(&meta_path, &text, retention_hours)?;
+                false
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
             Err(e) => return Err(io_err(&meta_path)(e)),
-        }
+        };
         Ok(DataDir {
             path: path.to_path_buf(),
             _lock: lock,
+            _dir_lock: dir_lock,
+            unstamped,
+            retention_hours,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes `meta` if it was missing: called once recovery has succeeded, so that a
+    /// start refused for another reason writes nothing.
+    pub fn stamp(&mut self) -> io::Result<()> {
+        if self.unstamped {
+            write_meta(&self.path, self.retention_hours)?;
+            self.unstamped = false;
+        }
+        Ok(())
     }
 }
 

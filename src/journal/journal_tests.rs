@@ -293,9 +293,36 @@ fn a_second_server_on_a_locked_directory_is_refused() {
 }
 
 #[test]
+fn removing_lock_from_under_a_server_does_not_let_a_second_one_in() {
+    let dir = TempDir::new();
+    let first = DataDir::open(&dir.0, 48).expect("first");
+    fs::remove_file(dir.0.join("LOCK")).expect("rm LOCK");
+    let second = DataDir::open(&dir.0, 48).expect_err("the directory itself is locked");
+    assert!(matches!(second, DataDirError::Locked(_)), "{second}");
+    drop(first);
+    DataDir::open(&dir.0, 48).expect("free again");
+}
+
+#[test]
+fn a_start_that_fails_before_its_stamp_writes_no_meta() {
+    let dir = TempDir::new();
+    // Opened, then the start fails (say, the snapshot is of another ring): no stamp.
+    drop(DataDir::open(&dir.0, 24).expect("open"));
+    assert!(!dir.0.join("meta").exists());
+    // So the right flags still start, and stamp it.
+    let mut data = DataDir::open(&dir.0, 48).expect("open with the right retention");
+    data.stamp().expect("stamp");
+    drop(data);
+    let meta = fs::read_to_string(dir.0.join("meta")).expect("meta");
+    assert!(meta.contains("retention_hours=48"), "{meta}");
+}
+
+#[test]
 fn a_directory_of_another_capacity_or_version_is_refused() {
     let dir = TempDir::new();
-    drop(DataDir::open(&dir.0, 48).expect("new"));
+    let mut first = DataDir::open(&dir.0, 48).expect("new");
+    first.stamp().expect("stamp");
+    drop(first);
     let err = DataDir::open(&dir.0, 24).expect_err("other retention");
     assert!(err.to_string().contains("--retention-hours 48"), "{err}");
     fs::write(

@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! hourtally-data/
-//!   LOCK                       flock'd while a server runs: a second one refuses to start
-//!   meta                       format version and --retention-hours (checked at start)
+//!   LOCK                       flock'd while a server runs (so is the directory itself):
+//!                              a second one refuses to start
+//!   meta                       format version and --retention-hours (checked at start;
+//!                              written once the first start has succeeded)
 //!   journal/00000000000000000000.htj   segments, named by their first event's position
 //! ```
 //!
