@@ -45,6 +45,22 @@ fn main() -> ExitCode {
         signal,
         "stopping: answering requests taken, then draining the queue"
     );
+    // A stop waits for the disk to take every event answered 204; a second signal gives up
+    // on what it has not taken (and the exit code says so).
+    let journal = server.service().journal.clone();
+    if let Some(journal) = journal.clone() {
+        let spawned = std::thread::Builder::new()
+            .name("hourtally-signals".into())
+            .spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    tracing::warn!(signal, "second stop signal: giving up on the disk");
+                    journal.give_up();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot watch for a second stop signal");
+        }
+    }
     let report = server.shutdown();
     if let Ok(reporter) = reporter {
         reporter.stop();
@@ -56,5 +72,13 @@ fn main() -> ExitCode {
         unclosed_connections = report.unclosed_connections,
         "stopped"
     );
+    let lost = journal.map_or(0, |j| j.lost());
+    if lost > 0 {
+        tracing::error!(lost, "stopped having lost {lost} events answered 204");
+        eprintln!(
+            "hourtally: stopped having lost {lost} events answered 204: the disk did not take them"
+        );
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }

@@ -369,15 +369,9 @@ impl Drop for SmallDisk {
     }
 }
 
-/// A full disk: POSTs get 503 with the reason while journal writes fail, reads go on, and it
-/// heals by itself when space returns; nothing answered 204 is lost by it.
-#[test]
-fn a_full_disk_refuses_posts_and_heals_when_space_returns() {
-    let disk = SmallDisk::mount("full-disk", "64k");
-    let data = disk.0 .0.join("data");
-    let data = data.to_str().expect("utf-8");
-    let ts = now_ms();
-    let s = TestServer::start(&["--data-dir", data]);
+/// POSTs clicks of new users at `ts` until one is refused with 503 (the disk is full);
+/// returns the 204s and the refusal.
+fn fill_the_disk(s: &TestServer, ts: u64) -> (u64, common::Response) {
     let mut acked = 0u64;
     let mut refused = None;
     let mut c = s.connect();
@@ -398,7 +392,19 @@ fn a_full_disk_refuses_posts_and_heals_when_space_returns() {
             break;
         }
     }
-    let refused = refused.expect("the disk never filled");
+    (acked, refused.expect("the disk never filled"))
+}
+
+/// A full disk: POSTs get 503 with the reason while journal writes fail, reads go on, and it
+/// heals by itself when space returns; nothing answered 204 is lost by it.
+#[test]
+fn a_full_disk_refuses_posts_and_heals_when_space_returns() {
+    let disk = SmallDisk::mount("full-disk", "64k");
+    let data = disk.0 .0.join("data");
+    let data = data.to_str().expect("utf-8");
+    let ts = now_ms();
+    let s = TestServer::start(&["--data-dir", data]);
+    let (acked, refused) = fill_the_disk(&s, ts);
     refused.assert_reason(503, "cannot write to its disk");
     assert_eq!(refused.header("Retry-After"), Some("1"));
     assert!(acked > 1000, "{acked}");
@@ -585,4 +591,74 @@ fn a_failed_start_on_a_directory_without_meta_writes_nothing() {
     assert!(s.terminate().0.success());
     let meta = std::fs::read_to_string(dir.0.join("meta")).expect("meta");
     assert!(meta.contains("retention_hours=48"), "{meta}");
+}
+
+/// Issue 20, item 4: a graceful stop while the disk is full used to exit at once, losing
+/// the events answered 204 that the disk had not taken (16 to 1 264 in three runs). It waits
+/// for the disk, says so, and stops with every one of them once space returns.
+#[test]
+fn a_graceful_stop_on_a_full_disk_waits_for_space_and_loses_nothing() {
+    let disk = SmallDisk::mount("stop-full", "64k");
+    let data = disk.0 .0.join("data");
+    let data = data.to_str().expect("utf-8");
+    let ts = now_ms();
+    let mut s = TestServer::start(&["--data-dir", data]);
+    let (acked, _) = fill_the_disk(&s, ts);
+    s.signal("TERM");
+    let waiting = s
+        .wait_for_line("disk refuses events answered 204", Duration::from_secs(10))
+        .expect("the stop never said it waits for the disk");
+    assert!(s.running(), "stopped on a full disk: {waiting}");
+    disk.grow("8m");
+    let (status, lines) = s.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status} {lines:?}");
+    let s = TestServer::start(&["--data-dir", data]);
+    assert_eq!(s.counts(ts), (acked, acked, 0));
+}
+
+/// Issue 20, item 4: only a second signal gives up on a full disk; the exit is then
+/// non-zero, and says how many events answered 204 were lost: exactly those missing after
+/// a restart.
+#[test]
+fn a_second_signal_gives_up_on_a_full_disk_and_says_how_many_were_lost() {
+    let disk = SmallDisk::mount("stop-give-up", "64k");
+    let data = disk.0 .0.join("data");
+    let data = data.to_str().expect("utf-8");
+    let ts = now_ms();
+    let s = TestServer::start(&["--data-dir", data]);
+    let (acked, _) = fill_the_disk(&s, ts);
+    s.signal("TERM");
+    s.wait_for_line("disk refuses events answered 204", Duration::from_secs(10))
+        .expect("the stop never said it waits for the disk");
+    s.signal("TERM");
+    let (status, lines) = s.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{lines:?}");
+    let said = lines
+        .iter()
+        .find(|l| l.contains("stopped having lost"))
+        .unwrap_or_else(|| panic!("no loss line in {lines:?}"));
+    let lost: u64 = said
+        .split("lost ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {said}"));
+    assert!(lost > 0 && lost <= acked, "{said}");
+    disk.grow("8m");
+    let s = TestServer::start(&["--data-dir", data]);
+    assert_eq!(s.counts(ts), (acked - lost, acked - lost, 0));
+}
+
+/// Issue 20, item 4: a snapshot's temporary file, left by a crash or a full disk, is
+/// removed at start (it took room the journal needed, forever).
+#[test]
+fn an_unfinished_snapshot_file_is_removed_at_start() {
+    let dir = DataDir::new("snapshot-tmp");
+    let s = TestServer::start(&["--data-dir", dir.arg()]);
+    assert!(s.terminate().0.success());
+    let tmp = dir.0.join("snapshots").join("00000000000000000007.hts.tmp");
+    std::fs::write(&tmp, b"half a snapshot").expect("write");
+    let s = TestServer::start(&["--data-dir", dir.arg()]);
+    assert!(!tmp.exists(), "the unfinished snapshot is still there");
+    assert!(s.terminate().0.success());
 }

@@ -52,6 +52,8 @@ pub const SEGMENT_BYTES: u64 = 64 << 20;
 /// Most bytes of failed writes kept in memory to retry; past it, events are lost (and
 /// counted): by then POSTs have long been refused.
 pub const MAX_PENDING_BYTES: usize = 64 << 20;
+/// While a stop waits for the disk, one WARN per this long says so.
+pub const STOP_WARN_EVERY: Duration = Duration::from_secs(5);
 /// Default `--fsync-interval`.
 pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -80,6 +82,9 @@ pub struct JournalHealth {
     bytes: AtomicU64,
     /// `fdatasync` calls since start.
     syncs: AtomicU64,
+    /// Set by a second stop signal: a stop that waits for the disk gives up on what it could
+    /// not write (and counts it in `lost`).
+    give_up: AtomicBool,
 }
 
 impl JournalHealth {
@@ -98,6 +103,25 @@ impl JournalHealth {
             self.bytes.load(Ordering::Relaxed),
             self.syncs.load(Ordering::Relaxed),
         )
+    }
+
+    /// Events answered `204` that will never be counted: dropped past
+    /// [`MAX_PENDING_BYTES`], or given up at a stop. `main` exits non-zero when any were.
+    pub fn lost(&self) -> u64 {
+        // Relaxed: read after the writer thread was joined (or as a statistic).
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// A stop that waits for the disk should give up now (a second stop signal).
+    pub fn give_up(&self) {
+        // Relaxed: a request polled by the writer between retries; nothing is published
+        // through it.
+        self.give_up.store(true, Ordering::Relaxed);
+    }
+
+    fn giving_up(&self) -> bool {
+        // Relaxed: see `give_up`.
+        self.give_up.load(Ordering::Relaxed)
     }
 
     fn add(counter: &AtomicU64, n: u64) {
@@ -347,16 +371,39 @@ impl Sink for Journal {
     }
 
     fn finish(&mut self) {
-        self.write_pending();
-        self.sync();
+        // Every event here was answered 204: a stop does not end while the disk refuses
+        // them. It retries, says so every STOP_WARN_EVERY, and gives up only when told to
+        // (a second signal), counting what it gave up.
+        let mut warned: Option<Instant> = None;
+        loop {
+            self.write_pending();
+            self.sync();
+            if self.pending.is_empty() && !self.unsynced {
+                break;
+            }
+            let waiting = record::count_events(&self.pending);
+            if self.health.giving_up() {
+                JournalHealth::add(&self.health.lost, waiting);
+                tracing::error!(
+                    events = waiting,
+                    "journal: stopping without writing {waiting} events answered 204 (told to \
+                     give up on the disk): they are lost"
+                );
+                break;
+            }
+            if warned.is_none_or(|at| at.elapsed() >= STOP_WARN_EVERY) {
+                tracing::warn!(
+                    events = waiting,
+                    "journal: stopping, but the disk refuses events answered 204; retrying \
+                     until it takes them. Free space, or send a second SIGTERM or Ctrl-C to \
+                     give up on them (they will be lost)"
+                );
+                warned = Some(Instant::now());
+            }
+            std::thread::sleep(crate::writer::STALLED_NAP);
+        }
         self.snapshots.stop();
         self.collect_snapshots();
-        if !self.pending.is_empty() {
-            tracing::error!(
-                pending_bytes = self.pending.len(),
-                "journal: stopping with writes that still fail; these events are lost"
-            );
-        }
     }
 
     fn stalled(&self) -> bool {

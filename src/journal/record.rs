@@ -87,6 +87,17 @@ pub fn first_seq(bytes: &[u8]) -> Option<u64> {
     (bytes.len() >= HEADER_BYTES).then(|| u64_at(bytes, 8))
 }
 
+/// The events in `bytes`, whole groups this process encoded (read from their headers).
+pub fn count_events(bytes: &[u8]) -> u64 {
+    let (mut at, mut events) = (0, 0u64);
+    while at + HEADER_BYTES <= bytes.len() {
+        let count = u32_at(bytes, at + 4) as usize;
+        events += count as u64;
+        at += HEADER_BYTES + count * RECORD_BYTES;
+    }
+    events
+}
+
 /// Reads the group at the start of `bytes`.
 pub fn decode_group(bytes: &[u8]) -> Result<Group, GroupError> {
     if bytes.len() < HEADER_BYTES {

@@ -184,13 +184,39 @@ pub fn write(dir: &Path, image: &RingImage) -> io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
     let path = dir.join(file_name(image.covered));
     let tmp = dir.join(format!("{}.tmp", file_name(image.covered)));
-    let mut f = File::create(&tmp)?;
-    f.write_all(&encode(image))?;
-    f.sync_all()?;
-    drop(f);
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(&encode(image))?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // A full disk: give its room back to the journal (the file is of no use half-written).
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     fs::rename(&tmp, &path)?;
     File::open(dir)?.sync_all()?;
     Ok(path)
+}
+
+/// Removes the temporary files of snapshots that were never finished (a crash, or a disk
+/// that filled up while one was written): they hold nothing the journal lacks, and take
+/// room it may need. Called at start, before any snapshot is written. Returns how many.
+pub fn remove_unfinished(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "tmp") {
+                    fs::remove_file(&path)?;
+                    removed += 1;
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    Ok(removed)
 }
 
 /// The positions of the snapshots in `dir`, oldest first.

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use super::snapshot;
 use crate::ring::RingImage;
 
+/// At most one "snapshot failed" ERROR per this long; it counts the failures since the last.
+pub(super) const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// What the snapshot thread reports: the position written and how long it took, or why not.
 type Written = Result<(u64, u64, Duration), String>;
 
@@ -29,6 +32,9 @@ pub(super) struct Snapshots {
     in_flight: Option<u64>,
     /// Positions of the snapshots on disk, oldest first.
     on_disk: Vec<u64>,
+    /// Failures since the last one logged, and when that was: a disk that stays full fails
+    /// every attempt, and one ERROR per [`FAILURE_LOG_EVERY`] says so.
+    failures: (u64, Option<Instant>),
     to_thread: Option<mpsc::Sender<RingImage>>,
     from_thread: mpsc::Receiver<Written>,
     thread: Option<JoinHandle<()>>,
@@ -37,6 +43,13 @@ pub(super) struct Snapshots {
 impl Snapshots {
     pub(super) fn new(dir: PathBuf, every: Option<Duration>) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
+        let unfinished = snapshot::remove_unfinished(&dir)?;
+        if unfinished > 0 {
+            tracing::info!(
+                files = unfinished,
+                "snapshots: removed unfinished temporary files"
+            );
+        }
         let on_disk = snapshot::list(&dir)?;
         let (to_thread, images) = mpsc::channel::<RingImage>();
         let (results, from_thread) = mpsc::channel::<Written>();
@@ -61,6 +74,7 @@ impl Snapshots {
             last_at: Instant::now(),
             in_flight: None,
             on_disk,
+            failures: (0, None),
             to_thread: Some(to_thread),
             from_thread,
             thread: Some(thread),
@@ -119,7 +133,19 @@ impl Snapshots {
                     written = true;
                 }
                 Err(why) => {
-                    tracing::error!(reason = %why, "snapshot failed; the journal is kept whole")
+                    self.failures.0 += 1;
+                    if self
+                        .failures
+                        .1
+                        .is_none_or(|at| at.elapsed() >= FAILURE_LOG_EVERY)
+                    {
+                        tracing::error!(
+                            reason = %why,
+                            failures = self.failures.0,
+                            "snapshot failed; the journal is kept whole"
+                        );
+                        self.failures = (0, Some(Instant::now()));
+                    }
                 }
             }
         }

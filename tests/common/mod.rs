@@ -183,20 +183,36 @@ impl TestServer {
 
     /// Sends SIGTERM and waits (bounded) for the exit; returns the status and what the server
     /// printed after start-up.
-    pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+    pub fn terminate(self) -> (ExitStatus, Vec<String>) {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(20))
+    }
+
+    /// Sends signal `name` (`TERM`, `INT`, ...) and returns at once.
+    pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(ok.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// Waits up to `timeout` for the exit (panics past it); returns the status and what the
+    /// server printed after start-up (and after any line a `wait_for_line` consumed).
+    pub fn wait_exit(mut self, timeout: Duration) -> (ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 break status;
             }
             assert!(
                 Instant::now() < deadline,
-                "server did not exit after SIGTERM"
+                "server did not exit within {timeout:?}"
             );
             std::thread::sleep(Duration::from_millis(10));
         };
