@@ -44,6 +44,9 @@ struct Entry {
     tail: [u8; TAIL_MAX],
 }
 
+// ARCHITECTURE.md ("Memory per connection") gives this size.
+const _: () = assert!(std::mem::size_of::<[Entry; WAYS]>() == 768);
+
 /// No GET names this hour: the largest timestamp (year 9999) is hour 70 389 527.
 const NO_HOUR: u32 = u32::MAX;
 
