@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 # Tools the integration tests drive: curl and ApacheBench (real clients), taskset (pins a
 # server to one core), nats-server (the cluster tests run real JetStream clusters), python3's
 # venv (schemathesis), Chromium and chromedriver (tests/dashboard.rs drives the dashboard in
-# headless Chromium over WebDriver; it fails without them).
+# headless Chromium over WebDriver; it fails without them), fuse3 (fusermount3: the power-loss
+# filesystem of tests/powercut.rs mounts with mount(2) as root and unmounts through it
+# otherwise; it needs /dev/fuse, and no C library: the `fuser` crate is built without libfuse).
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
@@ -17,6 +19,7 @@ command -v mount >/dev/null 2>&1 || need+=(mount)
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 # schemathesis runs in a venv (scripts/schemathesis.sh); Debian's python3 needs python3-venv
 # (ensurepip) for that.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3 python3-venv)
