@@ -71,7 +71,7 @@ impl DataDir {
             let path = path.to_path_buf();
             move |source| DataDirError::Io { path, source }
         };
-        fs::create_dir_all(path).map_err(io_err(path))?;
+        create_dir_durable(path).map_err(io_err(path))?;
         let dir_lock = File::open(path).map_err(io_err(path))?;
         if !try_lock(&dir_lock).map_err(io_err(path))? {
             return Err(DataDirError::Locked(path.to_path_buf()));
@@ -117,6 +117,37 @@ impl DataDir {
         }
         Ok(())
     }
+}
+
+/// Creates `path` and its missing parents, each one's entry synced in its own parent: every
+/// journal write synced inside a directory is lost with it if a power loss takes the
+/// directory's own entry (POSIX makes a new entry durable only by an fsync of its parent).
+/// The parent of a directory that was already there is synced too (an earlier start may have
+/// died between making it and syncing), unless it may not be read.
+fn create_dir_durable(path: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(path);
+    while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(dir);
+        at = dir.parent();
+    }
+    fs::create_dir_all(path)?;
+    for dir in missing.iter().rev() {
+        sync_parent(dir)?;
+    }
+    match sync_parent(path) {
+        Err(e) if missing.is_empty() && e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+        other => other,
+    }
+}
+
+/// Syncs the directory that holds `path` (`.` for a bare name).
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
 }
 
 fn check_meta(path: &Path, text: &str, wanted: u32) -> Result<(), DataDirError> {
