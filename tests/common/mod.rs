@@ -41,6 +41,24 @@ impl TestServer {
     }
 
     fn start_with(cpus: Option<&str>, args: &[&str]) -> Self {
+        Self::launch(cpus, args, None).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Starts the server, or says why it did not start (the server refused, or never said it
+    /// was ready), with everything it wrote to stderr, instead of panicking. Its stderr goes
+    /// into `stderr` as it comes, also once it runs.
+    pub fn try_start(
+        args: &[&str],
+        stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    ) -> Result<Self, String> {
+        Self::launch(None, args, Some(stderr))
+    }
+
+    fn launch(
+        cpus: Option<&str>,
+        args: &[&str],
+        capture: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+    ) -> Result<Self, String> {
         let bin = env!("CARGO_BIN_EXE_hourtally");
         let mut cmd = match cpus {
             Some(cpus) => {
@@ -58,9 +76,38 @@ impl TestServer {
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(if capture.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            });
         let mut child = cmd.spawn().expect("start hourtally");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr_done = match (capture.clone(), child.stderr.take()) {
+            (Some(into), Some(mut pipe)) => Some(std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    into.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_str(&text);
+                }
+            })),
+            _ => None,
+        };
+        // Ends a start that failed: no server left behind, and its stderr (all of it: the
+        // process is gone, so the reader ends) in the reason.
+        let give_up = |mut child: Child, why: String| -> Result<Self, String> {
+            let _ = child.kill();
+            let status = child.wait();
+            let mut why = format!("{why} (exit: {status:?})");
+            if let (Some(done), Some(text)) = (stderr_done, &capture) {
+                let _ = done.join();
+                why.push_str("; its stderr: ");
+                why.push_str(&text.lock().unwrap_or_else(|e| e.into_inner()));
+            }
+            Err(why)
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -76,9 +123,10 @@ impl TestServer {
             .and_then(|a| a.parse().ok());
         let Some(addr) = addr else {
             // Never leave a server behind a failed start.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("no start-up line with addr= from the server: {first:?}");
+            return give_up(
+                child,
+                format!("no start-up line with addr= from the server: {first:?}"),
+            );
         };
         // The writer replays the journal (if any) before it serves: wait for its `ready`.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -89,18 +137,19 @@ impl TestServer {
                 Ok(line) if line.contains(" ready") => break,
                 Ok(line) => early.push(line),
                 Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("the server never said it was ready; it said {early:?}");
+                    return give_up(
+                        child,
+                        format!("the server never said it was ready; it said {early:?}"),
+                    );
                 }
             }
         }
-        TestServer {
+        Ok(TestServer {
             child,
             addr,
             lines: rx,
             early,
-        }
+        })
     }
 
     /// Lines the server printed between its start-up line and `ready` (the recovery's).
