@@ -34,10 +34,12 @@ const CUTS: usize = 6;
 const CLIENTS: usize = 3;
 /// POSTs a client writes at once.
 const DEPTH: usize = 64;
-/// The kill comes this long after the clients start, at least…
-const MIN_LOAD: Duration = Duration::from_millis(100);
-/// …and less than this.
-const MAX_LOAD: Duration = Duration::from_millis(1300);
+/// The kill comes at a random moment in `SHORT_LOAD` after the clients start in even rounds
+/// (before the server's first snapshot, due 1 s after its start)…
+const SHORT_LOAD: (Duration, Duration) = (Duration::from_millis(100), Duration::from_millis(1000));
+/// …and in `LONG_LOAD` in odd rounds (after one: a snapshot synced and renamed while journal
+/// writes may not be).
+const LONG_LOAD: (Duration, Duration) = (Duration::from_millis(1000), Duration::from_millis(2600));
 /// A client's pause between batches: the load stays a few ten thousand events a second, so
 /// the replays after each cut (a debug build) keep the test short.
 const PACE: Duration = Duration::from_millis(2);
@@ -151,6 +153,8 @@ struct Figures {
     journal_behind_snapshot: usize,
     /// Starts that cut off a torn tail.
     torn_tails: usize,
+    /// Starts that restored a snapshot (then replayed the journal after it).
+    from_snapshot: usize,
 }
 
 /// Checks every hour a start can read: the new ones (first read now) against what their
@@ -246,11 +250,21 @@ fn run_policy(policy: &str, rng: &mut Rng) -> Figures {
             .iter()
             .filter(|l| l.contains("cut off a torn or corrupt tail"))
             .count();
+        f.from_snapshot += early
+            .iter()
+            .filter(|l| l.contains(" recovered "))
+            .filter(|l| common::log_field(l, "snapshot_covers").is_some_and(|c| c != "0"))
+            .count();
         check_hours(policy, &s, &mut hours, &mut f);
         if round == CUTS {
             break;
         }
-        let load = rng.between(MIN_LOAD, MAX_LOAD);
+        let (lo, hi) = if round % 2 == 0 {
+            SHORT_LOAD
+        } else {
+            LONG_LOAD
+        };
+        let load = rng.between(lo, hi);
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {
                 // Hours 1.. before now, one per client and round: inside the admitted window.
@@ -288,14 +302,15 @@ fn power_losses_under_load_lose_only_what_each_fsync_policy_allows_and_never_ref
         let f = run_policy(policy, &mut rng);
         println!(
             "{policy:>8}: {} cuts, {} acknowledged, {} lost (oldest answered {:?} before its \
-             cut), {} counted unacknowledged, {} starts refused, {} journals behind their \
-             snapshot, {} torn tails",
+             cut), {} counted unacknowledged, {} starts refused, {} from a snapshot, {} \
+             journals behind their snapshot, {} torn tails",
             f.cuts,
             f.acknowledged,
             f.lost,
             f.oldest_lost,
             f.unacknowledged_counted,
             f.refused_starts,
+            f.from_snapshot,
             f.journal_behind_snapshot,
             f.torn_tails
         );

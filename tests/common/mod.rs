@@ -99,8 +99,10 @@ impl TestServer {
         // process is gone, so the reader ends) in the reason.
         let give_up = |mut child: Child, why: String| -> Result<Self, String> {
             let _ = child.kill();
-            let status = child.wait();
-            let mut why = format!("{why} (exit: {status:?})");
+            let status = child
+                .wait()
+                .map_or_else(|e| e.to_string(), |s| s.to_string());
+            let mut why = format!("{why} ({status})");
             if let (Some(done), Some(text)) = (stderr_done, &capture) {
                 let _ = done.join();
                 why.push_str("; its stderr: ");
