@@ -34,6 +34,12 @@ impl TestServer {
         Self::start_with(None, args)
     }
 
+    /// Starts the server and returns as soon as it listens, without waiting for `ready`
+    /// (for a server that is not ready yet: recovering, or waiting for NATS).
+    pub fn start_unready(args: &[&str]) -> Self {
+        Self::launch(None, args)
+    }
+
     /// Starts the server confined to CPU 0 (`taskset -c 0`), so that its HTTP worker and its
     /// writer thread share one core.
     pub fn start_on_one_core(args: &[&str]) -> Self {
@@ -41,6 +47,26 @@ impl TestServer {
     }
 
     fn start_with(cpus: Option<&str>, args: &[&str]) -> Self {
+        let mut server = Self::launch(cpus, args);
+        // The writer replays the journal (if any) before it serves: wait for its `ready`.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match server.lines.recv_timeout(left) {
+                Ok(line) if line.contains(" ready") => break,
+                Ok(line) => server.early.push(line),
+                Err(_) => {
+                    let early = std::mem::take(&mut server.early);
+                    drop(server);
+                    panic!("the server never said it was ready; it said {early:?}");
+                }
+            }
+        }
+        server
+    }
+
+    /// Starts the server and waits (bounded) for its start-up line.
+    fn launch(cpus: Option<&str>, args: &[&str]) -> Self {
         let bin = env!("CARGO_BIN_EXE_hourtally");
         let mut cmd = match cpus {
             Some(cpus) => {
@@ -80,26 +106,11 @@ impl TestServer {
             let _ = child.wait();
             panic!("no start-up line with addr= from the server: {first:?}");
         };
-        // The writer replays the journal (if any) before it serves: wait for its `ready`.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut early = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains(" ready") => break,
-                Ok(line) => early.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("the server never said it was ready; it said {early:?}");
-                }
-            }
-        }
         TestServer {
             child,
             addr,
             lines: rx,
-            early,
+            early: Vec::new(),
         }
     }
 
