@@ -330,7 +330,8 @@ impl Service {
     /// ends the run (drops it) once its batch of requests is answered.
     ///
     /// `headers` are the request's; only routes that read one look at them (`Accept` on
-    /// `/analytics/hours`), so `/analytics` pays nothing for them.
+    /// `/analytics/hours`, `If-None-Match` on the dashboard's files), so `/analytics` pays
+    /// nothing for them.
     // Nine: the request (method, target, headers, framing), the connection's clock and
     // output, and what the batch carries from one request to the next (tally, run of
     // pushes). A struct to hold them would be built and torn down per request on the
@@ -413,11 +414,24 @@ impl Service {
             ) => Err(HttpError::ReadOnlyMethodNotAllowed.into()),
             // The dashboard and its files, last: bytes of the binary.
             _ => match assets::find(path) {
-                Some(asset) if matches!(method, Method::Get | Method::Head) => Ok(Answer {
-                    content_type: asset.content_type,
-                    extra_headers: asset.headers,
-                    ..Answer::text(Body::Static(asset.body))
-                }),
+                Some(file) if matches!(method, Method::Get | Method::Head) => {
+                    let not_modified = file.not_modified(
+                        headers
+                            .iter()
+                            .filter(|h| h.name.eq_ignore_ascii_case("if-none-match"))
+                            .map(|h| h.value),
+                    );
+                    Ok(Answer {
+                        status: if not_modified {
+                            Status::NotModified
+                        } else {
+                            Status::Ok
+                        },
+                        content_type: file.asset.content_type,
+                        extra_headers: file.headers.as_str(),
+                        body: Body::Static(if not_modified { b"" } else { file.asset.body }),
+                    })
+                }
                 Some(_) => Err(HttpError::ReadOnlyMethodNotAllowed.into()),
                 None => Err(HttpError::NotFound.into()),
             },
