@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use clap::builder::TypedValueParser as _;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
+use crate::cluster::AckMode;
 use crate::http::limits::{self, Limits, MAX_HEADERS_CAP};
 use crate::http::routes::{Admission, ADMISSION_MARGIN_HOURS};
 use crate::journal::FsyncPolicy;
@@ -96,11 +98,17 @@ pub struct Config {
 
     /// Directory of the journal (created if missing, locked while the server runs). A
     /// restart replays it: nothing answered 204 is lost by a graceful stop, and a crash loses
-    /// at most what --fsync allows.
+    /// at most what --fsync allows. Not with --ephemeral.
     #[arg(long, env = "HOURTALLY_DATA_DIR", default_value = "./hourtally-data")]
     pub data_dir: std::path::PathBuf,
 
-    /// Keep nothing on disk: a restart starts from zero counts (benchmarks, tests).
+    /// Whether `--data-dir` was given (on the command line or in its environment variable)
+    /// rather than left at its default: set by [`Config::from_args`], read by `validate`.
+    #[arg(skip)]
+    pub data_dir_given: bool,
+
+    /// Keep nothing on disk: a restart starts from zero counts (benchmarks, tests). Not with
+    /// --data-dir (or HOURTALLY_DATA_DIR).
     #[arg(long, env = "HOURTALLY_EPHEMERAL", default_value_t = false)]
     pub ephemeral: bool,
 
@@ -170,9 +178,52 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The flags of this process (and their environment variables), as [`Parser::parse`]
+    /// reads them (exiting with clap's message and code on a flag it refuses), and whether
+    /// `--data-dir` was given.
+    pub fn from_args() -> Self {
+        Self::try_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// [`from_args`](Self::from_args) over `args` (the first is the program's name).
+    pub fn try_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut config = Self::from_arg_matches(&matches)?;
+        config.data_dir_given = matches
+            .value_source("data_dir")
+            .is_some_and(|source| source != ValueSource::DefaultValue);
+        Ok(config)
+    }
+
     /// Checks what the flags' own ranges cannot: how they fit together. Returns the
     /// admission window they give, or the message to print (the binary exits with code 2).
     pub fn validate(&self) -> Result<Admission, String> {
+        if self.cluster.nats.iter().any(|url| url.trim().is_empty()) {
+            return Err(format!(
+                "--nats: an empty URL in {:?}; give one or more NATS URLs, comma-separated \
+                 (nats://host:4222), or leave --nats out for a single server",
+                self.cluster.nats.join(","),
+            ));
+        }
+        if self.ephemeral && self.data_dir_given {
+            return Err(format!(
+                "--ephemeral keeps nothing on disk, but --data-dir (or HOURTALLY_DATA_DIR) gives \
+                 {}: give one or the other",
+                self.data_dir.display(),
+            ));
+        }
+        if self.cluster.ack == AckMode::Local && !self.cluster.enabled() {
+            return Err(
+                "--ack local without --nats: --ack chooses what a 204 waits for in \
+                        cluster mode; give --nats too, or leave --ack out (a single server's \
+                        204 follows --fsync)"
+                    .to_owned(),
+            );
+        }
         let retention = self.retention_hours as u32;
         Admission::new(retention, self.max_future_hours).ok_or_else(|| {
             format!(
@@ -294,6 +345,52 @@ mod tests {
         assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "47"]).is_err());
         assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "48"]).is_ok());
         assert!(Config::try_parse_from(["hourtally", "--max-range-hours", "10001"]).is_err());
+    }
+
+    /// `validate` of these flags (after the program's name), parsed as the binary parses them.
+    fn validate(args: &[&str]) -> Result<Admission, String> {
+        let mut all = vec!["hourtally"];
+        all.extend_from_slice(args);
+        Config::try_from_args(all).expect("flags parse").validate()
+    }
+
+    #[test]
+    fn an_empty_nats_url_is_refused() {
+        for nats in ["", " ", "nats://127.0.0.1:4222,", ",nats://127.0.0.1:4222"] {
+            let err = validate(&["--nats", nats]).expect_err(nats);
+            assert!(err.starts_with("--nats: an empty URL"), "{nats:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        assert!(validate(&["--nats", "nats://a:4222,nats://b:4222"]).is_ok());
+        assert!(validate(&[]).is_ok());
+    }
+
+    #[test]
+    fn ephemeral_with_a_given_data_dir_is_refused_but_not_with_the_default() {
+        let err = validate(&["--ephemeral", "--data-dir", "/tmp/x"]).expect_err("refused");
+        assert!(
+            err.contains("--ephemeral") && err.contains("--data-dir") && err.contains("/tmp/x"),
+            "{err}"
+        );
+        // Given as its default's value: still given.
+        assert!(validate(&["--data-dir", "./hourtally-data", "--ephemeral"]).is_err());
+        assert!(validate(&["--ephemeral"]).is_ok());
+        assert!(validate(&["--data-dir", "/tmp/x"]).is_ok());
+        let c = Config::try_from_args(["hourtally"]).expect("parses");
+        assert!(!c.data_dir_given);
+        assert_eq!(c.data_dir, std::path::PathBuf::from("./hourtally-data"));
+    }
+
+    #[test]
+    fn ack_local_without_nats_is_refused() {
+        let err = validate(&["--ack", "local"]).expect_err("refused");
+        assert!(
+            err.contains("--ack local") && err.contains("--nats"),
+            "{err}"
+        );
+        assert!(validate(&["--ack", "local", "--nats", "nats://a:4222"]).is_ok());
+        // The default needs no cluster.
+        assert!(validate(&["--ack", "log"]).is_ok());
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! renders it with [`Counts::render`]; the load generator and the tests read it back with
 //! [`Counts::parse`], so the format is written down once.
 
+/// Bytes of the longest rendered body, three `u64::MAX`: `unique_users,` (13), `clicks,` (7)
+/// and `impressions,` (12), three times 20 digits and three newlines.
+pub const LONGEST_BODY: usize = 13 + 7 + 12 + 3 * 20 + 3;
+
 /// The counters of one hour.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Counts {
@@ -12,10 +16,10 @@ pub struct Counts {
     pub impressions: u64,
 }
 
-/// A rendered answer body, on the stack: the longest (three `u64::MAX`) is 93 bytes.
+/// A rendered answer body, on the stack: at most [`LONGEST_BODY`] (95) bytes.
 #[derive(Clone, Copy)]
 pub struct CountsBody {
-    buf: [u8; 96],
+    buf: [u8; LONGEST_BODY],
     len: usize,
 }
 
@@ -37,7 +41,7 @@ impl Counts {
     /// `unique_users,U\nclicks,C\nimpressions,I\n`, without allocating.
     pub fn render(&self) -> CountsBody {
         let mut body = CountsBody {
-            buf: [0; 96],
+            buf: [0; LONGEST_BODY],
             len: 0,
         };
         let mut put = |bytes: &[u8]| {
@@ -101,6 +105,16 @@ mod tests {
             Counts::default().render().as_bytes(),
             b"unique_users,0\nclicks,0\nimpressions,0\n"
         );
+    }
+
+    #[test]
+    fn the_longest_body_is_as_long_as_said() {
+        let max = Counts {
+            unique_users: u64::MAX,
+            clicks: u64::MAX,
+            impressions: u64::MAX,
+        };
+        assert_eq!(max.render().as_bytes().len(), LONGEST_BODY);
     }
 
     #[test]

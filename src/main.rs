@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use hourtally::config::Config;
 use hourtally::log::{self, RejectionReporter, REJECTION_SUMMARY_INTERVAL};
 use hourtally::server::Server;
@@ -13,7 +12,8 @@ use signal_hook::iterator::Signals;
 const EXIT_BAD_FLAGS: u8 = 2;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    // Not `Config::parse`: `validate` needs to know whether --data-dir was given.
+    let config = Config::from_args();
     if let Err(e) = log::init(&config.log_level, config.log_format) {
         eprintln!("hourtally: cannot set up logging: {e}");
         return ExitCode::from(EXIT_BAD_FLAGS);

@@ -12,6 +12,22 @@ fn start(capacity: usize) -> (Arc<Ingest>, Arc<Ring>, std::thread::JoinHandle<Ri
     (ingest, ring, std::thread::spawn(move || writer.run()))
 }
 
+/// Waits until `done` holds; fails naming `what` if it does not within [`DEADLINE`].
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting until {what}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Far longer than any of these waits takes on a loaded machine (microseconds), short
+/// enough that a lost wake-up fails the run instead of hanging it.
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[test]
 fn applies_every_pushed_event_and_stops_after_close() {
     let (ingest, ring, handle) = start(1024);
@@ -70,15 +86,16 @@ fn a_full_queue_refuses_and_loses_nothing() {
 fn a_parked_writer_wakes_for_a_single_event() {
     let (ingest, ring, handle) = start(16);
     // Let the writer go idle and park (it spins 16 turns with backoff, then yields 16 times).
-    while !ingest.idle.load(Ordering::SeqCst) {
-        std::thread::yield_now();
-    }
+    wait_until("the writer goes idle", || {
+        ingest.idle.load(Ordering::SeqCst)
+    });
     ingest
         .push(Event::new(5, 9, Kind::Impression))
         .expect("queue has room");
-    while ingest.applied() < 1 {
-        std::thread::yield_now();
-    }
+    // A lost wake-up leaves the writer parked for good: fail, do not hang.
+    wait_until("the parked writer wakes and applies the event", || {
+        ingest.applied() >= 1
+    });
     assert_eq!(ring.read(5).impressions, 1);
     ingest.close();
     handle.join().expect("writer panicked");

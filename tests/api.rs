@@ -248,6 +248,64 @@ fn flags_that_do_not_fit_together_are_refused_at_start() {
     }
 }
 
+/// Flags that contradict each other or say nothing (an empty NATS URL, a data directory for
+/// a server that keeps nothing on disk, an acknowledgement mode without a cluster) are
+/// refused at start: exit code 2 and one line on stderr naming the flags. A server that
+/// starts instead is killed after a few seconds and fails the test.
+#[test]
+fn contradictory_or_empty_flags_are_refused_at_start_with_one_line() {
+    let dir = std::env::temp_dir().join(format!("hourtally-refused-{}", std::process::id()));
+    let dir = dir.to_str().expect("utf-8 temp path");
+    for (args, names) in [
+        (&["--ephemeral", "--nats", ""][..], &["--nats"][..]),
+        (
+            &["--ephemeral", "--nats", "nats://127.0.0.1:4222,"],
+            &["--nats"],
+        ),
+        (
+            &["--ephemeral", "--data-dir", dir],
+            &["--ephemeral", "--data-dir"],
+        ),
+        (&["--ephemeral", "--ack", "local"], &["--ack", "--nats"]),
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hourtally"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run hourtally");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+            .expect("read stderr");
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(2),
+            "{args:?} started instead of being refused; stderr: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        for name in names {
+            assert!(err.contains(name), "{args:?}: {err} should name {name}");
+        }
+    }
+    assert!(
+        !std::path::Path::new(dir).exists(),
+        "a refused start made {dir}"
+    );
+}
+
 #[test]
 fn a_full_queue_is_503_with_retry_after_and_nothing_is_silently_dropped() {
     // One core, a queue of one event: pipelined POSTs outrun the writer.

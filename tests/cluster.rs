@@ -335,3 +335,46 @@ fn a_new_server_restores_the_newest_snapshot_and_replays_the_stream_after_it() {
     );
     assert_eq!(fresh_counts(&a, ts), want, "A");
 }
+
+/// A server that cannot reach NATS at start (every node of its cluster is down) is not
+/// ready, and its 503s say why: it waits for NATS; no journal is being replayed. Once NATS is
+/// back it catches up and serves.
+#[test]
+fn a_server_waiting_for_nats_at_start_says_so_in_its_503s_then_serves() {
+    let _serial = serial();
+    let mut nats = NatsCluster::start("late", 3);
+    for i in 0..nats.len() {
+        nats.kill9(i);
+    }
+    let args = cluster_args(&nats);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = TestServer::start_unready(&args);
+    let r = s.get("/readyz");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (503, "not ready: waiting for NATS\n"),
+        "{r:?}"
+    );
+    let ts = now_ms();
+    for r in [
+        s.get(&format!("/analytics?timestamp={ts}")),
+        s.post(&format!("/analytics?timestamp={ts}&user=a&click")),
+        s.get(&format!("/analytics/hours?from={ts}&to={ts}")),
+    ] {
+        r.assert_reason(503, "waiting for NATS");
+        assert!(!r.text().contains("journal"), "{r:?}");
+        assert_eq!(r.header("Retry-After"), Some("1"));
+    }
+    for i in 0..nats.len() {
+        nats.restart(i);
+    }
+    for i in 0..nats.len() {
+        nats.wait(i);
+    }
+    wait_until("the server is ready", Duration::from_secs(60), || {
+        s.get("/readyz").status == 200
+    });
+    let r = s.post(&format!("/analytics?timestamp={ts}&user=a&click"));
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(fresh_counts(&s, ts), (1, 1, 0));
+}

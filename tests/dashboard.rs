@@ -2,7 +2,8 @@
 //! (chromedriver, the `fantoccini` client) against the real binary. It loads the page, posts
 //! known events for the current hour and two earlier ones, and checks that the page shows
 //! those numbers for those hours within two refreshes, that the health panel moves, and that
-//! a 375 px wide viewport has no horizontal scroll. Screenshots go to target/test-artifacts/
+//! a 375 px wide viewport has no horizontal scroll, and that the browser reported no violation
+//! of the page's Content-Security-Policy. Screenshots go to target/test-artifacts/
 //! (`HOURTALLY_UPDATE_SCREENSHOT=1` also writes docs/dashboard.png for the README).
 //!
 //! Chromium and chromedriver are Debian's `chromium` and `chromium-driver`, which
@@ -209,6 +210,27 @@ async fn drive(server: &TestServer, base: &str, driver: &Driver) {
     })
     .await;
     assert_eq!(first["accepted"], "0", "{first}");
+    // The page works under its Content-Security-Policy (src/http/assets.rs): the browser
+    // reported no violation since the page began to load (a buffered ReportingObserver sees
+    // the reports of before it was made). A blocked script would also leave the numbers
+    // above unread; this also catches a blocked style sheet, icon or fetch.
+    let violations = client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               const seen = [];
+               const keep = reports => {
+                   for (const r of reports) {
+                       seen.push(r.body.effectiveDirective + " blocked " + r.body.blockedURL);
+                   }
+               };
+               const o = new ReportingObserver(keep, { types: ["csp-violation"], buffered: true });
+               o.observe();
+               setTimeout(() => { keep(o.takeRecords()); o.disconnect(); done(seen); }, 300);"#,
+            vec![],
+        )
+        .await
+        .expect("read the CSP reports");
+    assert_eq!(violations, json!([]), "CSP violations");
 
     // The load, as the browser saw it: navigation timing and the bytes of every file.
     let timing = js(

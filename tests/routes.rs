@@ -158,3 +158,75 @@ fn openapi_json_describes_every_route() {
     );
     assert!(head.body.is_empty());
 }
+
+/// The dashboard and its files: a Content-Security-Policy that allows only the server's own
+/// files (no inline code, no other origin, no framing), `X-Frame-Options: DENY`, `nosniff`,
+/// and an `ETag` per file: a request that names it (`If-None-Match`) gets `304 Not
+/// Modified` with no body and the same validators, so a reload downloads nothing again.
+#[test]
+fn the_dashboard_forbids_framing_and_foreign_content_and_revalidates_by_etag() {
+    let s = TestServer::start(&[]);
+    let mut tags = std::collections::BTreeSet::new();
+    for a in hourtally::http::assets::ASSETS {
+        let r = s.get(a.path);
+        assert_eq!(r.status, 200, "{}: {r:?}", a.path);
+        let csp = r.header("Content-Security-Policy").unwrap_or_default();
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(directive), "{}: {csp:?}", a.path);
+        }
+        assert!(!csp.contains("unsafe"), "{}: {csp:?}", a.path);
+        assert_eq!(r.header("X-Frame-Options"), Some("DENY"), "{}", a.path);
+        assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
+        let tag = r.header("ETag").unwrap_or_default().to_owned();
+        assert!(
+            tag.len() > 2 && tag.starts_with('"') && tag.ends_with('"'),
+            "{}: {tag:?}",
+            a.path
+        );
+        assert!(tags.insert(tag.clone()), "{}: {tag} twice", a.path);
+        let cache = r.header("Cache-Control").map(str::to_owned);
+        // The tag, alone, among others, weak, or `*`: not modified, for GET and HEAD.
+        for (method, value) in [
+            ("GET", tag.clone()),
+            ("GET", format!("\"other\", W/{tag}")),
+            ("HEAD", tag.clone()),
+            ("GET", "*".to_owned()),
+        ] {
+            let mut c = s.connect();
+            c.write(
+                format!(
+                    "{method} {} HTTP/1.1\r\nHost: t\r\nIf-None-Match: {value}\r\n\r\n\
+                     GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+                    a.path
+                )
+                .as_bytes(),
+            );
+            let r = c.response(true);
+            assert_eq!(r.status, 304, "{method} {} with {value}: {r:?}", a.path);
+            assert_eq!(r.header("ETag"), Some(tag.as_str()));
+            assert_eq!(r.header("Cache-Control").map(str::to_owned), cache);
+            assert_eq!(r.header("Content-Length"), None, "{r:?}");
+            // No body: the next answer on the connection follows at once.
+            assert_eq!(c.response(false).text(), "ok\n");
+        }
+        // Another tag, or a malformed one: the whole file.
+        for value in ["\"other\"", &tag[1..], "W/", ""] {
+            let r = s.send(
+                format!(
+                    "GET {} HTTP/1.1\r\nHost: t\r\nIf-None-Match: {value}\r\n\r\n",
+                    a.path
+                )
+                .as_bytes(),
+            );
+            assert_eq!(r.status, 200, "{} with {value:?}", a.path);
+            assert_eq!(r.body, a.body, "{}", a.path);
+        }
+    }
+}

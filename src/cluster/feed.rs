@@ -14,7 +14,7 @@ use crossbeam_queue::SegQueue;
 
 use super::state::ClusterState;
 use crate::event::Event;
-use crate::http::routes::Service;
+use crate::http::routes::{Service, Starting};
 use crate::ring::RingImage;
 use crate::sync::Arc;
 use crate::writer::Sink;
@@ -87,6 +87,7 @@ impl ClusterSink {
             service.set_ready();
             tracing::info!(applied_seq = self.through, "ready");
         } else {
+            service.set_starting(Starting::CatchingUp);
             tracing::info!(
                 from = self.through,
                 to = target,

@@ -19,15 +19,22 @@
 use super::date::Clock;
 use super::response::{self, AfterAnswer, TEXT_PLAIN};
 use super::status::Status;
-use crate::counts::Counts;
+use crate::counts::{Counts, LONGEST_BODY};
 
 /// Hours remembered per connection, direct-mapped by `hour % WAYS`: the current hour and
 /// the hours next to it, which are the ones read most.
 const WAYS: usize = 4;
 
-/// The longest tail: the `Content-Type` line (41 bytes), `Content-Length: 93` and its CRLF
-/// (20), the blank line (2) and the longest body (93).
-const TAIL_MAX: usize = 160;
+/// The longest tail: the `Content-Type` line (41 bytes), `Content-Length: 95` and its CRLF
+/// (20), the blank line (2) and the longest body (95): 158 bytes.
+const TAIL_MAX: usize = "Content-Type: ".len()
+    + TEXT_PLAIN.len()
+    + "\r\nContent-Length: ".len()
+    + 2
+    + "\r\n\r\n".len()
+    + LONGEST_BODY;
+// The `2` above: the longest body's length has two digits; `Entry` keeps lengths in a u8.
+const _: () = assert!(LONGEST_BODY >= 10 && LONGEST_BODY < 100 && TAIL_MAX <= u8::MAX as usize);
 
 /// The rendered tail of one hour's answer.
 #[derive(Clone, Copy)]
@@ -177,7 +184,9 @@ mod tests {
         let mut entry = Entry::EMPTY;
         entry.fill(7, max);
         assert!(entry.tail(false).ends_with(max.render().as_bytes()));
-        assert!(usize::from(entry.len) <= TAIL_MAX);
+        // Exactly: the longest answer fills the tail, so the bound is neither short nor loose.
+        assert_eq!(usize::from(entry.len), TAIL_MAX);
+        assert_eq!(TAIL_MAX, 158);
     }
 
     #[test]

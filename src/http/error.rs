@@ -4,6 +4,7 @@
 //! Each error's `Display` is the one line of plain text the client gets as the body. Query
 //! errors are the query module's own ([`QueryError`]); everything here is the edge's.
 
+use super::routes::Starting;
 use super::status::Status;
 use crate::query::QueryError;
 
@@ -20,8 +21,9 @@ pub enum RejectError {
     QueueFull,
     #[error("shutting down: the event was not taken, retry on another server")]
     ShuttingDown,
-    #[error("recovering: the server is replaying its journal; retry shortly")]
-    Recovering,
+    /// Not ready yet: the reason names what the server is doing.
+    #[error("{}", not_ready_reason(.0))]
+    Recovering(Starting),
     #[error("journal: the server cannot write to its disk; the event was not taken, retry later")]
     JournalFailing,
     #[error("log: the replicated log (NATS JetStream) is not taking events; the event was not taken, retry later")]
@@ -30,6 +32,22 @@ pub enum RejectError {
         "fresh: this server did not catch up with the log in time; retry, or read without fresh=1"
     )]
     NotFresh,
+}
+
+/// The reason a server gives while it is not ready, by what it is doing.
+fn not_ready_reason(phase: &Starting) -> &'static str {
+    match phase {
+        Starting::ReplayingJournal => {
+            "recovering: the server is replaying its journal; retry shortly"
+        }
+        Starting::WaitingForNats => {
+            "starting: the server is waiting for NATS (the replicated log); retry shortly"
+        }
+        Starting::CatchingUp => {
+            "catching up: the server is applying the replicated log up to where it stood at \
+             its start; retry shortly"
+        }
+    }
 }
 
 /// A request the HTTP layer refuses before any route sees it, or a route error.
@@ -197,7 +215,7 @@ impl ApiError {
                 RejectError::SealedHour => Reason::SealedHour,
                 RejectError::QueueFull => Reason::QueueFull,
                 RejectError::ShuttingDown => Reason::ShuttingDown,
-                RejectError::Recovering => Reason::Recovering,
+                RejectError::Recovering(_) => Reason::Recovering,
                 RejectError::JournalFailing => Reason::JournalFailing,
                 RejectError::LogFailing => Reason::LogFailing,
                 RejectError::NotFresh => Reason::NotFresh,
@@ -250,7 +268,7 @@ impl ApiError {
             ApiError::Reject(
                 RejectError::QueueFull
                 | RejectError::ShuttingDown
-                | RejectError::Recovering
+                | RejectError::Recovering(_)
                 | RejectError::JournalFailing
                 | RejectError::LogFailing
                 | RejectError::NotFresh,
@@ -269,7 +287,7 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_status_close_and_headers() {
-        let cases: [(ApiError, u16, bool, &str); 34] = [
+        let cases: [(ApiError, u16, bool, &str); 36] = [
             (QueryError::BoundMissing("from").into(), 400, false, ""),
             (QueryError::BoundEmpty("to").into(), 400, false, ""),
             (QueryError::BoundNotDigits("from").into(), 400, false, ""),
@@ -295,7 +313,19 @@ mod tests {
             ),
             (QueryError::FreshInvalid.into(), 400, false, ""),
             (
-                RejectError::Recovering.into(),
+                RejectError::Recovering(Starting::ReplayingJournal).into(),
+                503,
+                false,
+                "Retry-After: 1\r\n",
+            ),
+            (
+                RejectError::Recovering(Starting::WaitingForNats).into(),
+                503,
+                false,
+                "Retry-After: 1\r\n",
+            ),
+            (
+                RejectError::Recovering(Starting::CatchingUp).into(),
                 503,
                 false,
                 "Retry-After: 1\r\n",

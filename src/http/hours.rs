@@ -38,7 +38,8 @@ impl Format {
     /// The format the request's `Accept` values ask for: CSV when they name `text/csv` with
     /// a weight above zero and above that of `application/json` (if named at all); JSON
     /// otherwise, including for no `Accept`, wildcards, or types this route does not have
-    /// (a 406 would only get in the way of a client that takes JSON anyway).
+    /// (a 406 would only get in the way of a client that takes JSON anyway). A range whose
+    /// weight is malformed (see [`range_weight`]) weighs 0: it is never chosen.
     pub fn negotiate<'h>(accept: impl IntoIterator<Item = &'h [u8]>) -> Format {
         // Weights in thousandths (RFC 9110 §12.4.2 gives q at most three decimals).
         let (mut csv, mut json): (Option<u16>, Option<u16>) = (None, None);
@@ -53,16 +54,7 @@ impl Format {
                 } else {
                     continue;
                 };
-                let q = parts
-                    .filter_map(|p| {
-                        let p = p.trim_ascii();
-                        let (name, v) = p.split_at(p.iter().position(|&b| b == b'=')?);
-                        name.trim_ascii()
-                            .eq_ignore_ascii_case(b"q")
-                            .then(|| weight(&v[1..]))
-                    })
-                    .next_back()
-                    .unwrap_or(1000);
+                let q = range_weight(parts).unwrap_or(0);
                 *slot = Some(slot.map_or(q, |old| old.max(q)));
             }
         }
@@ -73,16 +65,38 @@ impl Format {
     }
 }
 
-/// A `q` value in thousandths: `1`, `0.5`, `0.125`; anything else counts as 0 (not
-/// acceptable), so a malformed weight never picks CSV.
-fn weight(v: &[u8]) -> u16 {
+/// The weight of one media range, from its parameters: 1000 when it gives none; `None`
+/// (malformed) when its `q` has no value or not a qvalue, or when it gives `q` twice.
+fn range_weight<'p>(params: impl Iterator<Item = &'p [u8]>) -> Option<u16> {
+    let mut q = None;
+    for p in params {
+        let p = p.trim_ascii();
+        let (name, value) = match p.iter().position(|&b| b == b'=') {
+            Some(eq) => (&p[..eq], Some(&p[eq + 1..])),
+            None => (p, None),
+        };
+        if !name.trim_ascii().eq_ignore_ascii_case(b"q") {
+            continue;
+        }
+        if q.is_some() {
+            return None;
+        }
+        q = Some(weight(value?)?);
+    }
+    Some(q.unwrap_or(1000))
+}
+
+/// A qvalue (RFC 9110 §12.4.2: `0`, `0.` and up to three digits, `1`, `1.` and up to three
+/// zeros) in thousandths: `1` is 1000, `0.5` is 500, `0.125` is 125; `None` for anything
+/// else, so that a malformed weight never picks CSV.
+fn weight(v: &[u8]) -> Option<u16> {
     let v = v.trim_ascii();
     let (int, frac) = match v.iter().position(|&b| b == b'.') {
         Some(dot) => (&v[..dot], &v[dot + 1..]),
         None => (v, &v[v.len()..]),
     };
     if frac.len() > 3 || !frac.iter().all(u8::is_ascii_digit) {
-        return 0;
+        return None;
     }
     let thousandths = frac
         .iter()
@@ -90,9 +104,9 @@ fn weight(v: &[u8]) -> u16 {
         .take(3)
         .fold(0u16, |t, &d| t * 10 + u16::from(d - b'0'));
     match int {
-        b"1" if thousandths == 0 => 1000,
-        b"0" => thousandths,
-        _ => 0,
+        b"1" if thousandths == 0 => Some(1000),
+        b"0" => Some(thousandths),
+        _ => None,
     }
 }
 

@@ -95,14 +95,41 @@ fn accept_picks_csv_only_when_it_is_preferred() {
 }
 
 #[test]
+fn a_malformed_or_repeated_weight_never_picks_csv() {
+    let pick = |values: &[&str]| Format::negotiate(values.iter().map(|v| v.as_bytes()));
+    use Format::*;
+    // A `q` without a value, or with an empty one, is no weight.
+    assert_eq!(pick(&["text/csv;q"]), Json);
+    assert_eq!(pick(&["text/csv; q"]), Json);
+    assert_eq!(pick(&["text/csv;q="]), Json);
+    assert_eq!(pick(&["text/csv;Q"]), Json);
+    // Not qvalues (RFC 9110 §12.4.2): signs, spaces inside, more than three decimals.
+    assert_eq!(pick(&["text/csv;q=+1"]), Json);
+    assert_eq!(pick(&["text/csv;q=0. 5"]), Json);
+    assert_eq!(pick(&["text/csv;q=1.0001"]), Json);
+    // A range that gives its weight twice is malformed, whichever comes last.
+    assert_eq!(pick(&["text/csv;q=0;q=1"]), Json);
+    assert_eq!(pick(&["text/csv;q=1;q=0.5"]), Json);
+    assert_eq!(pick(&["text/csv;q=1;q"]), Json);
+    // A malformed range of one header does not spoil a good one.
+    assert_eq!(pick(&["text/csv;q", "text/csv;q=0.5"]), Csv);
+    // Well-formed edges of the grammar still read.
+    assert_eq!(pick(&["text/csv;q=1."]), Csv);
+    assert_eq!(pick(&["text/csv;q=0.5;charset=utf-8"]), Csv);
+}
+
+#[test]
 fn weights_read_as_thousandths() {
-    assert_eq!(weight(b"1"), 1000);
-    assert_eq!(weight(b"1.000"), 1000);
-    assert_eq!(weight(b"0.5"), 500);
-    assert_eq!(weight(b"0.125"), 125);
-    assert_eq!(weight(b"0"), 0);
-    assert_eq!(weight(b"1.5"), 0);
-    assert_eq!(weight(b"2"), 0);
-    assert_eq!(weight(b""), 0);
-    assert_eq!(weight(b".5"), 0);
+    assert_eq!(weight(b"1"), Some(1000));
+    assert_eq!(weight(b"1.000"), Some(1000));
+    assert_eq!(weight(b"1."), Some(1000));
+    assert_eq!(weight(b"0.5"), Some(500));
+    assert_eq!(weight(b"0.125"), Some(125));
+    assert_eq!(weight(b"0"), Some(0));
+    assert_eq!(weight(b"1.5"), None);
+    assert_eq!(weight(b"2"), None);
+    assert_eq!(weight(b""), None);
+    assert_eq!(weight(b".5"), None);
+    assert_eq!(weight(b"0.1234"), None);
+    assert_eq!(weight(b"-0"), None);
 }

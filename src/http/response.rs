@@ -21,7 +21,8 @@ pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Appends one answer. `body` is sent unless `head_only` (HEAD), but its length is announced
-/// either way. A 204 carries neither `Content-Length` nor `Content-Type`.
+/// either way. A 204 or a 304 carries neither `Content-Length` nor `Content-Type`, and no
+/// body (a 304's headers are its 200's validators and cache lines: RFC 9110 §15.4.5).
 #[allow(clippy::too_many_arguments)]
 pub fn write(
     out: &mut Vec<u8>,
@@ -33,8 +34,9 @@ pub fn write(
     body: &[u8],
     head_only: bool,
 ) {
-    if status == Status::NoContent {
-        if after == AfterAnswer::KeepOpen && extra_headers.is_empty() {
+    if matches!(status, Status::NoContent | Status::NotModified) {
+        if status == Status::NoContent && after == AfterAnswer::KeepOpen && extra_headers.is_empty()
+        {
             // Every accepted POST on a keep-alive connection: one copy.
             out.extend_from_slice(clock.no_content());
             return;
@@ -141,6 +143,28 @@ mod tests {
             out,
             &b"HTTP/1.1 204 No Content\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
                Connection: close\r\nRetry-After: 1\r\n\r\n"[..]
+        );
+    }
+
+    #[test]
+    fn not_modified_has_its_headers_but_no_length_type_or_body() {
+        let mut out = Vec::new();
+        let mut clock = Clock::default();
+        clock.set(0);
+        write(
+            &mut out,
+            Status::NotModified,
+            AfterAnswer::KeepOpen,
+            &clock,
+            "ETag: \"1\"\r\n",
+            TEXT_PLAIN,
+            b"the file",
+            false,
+        );
+        assert_eq!(
+            out,
+            &b"HTTP/1.1 304 Not Modified\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
+               ETag: \"1\"\r\n\r\n"[..]
         );
     }
 

@@ -24,7 +24,7 @@ use crate::journal::JournalHealth;
 use crate::metrics::{Gauges, Metrics, Route, Tally};
 use crate::query;
 use crate::ring::Ring;
-use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::sync::{Arc, AtomicU32, Ordering};
 use crate::writer::{Ingest, PushError};
 
 /// The OpenAPI description of every route (`GET /openapi.json`), kept beside the routes it
@@ -83,6 +83,43 @@ impl Method {
     }
 }
 
+/// What a server that is not ready yet is doing: the reason its 503s and `/readyz` give.
+/// In the order a server goes through them (a server goes on to [`Service::set_ready`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Starting {
+    /// A single server replays its journal (after its newest snapshot).
+    ReplayingJournal = 0,
+    /// A cluster server waits for NATS: to connect, then to find the stream, the snapshot
+    /// bucket and the stream's last sequence.
+    WaitingForNats = 1,
+    /// A cluster server applies the stream, from its snapshot up to the stream's last
+    /// sequence as read at its start.
+    CatchingUp = 2,
+}
+
+/// [`Service`]'s readiness word once it is ready (past every [`Starting`] phase).
+const READY: u32 = 3;
+
+impl Starting {
+    /// `/readyz`'s answer during this phase: one line.
+    pub const fn readyz(self) -> &'static [u8] {
+        match self {
+            Starting::ReplayingJournal => b"not ready: replaying the journal\n",
+            Starting::WaitingForNats => b"not ready: waiting for NATS\n",
+            Starting::CatchingUp => b"not ready: catching up with the log\n",
+        }
+    }
+
+    fn from_word(word: u32) -> Option<Self> {
+        match word {
+            0 => Some(Starting::ReplayingJournal),
+            1 => Some(Starting::WaitingForNats),
+            2 => Some(Starting::CatchingUp),
+            _ => None,
+        }
+    }
+}
+
 /// Everything the routes share: the ring, the ingest path, limits, counters.
 #[derive(Debug)]
 pub struct Service {
@@ -96,9 +133,10 @@ pub struct Service {
     pub conns: Connections,
     /// Their read deadlines, by the same cells (`alarms`; the server's sweeper wakes them).
     pub alarms: Alarms<IoWaker>,
-    /// Set once the server has recovered its state (replayed its journal) and serves reads
-    /// and writes; until then `/analytics` answers 503.
-    ready: AtomicBool,
+    /// A [`Starting`] phase, or [`READY`] once the server has its state (replayed its
+    /// journal, or caught up with the cluster's log) and serves reads and writes; until then
+    /// `/analytics` answers 503 naming the phase. Only ever moves forward.
+    readiness: AtomicU32,
     /// The journal's health, when the server has one: POSTs get 503 while its writes fail.
     pub journal: Option<Arc<JournalHealth>>,
     /// With `--fsync always` (or `--ack log` in a cluster): where answered POSTs wait for
@@ -122,7 +160,7 @@ impl Service {
             metrics: Metrics::default(),
             conns: Connections::new(limits.max_connections),
             alarms: Alarms::new(limits.max_connections.max(1)),
-            ready: AtomicBool::new(false),
+            readiness: AtomicU32::new(Starting::ReplayingJournal as u32),
             journal: None,
             durable_waiters: None,
             durable_wait: super::conn::DURABLE_WAIT,
@@ -142,6 +180,7 @@ impl Service {
     ) -> Self {
         self.applied_from = applied_from;
         self.cluster = Some(edge);
+        self.set_starting(Starting::WaitingForNats);
         self.durable_wait = durable_wait;
         self
     }
@@ -160,15 +199,26 @@ impl Service {
 
     /// Marks the state recovered: `/analytics` is served and `/readyz` answers 200.
     pub fn set_ready(&self) {
-        // Release: pairs with `is_ready`'s Acquire; a request that sees `true` reads the ring
+        // Release: pairs with `starting`'s Acquire; a request that sees READY reads the ring
         // the recovery published (the ring's own seqlock orders it too; this keeps the
-        // argument local).
-        self.ready.store(true, Ordering::Release);
+        // argument local). `fetch_max`: readiness only moves forward.
+        self.readiness.fetch_max(READY, Ordering::Release);
+    }
+
+    /// Moves a server that is not ready yet on to `phase` (never back, never out of ready).
+    pub fn set_starting(&self, phase: Starting) {
+        // Release: as `set_ready`.
+        self.readiness.fetch_max(phase as u32, Ordering::Release);
+    }
+
+    /// What the server is doing before it is ready; `None` once it is.
+    pub fn starting(&self) -> Option<Starting> {
+        // Acquire: see `set_ready`.
+        Starting::from_word(self.readiness.load(Ordering::Acquire))
     }
 
     fn is_ready(&self) -> bool {
-        // Acquire: see `set_ready`.
-        self.ready.load(Ordering::Acquire)
+        self.starting().is_none()
     }
 
     fn is_stopping(&self) -> bool {
@@ -280,7 +330,8 @@ impl Service {
     /// ends the run (drops it) once its batch of requests is answered.
     ///
     /// `headers` are the request's; only routes that read one look at them (`Accept` on
-    /// `/analytics/hours`), so `/analytics` pays nothing for them.
+    /// `/analytics/hours`, `If-None-Match` on the dashboard's files), so `/analytics` pays
+    /// nothing for them.
     // Nine: the request (method, target, headers, framing), the connection's clock and
     // output, and what the batch carries from one request to the next (tally, run of
     // pushes). A struct to hold them would be built and torn down per request on the
@@ -305,9 +356,12 @@ impl Service {
             *producer = None;
         }
         // `/analytics` by its route, which was matched once already; every other path below.
-        let result = match (route, path, method) {
-            (Route::AnalyticsGet | Route::AnalyticsPost, ..) if !self.is_ready() => {
-                Err(RejectError::Recovering.into())
+        // Until the server is ready, `/analytics` and `/analytics/hours` answer 503 naming
+        // what it is doing.
+        let starting = self.starting();
+        let result = match (route, path, method, starting) {
+            (Route::AnalyticsGet | Route::AnalyticsPost, _, _, Some(phase)) => {
+                Err(RejectError::Recovering(phase).into())
             }
             (Route::AnalyticsGet, ..) => self
                 .get(query)
@@ -321,50 +375,63 @@ impl Service {
                     body: Body::Static(b""),
                 }
             }),
-            (_, b"/analytics", _) if !self.is_ready() => Err(RejectError::Recovering.into()),
-            (_, b"/analytics", _) => Err(HttpError::MethodNotAllowed.into()),
-            (_, b"/analytics/hours", Method::Get | Method::Head) if !self.is_ready() => {
-                Err(RejectError::Recovering.into())
+            (_, b"/analytics", _, Some(phase)) => Err(RejectError::Recovering(phase).into()),
+            (_, b"/analytics", ..) => Err(HttpError::MethodNotAllowed.into()),
+            (_, b"/analytics/hours", Method::Get | Method::Head, Some(phase)) => {
+                Err(RejectError::Recovering(phase).into())
             }
-            (_, b"/analytics/hours", Method::Get | Method::Head) => {
+            (_, b"/analytics/hours", Method::Get | Method::Head, None) => {
                 hours::answer(self, query, headers)
             }
-            (_, b"/healthz", Method::Get | Method::Head) => Ok(Answer::text(Body::Static(b"ok\n"))),
-            (_, b"/readyz", Method::Get | Method::Head) => {
-                if self.is_stopping() {
+            (_, b"/healthz", Method::Get | Method::Head, _) => {
+                Ok(Answer::text(Body::Static(b"ok\n")))
+            }
+            (_, b"/readyz", Method::Get | Method::Head, _) => {
+                let not_ready = |line| {
                     Ok(Answer {
                         status: Status::ServiceUnavailable,
-                        ..Answer::text(Body::Static(b"not ready: shutting down\n"))
+                        ..Answer::text(Body::Static(line))
                     })
-                } else if self.is_ready() {
-                    Ok(Answer::text(Body::Static(b"ready\n")))
-                } else {
-                    Ok(Answer {
-                        status: Status::ServiceUnavailable,
-                        ..Answer::text(Body::Static(b"not ready: recovering\n"))
-                    })
+                };
+                match starting {
+                    _ if self.is_stopping() => not_ready(b"not ready: shutting down\n"),
+                    Some(phase) => not_ready(phase.readyz()),
+                    None => Ok(Answer::text(Body::Static(b"ready\n"))),
                 }
             }
-            (_, b"/metrics", Method::Get | Method::Head) => Ok(Answer {
+            (_, b"/metrics", Method::Get | Method::Head, _) => Ok(Answer {
                 content_type: PROMETHEUS,
                 ..Answer::text(Body::Page(self.metrics.render(&self.gauges())))
             }),
-            (_, b"/openapi.json", Method::Get | Method::Head) => Ok(Answer {
+            (_, b"/openapi.json", Method::Get | Method::Head, _) => Ok(Answer {
                 content_type: "application/json",
                 ..Answer::text(Body::Static(OPENAPI))
             }),
             (
                 _,
                 b"/healthz" | b"/readyz" | b"/metrics" | b"/openapi.json" | b"/analytics/hours",
-                _,
+                ..,
             ) => Err(HttpError::ReadOnlyMethodNotAllowed.into()),
             // The dashboard and its files, last: bytes of the binary.
             _ => match assets::find(path) {
-                Some(asset) if matches!(method, Method::Get | Method::Head) => Ok(Answer {
-                    content_type: asset.content_type,
-                    extra_headers: asset.headers,
-                    ..Answer::text(Body::Static(asset.body))
-                }),
+                Some(file) if matches!(method, Method::Get | Method::Head) => {
+                    let not_modified = file.not_modified(
+                        headers
+                            .iter()
+                            .filter(|h| h.name.eq_ignore_ascii_case("if-none-match"))
+                            .map(|h| h.value),
+                    );
+                    Ok(Answer {
+                        status: if not_modified {
+                            Status::NotModified
+                        } else {
+                            Status::Ok
+                        },
+                        content_type: file.asset.content_type,
+                        extra_headers: file.headers.as_str(),
+                        body: Body::Static(if not_modified { b"" } else { file.asset.body }),
+                    })
+                }
                 Some(_) => Err(HttpError::ReadOnlyMethodNotAllowed.into()),
                 None => Err(HttpError::NotFound.into()),
             },

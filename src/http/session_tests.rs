@@ -230,7 +230,7 @@ fn while_recovering_analytics_is_503_and_readyz_says_why() {
     );
     assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
     assert!(
-        out.contains("Retry-After: 1\r\n") && out.contains("recovering"),
+        out.contains("Retry-After: 1\r\n") && out.contains("replaying its journal"),
         "{out}"
     );
     let (out, _) = feed_all(
@@ -238,12 +238,12 @@ fn while_recovering_analytics_is_503_and_readyz_says_why() {
         b"POST /analytics?timestamp=3600000000&user=a&click HTTP/1.1\r\nHost: x\r\n\r\n",
     );
     assert!(
-        out.starts_with("HTTP/1.1 503 ") && out.contains("recovering"),
+        out.starts_with("HTTP/1.1 503 ") && out.contains("replaying its journal"),
         "{out}"
     );
     let (out, _) = feed_all(&service, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(
-        out.starts_with("HTTP/1.1 503 ") && out.ends_with("not ready: recovering\n"),
+        out.starts_with("HTTP/1.1 503 ") && out.ends_with("not ready: replaying the journal\n"),
         "{out}"
     );
     let (out, _) = feed_all(&service, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -251,4 +251,62 @@ fn while_recovering_analytics_is_503_and_readyz_says_why() {
     service.set_ready();
     let (out, _) = feed_all(&service, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+}
+
+#[test]
+fn a_server_not_ready_names_its_phase_and_never_goes_back() {
+    use crate::http::routes::Starting;
+    let service = Service::new(
+        Arc::new(Ring::new(48)),
+        Arc::new(Ingest::new(1024)),
+        Limits::default(),
+        Admission::new(48, 1).expect("a window"),
+    );
+    for (phase, readyz, reason) in [
+        (
+            Starting::ReplayingJournal,
+            "not ready: replaying the journal\n",
+            "recovering: the server is replaying its journal",
+        ),
+        (
+            Starting::WaitingForNats,
+            "not ready: waiting for NATS\n",
+            "starting: the server is waiting for NATS",
+        ),
+        (
+            Starting::CatchingUp,
+            "not ready: catching up with the log\n",
+            "catching up: the server is applying the replicated log",
+        ),
+    ] {
+        service.set_starting(phase);
+        assert_eq!(service.starting(), Some(phase));
+        let (out, _) = feed_all(&service, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            out.starts_with("HTTP/1.1 503 ") && out.ends_with(readyz),
+            "{phase:?}: {out}"
+        );
+        for request in [
+            &b"GET /analytics?timestamp=3600000000 HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"POST /analytics?timestamp=3600000000&user=a&click HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /analytics/hours?from=0&to=0 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"PUT /analytics HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            let (out, _) = feed_all(&service, request);
+            assert!(
+                out.starts_with("HTTP/1.1 503 ")
+                    && out.contains("Retry-After: 1\r\n")
+                    && out.contains(reason),
+                "{phase:?}: {out}"
+            );
+        }
+    }
+    // Back to an earlier phase: no; out of ready: no.
+    service.set_starting(Starting::WaitingForNats);
+    assert_eq!(service.starting(), Some(Starting::CatchingUp));
+    service.set_ready();
+    service.set_starting(Starting::CatchingUp);
+    assert_eq!(service.starting(), None);
+    let (out, _) = feed_all(&service, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(out.ends_with("\r\n\r\nready\n"), "{out}");
 }

@@ -35,6 +35,7 @@ statuses! {
     Continue = 100 "Continue",
     Ok = 200 "OK",
     NoContent = 204 "No Content",
+    NotModified = 304 "Not Modified",
     BadRequest = 400 "Bad Request",
     NotFound = 404 "Not Found",
     MethodNotAllowed = 405 "Method Not Allowed",

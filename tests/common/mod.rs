@@ -34,6 +34,12 @@ impl TestServer {
         Self::start_with(None, args)
     }
 
+    /// Starts the server and returns as soon as it listens, without waiting for `ready`
+    /// (for a server that is not ready yet: recovering, or waiting for NATS).
+    pub fn start_unready(args: &[&str]) -> Self {
+        Self::launch(None, args, None, false).unwrap_or_else(|why| panic!("{why}"))
+    }
+
     /// Starts the server confined to CPU 0 (`taskset -c 0`), so that its HTTP worker and its
     /// writer thread share one core.
     pub fn start_on_one_core(args: &[&str]) -> Self {
@@ -41,7 +47,7 @@ impl TestServer {
     }
 
     fn start_with(cpus: Option<&str>, args: &[&str]) -> Self {
-        Self::launch(cpus, args, None).unwrap_or_else(|why| panic!("{why}"))
+        Self::launch(cpus, args, None, true).unwrap_or_else(|why| panic!("{why}"))
     }
 
     /// Starts the server, or says why it did not start (the server refused, or never said it
@@ -51,13 +57,16 @@ impl TestServer {
         args: &[&str],
         stderr: std::sync::Arc<std::sync::Mutex<String>>,
     ) -> Result<Self, String> {
-        Self::launch(None, args, Some(stderr))
+        Self::launch(None, args, Some(stderr), true)
     }
 
+    /// Starts the server (and waits, bounded, for its start-up line); with `wait_ready`, also
+    /// for its `ready` (the writer replays the journal, if any, before it serves).
     fn launch(
         cpus: Option<&str>,
         args: &[&str],
         capture: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+        wait_ready: bool,
     ) -> Result<Self, String> {
         let bin = env!("CARGO_BIN_EXE_hourtally");
         let mut cmd = match cpus {
@@ -130,19 +139,20 @@ impl TestServer {
                 format!("no start-up line with addr= from the server: {first:?}"),
             );
         };
-        // The writer replays the journal (if any) before it serves: wait for its `ready`.
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut early = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains(" ready") => break,
-                Ok(line) => early.push(line),
-                Err(_) => {
-                    return give_up(
-                        child,
-                        format!("the server never said it was ready; it said {early:?}"),
-                    );
+        if wait_ready {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(line) if line.contains(" ready") => break,
+                    Ok(line) => early.push(line),
+                    Err(_) => {
+                        return give_up(
+                            child,
+                            format!("the server never said it was ready; it said {early:?}"),
+                        );
+                    }
                 }
             }
         }
