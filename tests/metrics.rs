@@ -91,12 +91,15 @@ fn the_page_parses_and_its_series_move_with_the_requests() {
     assert_eq!(page.get(&200), Some(&2), "{page:?}");
     let bad = pipeline(&s, "GET /analytics HTTP/1.1\r\nHost: t\r\n\r\n", 20, 20);
     assert_eq!(bad.get(&400), Some(&20), "{bad:?}");
-    // Counters are flushed per batch, before the batch's answers are written, so all but
-    // the writer's are in; wait (bounded) for the writer to have applied the 300 events.
+    // Counters are flushed per batch, right after the batch's answers are written (its
+    // latency runs to that write), so the last batch's can come a moment after the client
+    // read its answers; and the writer applies the 300 events a moment after their 204s.
+    // Wait (bounded) for both.
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
         let after = scrape(&s);
-        if grew(&before, &after, "hourtally_events_applied_total{}") >= 300.0
+        if (grew(&before, &after, "hourtally_events_applied_total{}") >= 300.0
+            && grew(&before, &after, "hourtally_http_responses_total{code=400}") >= 20.0)
             || Instant::now() > deadline
         {
             break after;
