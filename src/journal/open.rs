@@ -30,6 +30,11 @@ impl Journal {
     ) -> io::Result<(Journal, Recovery)> {
         let dir = data.path().join("journal");
         fs::create_dir_all(&dir)?;
+        // The entries of `journal/` and `snapshots/` (made below) in the data directory: a
+        // power loss would take a new one, and every synced write inside it.
+        let snapshots_dir = data.path().join("snapshots");
+        fs::create_dir_all(&snapshots_dir)?;
+        sync_dir(data.path())?;
         let mut segments: Vec<(u64, PathBuf)> = Vec::new();
         for entry in fs::read_dir(&dir)? {
             let path = entry?.path();
@@ -188,7 +193,7 @@ impl Journal {
         file.seek(SeekFrom::Start(len))?;
         sync_dir(&dir)?;
         let journal = Journal {
-            snapshots: Snapshots::new(data.path().join("snapshots"), snapshot_every)?,
+            snapshots: Snapshots::new(snapshots_dir, snapshot_every)?,
             dir,
             segments: firsts,
             file,
