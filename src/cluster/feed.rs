@@ -14,7 +14,8 @@ use crossbeam_queue::SegQueue;
 
 use super::state::ClusterState;
 use crate::event::Event;
-use crate::http::routes::{Service, Starting};
+use crate::http::readiness::Starting;
+use crate::http::routes::Service;
 use crate::ring::RingImage;
 use crate::sync::Arc;
 use crate::writer::Sink;

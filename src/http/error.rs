@@ -4,7 +4,7 @@
 //! Each error's `Display` is the one line of plain text the client gets as the body. Query
 //! errors are the query module's own ([`QueryError`]); everything here is the edge's.
 
-use super::routes::Starting;
+use super::readiness::Starting;
 use super::status::Status;
 use crate::query::QueryError;
 
