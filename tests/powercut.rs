@@ -7,6 +7,9 @@
 //! 1`, so snapshots are written while journal writes may be unsynced), POST from pipelining
 //! clients, at a random moment (seeded: `POWERCUT_SEED` repeats a run) kill -9 the server and
 //! then cut the filesystem (nothing can be written in between), restart on what is left.
+//! Every third cut tears writes instead: each file keeps a seeded prefix of what it had not
+//! synced (as if the OS had written that much back), so the journal can end in a torn group
+//! and the start must cut it off.
 //! Each client of each round posts to an hour of its own, every event as a user of its own,
 //! so each hour tells exactly how many of that client's events came back: a connection's
 //! events are journaled in the order they were answered, so what comes back is a prefix of
@@ -153,6 +156,8 @@ struct Figures {
     journal_behind_snapshot: usize,
     /// Starts that cut off a torn tail.
     torn_tails: usize,
+    /// Cuts that tore writes (kept a prefix of each file's unsynced bytes).
+    torn_cuts: usize,
     /// Starts that restored a snapshot (then replayed the journal after it).
     from_snapshot: usize,
 }
@@ -276,7 +281,13 @@ fn run_policy(policy: &str, rng: &mut Rng) -> Figures {
         // Kill first and reap, then cut: the process can write nothing after the cut.
         s.kill9();
         let killed = Instant::now();
-        fs.cut();
+        // Every third cut tears writes: files keep a prefix of what they had not synced.
+        if round % 3 == 2 {
+            fs.cut_torn(rng.next());
+            f.torn_cuts += 1;
+        } else {
+            fs.cut();
+        }
         f.cuts += 1;
         for (ts, client) in clients {
             let client = client.join().expect("a client thread");
@@ -303,7 +314,7 @@ fn power_losses_under_load_lose_only_what_each_fsync_policy_allows_and_never_ref
         println!(
             "{policy:>8}: {} cuts, {} acknowledged, {} lost (oldest answered {:?} before its \
              cut), {} counted unacknowledged, {} starts refused, {} from a snapshot, {} \
-             journals behind their snapshot, {} torn tails",
+             journals behind their snapshot, {} torn tails cut off after {} torn cuts",
             f.cuts,
             f.acknowledged,
             f.lost,
@@ -312,7 +323,8 @@ fn power_losses_under_load_lose_only_what_each_fsync_policy_allows_and_never_ref
             f.refused_starts,
             f.from_snapshot,
             f.journal_behind_snapshot,
-            f.torn_tails
+            f.torn_tails,
+            f.torn_cuts
         );
         results.push((policy, f));
     }

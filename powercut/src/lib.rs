@@ -89,6 +89,29 @@ impl PowerCut {
         self.tree.lock().unwrap_or_else(|e| e.into_inner()).cut();
     }
 
+    /// A power loss that tears writes ([`Tree::cut_torn`]): each file keeps a prefix of its
+    /// unsynced bytes, of a length drawn from `seed` (none, all, or anything between).
+    /// Call it, like [`cut`](Self::cut), only once every writer here is gone.
+    pub fn cut_torn(&self, seed: u64) {
+        let mut state = seed | 1;
+        let mut keep = |unsynced: usize| {
+            // xorshift64*: repeatable from the seed.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            match r % 4 {
+                0 => 0,
+                1 => unsynced,
+                _ => (r >> 8) as usize % (unsynced + 1),
+            }
+        };
+        self.tree
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cut_torn(&mut keep);
+    }
+
     /// How many cuts so far.
     pub fn cuts(&self) -> u64 {
         self.tree.lock().unwrap_or_else(|e| e.into_inner()).cuts()

@@ -52,6 +52,21 @@ impl FileData {
         self.same_below = self.current.len();
     }
 
+    /// Bytes past the last sync (what a cut drops, or a torn cut may keep a prefix of).
+    fn unsynced(&self) -> usize {
+        self.current.len().saturating_sub(self.same_below)
+    }
+
+    /// A power loss after the OS wrote back, in order, the first `k` of the bytes changed
+    /// since the last sync (at most all of them): the file keeps its current bytes up to
+    /// there, and they are durable now.
+    fn cut_keeping(&mut self, k: usize) {
+        let keep = self.same_below + k.min(self.unsynced());
+        self.current.truncate(keep);
+        self.durable.clone_from(&self.current);
+        self.same_below = keep;
+    }
+
     /// Drops every byte written since the last sync.
     fn cut(&mut self) {
         self.current.truncate(self.same_below);
@@ -330,6 +345,24 @@ impl Tree {
         Ok(())
     }
 
+    /// A power loss that tears writes: each file keeps a prefix of what was written since its
+    /// last sync, `keep(unsynced)` bytes of it (at most all), as if the OS had written that
+    /// much back in order before the power went; directories go back to their durable
+    /// entries, as in [`cut`](Self::cut). An append-only file then ends in a torn record,
+    /// which is what its reader must cut off.
+    pub fn cut_torn(&mut self, keep: &mut dyn FnMut(usize) -> usize) {
+        for (node, _) in &mut self.nodes {
+            match node {
+                Node::File(f) => {
+                    let k = keep(f.unsynced());
+                    f.cut_keeping(k);
+                }
+                Node::Dir(d) => d.current.clone_from(&d.durable),
+            }
+        }
+        self.cuts += 1;
+    }
+
     /// The power loss: every inode goes back to its durable state.
     pub fn cut(&mut self) {
         for (node, _) in &mut self.nodes {
@@ -417,6 +450,26 @@ mod tests {
         t.cut();
         assert_eq!(t.lookup(ROOT, name("other")), Ok(old));
         assert_eq!(t.lookup(ROOT, name("meta")), Err(libc::ENOENT));
+    }
+
+    #[test]
+    fn a_torn_cut_keeps_a_prefix_of_the_unsynced_bytes_and_makes_it_durable() {
+        let mut t = Tree::new();
+        let f = t.create_file(ROOT, name("log"), 0o644).expect("create");
+        t.sync(ROOT).expect("sync dir");
+        t.write(f, 0, b"abcd", false).expect("write");
+        t.sync(f).expect("sync");
+        t.write(f, 4, b"efghij", false).expect("append");
+        let mut seen = Vec::new();
+        t.cut_torn(&mut |unsynced| {
+            seen.push(unsynced);
+            3
+        });
+        assert_eq!(seen, [6], "only the file's unsynced bytes are offered");
+        assert_eq!(t.read(f, 0, 100).expect("read"), b"abcdefg");
+        // What the torn cut kept is durable: a plain cut now keeps it all.
+        t.cut();
+        assert_eq!(t.read(f, 0, 100).expect("read"), b"abcdefg");
     }
 
     #[test]
