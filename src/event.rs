@@ -46,13 +46,25 @@ pub struct Event {
     pub hour: u32,
     /// Click or impression.
     pub kind: Kind,
+    /// With `--fsync always`, the connection slot that queued it (1-based; 0: none), so
+    /// that the writer can tell a connection which of its events a failed group refused
+    /// (`ingest::Refusals`). Lives in what would be padding; never journaled or published.
+    pub src: u16,
     /// [`fingerprint`] of the user name.
     pub user: u64,
 }
 
+// The tag costs nothing: it fills padding.
+const _: () = assert!(std::mem::size_of::<Event>() == 16);
+
 impl Event {
     pub fn new(hour: u32, user: u64, kind: Kind) -> Self {
-        Self { hour, kind, user }
+        Self {
+            hour,
+            kind,
+            src: 0,
+            user,
+        }
     }
 }
 

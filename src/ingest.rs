@@ -12,7 +12,7 @@ use crossbeam_utils::CachePadded;
 use crate::event::Event;
 use crate::queue::Queue;
 use crate::sync::Parker;
-use crate::sync::{fence, yield_thread, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{fence, yield_thread, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Gate bit: set once shutdown has begun.
 pub(crate) const CLOSED: usize = 1;
@@ -54,6 +54,87 @@ pub struct Ingest {
     pub(crate) durable: CachePadded<AtomicU64>,
     /// Set by a producer waiting for a cut; the writer takes it and makes one (module doc).
     pub(crate) want_cut: CachePadded<AtomicBool>,
+    /// With `--fsync always`: what the writer refused of each connection slot's events.
+    pub refusals: Option<Refusals>,
+}
+
+/// With `--fsync always`, what the writer refused of each connection slot's events: a group
+/// the disk would not take is not applied, and the POSTs whose events were in it get `503`
+/// (`writer` module doc, "Refused groups").
+///
+/// A connection bumps its slot's `run` before each run of pushes (a read's batch of
+/// requests) and reads `refused`; its events carry the slot (`Event::src`). Once the writer
+/// refuses one event of a run, it refuses every later event of that run too (it remembers the
+/// run as poisoned), so a run's refused events are always its last: the connection, once its
+/// durable cut is complete, learns how many from `refused` and answers exactly those `503`.
+#[derive(Debug)]
+pub struct Refusals {
+    slots: Box<[RefusalSlot]>,
+}
+
+/// One connection slot's side of [`Refusals`].
+#[derive(Debug, Default)]
+struct RefusalSlot {
+    /// The slot's current run, bumped by its connection before the run's pushes.
+    run: AtomicU32,
+    /// Events of this slot the writer refused, ever; only the writer adds to it.
+    refused: AtomicU64,
+}
+
+impl Refusals {
+    /// Room for sources `1..slots` (source 0 is untagged).
+    pub fn new(slots: usize) -> Self {
+        Self {
+            slots: (0..slots).map(|_| RefusalSlot::default()).collect(),
+        }
+    }
+
+    /// Sources this holds (`1..len()`).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether it holds no source.
+    pub fn is_empty(&self) -> bool {
+        self.slots.len() <= 1
+    }
+
+    /// The connection of slot `src` begins a run of pushes: returns the refused count so far,
+    /// to subtract from [`refused`](Self::refused) once the run's cut is complete. Call only
+    /// once every event of the slot's earlier runs is resolved (their cut complete).
+    pub fn begin_run(&self, src: u16) -> u64 {
+        let slot = &self.slots[usize::from(src)];
+        // Relaxed: the new run number reaches the writer with the run's events: the queue's
+        // push (Release) follows this, and the writer reads it after its pop (Acquire).
+        slot.run.fetch_add(1, Ordering::Relaxed);
+        // Relaxed: every refusal of the earlier runs happened before their cut completed,
+        // which this connection saw (Acquire, `Ingest::durable_cut`) before coming here.
+        slot.refused.load(Ordering::Relaxed)
+    }
+
+    /// Events of slot `src` refused so far. Read after [`Ingest::durable_cut`] reached the
+    /// run's ticket: the writer adds before it completes a cut (Release), so every refusal of
+    /// the run is seen.
+    pub fn refused(&self, src: u16) -> u64 {
+        // Relaxed: ordered by the durable cut's Acquire load, as said above.
+        self.slots[usize::from(src)].refused.load(Ordering::Relaxed)
+    }
+
+    /// The writer: the run slot `src` is in (read after popping one of its events).
+    pub(crate) fn run(&self, src: u16) -> u32 {
+        // Relaxed: the connection's bump came before its pushes, and the pop that brought this
+        // event synchronised with its push.
+        self.slots[usize::from(src)].run.load(Ordering::Relaxed)
+    }
+
+    /// The writer refuses one event of slot `src`.
+    pub(crate) fn refuse(&self, src: u16) {
+        let slot = &self.slots[usize::from(src)];
+        // Relaxed: the writer is the only writer of it (a plain store of its own count); the
+        // completion of the cut (Release) publishes it.
+        slot.refused
+            .store(slot.refused.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
 }
 
 impl Ingest {
@@ -69,7 +150,14 @@ impl Ingest {
             cut: CachePadded::new(AtomicU64::new(0)),
             durable: CachePadded::new(AtomicU64::new(0)),
             want_cut: CachePadded::new(AtomicBool::new(false)),
+            refusals: None,
         }
+    }
+
+    /// Keeps [`Refusals`] for connection slots `1..slots` (`--fsync always`).
+    pub fn with_refusals(mut self, slots: usize) -> Self {
+        self.refusals = Some(Refusals::new(slots));
+        self
     }
 
     /// Queues `event` for the writer. `Ok` means it will be applied, even if shutdown follows.
@@ -98,6 +186,14 @@ impl Ingest {
         self.producer_impl::<true>()
     }
 
+    /// [`producer`](Self::producer) whose events carry source `src` ([`Refusals`]).
+    #[inline]
+    pub fn producer_for(&self, src: u16) -> Result<Producer<'_>, PushError> {
+        let mut producer = self.producer_impl::<true>()?;
+        producer.src = src;
+        Ok(producer)
+    }
+
     /// `producer`; `FENCE == false` only for the loom negative control.
     #[inline(always)]
     fn producer_impl<const FENCE: bool>(&self) -> Result<Producer<'_, FENCE>, PushError> {
@@ -120,6 +216,7 @@ impl Ingest {
         Ok(Producer {
             ingest: self,
             pushed: false,
+            src: 0,
         })
     }
 
@@ -275,6 +372,8 @@ pub struct Producer<'a, const FENCE: bool = true> {
     ingest: &'a Ingest,
     /// Whether any push went in, so that leaving must check whether the writer sleeps.
     pushed: bool,
+    /// The source its events carry (`Event::src`; 0: none).
+    src: u16,
 }
 
 impl<const FENCE: bool> Producer<'_, FENCE> {
@@ -282,6 +381,10 @@ impl<const FENCE: bool> Producer<'_, FENCE> {
     /// it was not taken.
     #[inline]
     pub fn push(&mut self, event: Event) -> Result<(), PushError> {
+        let event = Event {
+            src: self.src,
+            ..event
+        };
         if self.ingest.queue.push(event).is_err() {
             // A run longer than the free room in the queue: the writer may be asleep with
             // the run's earlier events, which it must drain for any room to come back. Wake

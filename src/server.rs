@@ -105,7 +105,16 @@ impl Server {
         );
 
         let ring = Arc::new(Ring::new(config.retention_hours));
-        let ingest = Arc::new(Ingest::new(config.queue_capacity));
+        let mut ingest = Ingest::new(config.queue_capacity);
+        if data.is_some()
+            && !config.cluster.enabled()
+            && config.fsync_policy() == crate::journal::FsyncPolicy::Always
+        {
+            // A source per connection slot (1-based), so that a group the disk refuses is
+            // answered 503 to exactly the POSTs whose events it held.
+            ingest = ingest.with_refusals(config.max_connections + 1);
+        }
+        let ingest = Arc::new(ingest);
         let service = Service::new(ring.clone(), ingest.clone(), config.limits(), admission);
         let (service, writer, cluster) = if config.cluster.enabled() {
             let (service, writer, running) =

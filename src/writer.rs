@@ -75,6 +75,20 @@
 //! (an Acquire swap that reads the producer's Release store, which follows its read of
 //! `cut`) announces its next cut after it, so the producer's read happens before that store
 //! and cannot have seen it: the new cut is at least `a + 1`.
+//!
+//! **Refused groups** (`--fsync always`, with [`Refusals`](crate::ingest::Refusals)). A
+//! ticket bounds a producer's cut from above only (its events may sit in an earlier cut),
+//! so "cut `k` failed" cannot say whose events failed. Instead each event carries its
+//! connection's slot (`Event::src`), and when the sink refuses a batch (the journal could
+//! not make it durable, and took it back whole) the writer counts each of its events
+//! refused for its slot, does not apply them, and remembers the slot's current run as
+//! poisoned: the run's later events are refused too, so a run's refused events are its last.
+//! It counts before it completes the cut (Release), and a connection reads the count once its
+//! ticket's cut is complete (Acquire), so it sees every refusal of its run, and answers
+//! `503` for exactly that many of its last POSTs (`loom_refused_group_vs_waiter.rs`, with a
+//! control that reads the count too early). A connection begins a run (bumps its slot's run
+//! number) only once its earlier runs are resolved, and keeps its slot until then even after
+//! a timeout, so the run number the writer reads for an event is that event's run.
 
 use crate::event::Event;
 use crate::histogram::BatchStats;
@@ -91,8 +105,11 @@ pub const BATCH: usize = 1024;
 /// Where the writer hands every batch before applying it: the journal, in a server with a
 /// data directory. Called on the writer thread only.
 pub trait Sink: Send + std::fmt::Debug {
-    /// A batch taken off the queue, in queue order, before it is applied.
-    fn batch(&mut self, events: &[Event]);
+    /// A batch taken off the queue, in queue order, before it is applied. `refusable`: every
+    /// event carries a source whose connection can be told (`ingest::Refusals`), so a sink
+    /// that cannot make the batch durable may refuse it: return `false` having kept nothing of
+    /// it, and the writer neither applies it nor lets it be answered `204`. Otherwise `true`.
+    fn batch(&mut self, events: &[Event], refusable: bool) -> bool;
     /// The queue is empty: the writer is about to idle; `deep` when it is about to park (it
     /// may sleep for long: make what was written durable now).
     fn idle(&mut self, deep: bool);
@@ -178,6 +195,9 @@ pub struct Writer {
     spin_limit: u32,
     /// Where each batch's size and time go, for `/metrics` (if anywhere).
     stats: Option<crate::sync::Arc<BatchStats>>,
+    /// With refusals: by source, the run the writer refused an event of (0: none); its later
+    /// events are refused too.
+    poisoned: Vec<u32>,
 }
 
 impl Writer {
@@ -192,6 +212,7 @@ impl Writer {
             open_cut: None,
             spin_limit: SPIN_TURNS,
             stats: None,
+            poisoned: Vec::new(),
         }
     }
 
@@ -213,6 +234,45 @@ impl Writer {
         self.cuts = true;
         self.batch_max = batch_max.max(1);
         self
+    }
+
+    /// With [`Refusals`](crate::ingest::Refusals): takes out of the batch, refused, the events
+    /// of runs the writer has refused an event of (so that a run's refused events are its
+    /// last). Returns whether the rest may be refused (every event carries a source).
+    fn refuse_poisoned(&mut self, ingest: &Ingest) -> bool {
+        let Some(refusals) = ingest.refusals.as_ref() else {
+            return false;
+        };
+        let poisoned = &mut self.poisoned;
+        if poisoned.len() != refusals.len() {
+            poisoned.resize(refusals.len(), 0);
+        }
+        let mut tagged = true;
+        self.batch.retain(|e| {
+            let src = usize::from(e.src);
+            if e.src == 0 || src >= poisoned.len() {
+                tagged = false;
+                return true;
+            }
+            if poisoned[src] != 0 && poisoned[src] == refusals.run(e.src) {
+                refusals.refuse(e.src);
+                return false;
+            }
+            true
+        });
+        tagged
+    }
+
+    /// The sink refused the batch: every event in it is refused, and its run poisoned.
+    fn refuse_batch(&mut self, ingest: &Ingest) {
+        if let Some(refusals) = ingest.refusals.as_ref() {
+            for e in &self.batch {
+                debug_assert!(e.src != 0, "refused a batch with an untagged event");
+                refusals.refuse(e.src);
+                self.poisoned[usize::from(e.src)] = refusals.run(e.src);
+            }
+        }
+        self.batch.clear();
     }
 
     /// Announces the next cut and reads what it covers (module doc).
@@ -312,9 +372,12 @@ impl Writer {
             let n = self.batch.len();
             if n > 0 {
                 let started = self.stats.as_ref().map(|_| std::time::Instant::now());
+                let refusable = self.refuse_poisoned(ingest);
                 // Journal first: the journal order is the apply order.
                 if let Some(sink) = self.sink.as_mut() {
-                    sink.batch(&self.batch);
+                    if !self.batch.is_empty() && !sink.batch(&self.batch, refusable) {
+                        self.refuse_batch(ingest);
+                    }
                 }
                 self.advance_cut(ingest, n);
                 // A sealed drop is counted by the ring (`Ring::sealed_drops`).

@@ -100,3 +100,75 @@ fn a_parked_writer_wakes_for_a_single_event() {
     ingest.close();
     handle.join().expect("writer panicked");
 }
+
+/// A sink that refuses (when allowed) the batches whose first event's user is in `refuse`,
+/// and records the users of the batches it keeps.
+#[derive(Debug)]
+struct RefusingSink {
+    refuse: Vec<u64>,
+    kept: Arc<parking_lot::Mutex<Vec<u64>>>,
+}
+
+impl Sink for RefusingSink {
+    fn batch(&mut self, events: &[Event], refusable: bool) -> bool {
+        if refusable && self.refuse.contains(&events[0].user) {
+            return false;
+        }
+        self.kept.lock().extend(events.iter().map(|e| e.user));
+        true
+    }
+    fn idle(&mut self, _deep: bool) {}
+    fn finish(&mut self) {}
+    fn snapshot_due(&mut self, _stopping: bool) -> Option<u64> {
+        None
+    }
+    fn snapshot(&mut self, _image: crate::ring::RingImage) {}
+    fn durable(&mut self, _k: u64) {}
+    fn stalled(&self) -> bool {
+        false
+    }
+}
+
+/// With refusals (`--fsync always`): a batch the sink refuses is neither applied nor kept,
+/// its events are counted refused for their source, and every later event of the same run
+/// is refused too, so that a run's refused events are always its last; the next run of the
+/// same source starts clean.
+#[test]
+fn a_refused_batch_is_never_applied_and_refuses_the_rest_of_its_runs() {
+    let ingest = Arc::new(Ingest::new(64).with_refusals(3));
+    let ring = Arc::new(Ring::new(48));
+    let kept = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = RefusingSink {
+        refuse: vec![12],
+        kept: kept.clone(),
+    };
+    // Batches of one event: each is its own batch and its own cut.
+    let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone()))
+        .with_sink(Box::new(sink))
+        .with_durable_cuts(1);
+    let handle = std::thread::spawn(move || writer.run());
+    let refusals = ingest.refusals.as_ref().expect("refusals");
+    let push = |src: u16, user: u64| {
+        let mut p = ingest.producer_for(src).expect("open");
+        p.push(Event::new(100, user, Kind::Click)).expect("room");
+    };
+    // Source 1's run: users 10, 11 kept; 12 refused by the sink; 13 refused as its run's.
+    // Source 2's run, interleaved: kept.
+    assert_eq!(refusals.begin_run(1), 0);
+    assert_eq!(refusals.begin_run(2), 0);
+    for (src, user) in [(1, 10), (2, 20), (1, 11), (1, 12), (2, 21), (1, 13)] {
+        push(src, user);
+    }
+    wait_until("the writer took every event", || ingest.applied() == 6);
+    assert_eq!((refusals.refused(1), refusals.refused(2)), (2, 0));
+    assert_eq!(*kept.lock(), [10, 20, 11, 21]);
+    // Source 1's next run is not refused for the last one's failure.
+    assert_eq!(refusals.begin_run(1), 2);
+    push(1, 14);
+    wait_until("the writer took the next run", || ingest.applied() == 7);
+    assert_eq!(refusals.refused(1), 2);
+    ingest.close();
+    handle.join().expect("writer");
+    assert_eq!(*kept.lock(), [10, 20, 11, 21, 14]);
+    assert_eq!(ring.read(100).clicks, 5, "only kept events count");
+}

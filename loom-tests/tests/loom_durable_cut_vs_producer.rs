@@ -27,10 +27,11 @@ use loom::thread;
 struct RecordingSink(Arc<AtomicU64>);
 
 impl Sink for RecordingSink {
-    fn batch(&mut self, events: &[Event]) {
+    fn batch(&mut self, events: &[Event], _refusable: bool) -> bool {
         let bits = events.iter().fold(0, |b, e| b | 1u64 << e.user);
         // Release: "durable" before `batch` returns, as the journal's sync is.
         self.0.fetch_or(bits, Ordering::Release);
+        true
     }
     fn idle(&mut self, _deep: bool) {}
     fn finish(&mut self) {}

@@ -90,7 +90,21 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
     let mut filled = 0;
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut clock = Clock::default();
-    let mut session = Session::new(service);
+    // `--fsync always`: the connection's slot tags its events, so that the writer can tell
+    // it which of them a group the disk refused held (`ingest::Refusals`).
+    let refusals = service
+        .ingest
+        .refusals
+        .as_ref()
+        .filter(|_| service.durable_waiters.is_some());
+    let src = refusals
+        .and_then(|r| {
+            u16::try_from(ticket.index() + 1)
+                .ok()
+                .filter(|&s| usize::from(s) < r.len())
+        })
+        .unwrap_or(0);
+    let mut session = Session::new(service).with_src(src);
     let mut due = Due::Head(coarse_monotonic_ms() + head_ms);
     service
         .alarms
@@ -161,17 +175,36 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
         let mut flag_cleared = false;
         loop {
             let accepted_before = session.tally.accepted;
+            // Every event of this slot's earlier runs is resolved (their cut completed):
+            // a new run begins.
+            let refused_before = match refusals {
+                Some(r) if src != 0 => r.begin_run(src),
+                _ => 0,
+            };
+            session.accepted.clear();
             let outcome = session.feed(&buf[start..filled], &clock, &mut out);
             start += outcome.consumed;
             if session.tally.accepted > accepted_before {
                 if let Some(waiters) = &service.durable_waiters {
-                    // `--fsync always`: the 204s go out once their events are on disk. If
-                    // the disk does not take them in time, close without answering: the
-                    // client cannot tell, and may retry (the events may still count).
+                    // `--fsync always`: the 204s go out once their events are on disk, or
+                    // become 503s if the writer refused them (a group the disk would not
+                    // take). If neither comes in time (a sync that hangs), close without
+                    // answering: the client cannot tell, and may retry.
                     let ticket = service.ingest.durability_ticket();
                     if !waiters.wait(&service.ingest, ticket, service.durable_wait) {
                         service.metrics.flush(&mut session.tally);
+                        let _ = stream.shutdown(Shutdown::Both);
+                        // The slot stays this connection's until its events are resolved,
+                        // so that the next connection in it never takes their refusals for
+                        // its own.
+                        while !waiters.wait(&service.ingest, ticket, service.durable_wait) {}
                         return;
+                    }
+                    if let Some(r) = refusals.filter(|_| src != 0) {
+                        let refused = r.refused(src).saturating_sub(refused_before);
+                        if refused > 0 {
+                            refuse_answers(&mut out, &mut session, refused, &clock);
+                        }
                     }
                 }
             }
@@ -297,6 +330,26 @@ fn name_worker_thread() {
     unsafe {
         libc::prctl(libc::PR_SET_NAME, c"hourtally-http".as_ptr());
     }
+}
+
+/// The writer refused the last `n` events of this batch's POSTs (`ingest::Refusals`: once
+/// it refuses one event of a run, it refuses the rest, so they are the run's last): their
+/// `204`s in `out` become `503`s, which mean "not taken, never counted", and the tally says
+/// so.
+fn refuse_answers(out: &mut Vec<u8>, session: &mut Session<'_>, n: u64, clock: &Clock) {
+    let accepted = std::mem::take(&mut session.accepted);
+    let n = usize::try_from(n).unwrap_or(usize::MAX).min(accepted.len());
+    let err = ApiError::from(crate::http::error::RejectError::JournalFailing);
+    let mut rebuilt = Vec::with_capacity(out.len() + n * 128);
+    let mut at = 0;
+    for &(begin, end, after) in &accepted[accepted.len() - n..] {
+        rebuilt.extend_from_slice(&out[at..begin]);
+        response::write_error(&mut rebuilt, &err, after, clock, false);
+        session.tally.accepted_then_refused(&err);
+        at = end;
+    }
+    rebuilt.extend_from_slice(&out[at..]);
+    *out = rebuilt;
 }
 
 /// The read timed out: 408 if a request head or body was due, else (idle) just close.

@@ -84,6 +84,16 @@ impl Method {
     }
 }
 
+/// A connection's run of POSTs ([`Ingest::producer`]): its entry into the ingest gate, once
+/// a POST began it, and the source its events carry (`Event::src`: with `--fsync always`,
+/// the connection's slot, so that the writer can tell it which of them a failed group
+/// refused; 0 otherwise).
+#[derive(Debug, Default)]
+pub struct PostRun<'s> {
+    pub producer: Option<Producer<'s>>,
+    pub src: u16,
+}
+
 /// Everything the routes share: the ring, the ingest path, limits, counters.
 #[derive(Debug)]
 pub struct Service {
@@ -210,15 +220,17 @@ impl Service {
     }
 
     /// Validates, admits and queues one POST of `/analytics`, through the run of pushes
-    /// `producer` (entered here if the run has not begun).
+    /// `run` (entered here if the run has not begun).
     fn post<'s>(
         &'s self,
         query: &[u8],
         clock: &Clock,
-        producer: &mut Option<Producer<'s>>,
+        run: &mut PostRun<'s>,
     ) -> Result<(), ApiError> {
         let event = self.admit(query, clock)?;
-        if self.journal.as_ref().is_some_and(|j| j.failing()) {
+        // With refusals (`--fsync always`), a POST goes on to the disk, which takes it or
+        // refuses it: that try is also how the journal finds that space came back.
+        if run.src == 0 && self.journal.as_ref().is_some_and(|j| j.failing()) {
             return Err(RejectError::JournalFailing.into());
         }
         if self.cluster.as_ref().is_some_and(|c| c.state.log_failing()) {
@@ -232,11 +244,14 @@ impl Service {
             PushError::Full => RejectError::QueueFull.into(),
             PushError::Closed => RejectError::ShuttingDown.into(),
         };
-        let run = match producer {
-            Some(run) => run,
-            None => producer.insert(self.ingest.producer().map_err(to_api)?),
+        let src = run.src;
+        let producer = match &mut run.producer {
+            Some(producer) => producer,
+            None => run
+                .producer
+                .insert(self.ingest.producer_for(src).map_err(to_api)?),
         };
-        run.push(event).map_err(to_api)
+        producer.push(event).map_err(to_api)
     }
 
     /// Validates a GET of `/analytics`; in a cluster, waits first if it asks for `fresh=1`.
@@ -288,7 +303,7 @@ impl Service {
 
     /// Answers one request into `out` and counts it in `tally`. Returns the status sent.
     ///
-    /// A run of POSTs shares one entry into the ingest gate (`producer`, see
+    /// A run of POSTs shares one entry into the ingest gate (`run`, see
     /// [`Ingest::producer`]); any other request ends the run first, since some of them may
     /// wait (a read of a busy archive yields, a fresh read waits for the log). The caller
     /// ends the run (drops it) once its batch of requests is answered.
@@ -311,13 +326,13 @@ impl Service {
         out: &mut Vec<u8>,
         tally: &mut Tally,
         rendered: &mut Rendered,
-        producer: &mut Option<Producer<'s>>,
+        run: &mut PostRun<'s>,
     ) -> Status {
         let (path, query) = split_target(target);
         let route = route_of(path, method);
         tally.route(route);
         if route != Route::AnalyticsPost {
-            *producer = None;
+            run.producer = None;
         }
         // `/analytics` by its route, which was matched once already; every other path below.
         // Until the server is ready, `/analytics` and `/analytics/hours` answer 503 naming
@@ -330,7 +345,7 @@ impl Service {
             (Route::AnalyticsGet, ..) => self
                 .get(query)
                 .map(|hour| Answer::text(Body::Counts(hour, self.read_counts(hour)))),
-            (Route::AnalyticsPost, ..) => self.post(query, clock, producer).map(|()| {
+            (Route::AnalyticsPost, ..) => self.post(query, clock, run).map(|()| {
                 tally.accepted += 1;
                 Answer {
                     status: Status::NoContent,

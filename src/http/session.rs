@@ -30,8 +30,8 @@ use super::error::{ApiError, HttpError};
 use super::head;
 use super::limits::{MAX_BODY_BYTES, MAX_HEADERS_CAP, MAX_PENDING_OUTPUT};
 use super::response::{self, AfterAnswer};
-use super::routes::{Method, Service};
-use crate::ingest::Producer;
+use super::routes::{Method, PostRun, Service};
+use super::status::Status;
 use crate::metrics::Tally;
 
 /// What [`Session::feed`] did.
@@ -138,6 +138,12 @@ pub struct Session<'a> {
     pub tally: Tally,
     /// This connection's rendered `GET /analytics` answers.
     rendered: Rendered,
+    /// With `--fsync always`: the connection's source (`Event::src`; 0: none).
+    src: u16,
+    /// With a source: where in the output each `204` of this feed lies (start, end) and how
+    /// its request framed the connection, oldest first, so that the connection can turn the
+    /// last ones into `503`s if the writer refused their events.
+    pub accepted: Vec<(usize, usize, AfterAnswer)>,
 }
 
 impl<'a> Session<'a> {
@@ -147,7 +153,16 @@ impl<'a> Session<'a> {
             skip: 0,
             tally: Tally::default(),
             rendered: Rendered::default(),
+            src: 0,
+            accepted: Vec::new(),
         }
+    }
+
+    /// Tags this connection's events with source `src` (`--fsync always`, `ingest::Refusals`)
+    /// and notes where its `204`s go.
+    pub fn with_src(mut self, src: u16) -> Self {
+        self.src = src;
+        self
     }
 
     /// Whether the session is in the middle of skipping a request body.
@@ -194,7 +209,10 @@ impl<'a> Session<'a> {
         };
         // The run of POSTs in this feed shares one entry into the ingest gate; it ends when
         // a request of another route comes, or when this returns (before any write or read).
-        let mut producer: Option<Producer<'a>> = None;
+        let mut run = PostRun {
+            producer: None,
+            src: self.src,
+        };
         let mut fast_fields = [httparse::EMPTY_HEADER; head::FAST_FIELDS];
         loop {
             if self.skip > 0 {
@@ -276,7 +294,8 @@ impl<'a> Session<'a> {
                 }
                 out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             }
-            self.service.respond(
+            let start = out.len();
+            let status = self.service.respond(
                 method,
                 target,
                 fields,
@@ -285,8 +304,11 @@ impl<'a> Session<'a> {
                 out,
                 &mut self.tally,
                 &mut self.rendered,
-                &mut producer,
+                &mut run,
             );
+            if self.src != 0 && status == Status::NoContent {
+                self.accepted.push((start, out.len(), framing.after));
+            }
             self.skip = framing.body;
             if framing.after == AfterAnswer::Close {
                 outcome.close = true;

@@ -66,7 +66,7 @@ fn a_reopened_journal_replays_every_event_in_order() {
         let (mut j, r, seen) = open(&data);
         assert_eq!((r.events, seen.len()), (0, 0));
         for b in &batches {
-            j.batch(b);
+            j.batch(b, false);
         }
         j.finish();
         assert_eq!(j.next_seq(), 3);
@@ -75,7 +75,7 @@ fn a_reopened_journal_replays_every_event_in_order() {
     assert_eq!(seen, batches.concat());
     assert_eq!((r.events, r.cut.clone()), (3, None));
     // It goes on from there, numbering from 3.
-    j.batch(&[ev(3, 9, false)]);
+    j.batch(&[ev(3, 9, false)], false);
     j.finish();
     drop(j);
     let (_, r, seen) = open(&data);
@@ -92,8 +92,8 @@ fn a_torn_last_group_is_cut_off_and_never_applied() {
     let data = DataDir::open(&dir.0, 48).expect("data dir");
     {
         let (mut j, _, _) = open(&data);
-        j.batch(&[ev(1, 1, true)]);
-        j.batch(&[ev(1, 2, true), ev(1, 3, true)]);
+        j.batch(&[ev(1, 1, true)], false);
+        j.batch(&[ev(1, 2, true), ev(1, 3, true)], false);
         j.finish();
     }
     let path = segment(&dir);
@@ -108,7 +108,7 @@ fn a_torn_last_group_is_cut_off_and_never_applied() {
     assert_eq!(cut, 24 + 2 * 16 - 5);
     assert!(why.contains("torn"), "{why}");
     // The file was cut back, and appending goes on cleanly from event 1.
-    j.batch(&[ev(2, 4, false)]);
+    j.batch(&[ev(2, 4, false)], false);
     j.finish();
     drop(j);
     let (_, r, seen) = open(&data);
@@ -122,8 +122,8 @@ fn a_corrupt_last_group_is_cut_off() {
     let data = DataDir::open(&dir.0, 48).expect("data dir");
     {
         let (mut j, _, _) = open(&data);
-        j.batch(&[ev(1, 1, true)]);
-        j.batch(&[ev(1, 2, true)]);
+        j.batch(&[ev(1, 1, true)], false);
+        j.batch(&[ev(1, 2, true)], false);
         j.finish();
     }
     let path = segment(&dir);
@@ -185,7 +185,7 @@ fn twenty_groups(data: &DataDir) -> Vec<Event> {
     let events: Vec<Event> = (0..20).map(|i| ev(1, i, true)).collect();
     let (mut j, _, _) = open(data);
     for e in &events {
-        j.batch(std::slice::from_ref(e));
+        j.batch(std::slice::from_ref(e), false);
     }
     j.finish();
     events
@@ -252,7 +252,7 @@ fn a_journal_that_ends_before_its_snapshot_goes_on_from_the_snapshot() {
         assert_eq!((seen.len(), r.events), (0, 0), "torn {torn}");
         assert_eq!(j.next_seq(), 20);
         assert_eq!(fs::metadata(&path).expect("old").len(), (12 * ONE) as u64);
-        j.batch(&[ev(2, 7, false)]);
+        j.batch(&[ev(2, 7, false)], false);
         j.finish();
         drop(j);
         // The next start replays what came after the snapshot, and nothing else.
@@ -269,8 +269,8 @@ fn a_snapshot_is_begun_only_once_the_journal_it_covers_is_synced() {
     let health = Arc::new(JournalHealth::default());
     let (mut j, _) =
         Journal::open(&data, FsyncPolicy::Never, None, health.clone(), 0, |_| {}).expect("open");
-    j.batch(&[ev(1, 1, true)]);
-    j.batch(&[ev(1, 2, true)]);
+    j.batch(&[ev(1, 1, true)], false);
+    j.batch(&[ev(1, 2, true)], false);
     assert_eq!(health.figures().3, 0, "`never` syncs nothing by itself");
     assert_eq!(j.snapshot_due(true), Some(2));
     assert_eq!(
@@ -356,7 +356,7 @@ proptest! {
         {
             let (mut j, _, _) = open(&data);
             for chunk in events.chunks(batch) {
-                j.batch(chunk);
+                j.batch(chunk, false);
                 for &e in chunk {
                     live_writer.apply(e);
                 }

@@ -212,6 +212,49 @@ impl Journal {
         }
     }
 
+    /// `--fsync always`, every event's connection able to be told: appends `events` as one
+    /// group and syncs it, or, if the disk will not take it, takes it back whole (the file
+    /// cut back to where the group began, synced) and returns `false`: the group is refused,
+    /// never written, never replayed. If it cannot be taken back (the cut itself fails), what
+    /// the disk holds is unknown: the group is kept as [`append`](Self::append) keeps a
+    /// failed write, and `true` returned (its POSTs wait for the disk, as before refusals).
+    fn append_or_refuse(&mut self, events: &[Event]) -> bool {
+        if !self.pending.is_empty() || self.unsynced {
+            // An earlier failure is still being retried: this group goes after it.
+            self.append(events);
+            return true;
+        }
+        let (segments, len, next_seq) = (self.segments.len(), self.len, self.next_seq);
+        self.append(events);
+        if self.pending.is_empty() && !self.unsynced {
+            return true;
+        }
+        // A new segment begun for this group starts empty: cut back to its start.
+        let back_to = if self.segments.len() == segments {
+            len
+        } else {
+            0
+        };
+        let cut_back = self
+            .file
+            .set_len(back_to)
+            .and_then(|()| self.file.seek(SeekFrom::Start(back_to)).map(drop))
+            .and_then(|()| self.file.sync_data());
+        match cut_back {
+            Ok(()) => {
+                self.pending.clear();
+                self.unsynced = false;
+                self.len = back_to;
+                self.next_seq = next_seq;
+                false
+            }
+            Err(e) => {
+                self.failed("take back a refused group", &e);
+                true
+            }
+        }
+    }
+
     /// Writes what is pending; on failure rolls the file back to its last whole group and
     /// keeps the bytes for the next try.
     fn write_pending(&mut self) {
@@ -330,9 +373,15 @@ impl Journal {
 }
 
 impl Sink for Journal {
-    fn batch(&mut self, events: &[Event]) {
-        self.append(events);
+    fn batch(&mut self, events: &[Event], refusable: bool) -> bool {
+        let kept = if refusable && self.policy == FsyncPolicy::Always {
+            self.append_or_refuse(events)
+        } else {
+            self.append(events);
+            true
+        };
         self.collect_snapshots();
+        kept
     }
 
     fn snapshot_due(&mut self, stopping: bool) -> Option<u64> {
@@ -407,7 +456,9 @@ impl Sink for Journal {
     }
 
     fn stalled(&self) -> bool {
-        self.health.failing()
+        // Something to retry. (A refused group leaves nothing: writes are failing, but the
+        // next group is the next try.)
+        self.health.failing() && (!self.pending.is_empty() || self.unsynced)
     }
 
     fn unsynced(&self) -> bool {

@@ -99,6 +99,21 @@ impl Tally {
         self.reject(err);
     }
 
+    /// An accepted POST (counted as `204`, its event queued) whose event the writer refused
+    /// afterwards (`--fsync always`, a group the disk would not take): it is answered with
+    /// `err` instead, and counted so.
+    pub fn accepted_then_refused(&mut self, err: &ApiError) {
+        self.accepted = self.accepted.saturating_sub(1);
+        if ENABLED {
+            let i = Status::NoContent.index();
+            self.responses[i] = self.responses[i].saturating_sub(1);
+            if self.responses[i] == 0 {
+                self.touched &= !(1 << i);
+            }
+        }
+        self.refuse(err);
+    }
+
     /// A request answered by `route` (its latency is taken when the batch is flushed).
     #[inline]
     pub fn route(&mut self, route: Route) {
@@ -254,7 +269,7 @@ impl Metrics {
         }
     }
 
-    /// Adds the counts of a tally (not its routes) to this thread's shard; returns the shard
+    /// Adds the counts of a tally (not its routes) to its shard; returns the shard
     /// and the bits of the routes the tally holds requests of.
     fn add(&self, tally: &mut Tally) -> (&Shard, u64) {
         let shard = &self.shards[usize::from(tally.shard)];
