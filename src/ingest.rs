@@ -12,7 +12,7 @@ use crossbeam_utils::CachePadded;
 use crate::event::Event;
 use crate::queue::Queue;
 use crate::sync::Parker;
-use crate::sync::{fence, yield_thread, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{fence, yield_thread, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Gate bit: set once shutdown has begun.
 pub(crate) const CLOSED: usize = 1;
@@ -45,7 +45,8 @@ pub struct Ingest {
     pub(crate) stop: AtomicBool,
     /// Where the writer sleeps.
     pub(crate) parker: Parker,
-    /// Progress marker: events taken off the queue and applied (counted or dropped as sealed),
+    /// Progress marker: events taken off the queue and applied (counted, dropped as sealed, or
+    /// refused: `Refusals`),
     /// stored after the ring was published.
     pub(crate) applied: CachePadded<AtomicU64>,
     /// The durable cut the writer has announced (module doc). Padded: producers read it.
@@ -75,15 +76,20 @@ pub struct Refusals {
 /// One connection slot's side of [`Refusals`].
 #[derive(Debug, Default)]
 struct RefusalSlot {
-    /// The slot's current run, bumped by its connection before the run's pushes.
-    run: AtomicU32,
+    /// The slot's current run, bumped by its connection before the run's pushes (64 bits: it
+    /// never wraps back to 0, which the writer reads as "no run poisoned").
+    run: AtomicU64,
     /// Events of this slot the writer refused, ever; only the writer adds to it.
     refused: AtomicU64,
+    /// Set by a connection that gave up waiting for its events (a sync that hangs): some may
+    /// still be unresolved, so no later connection may take the slot's counts for its own.
+    retired: AtomicBool,
 }
 
 impl Refusals {
-    /// Room for sources `1..slots` (source 0 is untagged).
+    /// Room for sources `1..slots` (source 0 is untagged), at most `1..=u16::MAX`.
     pub fn new(slots: usize) -> Self {
+        let slots = slots.min(usize::from(u16::MAX) + 1);
         Self {
             slots: (0..slots).map(|_| RefusalSlot::default()).collect(),
         }
@@ -120,8 +126,25 @@ impl Refusals {
         self.slots[usize::from(src)].refused.load(Ordering::Relaxed)
     }
 
+    /// Whether slot `src` may tag a new connection's events (not retired).
+    pub fn usable(&self, src: u16) -> bool {
+        // Relaxed: set by a connection that left the slot (its cell then went back to the
+        // registry, and the next admission into it synchronises with that).
+        usize::from(src) < self.slots.len()
+            && !self.slots[usize::from(src)].retired.load(Ordering::Relaxed)
+    }
+
+    /// A connection leaves slot `src` with events possibly unresolved: the slot tags nothing
+    /// more (its later connections go untagged).
+    pub fn retire(&self, src: u16) {
+        // Relaxed: see `usable`.
+        self.slots[usize::from(src)]
+            .retired
+            .store(true, Ordering::Relaxed);
+    }
+
     /// The writer: the run slot `src` is in (read after popping one of its events).
-    pub(crate) fn run(&self, src: u16) -> u32 {
+    pub(crate) fn run(&self, src: u16) -> u64 {
         // Relaxed: the connection's bump came before its pushes, and the pop that brought this
         // event synchronised with its push.
         self.slots[usize::from(src)].run.load(Ordering::Relaxed)
@@ -242,7 +265,7 @@ impl Ingest {
         self.gate.load(Ordering::Relaxed) & CLOSED != 0
     }
 
-    /// The progress marker: events the writer has applied (counted or dropped). A ring read
+    /// The progress marker: events the writer has applied (counted, dropped, or refused). A ring read
     /// after this load includes at least that many events.
     pub fn applied(&self) -> u64 {
         // Acquire: pairs with the writer's Release store after it published the ring.

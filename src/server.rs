@@ -40,7 +40,8 @@ pub struct Server {
 /// What shutdown reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Report {
-    /// Events the writer applied (counted or dropped as sealed): every accepted event.
+    /// Events the writer applied (counted, dropped as sealed, or refused by a full disk under
+    /// `--fsync always` and answered 503): every accepted event.
     pub applied: u64,
     /// Of those, dropped because their hour was sealed.
     pub sealed_drops: u64,

@@ -87,8 +87,11 @@
 //! ticket's cut is complete (Acquire), so it sees every refusal of its run, and answers
 //! `503` for exactly that many of its last POSTs (`loom_refused_group_vs_waiter.rs`, with a
 //! control that reads the count too early). A connection begins a run (bumps its slot's run
-//! number) only once its earlier runs are resolved, and keeps its slot until then even after
-//! a timeout, so the run number the writer reads for an event is that event's run.
+//! number) only once its earlier runs are resolved, so the run number the writer reads for
+//! an event is that event's run; one that gives up waiting retires its slot (`retire`), so no
+//! later connection takes a late refusal of its events for its own (connections in a retired
+//! slot go untagged). A batch holding an untagged event cannot be refused: the journal holds
+//! and retries it as before.
 
 use crate::event::Event;
 use crate::histogram::BatchStats;
@@ -197,7 +200,7 @@ pub struct Writer {
     stats: Option<crate::sync::Arc<BatchStats>>,
     /// With refusals: by source, the run the writer refused an event of (0: none); its later
     /// events are refused too.
-    poisoned: Vec<u32>,
+    poisoned: Vec<u64>,
 }
 
 impl Writer {

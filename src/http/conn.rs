@@ -101,7 +101,7 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
         .and_then(|r| {
             u16::try_from(ticket.index() + 1)
                 .ok()
-                .filter(|&s| usize::from(s) < r.len())
+                .filter(|&s| r.usable(s))
         })
         .unwrap_or(0);
     let mut session = Session::new(service).with_src(src);
@@ -193,11 +193,11 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
                     let ticket = service.ingest.durability_ticket();
                     if !waiters.wait(&service.ingest, ticket, service.durable_wait) {
                         service.metrics.flush(&mut session.tally);
-                        let _ = stream.shutdown(Shutdown::Both);
-                        // The slot stays this connection's until its events are resolved,
-                        // so that the next connection in it never takes their refusals for
-                        // its own.
-                        while !waiters.wait(&service.ingest, ticket, service.durable_wait) {}
+                        if let Some(r) = refusals.filter(|_| src != 0) {
+                            // Some of its events may still be refused later: no later
+                            // connection in this slot may take that for its own.
+                            r.retire(src);
+                        }
                         return;
                     }
                     if let Some(r) = refusals.filter(|_| src != 0) {

@@ -229,8 +229,13 @@ impl Service {
     ) -> Result<(), ApiError> {
         let event = self.admit(query, clock)?;
         // With refusals (`--fsync always`), a POST goes on to the disk, which takes it or
-        // refuses it: that try is also how the journal finds that space came back.
-        if run.src == 0 && self.journal.as_ref().is_some_and(|j| j.failing()) {
+        // refuses it: that try is also how the journal finds that space came back. Unless
+        // the journal holds failed writes to retry: its group would only queue behind them.
+        if self
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.failing() && (run.src == 0 || j.holding()))
+        {
             return Err(RejectError::JournalFailing.into());
         }
         if self.cluster.as_ref().is_some_and(|c| c.state.log_failing()) {

@@ -24,7 +24,9 @@
 //! Disk trouble: a failed write is rolled back to the last whole group and kept in memory
 //! (up to [`MAX_PENDING_BYTES`]); while it is failing, [`JournalHealth`] makes the edge refuse
 //! POSTs with 503, and every later batch first retries what is pending, so the journal heals
-//! by itself when space returns.
+//! by itself when space returns. With `--fsync always` and every event's connection known,
+//! a group the disk will not take is refused instead (taken back whole; its POSTs get 503),
+//! nothing is held, and the edge goes on admitting POSTs: the next group is the next try.
 
 mod dir;
 mod open;
@@ -34,7 +36,8 @@ mod snapshots;
 pub mod waiters;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -85,6 +88,10 @@ pub struct JournalHealth {
     /// Set by a second stop signal: a stop that waits for the disk gives up on what it could
     /// not write (and counts it in `lost`).
     give_up: AtomicBool,
+    /// Set while the journal holds failed writes to retry (kept in memory, or written and
+    /// not synced): with `--fsync always`, POSTs are refused at the edge meanwhile, as
+    /// their groups could only queue behind them.
+    holding: AtomicBool,
 }
 
 impl JournalHealth {
@@ -110,6 +117,12 @@ impl JournalHealth {
     pub fn lost(&self) -> u64 {
         // Relaxed: read after the writer thread was joined (or as a statistic).
         self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Whether the journal holds failed writes to retry (see the field).
+    pub fn holding(&self) -> bool {
+        // Relaxed: a hint for the edge, as `failing` is.
+        self.holding.load(Ordering::Relaxed)
     }
 
     /// A stop that waits for the disk should give up now (a second stop signal).
@@ -214,10 +227,13 @@ impl Journal {
 
     /// `--fsync always`, every event's connection able to be told: appends `events` as one
     /// group and syncs it, or, if the disk will not take it, takes it back whole (the file
-    /// cut back to where the group began, synced) and returns `false`: the group is refused,
-    /// never written, never replayed. If it cannot be taken back (the cut itself fails), what
-    /// the disk holds is unknown: the group is kept as [`append`](Self::append) keeps a
-    /// failed write, and `true` returned (its POSTs wait for the disk, as before refusals).
+    /// cut back to where the group began, and that cut synced) and returns `false`: the group
+    /// is refused, never written, never replayed. When it cannot be taken back for certain,
+    /// it is kept instead (`true`), as [`append`](Self::append) keeps a failed write: if the
+    /// cut failed, the file still holds what it held (the group written and unsynced, or
+    /// pending); if the cut's sync failed, the group may still be on disk, so it is pending
+    /// again, to be written where it began with the same numbers. Its POSTs then wait for the
+    /// disk, as they did before refusals.
     fn append_or_refuse(&mut self, events: &[Event]) -> bool {
         if !self.pending.is_empty() || self.unsynced {
             // An earlier failure is still being retried: this group goes after it.
@@ -235,20 +251,22 @@ impl Journal {
         } else {
             0
         };
-        let cut_back = self
-            .file
-            .set_len(back_to)
-            .and_then(|()| self.file.seek(SeekFrom::Start(back_to)).map(drop))
-            .and_then(|()| self.file.sync_data());
-        match cut_back {
+        if let Err(e) = self.file.set_len(back_to) {
+            self.failed("take back a refused group", &e);
+            return true;
+        }
+        // The file ends where the group began; every byte before it was synced.
+        self.len = back_to;
+        self.unsynced = false;
+        self.pending.clear();
+        match self.file.sync_data() {
             Ok(()) => {
-                self.pending.clear();
-                self.unsynced = false;
-                self.len = back_to;
                 self.next_seq = next_seq;
                 false
             }
             Err(e) => {
+                // The cut may not have reached the disk, and the group with it may have.
+                encode_group(&mut self.pending, next_seq, events);
                 self.failed("take back a refused group", &e);
                 true
             }
@@ -267,13 +285,17 @@ impl Journal {
                 return;
             }
         }
-        match self.file.write_all(&self.pending) {
+        // At `len` whatever the file's cursor says (a cursor moved by a write that failed, or
+        // left behind by a cut back, never misplaces a group).
+        match self.file.write_all_at(&self.pending, self.len) {
             Ok(()) => {
                 self.len += self.pending.len() as u64;
                 JournalHealth::add(&self.health.bytes, self.pending.len() as u64);
                 self.pending.clear();
                 self.unsynced = true;
-                if self.health.failing() {
+                // With `always` the sync decides (a disk that takes writes but fails every
+                // sync would flip the flag, and log, once per group).
+                if self.health.failing() && self.policy != FsyncPolicy::Always {
                     // Relaxed: see `JournalHealth::failing`.
                     self.health.failing.store(false, Ordering::Relaxed);
                     tracing::warn!("journal writes succeed again");
@@ -372,6 +394,22 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Whether failed writes wait to be retried (kept in memory, or written and not synced).
+    fn holds_failed_writes(&self) -> bool {
+        self.health.failing() && (!self.pending.is_empty() || self.unsynced)
+    }
+
+    /// Tells the edge whether failed writes wait (`JournalHealth::holding`).
+    fn note_holding(&self) {
+        let holding = self.holds_failed_writes();
+        if holding != self.health.holding() {
+            // Relaxed: see `JournalHealth::holding`.
+            self.health.holding.store(holding, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Sink for Journal {
     fn batch(&mut self, events: &[Event], refusable: bool) -> bool {
         let kept = if refusable && self.policy == FsyncPolicy::Always {
@@ -381,6 +419,7 @@ impl Sink for Journal {
             true
         };
         self.collect_snapshots();
+        self.note_holding();
         kept
     }
 
@@ -417,6 +456,7 @@ impl Sink for Journal {
             }
             _ => {}
         }
+        self.note_holding();
     }
 
     fn finish(&mut self) {
@@ -458,7 +498,7 @@ impl Sink for Journal {
     fn stalled(&self) -> bool {
         // Something to retry. (A refused group leaves nothing: writes are failing, but the
         // next group is the next try.)
-        self.health.failing() && (!self.pending.is_empty() || self.unsynced)
+        self.holds_failed_writes()
     }
 
     fn unsynced(&self) -> bool {

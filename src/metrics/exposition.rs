@@ -233,7 +233,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
     p.one(
         "hourtally_events_applied_total",
         "counter",
-        "Events the writer took off the queue and applied (counted or dropped as sealed).",
+        "Events the writer took off the queue and applied (counted, dropped as sealed, or refused by the disk with --fsync always).",
         g.applied,
     );
     p.one(
