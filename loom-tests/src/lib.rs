@@ -69,6 +69,38 @@ where
     outcomes
 }
 
+/// The sink of the durable-cut models: records which users' events it made durable (bit
+/// `user`, set with Release before `batch` returns, as the journal syncs before it returns),
+/// and refuses, when the batch may be refused, any batch holding `refuse_user`'s event.
+#[derive(Debug)]
+pub struct RecordingSink {
+    pub durable: loom::sync::Arc<loom::sync::atomic::AtomicU64>,
+    pub refuse_user: Option<u64>,
+}
+
+impl hourtally::writer::Sink for RecordingSink {
+    fn batch(&mut self, events: &[hourtally::event::Event], refusable: bool) -> bool {
+        if refusable && events.iter().any(|e| Some(e.user) == self.refuse_user) {
+            return false;
+        }
+        let bits = events.iter().fold(0, |b, e| b | 1u64 << e.user);
+        // Release: "durable" before `batch` returns, as the journal's sync is.
+        self.durable
+            .fetch_or(bits, loom::sync::atomic::Ordering::Release);
+        true
+    }
+    fn idle(&mut self, _deep: bool) {}
+    fn finish(&mut self) {}
+    fn snapshot_due(&mut self, _stopping: bool) -> Option<u64> {
+        None
+    }
+    fn snapshot(&mut self, _image: hourtally::ring::RingImage) {}
+    fn durable(&mut self, _k: u64) {}
+    fn stalled(&self) -> bool {
+        false
+    }
+}
+
 /// The producer of the durable-cut models: pushes events of users 1 and 2, takes a ticket
 /// (before the pushes when `ticket_before_push`, the negative control), asks for a cut when
 /// `request`, and waits until the cut is durable. Returns the bits of `durable_users`

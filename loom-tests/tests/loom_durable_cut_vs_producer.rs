@@ -15,35 +15,11 @@
 //! an empty queue before the push, so the producer is released with nothing on disk), and
 //! waiting without `request_cut` (the writer parks after its last cut: the wait never ends).
 
-use hourtally::event::Event;
-use hourtally::ring::{Ring, RingImage, RingWriter};
-use hourtally::writer::{Ingest, Sink, Writer};
-use loom::sync::atomic::{AtomicU64, Ordering};
+use hourtally::ring::{Ring, RingWriter};
+use hourtally::writer::{Ingest, Writer};
+use loom::sync::atomic::AtomicU64;
 use loom::sync::Arc;
 use loom::thread;
-
-/// Records which users' events were made durable: bit `user`.
-#[derive(Debug)]
-struct RecordingSink(Arc<AtomicU64>);
-
-impl Sink for RecordingSink {
-    fn batch(&mut self, events: &[Event], _refusable: bool) -> bool {
-        let bits = events.iter().fold(0, |b, e| b | 1u64 << e.user);
-        // Release: "durable" before `batch` returns, as the journal's sync is.
-        self.0.fetch_or(bits, Ordering::Release);
-        true
-    }
-    fn idle(&mut self, _deep: bool) {}
-    fn finish(&mut self) {}
-    fn snapshot_due(&mut self, _stopping: bool) -> Option<u64> {
-        None
-    }
-    fn snapshot(&mut self, _image: RingImage) {}
-    fn durable(&mut self, _k: u64) {}
-    fn stalled(&self) -> bool {
-        false
-    }
-}
 
 fn durable_cut_model(ticket_before_push: bool, request: bool) {
     loom_tests::model(move || {
@@ -51,7 +27,10 @@ fn durable_cut_model(ticket_before_push: bool, request: bool) {
         let on_disk = Arc::new(AtomicU64::new(0));
         let writer = Writer::new(ingest.clone(), RingWriter::new(Arc::new(Ring::new(1))))
             .with_spin_limit(0)
-            .with_sink(Box::new(RecordingSink(on_disk.clone())))
+            .with_sink(Box::new(loom_tests::RecordingSink {
+                durable: on_disk.clone(),
+                refuse_user: None,
+            }))
             .with_durable_cuts(4);
         let writer = thread::spawn(move || writer.run());
         let producer = {

@@ -19,37 +19,11 @@
 //! would answer `204` for a refused event).
 
 use hourtally::event::{Event, Kind};
-use hourtally::ring::{Ring, RingImage, RingWriter};
-use hourtally::writer::{Ingest, Sink, Writer};
+use hourtally::ring::{Ring, RingWriter};
+use hourtally::writer::{Ingest, Writer};
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-
-/// Refuses (when allowed) a batch that holds user `.1`'s event; records the users it keeps.
-#[derive(Debug)]
-struct RefusingSink(Arc<AtomicU64>, u64);
-
-impl Sink for RefusingSink {
-    fn batch(&mut self, events: &[Event], refusable: bool) -> bool {
-        if refusable && events.iter().any(|e| e.user == self.1) {
-            return false;
-        }
-        let bits = events.iter().fold(0, |b, e| b | 1u64 << e.user);
-        // Release: "durable" before `batch` returns, as the journal's sync is.
-        self.0.fetch_or(bits, Ordering::Release);
-        true
-    }
-    fn idle(&mut self, _deep: bool) {}
-    fn finish(&mut self) {}
-    fn snapshot_due(&mut self, _stopping: bool) -> Option<u64> {
-        None
-    }
-    fn snapshot(&mut self, _image: RingImage) {}
-    fn durable(&mut self, _k: u64) {}
-    fn stalled(&self) -> bool {
-        false
-    }
-}
 
 /// What the connection saw: users kept by its first run, how many of that run were refused,
 /// and how many of its second run (user 3) were.
@@ -90,7 +64,10 @@ fn refused_group_model(
         let ring = Arc::new(Ring::new(1));
         let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone()))
             .with_spin_limit(0)
-            .with_sink(Box::new(RefusingSink(kept.clone(), refuse_user)))
+            .with_sink(Box::new(loom_tests::RecordingSink {
+                durable: kept.clone(),
+                refuse_user: Some(refuse_user),
+            }))
             .with_durable_cuts(4);
         let writer = thread::spawn(move || writer.run());
         let connection = {
