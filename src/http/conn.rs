@@ -104,6 +104,8 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
                 .filter(|&s| r.usable(s))
         })
         .unwrap_or(0);
+    // From here, the refusals this connection reads and writes: none without a source.
+    let refusals = refusals.filter(|_| src != 0);
     let mut session = Session::new(service).with_src(src);
     let mut due = Due::Head(coarse_monotonic_ms() + head_ms);
     service
@@ -177,10 +179,7 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
             let accepted_before = session.tally.accepted;
             // Every event of this slot's earlier runs is resolved (their cut completed):
             // a new run begins.
-            let refused_before = match refusals {
-                Some(r) if src != 0 => r.begin_run(src),
-                _ => 0,
-            };
+            let refused_before = refusals.map_or(0, |r| r.begin_run(src));
             session.accepted.clear();
             let outcome = session.feed(&buf[start..filled], &clock, &mut out);
             start += outcome.consumed;
@@ -193,14 +192,14 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
                     let ticket = service.ingest.durability_ticket();
                     if !waiters.wait(&service.ingest, ticket, service.durable_wait) {
                         service.metrics.flush(&mut session.tally);
-                        if let Some(r) = refusals.filter(|_| src != 0) {
+                        if let Some(r) = refusals {
                             // Some of its events may still be refused later: no later
                             // connection in this slot may take that for its own.
                             r.retire(src);
                         }
                         return;
                     }
-                    if let Some(r) = refusals.filter(|_| src != 0) {
+                    if let Some(r) = refusals {
                         let refused = r.refused(src).saturating_sub(refused_before);
                         if refused > 0 {
                             refuse_answers(&mut out, &mut session, refused, &clock);
