@@ -45,6 +45,7 @@
 pub mod alarms;
 pub mod bytes;
 pub mod civil;
+pub mod clock;
 pub mod conns;
 pub mod counts;
 pub mod event;
@@ -69,6 +70,8 @@ pub mod journal;
 pub mod log;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod metrics;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod readiness;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod server;
 #[cfg(all(feature = "server", not(hourtally_loom)))]

@@ -6,8 +6,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::clock::coarse_monotonic_ms;
 use crate::config::Config;
-use crate::http::date::coarse_monotonic_ms;
 use crate::http::error::{ApiError, HttpError};
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{conn, Service};

@@ -14,8 +14,7 @@ use crossbeam_queue::SegQueue;
 
 use super::state::ClusterState;
 use crate::event::Event;
-use crate::http::readiness::Starting;
-use crate::http::routes::Service;
+use crate::readiness::{Readiness, Starting};
 use crate::ring::RingImage;
 use crate::sync::Arc;
 use crate::writer::Sink;
@@ -37,9 +36,9 @@ pub struct ClusterSink {
     peeked: Option<(u64, u32)>,
     /// The last message whose events have all been handed over.
     through: u64,
-    /// Until the server is ready: the stream's last sequence at start, and the service to
-    /// mark ready once it is applied.
-    catch_up: Option<(u64, Arc<Service>)>,
+    /// Until the server is ready: the stream's last sequence at start, and the readiness to
+    /// move on once it is applied.
+    catch_up: Option<(u64, Arc<Readiness>)>,
     /// Snapshots: how often, when the last was taken and what it covered.
     snapshot_every: Option<Duration>,
     last_snapshot: Instant,
@@ -81,20 +80,20 @@ impl ClusterSink {
         }
     }
 
-    /// Marks `service` ready once the messages up to `target` are applied (at once if they
+    /// Marks the server ready once the messages up to `target` are applied (at once if they
     /// already are).
-    pub fn ready_at(mut self, target: u64, service: Arc<Service>) -> Self {
+    pub fn ready_at(mut self, target: u64, readiness: Arc<Readiness>) -> Self {
         if self.through >= target {
-            service.set_ready();
+            readiness.set_ready();
             tracing::info!(applied_seq = self.through, "ready");
         } else {
-            service.set_starting(Starting::CatchingUp);
+            readiness.set_starting(Starting::CatchingUp);
             tracing::info!(
                 from = self.through,
                 to = target,
                 "catching up with the stream"
             );
-            self.catch_up = Some((target, service));
+            self.catch_up = Some((target, readiness));
         }
         self
     }
@@ -146,8 +145,8 @@ impl ClusterSink {
         self.state.set_applied(self.through);
         if let Some((target, _)) = &self.catch_up {
             if self.through >= *target {
-                if let Some((_, service)) = self.catch_up.take() {
-                    service.set_ready();
+                if let Some((_, readiness)) = self.catch_up.take() {
+                    readiness.set_ready();
                     tracing::info!(
                         applied_seq = self.through,
                         "caught up with the stream; ready"

@@ -156,7 +156,7 @@ pub fn start(
                 };
                 ring_writer.publish();
                 let sink = ClusterSink::new(feed, state, covered, snapshot_every, snapshots_tx)
-                    .ready_at(boot.target, service);
+                    .ready_at(boot.target, service.readiness().clone());
                 let mut writer = Writer::new(feed_ingest, ring_writer)
                     .with_idle(idle)
                     .with_sink(Box::new(sink));

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use may::io::WaitIo;
 
-use super::date::{coarse_monotonic_ms, Clock};
+use super::date::Clock;
 use super::error::{ApiError, HttpError};
 use super::limits::{MAX_PENDING_OUTPUT, WRITE_TIMEOUT};
 use super::response::{self, AfterAnswer};
 use super::routes::Service;
 use super::session::Session;
 use crate::alarms::{Alarms, Wake};
+use crate::clock::coarse_monotonic_ms;
 use crate::conns::Ticket;
 use crate::metrics::Stopwatch;
 

@@ -3,10 +3,9 @@
 //! heads that only the date changes (a 200's first two lines, a whole keep-alive 204), so
 //! that answering copies them instead of assembling them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::status::Status;
 use crate::civil::civil_from_days;
+use crate::clock::coarse_now_ms;
 use crate::event::MILLIS_PER_HOUR;
 
 /// `Date: Tue, 24 Nov 2026 08:10:00 GMT\r\n`
@@ -107,49 +106,6 @@ impl Clock {
     }
 }
 
-/// Reads `clock` as `(seconds, nanoseconds)`, or `None` if the system lacks it. The one
-/// `clock_gettime` of the crate: the connections' deadlines, the `Date` line and the request
-/// latency histograms all read their clocks here.
-#[inline]
-pub fn read_clock(clock: libc::clockid_t) -> Option<(u64, u64)> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one `timespec` through the pointer, which points at a live
-    // local `timespec`.
-    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    // A clock before its origin (a wall clock set before 1970) reads as the origin.
-    (rc == 0).then(|| {
-        (
-            u64::try_from(ts.tv_sec).unwrap_or(0),
-            u64::try_from(ts.tv_nsec).unwrap_or(0),
-        )
-    })
-}
-
-/// Milliseconds of `CLOCK_MONOTONIC_COARSE` (the kernel's monotonic time at its last tick, a
-/// few ms behind; a few ns to read): the clock of connection deadlines (`alarms`), which must
-/// not jump with the wall clock. The precise monotonic clock if there is no coarse one.
-pub fn coarse_monotonic_ms() -> u64 {
-    let (secs, nanos) = read_clock(libc::CLOCK_MONOTONIC_COARSE)
-        .or_else(|| read_clock(libc::CLOCK_MONOTONIC))
-        .unwrap_or((0, 0));
-    secs * 1000 + nanos / 1_000_000
-}
-
-/// Milliseconds since the epoch by `CLOCK_REALTIME_COARSE`, or by the precise clock if the
-/// system has no coarse one.
-fn coarse_now_ms() -> u64 {
-    match read_clock(libc::CLOCK_REALTIME_COARSE) {
-        Some((secs, nanos)) => secs * 1000 + nanos / 1_000_000,
-        None => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
-    }
-}
-
 fn format_date_line(secs: u64, out: &mut [u8; DATE_LINE_LEN]) {
     const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
     const MONTHS: [&[u8; 3]; 12] = [
@@ -222,24 +178,6 @@ mod tests {
         assert_eq!(c.date_line(), b"Date: Tue, 24 Nov 2026 08:10:01 GMT\r\n");
         assert!(c.ok_head().ends_with(c.date_line()));
         assert!(c.no_content().ends_with(b"08:10:01 GMT\r\n\r\n"));
-    }
-
-    #[test]
-    fn the_coarse_clock_is_the_wall_clock() {
-        let precise = || {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0)
-        };
-        let before = precise();
-        let coarse = coarse_now_ms();
-        let after = precise();
-        // Behind by at most a kernel tick (1 to 10 ms); a second is generous.
-        assert!(
-            coarse <= after && coarse + 1000 >= before,
-            "{before} {coarse} {after}"
-        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! Each error's `Display` is the one line of plain text the client gets as the body. Query
 //! errors are the query module's own ([`QueryError`]); everything here is the edge's.
 
-use super::readiness::Starting;
 use super::status::Status;
 use crate::query::QueryError;
+use crate::readiness::Starting;
 
 /// A valid POST that is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -22,7 +22,6 @@ pub mod error;
 pub mod head;
 pub mod hours;
 pub mod limits;
-pub mod readiness;
 pub mod response;
 pub mod routes;
 pub mod session;

@@ -10,7 +10,6 @@ use super::counts_answers::Rendered;
 use super::date::Clock;
 use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
-use super::readiness::{Starting, READY};
 use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
 use super::target::{route_of, split_target};
@@ -24,8 +23,9 @@ use crate::journal::waiters::DurableWaiters;
 use crate::journal::JournalHealth;
 use crate::metrics::{Gauges, Metrics, Route, Tally};
 use crate::query;
+use crate::readiness::{Readiness, Starting};
 use crate::ring::Ring;
-use crate::sync::{Arc, AtomicU32, Ordering};
+use crate::sync::Arc;
 use crate::writer::{Ingest, PushError};
 
 /// The OpenAPI description of every route (`GET /openapi.json`), kept beside the routes it
@@ -107,10 +107,8 @@ pub struct Service {
     pub conns: Connections,
     /// Their read deadlines, by the same cells (`alarms`; the server's sweeper wakes them).
     pub alarms: Alarms<IoWaker>,
-    /// A [`Starting`] phase, or [`READY`] once the server has its state (replayed its
-    /// journal, or caught up with the cluster's log) and serves reads and writes; until then
-    /// `/analytics` answers 503 naming the phase. Only ever moves forward.
-    readiness: AtomicU32,
+    /// Until the server is ready, `/analytics` answers 503 naming the phase.
+    readiness: Arc<Readiness>,
     /// The journal's health, when the server has one: POSTs get 503 while its writes fail.
     pub journal: Option<Arc<JournalHealth>>,
     /// With `--fsync always` (or `--ack log` in a cluster): where answered POSTs wait for
@@ -134,7 +132,7 @@ impl Service {
             metrics: Metrics::default(),
             conns: Connections::new(limits.max_connections),
             alarms: Alarms::new(limits.max_connections.max(1)),
-            readiness: AtomicU32::new(Starting::ReplayingJournal as u32),
+            readiness: Arc::new(Readiness::default()),
             journal: None,
             durable_waiters: None,
             durable_wait: super::conn::DURABLE_WAIT,
@@ -173,22 +171,22 @@ impl Service {
 
     /// Marks the state recovered: `/analytics` is served and `/readyz` answers 200.
     pub fn set_ready(&self) {
-        // Release: pairs with `starting`'s Acquire; a request that sees READY reads the ring
-        // the recovery published (the ring's own seqlock orders it too; this keeps the
-        // argument local). `fetch_max`: readiness only moves forward.
-        self.readiness.fetch_max(READY, Ordering::Release);
+        self.readiness.set_ready();
     }
 
     /// Moves a server that is not ready yet on to `phase` (never back, never out of ready).
     pub fn set_starting(&self, phase: Starting) {
-        // Release: as `set_ready`.
-        self.readiness.fetch_max(phase as u32, Ordering::Release);
+        self.readiness.set_starting(phase);
     }
 
     /// What the server is doing before it is ready; `None` once it is.
     pub fn starting(&self) -> Option<Starting> {
-        // Acquire: see `set_ready`.
-        Starting::from_word(self.readiness.load(Ordering::Acquire))
+        self.readiness.starting()
+    }
+
+    /// The readiness the writer thread moves on.
+    pub fn readiness(&self) -> &Arc<Readiness> {
+        &self.readiness
     }
 
     fn is_ready(&self) -> bool {

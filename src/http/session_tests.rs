@@ -255,7 +255,7 @@ fn while_recovering_analytics_is_503_and_readyz_says_why() {
 
 #[test]
 fn a_server_not_ready_names_its_phase_and_never_goes_back() {
-    use crate::http::readiness::Starting;
+    use crate::readiness::Starting;
     let service = Service::new(
         Arc::new(Ring::new(48)),
         Arc::new(Ingest::new(1024)),

@@ -134,7 +134,7 @@ impl Stopwatch {
     pub fn start() -> Self {
         Stopwatch(
             #[cfg(feature = "request-metrics")]
-            monotonic_nanos(),
+            crate::clock::monotonic_nanos(),
         )
     }
 
@@ -142,21 +142,10 @@ impl Stopwatch {
     #[inline]
     fn nanos(&self) -> u64 {
         #[cfg(feature = "request-metrics")]
-        return monotonic_nanos().saturating_sub(self.0);
+        return crate::clock::monotonic_nanos().saturating_sub(self.0);
         #[cfg(not(feature = "request-metrics"))]
         0
     }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds. What `Instant::now()` reads, without the `Duration`
-/// arithmetic around it (a normalised subtraction and a 128-bit `as_nanos`, about a hundred
-/// instructions per request at depth 1 by `scripts/instructions.sh`).
-#[cfg(feature = "request-metrics")]
-#[inline]
-fn monotonic_nanos() -> u64 {
-    // CLOCK_MONOTONIC exists on every Linux.
-    let (secs, nanos) = crate::http::date::read_clock(libc::CLOCK_MONOTONIC).unwrap_or((0, 0));
-    secs.wrapping_mul(1_000_000_000).wrapping_add(nanos)
 }
 
 /// One shard of the shared per-request counters.
