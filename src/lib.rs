@@ -73,6 +73,8 @@ pub mod metrics;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod readiness;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod record;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod server;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod single;

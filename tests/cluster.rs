@@ -231,7 +231,7 @@ fn a_batch_published_twice_is_counted_once() {
         .map(|i| Event::new(hour, fingerprint(format!("dup{i}").as_bytes()), Kind::Click))
         .collect();
     let mut payload = Vec::new();
-    hourtally::journal::record::encode_group(&mut payload, 1, &events);
+    hourtally::record::encode_group(&mut payload, 1, &events);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -94,7 +94,7 @@ fn rows_equal_per_hour_gets_across_ring_recycled_and_archived_hours() {
         }
     }
     let mut segment = Vec::new();
-    hourtally::journal::record::encode_group(&mut segment, 0, &events);
+    hourtally::record::encode_group(&mut segment, 0, &events);
     std::fs::write(
         dir.0.join("journal").join(format!("{:020}.htj", 0)),
         segment,

@@ -1,4 +1,4 @@
-//! The journal's group reader (`journal::record::decode_group`) on arbitrary bytes, as read
+//! The journal's group reader (`record::decode_group`) on arbitrary bytes, as read
 //! back from a damaged file: no panic, and a group it accepts is exactly what `encode_group`
 //! writes for its events (so it re-decodes equal).
 //!
@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use hourtally::journal::record::{
+use hourtally::record::{
     decode_group, encode_group, first_seq, HEADER_BYTES, MAX_GROUP, RECORD_BYTES,
 };
 

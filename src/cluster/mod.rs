@@ -33,7 +33,6 @@
 //! guarantees and what each failure does.
 
 pub mod feed;
-pub mod flags;
 pub mod nats;
 pub mod outbox;
 pub mod run;
@@ -41,7 +40,8 @@ pub mod state;
 
 use std::path::Path;
 
-pub use flags::{AckMode, ClusterFlags};
+use crate::config::ClusterFlags;
+
 pub use state::{ClusterFigures, ClusterState};
 
 /// This server's node id: `--node-id`, else the one kept in the data directory (made and

@@ -3,7 +3,7 @@
 //!
 //! A batch is retried with its de-duplication id for [`RETRY_FOR`] at most, inside the
 //! stream's [`DUPLICATE_WINDOW`], so a retry never counts an event twice. A POST waits at
-//! most `--log-timeout` (≤ 60 s, [`MAX_LOG_TIMEOUT_S`](super::flags::MAX_LOG_TIMEOUT_S)) for
+//! most `--log-timeout` (≤ 60 s, [`MAX_LOG_TIMEOUT_S`](crate::config::MAX_LOG_TIMEOUT_S)) for
 //! its cut and is then closed unanswered, so when a batch is given up after 100 s no POST is
 //! still waiting for it: a batch given up never releases a 204 (`publisher` module doc).
 
@@ -14,9 +14,9 @@ use crossbeam_queue::SegQueue;
 
 use super::state::{bump, ClusterState};
 use crate::event::Event;
-use crate::journal::record::encode_group;
 use crate::journal::waiters::DurableWaiters;
 use crate::publisher::{BatchLog, Outcome};
+use crate::record::encode_group;
 use crate::sync::{Arc, Ordering};
 
 /// How long the nats thread retries a batch with its de-duplication id before giving up.
@@ -29,7 +29,7 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 pub struct Outgoing {
     /// The batch's number in this process (its de-duplication id is node, boot and this).
     pub id: u64,
-    /// Its events, encoded as one journal group (`journal::record`).
+    /// Its events, encoded as one group (`record`).
     pub payload: Bytes,
 }
 

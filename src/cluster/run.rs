@@ -8,11 +8,10 @@ use crossbeam_queue::SegQueue;
 use tokio::sync::{mpsc, watch};
 
 use super::feed::{ClusterSink, Feed};
-use super::flags::AckMode;
 use super::nats::{self, Bootstrap, Wiring};
 use super::outbox::Outbox;
 use super::{node_id, random_u64, ClusterEdge, ClusterState};
-use crate::config::Config;
+use crate::config::{AckMode, Config};
 use crate::http::routes::Service;
 use crate::journal::waiters::DurableWaiters;
 use crate::journal::DataDir;

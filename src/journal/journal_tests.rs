@@ -1,8 +1,8 @@
 //! Tests of `journal`: replay, torn and corrupt tails, the data directory's lock and stamp.
 
-use super::record::encode_group;
 use super::*;
 use crate::event::Kind;
+use crate::record::encode_group;
 use crate::ring::{Ring, RingWriter};
 use proptest::prelude::*;
 

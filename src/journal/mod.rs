@@ -30,7 +30,6 @@
 
 mod dir;
 mod open;
-pub mod record;
 pub mod snapshot;
 mod snapshots;
 pub mod waiters;
@@ -41,8 +40,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::record::{self, encode_group};
 pub use dir::{DataDir, DataDirError};
-use record::encode_group;
 use snapshots::Snapshots;
 
 use crate::event::Event;

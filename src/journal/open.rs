@@ -6,13 +6,13 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::record::{decode_group, GroupError, HEADER_BYTES, MAGIC};
 use super::snapshots::Snapshots;
 use super::{
     invalid, segment_name, sync_dir, DataDir, FsyncPolicy, Journal, JournalHealth, Recovery,
     SEGMENT_BYTES,
 };
 use crate::event::Event;
+use crate::record::{decode_group, GroupError, HEADER_BYTES, MAGIC};
 use crate::sync::Arc;
 
 impl Journal {

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use super::{pause, FreshReply, ACK_TIMEOUT, MAX_EXPIRES, STALL};
 use crate::cluster::feed::Feed;
 use crate::cluster::state::{bump, ClusterState};
-use crate::journal::record;
+use crate::record;
 use crate::sync::Arc;
 use crate::writer::{Ingest, PushError};
 

@@ -1,4 +1,6 @@
-//! The journal's bytes: fixed-size event records in checksummed groups.
+//! The batch encoding: fixed-size event records in checksummed groups. One format for two
+//! uses: the journal's segments are groups end to end (`journal`), and each message of the
+//! cluster's stream is one group (`cluster`).
 //!
 //! ```text
 //! group  = header (24 bytes) + count × record (16 bytes)

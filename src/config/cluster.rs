@@ -1,11 +1,11 @@
 //! The flags of cluster mode (`--nats` and what goes with it), flattened into the server's
-//! [`Config`](crate::config::Config).
+//! [`Config`](super::Config).
 
 use std::time::Duration;
 
 /// Longest `--log-timeout-s`: a batch is retried with its de-duplication id for
-/// [`RETRY_FOR`](super::outbox::RETRY_FOR) at most, and every POST waiting for it must have
-/// been closed unanswered before that (module doc of [`outbox`](super::outbox)).
+/// `cluster::outbox::RETRY_FOR` at most, and every POST waiting for it must have been closed
+/// unanswered before that (module doc of `cluster::outbox`).
 pub const MAX_LOG_TIMEOUT_S: u64 = 60;
 
 /// What a 204 waits for in cluster mode.

@@ -6,11 +6,14 @@ use clap::builder::TypedValueParser as _;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::cluster::AckMode;
 use crate::http::limits::{self, Limits, MAX_HEADERS_CAP};
 use crate::http::routes::{Admission, ADMISSION_MARGIN_HOURS};
 use crate::journal::FsyncPolicy;
 use crate::writer::Idle;
+
+mod cluster;
+
+pub use cluster::{AckMode, ClusterFlags, MAX_LOG_TIMEOUT_S};
 
 /// hourtally: counts unique users, clicks and impressions per UTC hour, over HTTP.
 ///
@@ -148,7 +151,7 @@ pub struct Config {
 
     /// Cluster mode (`--nats` and its flags).
     #[command(flatten)]
-    pub cluster: crate::cluster::ClusterFlags,
+    pub cluster: ClusterFlags,
 }
 
 /// The most `--workers` may be.
