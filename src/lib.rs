@@ -59,6 +59,8 @@ pub mod sync;
 pub mod writer;
 
 #[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod ack;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod cluster;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod config;

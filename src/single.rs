@@ -5,9 +5,9 @@ use std::io;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::ack::{Ack, DurableWaiters};
 use crate::config::Config;
 use crate::http::Service;
-use crate::journal::waiters::DurableWaiters;
 use crate::journal::{snapshot, DataDir, FsyncPolicy, Journal, JournalHealth};
 use crate::ring::{Ring, RingWriter};
 use crate::server::ALWAYS_BATCH;
@@ -31,7 +31,7 @@ pub fn start(
         service = service.with_journal(health.clone());
     }
     if always {
-        service = service.with_durable_waiters(waiters.clone());
+        service = service.with_ack(Ack::synced(waiters.clone()));
     }
     let service = Arc::new(service);
     let writer = {

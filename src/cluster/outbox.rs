@@ -13,8 +13,8 @@ use bytes::Bytes;
 use crossbeam_queue::SegQueue;
 
 use super::state::{bump, ClusterState};
+use crate::ack::DurableWaiters;
 use crate::event::Event;
-use crate::journal::waiters::DurableWaiters;
 use crate::publisher::{BatchLog, Outcome};
 use crate::record::encode_group;
 use crate::sync::{Arc, Ordering};

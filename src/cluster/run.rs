@@ -11,9 +11,9 @@ use super::feed::{ClusterSink, Feed};
 use super::nats::{self, Bootstrap, Wiring};
 use super::outbox::Outbox;
 use super::{node_id, random_u64, ClusterEdge, ClusterState};
+use crate::ack::{Ack, DurableWaiters};
 use crate::config::{AckMode, Config};
 use crate::http::routes::Service;
-use crate::journal::waiters::DurableWaiters;
 use crate::journal::DataDir;
 use crate::publisher::Publisher;
 use crate::ring::{Ring, RingWriter};
@@ -68,10 +68,9 @@ pub fn start(
             fresh: fresh_tx,
             fresh_timeout: flags.fresh_timeout(),
         },
-        flags.log_timeout(),
     );
     if let Some(waiters) = &waiters {
-        service = service.with_durable_waiters(waiters.clone());
+        service = service.with_ack(Ack::logged(waiters.clone(), flags.log_timeout()));
     }
     let service = Arc::new(service);
     tracing::info!(

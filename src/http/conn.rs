@@ -19,6 +19,7 @@ use super::limits::{MAX_PENDING_OUTPUT, WRITE_TIMEOUT};
 use super::response::{self, AfterAnswer};
 use super::routes::Service;
 use super::session::Session;
+use crate::ack::Settled;
 use crate::alarms::{Alarms, Wake};
 use crate::clock::coarse_monotonic_ms;
 use crate::conns::Ticket;
@@ -31,9 +32,6 @@ fn ensure_room(buf: &mut Vec<u8>, filled: usize, max: usize) {
         buf.resize(new_len, 0);
     }
 }
-
-/// With `--fsync always`, the longest a connection holds its answers for the disk.
-pub const DURABLE_WAIT: Duration = Duration::from_secs(15);
 
 /// What the connection is waiting for, and until when (milliseconds of
 /// [`coarse_monotonic_ms`]).
@@ -91,23 +89,10 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
     let mut filled = 0;
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut clock = Clock::default();
-    // `--fsync always`: the connection's slot tags its events, so that the writer can tell
-    // it which of them a group the disk refused held (`ingest::Refusals`).
-    let refusals = service
-        .ingest
-        .refusals
-        .as_ref()
-        .filter(|_| service.durable_waiters.is_some());
-    let src = refusals
-        .and_then(|r| {
-            u16::try_from(ticket.index() + 1)
-                .ok()
-                .filter(|&s| r.usable(s))
-        })
-        .unwrap_or(0);
-    // From here, the refusals this connection reads and writes: none without a source.
-    let refusals = refusals.filter(|_| src != 0);
-    let mut session = Session::new(service).with_src(src);
+    // When this connection's POSTs get their answers (`ack`): with `--fsync always`, its
+    // slot tags its events, so that the writer can tell it which a refused group held.
+    let answering = service.ack.connection(&service.ingest, ticket.index());
+    let mut session = Session::new(service).with_src(answering.src());
     let mut due = Due::Head(coarse_monotonic_ms() + head_ms);
     service
         .alarms
@@ -177,35 +162,16 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
         let mut close = false;
         let mut flag_cleared = false;
         loop {
-            let accepted_before = session.tally.accepted;
-            // Every event of this slot's earlier runs is resolved (their cut completed):
-            // a new run begins.
-            let refused_before = refusals.map_or(0, |r| r.begin_run(src));
+            let begun = answering.begin();
             session.accepted.clear();
             let outcome = session.feed(&buf[start..filled], &clock, &mut out);
             start += outcome.consumed;
-            if session.tally.accepted > accepted_before {
-                if let Some(waiters) = &service.durable_waiters {
-                    // `--fsync always`: the 204s go out once their events are on disk, or
-                    // become 503s if the writer refused them (a group the disk would not
-                    // take). If neither comes in time (a sync that hangs), close without
-                    // answering: the client cannot tell, and may retry.
-                    let ticket = service.ingest.durability_ticket();
-                    if !waiters.wait(&service.ingest, ticket, service.durable_wait) {
-                        service.metrics.flush(&mut session.tally);
-                        if let Some(r) = refusals {
-                            // Some of its events may still be refused later: no later
-                            // connection in this slot may take that for its own.
-                            r.retire(src);
-                        }
-                        return;
-                    }
-                    if let Some(r) = refusals {
-                        let refused = r.refused(src).saturating_sub(refused_before);
-                        if refused > 0 {
-                            refuse_answers(&mut out, &mut session, refused, &clock);
-                        }
-                    }
+            match answering.settle(begun, outcome.accepted) {
+                Settled::Answer => {}
+                Settled::Refuse(n) => refuse_answers(&mut out, &mut session, n, &clock),
+                Settled::GaveUp => {
+                    service.metrics.flush(&mut session.tally);
+                    return;
                 }
             }
             if outcome.answered > 0 {

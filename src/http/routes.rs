@@ -14,12 +14,12 @@ use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
 use super::status::Status;
 use super::target::{route_of, split_target};
 use super::{assets, hours};
+use crate::ack::Ack;
 use crate::alarms::Alarms;
 use crate::conns::Connections;
 use crate::counts::Counts;
 use crate::event::Event;
 use crate::ingest::Producer;
-use crate::journal::waiters::DurableWaiters;
 use crate::journal::JournalHealth;
 use crate::metrics::{Gauges, Metrics, Route, Tally};
 use crate::query;
@@ -111,11 +111,8 @@ pub struct Service {
     readiness: Arc<Readiness>,
     /// The journal's health, when the server has one: POSTs get 503 while its writes fail.
     pub journal: Option<Arc<JournalHealth>>,
-    /// With `--fsync always` (or `--ack log` in a cluster): where answered POSTs wait for
-    /// their event to be on disk (in the log).
-    pub durable_waiters: Option<Arc<DurableWaiters>>,
-    /// How long such a POST waits before its connection is closed unanswered.
-    pub durable_wait: std::time::Duration,
+    /// When a POST gets its answer (`ack`).
+    pub ack: Ack,
     /// The queue the writer applies from: `ingest` for a single server; in a cluster the
     /// edge pushes into `ingest` (the publish queue) and the writer applies the stream.
     pub applied_from: Arc<Ingest>,
@@ -134,8 +131,7 @@ impl Service {
             alarms: Alarms::new(limits.max_connections.max(1)),
             readiness: Arc::new(Readiness::default()),
             journal: None,
-            durable_waiters: None,
-            durable_wait: super::conn::DURABLE_WAIT,
+            ack: Ack::queued(),
             applied_from: ingest.clone(),
             cluster: None,
             ingest,
@@ -148,12 +144,10 @@ impl Service {
         mut self,
         applied_from: Arc<Ingest>,
         edge: crate::cluster::ClusterEdge,
-        durable_wait: std::time::Duration,
     ) -> Self {
         self.applied_from = applied_from;
         self.cluster = Some(edge);
         self.set_starting(Starting::WaitingForNats);
-        self.durable_wait = durable_wait;
         self
     }
 
@@ -163,9 +157,9 @@ impl Service {
         self
     }
 
-    /// Makes connections hold their POSTs' answers until the events are on disk.
-    pub fn with_durable_waiters(mut self, waiters: Arc<DurableWaiters>) -> Self {
-        self.durable_waiters = Some(waiters);
+    /// When POSTs get their answers (`ack`; queued unless given).
+    pub fn with_ack(mut self, ack: Ack) -> Self {
+        self.ack = ack;
         self
     }
 

@@ -41,6 +41,8 @@ pub struct Outcome {
     pub consumed: usize,
     /// Requests answered.
     pub answered: usize,
+    /// Of those, POSTs answered `204` (their events queued).
+    pub accepted: usize,
     /// Close the connection once the output is written.
     pub close: bool,
     /// It stopped early because the output buffer is full: write it, then feed the rest.
@@ -204,6 +206,7 @@ impl<'a> Session<'a> {
         let mut outcome = Outcome {
             consumed: 0,
             answered: 0,
+            accepted: 0,
             close: false,
             output_full: false,
         };
@@ -306,8 +309,12 @@ impl<'a> Session<'a> {
                 &mut self.rendered,
                 &mut run,
             );
-            if self.src != 0 && status == Status::NoContent {
-                self.accepted.push((start, out.len(), framing.after));
+            if status == Status::NoContent {
+                // Only an accepted POST answers 204.
+                outcome.accepted += 1;
+                if self.src != 0 {
+                    self.accepted.push((start, out.len(), framing.after));
+                }
             }
             self.skip = framing.body;
             if framing.after == AfterAnswer::Close {

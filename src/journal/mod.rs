@@ -32,7 +32,6 @@ mod dir;
 mod open;
 pub mod snapshot;
 mod snapshots;
-pub mod waiters;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
@@ -40,6 +39,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::ack::DurableWaiters;
 use crate::record::{self, encode_group};
 pub use dir::{DataDir, DataDirError};
 use snapshots::Snapshots;
@@ -166,7 +166,7 @@ pub struct Journal {
     /// Size past which a segment is closed and the next begun.
     segment_bytes: u64,
     /// POSTs waiting for their batch to be on disk (`--fsync always`).
-    waiters: Option<Arc<waiters::DurableWaiters>>,
+    waiters: Option<Arc<DurableWaiters>>,
     /// Its length: every byte below it is a whole, valid group.
     len: u64,
     /// Position of the next event.
@@ -186,7 +186,7 @@ fn segment_name(first_seq: u64) -> String {
 
 impl Journal {
     /// Wakes `waiters` as durable cuts complete (`--fsync always`).
-    pub fn with_waiters(mut self, waiters: Arc<waiters::DurableWaiters>) -> Self {
+    pub fn with_waiters(mut self, waiters: Arc<DurableWaiters>) -> Self {
         self.waiters = Some(waiters);
         self
     }

@@ -1,9 +1,11 @@
-//! POSTs waiting for their event to be on disk (`--fsync always`).
+//! POSTs waiting for their events to be durable: on disk (`--fsync always`) or in the
+//! cluster's log (`--ack log`).
 //!
 //! A connection that took POSTs asks the ingest path for a durability ticket (the durable
 //! cut that will cover them, `writer` module doc) and parks its coroutine, never its OS
-//! thread, until the writer reports that cut complete. The writer wakes every waiter whose
-//! cut is done after each sync.
+//! thread, until the cut is reported complete: by the journal after each sync, or by the
+//! cluster's outbox after the log's acknowledgement; either wakes every waiter whose cut is
+//! done.
 //!
 //! The race between a waiter registering and the writer completing the cut is Dekker's
 //! pattern again: the waiter pushes itself, then (SeqCst fence) reads `durable`; the writer
@@ -16,8 +18,8 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::SegQueue;
 use may::sync::Blocker;
 
+use crate::ingest::Ingest;
 use crate::sync::{fence, Arc, Ordering};
-use crate::writer::Ingest;
 
 /// A parked waiter re-checks at least this often.
 pub const RECHECK: Duration = Duration::from_millis(50);
