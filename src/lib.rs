@@ -79,6 +79,8 @@ pub mod record;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod server;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod shared_log;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod single;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod thread;

@@ -16,8 +16,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 use crate::http::error::{Reason, REASON_COUNT};
+use crate::http::tally::Metrics;
 use crate::http::Service;
-use crate::metrics::Metrics;
 use crate::sync::Arc;
 
 /// How often the reporter summarises refusals (when there were any).
@@ -137,7 +137,7 @@ pub fn summarise(
 mod tests {
     use super::*;
     use crate::http::error::{ApiError, HttpError};
-    use crate::metrics::Tally;
+    use crate::http::tally::Tally;
     use crate::query::QueryError;
 
     #[test]

@@ -307,7 +307,7 @@ fn refuse(mut stream: may::net::TcpStream, service: &Service) {
         &clock,
         false,
     );
-    let mut tally = crate::metrics::Tally::default();
+    let mut tally = crate::http::tally::Tally::default();
     tally.refuse(&err);
     service.metrics.flush(&mut tally);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));

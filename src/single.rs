@@ -52,7 +52,7 @@ pub fn start(
                 });
                 let mut writer = Writer::new(ingest, ring_writer).with_idle(idle);
                 if crate::metrics::ENABLED {
-                    writer = writer.with_stats(service.metrics.writer.clone());
+                    writer = writer.with_stats(service.metrics.writer().clone());
                 }
                 if let Some(journal) = journal {
                     writer = writer.with_sink(Box::new(journal));

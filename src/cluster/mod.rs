@@ -41,6 +41,7 @@ pub mod state;
 use std::path::Path;
 
 use crate::config::ClusterFlags;
+use crate::shared_log::SharedLog;
 
 pub use state::{ClusterFigures, ClusterState};
 
@@ -80,7 +81,7 @@ pub fn random_u64() -> u64 {
     h.finish()
 }
 
-/// What the HTTP edge holds of cluster mode.
+/// What the HTTP edge holds of cluster mode (as a [`SharedLog`]).
 #[derive(Debug)]
 pub struct ClusterEdge {
     pub state: crate::sync::Arc<ClusterState>,
@@ -89,27 +90,36 @@ pub struct ClusterEdge {
     pub fresh_timeout: std::time::Duration,
 }
 
-impl ClusterEdge {
-    /// For `GET ...&fresh=1`: parks the coroutine (never its OS thread) until this server
-    /// has applied everything the stream held when the call began, or the timeout passes.
-    pub fn wait_fresh(&self) -> Result<(), crate::http::error::RejectError> {
-        use crate::http::error::RejectError::NotFresh;
+impl SharedLog for ClusterEdge {
+    fn refusing(&self) -> bool {
+        self.state.log_failing()
+    }
+
+    fn wait_fresh(&self) -> bool {
         use std::time::{Duration, Instant};
         let deadline = Instant::now() + self.fresh_timeout;
         let (reply, answer) = may::sync::mpsc::channel();
-        self.fresh.send(reply).map_err(|_| NotFresh)?;
+        if self.fresh.send(reply).is_err() {
+            return false;
+        }
         let target = match answer.recv_timeout(self.fresh_timeout) {
             Ok(Some(last)) => last,
-            _ => return Err(NotFresh),
+            _ => return false,
         };
         let mut nap = Duration::from_micros(50);
         while self.state.applied() < target {
             if Instant::now() >= deadline {
-                return Err(NotFresh);
+                return false;
             }
             may::coroutine::sleep(nap);
             nap = (nap * 2).min(Duration::from_millis(2));
         }
-        Ok(())
+        true
+    }
+
+    fn figures(&self, out: &mut dyn FnMut(&'static str, &'static str, &'static str, u64)) {
+        self.state
+            .figures()
+            .render(&mut |name, kind, help, value| out(name, kind, help, value));
     }
 }

@@ -61,13 +61,13 @@ pub fn start(
     let outcomes = Arc::new(SegQueue::new());
     let waiters = (flags.ack == AckMode::Log).then(|| Arc::new(DurableWaiters::default()));
 
-    let mut service = service.with_cluster(
+    let mut service = service.with_log(
         feed_ingest.clone(),
-        ClusterEdge {
+        Arc::new(ClusterEdge {
             state: state.clone(),
             fresh: fresh_tx,
             fresh_timeout: flags.fresh_timeout(),
-        },
+        }),
     );
     if let Some(waiters) = &waiters {
         service = service.with_ack(Ack::logged(waiters.clone(), flags.log_timeout()));
@@ -95,7 +95,7 @@ pub fn start(
         let mut publisher =
             Publisher::new(service.ingest.clone(), outbox, cuts, flags.log_timeout());
         if crate::metrics::ENABLED {
-            publisher = publisher.with_stats(service.metrics.publisher.clone());
+            publisher = publisher.with_stats(service.metrics.publisher().clone());
         }
         std::thread::Builder::new()
             .name("hourtally-publish".into())
@@ -129,7 +129,7 @@ pub fn start(
     };
     let writer = {
         let (service, feed_ingest) = (service.clone(), feed_ingest.clone());
-        let writer_stats = service.metrics.writer.clone();
+        let writer_stats = service.metrics.writer().clone();
         let snapshot_every = config.snapshot_every();
         let idle = config.writer_idle();
         std::thread::Builder::new()

@@ -19,11 +19,11 @@ use super::limits::{MAX_PENDING_OUTPUT, WRITE_TIMEOUT};
 use super::response::{self, AfterAnswer};
 use super::routes::Service;
 use super::session::Session;
+use super::tally::Stopwatch;
 use crate::ack::Settled;
 use crate::alarms::{Alarms, Wake};
 use crate::clock::coarse_monotonic_ms;
 use crate::conns::Ticket;
-use crate::metrics::Stopwatch;
 
 /// Grows `buf` (whose whole length is usable) when it is full, up to `max`.
 fn ensure_room(buf: &mut Vec<u8>, filled: usize, max: usize) {

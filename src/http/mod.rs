@@ -22,10 +22,13 @@ pub mod error;
 pub mod head;
 pub mod hours;
 pub mod limits;
+pub mod metrics_page;
 pub mod response;
+pub mod route;
 pub mod routes;
 pub mod session;
 pub mod status;
+pub mod tally;
 pub mod target;
 
 pub use routes::{Admission, Method, Service};

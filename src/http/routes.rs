@@ -10,9 +10,13 @@ use super::counts_answers::Rendered;
 use super::date::Clock;
 use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
+use super::metrics_page::Gauges;
 use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
+pub use super::route::Method;
+use super::route::{misroute, route_of, Route};
 use super::status::Status;
-use super::target::{route_of, split_target};
+use super::tally::{Metrics, Tally};
+use super::target::split_target;
 use super::{assets, hours};
 use crate::ack::Ack;
 use crate::alarms::Alarms;
@@ -21,10 +25,10 @@ use crate::counts::Counts;
 use crate::event::Event;
 use crate::ingest::Producer;
 use crate::journal::JournalHealth;
-use crate::metrics::{Gauges, Metrics, Route, Tally};
 use crate::query;
 use crate::readiness::{Readiness, Starting};
 use crate::ring::Ring;
+use crate::shared_log::SharedLog;
 use crate::sync::Arc;
 use crate::writer::{Ingest, PushError};
 
@@ -64,26 +68,6 @@ impl Answer {
     }
 }
 
-/// The request methods the routes tell apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    Other,
-}
-
-impl Method {
-    pub fn parse(method: &[u8]) -> Self {
-        match method {
-            b"GET" => Method::Get,
-            b"HEAD" => Method::Head,
-            b"POST" => Method::Post,
-            _ => Method::Other,
-        }
-    }
-}
-
 /// A connection's run of POSTs ([`Ingest::producer`]): its entry into the ingest gate, once
 /// a POST began it, and the source its events carry (`Event::src`: with `--fsync always`,
 /// the connection's slot, so that the writer can tell it which of them a failed group
@@ -116,8 +100,8 @@ pub struct Service {
     /// The queue the writer applies from: `ingest` for a single server; in a cluster the
     /// edge pushes into `ingest` (the publish queue) and the writer applies the stream.
     pub applied_from: Arc<Ingest>,
-    /// Cluster mode, if on.
-    pub cluster: Option<crate::cluster::ClusterEdge>,
+    /// Cluster mode's log, if on.
+    pub log: Option<Arc<dyn SharedLog>>,
 }
 
 impl Service {
@@ -133,20 +117,16 @@ impl Service {
             journal: None,
             ack: Ack::queued(),
             applied_from: ingest.clone(),
-            cluster: None,
+            log: None,
             ingest,
         }
     }
 
     /// Cluster mode: POSTs go to `ingest` (the publish queue), the writer applies from
-    /// `applied_from`, and `edge` answers fresh reads and says whether the log takes events.
-    pub fn with_cluster(
-        mut self,
-        applied_from: Arc<Ingest>,
-        edge: crate::cluster::ClusterEdge,
-    ) -> Self {
+    /// `applied_from`, and `log` answers fresh reads and says whether it takes events.
+    pub fn with_log(mut self, applied_from: Arc<Ingest>, log: Arc<dyn SharedLog>) -> Self {
         self.applied_from = applied_from;
-        self.cluster = Some(edge);
+        self.log = Some(log);
         self.set_starting(Starting::WaitingForNats);
         self
     }
@@ -230,7 +210,7 @@ impl Service {
         {
             return Err(RejectError::JournalFailing.into());
         }
-        if self.cluster.as_ref().is_some_and(|c| c.state.log_failing()) {
+        if self.log.as_ref().is_some_and(|l| l.refusing()) {
             return Err(RejectError::LogFailing.into());
         }
         // Advisory: only clocks further apart than the admission margin get here.
@@ -254,9 +234,9 @@ impl Service {
     /// Validates a GET of `/analytics`; in a cluster, waits first if it asks for `fresh=1`.
     fn get(&self, query: &[u8]) -> Result<u32, ApiError> {
         let hour = query::parse_get(query)?;
-        if let Some(cluster) = &self.cluster {
-            if query::wants_fresh(query)? {
-                cluster.wait_fresh()?;
+        if let Some(log) = &self.log {
+            if query::wants_fresh(query)? && !log.wait_fresh() {
+                return Err(RejectError::NotFresh.into());
             }
         }
         Ok(hour)
@@ -272,15 +252,12 @@ impl Service {
         self.admit(query, clock).err()
     }
 
-    fn gauges(&self) -> Gauges {
+    fn gauges(&self) -> Gauges<'_> {
         Gauges {
             applied: self.applied_from.applied(),
             sealed_drops: self.ring.sealed_drops(),
             queued: self.ingest.queued()
-                + self
-                    .cluster
-                    .as_ref()
-                    .map_or(0, |_| self.applied_from.queued()),
+                + self.log.as_ref().map_or(0, |_| self.applied_from.queued()),
             queue_capacity: self.ingest.capacity(),
             open_connections: self.conns.open(),
             archived_hours: loop {
@@ -294,7 +271,7 @@ impl Service {
             ready: self.is_ready() && !self.is_stopping(),
             journal: self.journal.as_ref().map(|j| j.figures()),
             journal_failing: self.journal.as_ref().is_some_and(|j| j.failing()),
-            cluster: self.cluster.as_ref().map(|c| c.state.figures()),
+            log: self.log.as_deref(),
         }
     }
 
@@ -335,14 +312,14 @@ impl Service {
         // Until the server is ready, `/analytics` and `/analytics/hours` answer 503 naming
         // what it is doing.
         let starting = self.starting();
-        let result = match (route, path, method, starting) {
-            (Route::AnalyticsGet | Route::AnalyticsPost, _, _, Some(phase)) => {
+        let result = match (route, starting) {
+            (Route::AnalyticsGet | Route::AnalyticsPost | Route::AnalyticsHours, Some(phase)) => {
                 Err(RejectError::Recovering(phase).into())
             }
-            (Route::AnalyticsGet, ..) => self
+            (Route::AnalyticsGet, None) => self
                 .get(query)
                 .map(|hour| Answer::text(Body::Counts(hour, self.read_counts(hour)))),
-            (Route::AnalyticsPost, ..) => self.post(query, clock, run).map(|()| {
+            (Route::AnalyticsPost, None) => self.post(query, clock, run).map(|()| {
                 tally.accepted += 1;
                 Answer {
                     status: Status::NoContent,
@@ -351,18 +328,9 @@ impl Service {
                     body: Body::Static(b""),
                 }
             }),
-            (_, b"/analytics", _, Some(phase)) => Err(RejectError::Recovering(phase).into()),
-            (_, b"/analytics", ..) => Err(HttpError::MethodNotAllowed.into()),
-            (_, b"/analytics/hours", Method::Get | Method::Head, Some(phase)) => {
-                Err(RejectError::Recovering(phase).into())
-            }
-            (_, b"/analytics/hours", Method::Get | Method::Head, None) => {
-                hours::answer(self, query, headers)
-            }
-            (_, b"/healthz", Method::Get | Method::Head, _) => {
-                Ok(Answer::text(Body::Static(b"ok\n")))
-            }
-            (_, b"/readyz", Method::Get | Method::Head, _) => {
+            (Route::AnalyticsHours, None) => hours::answer(self, query, headers),
+            (Route::Healthz, _) => Ok(Answer::text(Body::Static(b"ok\n"))),
+            (Route::Readyz, _) => {
                 let not_ready = |line| {
                     Ok(Answer {
                         status: Status::ServiceUnavailable,
@@ -375,22 +343,17 @@ impl Service {
                     None => Ok(Answer::text(Body::Static(b"ready\n"))),
                 }
             }
-            (_, b"/metrics", Method::Get | Method::Head, _) => Ok(Answer {
+            (Route::Metrics, _) => Ok(Answer {
                 content_type: PROMETHEUS,
                 ..Answer::text(Body::Page(self.metrics.render(&self.gauges())))
             }),
-            (_, b"/openapi.json", Method::Get | Method::Head, _) => Ok(Answer {
+            (Route::OpenApi, _) => Ok(Answer {
                 content_type: "application/json",
                 ..Answer::text(Body::Static(OPENAPI))
             }),
-            (
-                _,
-                b"/healthz" | b"/readyz" | b"/metrics" | b"/openapi.json" | b"/analytics/hours",
-                ..,
-            ) => Err(HttpError::ReadOnlyMethodNotAllowed.into()),
-            // The dashboard and its files, last: bytes of the binary.
-            _ => match assets::find(path) {
-                Some(file) if matches!(method, Method::Get | Method::Head) => {
+            // The dashboard and its files: bytes of the binary.
+            (Route::Dashboard, _) => match assets::find(path) {
+                Some(file) => {
                     let not_modified = file.not_modified(
                         headers
                             .iter()
@@ -408,9 +371,13 @@ impl Service {
                         body: Body::Static(if not_modified { b"" } else { file.asset.body }),
                     })
                 }
-                Some(_) => Err(HttpError::ReadOnlyMethodNotAllowed.into()),
                 None => Err(HttpError::NotFound.into()),
             },
+            // Other methods of `/analytics` while starting: the phase, as for its own.
+            (Route::Other, Some(phase)) if path == b"/analytics" => {
+                Err(RejectError::Recovering(phase).into())
+            }
+            (Route::Other, _) => Err(misroute(path).into()),
         };
         let head_only = method == Method::Head;
         match result {

@@ -32,7 +32,7 @@ use super::limits::{MAX_BODY_BYTES, MAX_HEADERS_CAP, MAX_PENDING_OUTPUT};
 use super::response::{self, AfterAnswer};
 use super::routes::{Method, PostRun, Service};
 use super::status::Status;
-use crate::metrics::Tally;
+use super::tally::Tally;
 
 /// What [`Session::feed`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,26 +1,6 @@
-//! Request targets: the path and the query of what a request line names, and the route the
-//! path and method make (for the latency histograms).
+//! Request targets: the path and the query of what a request line names.
 
-use super::routes::Method;
 use crate::bytes;
-use crate::metrics::Route;
-
-/// The route a request's latency is filed under.
-#[inline]
-pub fn route_of(path: &[u8], method: Method) -> Route {
-    let read = matches!(method, Method::Get | Method::Head);
-    match path {
-        b"/analytics" if read => Route::AnalyticsGet,
-        b"/analytics" if method == Method::Post => Route::AnalyticsPost,
-        b"/analytics/hours" if read => Route::AnalyticsHours,
-        b"/healthz" if read => Route::Healthz,
-        b"/readyz" if read => Route::Readyz,
-        b"/metrics" if read => Route::Metrics,
-        b"/openapi.json" if read => Route::OpenApi,
-        _ if read && super::assets::find(path).is_some() => Route::Dashboard,
-        _ => Route::Other,
-    }
-}
 
 /// `(path, query)` of a request target: `/analytics?timestamp=1` → (`/analytics`,
 /// `timestamp=1`). An absolute-form target (`http://host/analytics?...`, RFC 9112 §3.2.2)

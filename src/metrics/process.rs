@@ -43,3 +43,21 @@ impl ProcessFigures {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_figures_are_read_from_proc() {
+        let p = ProcessFigures::read();
+        assert!(p.rss_bytes > 1 << 20, "{p:?}");
+        // Burn a little CPU so that the counter is above zero at any tick rate.
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(ProcessFigures::read().cpu_seconds > 0.0);
+    }
+}
