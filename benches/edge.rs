@@ -40,6 +40,8 @@ fn query(c: &mut Criterion) {
 /// A Service with a running writer; the clock is set so that `TS` is the current hour.
 struct Harness {
     service: Service,
+    /// The writer's queue (the service's too).
+    ingest: Arc<Ingest>,
     writer: Option<std::thread::JoinHandle<RingWriter>>,
     clock: Clock,
 }
@@ -51,12 +53,13 @@ impl Harness {
         let writer = Writer::new(ingest.clone(), RingWriter::new(ring.clone()));
         let writer = std::thread::spawn(move || writer.run());
         let admission = Admission::new(48, 1).expect("a window");
-        let service = Service::new(ring, ingest, Limits::default(), admission);
+        let service = Service::new(ring, ingest.clone(), Limits::default(), admission);
         service.set_ready();
         let mut clock = Clock::default();
         clock.set(TS);
         Harness {
             service,
+            ingest,
             writer: Some(writer),
             clock,
         }
@@ -65,7 +68,7 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        self.service.ingest.close();
+        self.ingest.close();
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
@@ -91,7 +94,7 @@ fn request(c: &mut Criterion) {
                     let mut session = Session::new(&h.service);
                     let o = session.feed(black_box(input.as_bytes()), &h.clock, &mut out);
                     // As the connection loop does after every batch.
-                    h.service.metrics.flush(&mut session.tally);
+                    h.service.metrics().flush(&mut session.tally);
                     debug_assert_eq!(o.answered as u32, depth);
                     black_box(o)
                 })
@@ -100,7 +103,7 @@ fn request(c: &mut Criterion) {
     }
     g.finish();
     // Every POST was accepted (a 503 would mean the bench measured refusals).
-    let refused = h.service.metrics.responses(Status::ServiceUnavailable);
+    let refused = h.service.metrics().responses(Status::ServiceUnavailable);
     assert_eq!(refused, 0);
 }
 
@@ -119,9 +122,9 @@ fn hours(c: &mut Criterion) {
         );
         session.feed(post.as_bytes(), &h.clock, &mut out);
     }
-    h.service.metrics.flush(&mut session.tally);
-    assert_eq!(h.service.metrics.responses(Status::NoContent), 46);
-    while h.service.ingest.applied() < 46 {
+    h.service.metrics().flush(&mut session.tally);
+    assert_eq!(h.service.metrics().responses(Status::NoContent), 46);
+    while h.ingest.applied() < 46 {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     let mut g = c.benchmark_group("hours");
@@ -165,15 +168,15 @@ fn hours(c: &mut Criterion) {
                 out.clear();
                 let mut session = Session::new(&h.service);
                 let o = session.feed(black_box(input.as_bytes()), &h.clock, &mut out);
-                h.service.metrics.flush(&mut session.tally);
+                h.service.metrics().flush(&mut session.tally);
                 debug_assert_eq!(o.answered, answers);
                 black_box(o)
             })
         });
     }
     g.finish();
-    assert!(h.service.metrics.responses(Status::Ok) > 0);
-    assert_eq!(h.service.metrics.responses(Status::BadRequest), 0);
+    assert!(h.service.metrics().responses(Status::Ok) > 0);
+    assert_eq!(h.service.metrics().responses(Status::BadRequest), 0);
 }
 
 criterion_group!(benches, query, request, hours);

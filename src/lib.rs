@@ -83,4 +83,6 @@ pub mod shared_log;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod single;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod start;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod thread;

@@ -67,7 +67,7 @@ impl RejectionReporter {
                         stopped.recv_timeout(interval),
                         Err(mpsc::RecvTimeoutError::Timeout)
                     );
-                    summarise(&service.metrics, &mut last, interval);
+                    summarise(service.metrics(), &mut last, interval);
                     if done {
                         return;
                     }

@@ -1,25 +1,42 @@
-//! The hourtally server binary: parse the flags, start, wait for SIGTERM or Ctrl-C, drain.
+//! The hourtally server binary: parse the flags, start, wait for SIGTERM or Ctrl-C (or an
+//! error a thread of the server cannot go on after), drain. The only place that picks the
+//! process's exit code.
 
 use std::process::ExitCode;
+use std::sync::mpsc;
 
 use hourtally::config::Config;
 use hourtally::log::{self, RejectionReporter, REJECTION_SUMMARY_INTERVAL};
 use hourtally::server::Server;
+use hourtally::start::{Fatal, StartError};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// Exit code for flags that do not fit together (as clap uses for flags it refuses).
+/// Exit code for flags that do not fit together (as clap uses for flags it refuses), or
+/// that differ from the cluster's.
 const EXIT_BAD_FLAGS: u8 = 2;
+
+/// Why the server stops.
+enum Halt {
+    /// A stop signal.
+    Signal(i32),
+    /// An error a thread of the server cannot go on after.
+    Failed(StartError),
+}
+
+/// The exit code for a server that could not start or go on.
+fn exit_code(e: &StartError) -> ExitCode {
+    match e {
+        StartError::Flags(_) => ExitCode::from(EXIT_BAD_FLAGS),
+        _ => ExitCode::FAILURE,
+    }
+}
 
 fn main() -> ExitCode {
     // Not `Config::parse`: `validate` needs to know whether --data-dir was given.
     let config = Config::from_args();
     if let Err(e) = log::init(&config.log_level, config.log_format) {
         eprintln!("hourtally: cannot set up logging: {e}");
-        return ExitCode::from(EXIT_BAD_FLAGS);
-    }
-    if let Err(e) = config.validate() {
-        eprintln!("hourtally: {e}");
         return ExitCode::from(EXIT_BAD_FLAGS);
     }
     // Register the handlers before the server exists, so no signal finds it half-started
@@ -31,36 +48,58 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match Server::start(&config) {
+    let (halt, halted) = mpsc::channel();
+    let fatal = {
+        let halt = halt.clone();
+        Fatal::new(move |e| {
+            let _ = halt.send(Halt::Failed(e));
+        })
+    };
+    let server = match Server::start(&config, fatal) {
         Ok(s) => s,
         Err(e) => {
             // Plain, on stderr: whoever started the server reads this, not a log pipeline.
-            eprintln!("hourtally: cannot start on {}: {e}", config.listen);
-            return ExitCode::FAILURE;
+            eprintln!("hourtally: {e}");
+            return exit_code(&e);
         }
     };
     let reporter = RejectionReporter::start(server.service().clone(), REJECTION_SUMMARY_INTERVAL);
-    let signal = signals.forever().next().unwrap_or(SIGTERM);
+    // The first stop signal stops the server; a stop waits for the disk to take every event
+    // answered 204, and a second signal gives up on what it has not taken (the exit code
+    // says so).
+    let journal = server.journal().cloned();
+    let watching = std::thread::Builder::new()
+        .name("hourtally-signals".into())
+        .spawn(move || {
+            let mut signals = signals.forever();
+            if let Some(signal) = signals.next() {
+                let _ = halt.send(Halt::Signal(signal));
+            }
+            for signal in signals {
+                match &journal {
+                    Some(journal) => {
+                        tracing::warn!(signal, "second stop signal: giving up on the disk");
+                        journal.give_up();
+                    }
+                    None => tracing::warn!(signal, "second stop signal: already stopping"),
+                }
+            }
+        });
+    if let Err(e) = watching {
+        eprintln!("hourtally: cannot watch for stop signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    let signal = match halted.recv() {
+        Ok(Halt::Signal(signal)) => signal,
+        Ok(Halt::Failed(e)) => return fail(&e),
+        // Every sender gone: cannot happen while the signal thread runs; stop as for SIGTERM.
+        Err(_) => SIGTERM,
+    };
     tracing::info!(
         signal,
         "stopping: answering requests taken, then draining the queue"
     );
-    // A stop waits for the disk to take every event answered 204; a second signal gives up
-    // on what it has not taken (and the exit code says so).
-    let journal = server.service().journal.clone();
-    if let Some(journal) = journal.clone() {
-        let spawned = std::thread::Builder::new()
-            .name("hourtally-signals".into())
-            .spawn(move || {
-                if let Some(signal) = signals.forever().next() {
-                    tracing::warn!(signal, "second stop signal: giving up on the disk");
-                    journal.give_up();
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot watch for a second stop signal");
-        }
-    }
+    let journal = server.journal().cloned();
     let report = server.shutdown();
     if let Ok(reporter) = reporter {
         reporter.stop();
@@ -72,6 +111,10 @@ fn main() -> ExitCode {
         unclosed_connections = report.unclosed_connections,
         "stopped"
     );
+    // A recovery that failed while the server was stopping still decides the exit.
+    if let Ok(Halt::Failed(e)) = halted.try_recv() {
+        return fail(&e);
+    }
     let lost = journal.map_or(0, |j| j.lost());
     if lost > 0 {
         tracing::error!(lost, "stopped having lost {lost} events answered 204");
@@ -81,4 +124,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Ends a server that cannot go on: says why, in the log and plainly on stderr.
+fn fail(e: &StartError) -> ExitCode {
+    tracing::error!(error = %e, "cannot go on");
+    eprintln!("hourtally: {e}");
+    exit_code(e)
 }

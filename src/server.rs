@@ -1,30 +1,30 @@
-//! Wiring: the listener and its accept loop, the connection coroutines, the writer thread,
-//! and the orderly shutdown that applies every accepted event before it returns.
+//! Wiring: the listener, the HTTP edge's accept loop and sweeper, the writer thread (spawned
+//! here and nowhere else) and the mode that feeds it (`single` or `cluster`), and the orderly
+//! shutdown that applies every accepted event before it returns.
 
-use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::clock::coarse_monotonic_ms;
 use crate::config::Config;
-use crate::http::error::{ApiError, HttpError};
+use crate::histogram::BatchStats;
 use crate::http::limits::WRITE_TIMEOUT;
-use crate::http::{conn, Service};
-use crate::journal::DataDir;
+use crate::http::{accept, conn, Service};
+use crate::journal::{DataDir, JournalHealth};
+use crate::readiness::Readiness;
 use crate::ring::{Ring, RingWriter};
+use crate::start::{Fatal, Mode, Recovery, StartError};
 use crate::sync::{Arc, AtomicBool, Ordering};
-use crate::writer::Ingest;
+use crate::writer::{Idle, Ingest, Writer};
 
 /// Coroutine stack size, in words (8 bytes each): 64 KiB. A connection needs about 6 KiB
 /// (the header array is 4 KiB); the rest is margin. Only touched pages cost memory.
 pub const STACK_WORDS: usize = 0x2000;
 
-/// Most events in one writer batch with `--fsync always` (one `fdatasync` each).
-pub const ALWAYS_BATCH: usize = 16 * 1024;
-
 /// A running server.
 pub struct Server {
+    /// The HTTP edge's state: routes, connections, counters.
     service: Arc<Service>,
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
@@ -32,6 +32,11 @@ pub struct Server {
     /// The sweeper: wakes connections whose read deadline has passed (`alarms`).
     sweeper: JoinHandle<()>,
     writer: JoinHandle<RingWriter>,
+    /// Where POSTs queue their events (the writer's queue, or the publish queue).
+    posts: Arc<Ingest>,
+    /// The queue the writer applies.
+    applied: Arc<Ingest>,
+    journal: Option<Arc<JournalHealth>>,
     workers: usize,
     /// Cluster mode's threads, if on.
     cluster: Option<crate::cluster::run::Running>,
@@ -52,19 +57,26 @@ pub struct Report {
 }
 
 impl Server {
-    /// Locks the data directory (unless `--ephemeral`), configures the `may` runtime (once
-    /// per process), binds, and starts the accept loop and the writer thread. The writer
-    /// first replays the journal, then marks the server ready; until then `/analytics`
-    /// answers 503. A journal that cannot be replayed ends the process with its reason.
-    pub fn start(config: &Config) -> io::Result<Server> {
-        let admission = config
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    /// Checks the flags, locks the data directory (unless `--ephemeral`), configures the
+    /// `may` runtime (once per process), binds, starts the mode's threads, the writer thread
+    /// and the accept loop. The writer first recovers (replays the journal, or catches up
+    /// with the cluster's log), then marks the server ready; until then `/analytics` answers
+    /// 503. An error the server cannot go on after, once started, goes to `fatal`.
+    pub fn start(config: &Config, fatal: Fatal) -> Result<Server, StartError> {
+        let admission = config.validate().map_err(StartError::Flags)?;
+        let listen = |source| StartError::Listen {
+            listen: config.listen.clone(),
+            source,
+        };
         let data = if config.ephemeral {
             None
         } else {
-            let dir = DataDir::open(&config.data_dir, config.retention_hours as u32)
-                .map_err(|e| io::Error::other(e.to_string()))?;
+            let dir = DataDir::open(&config.data_dir, config.retention_hours as u32).map_err(
+                |source| StartError::DataDir {
+                    listen: config.listen.clone(),
+                    source,
+                },
+            )?;
             Some(dir)
         };
         let workers = config.effective_workers();
@@ -73,18 +85,22 @@ impl Server {
             .set_stack_size(STACK_WORDS)
             .set_worker_pin(config.pin_workers);
 
-        let addr = config.listen.to_socket_addrs()?.next().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "--listen resolves to no address",
-            )
-        })?;
-        let listener = bind(addr)?;
-        let addr = listener.local_addr()?;
+        let addr = config
+            .listen
+            .to_socket_addrs()
+            .map_err(listen)?
+            .next()
+            .ok_or_else(|| {
+                listen(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "--listen resolves to no address",
+                ))
+            })?;
+        let listener = bind(addr).map_err(listen)?;
+        let addr = listener.local_addr().map_err(listen)?;
 
         // Before the writer starts, whose first lines are the recovery's.
         let l = config.limits();
-
         tracing::info!(
             addr = %addr,
             retention_hours = config.retention_hours,
@@ -106,39 +122,60 @@ impl Server {
         );
 
         let ring = Arc::new(Ring::new(config.retention_hours));
-        let mut ingest = Ingest::new(config.queue_capacity);
-        if data.is_some()
-            && !config.cluster.enabled()
-            && config.fsync_policy() == crate::journal::FsyncPolicy::Always
-        {
-            // A source per connection slot (1-based), so that a group the disk refuses is
-            // answered 503 to exactly the POSTs whose events it held.
-            ingest = ingest.with_refusals(config.max_connections + 1);
-        }
-        let ingest = Arc::new(ingest);
-        let service = Service::new(ring.clone(), ingest.clone(), config.limits(), admission);
-        let (service, writer, cluster) = if config.cluster.enabled() {
-            let (service, writer, running) =
-                crate::cluster::run::start(config, data, ring, service)?;
-            (service, writer, Some(running))
+        let readiness = Arc::new(Readiness::default());
+        let writer_stats = Arc::new(BatchStats::default());
+        let publisher_stats = Arc::new(BatchStats::default());
+        let (mode, cluster) = if config.cluster.enabled() {
+            let (mode, running) = crate::cluster::run::start(
+                config,
+                data,
+                readiness.clone(),
+                publisher_stats.clone(),
+                fatal.clone(),
+            )?;
+            (mode, Some(running))
         } else {
-            let (service, writer) = crate::single::start(config, data, ring, ingest, service)?;
-            (service, writer, None)
+            (crate::single::start(config, data)?, None)
         };
+        let Mode {
+            posts,
+            applied,
+            ack,
+            journal,
+            log,
+            recovery,
+        } = mode;
+        let mut service = Service::new(ring.clone(), posts.clone(), l, admission)
+            .with_readiness(readiness.clone())
+            .with_ack(ack)
+            .with_batch_stats(writer_stats.clone(), publisher_stats);
+        if let Some(journal) = &journal {
+            service = service.with_journal(journal.clone());
+        }
+        if let Some(log) = log {
+            service = service.with_log(applied.clone(), log);
+        }
+        let service = Arc::new(service);
+        let writer = spawn_writer(
+            WriterParts {
+                ring: ring.clone(),
+                applied: applied.clone(),
+                recovery,
+                readiness,
+                stats: writer_stats,
+                idle: config.writer_idle(),
+            },
+            fatal,
+        )?;
         let stopping = Arc::new(AtomicBool::new(false));
-        let accept = {
-            let (service, stopping) = (service.clone(), stopping.clone());
-            let builder = may::coroutine::Builder::new().name("hourtally-accept".into());
-            // SAFETY: `may` requires that a coroutine not hold thread-local storage across a
-            // yield (it may resume on another worker) and stay within its stack. The accept
-            // loop touches no thread-locals and uses a few hundred bytes of stack.
-            unsafe { builder.spawn(move || accept_loop(listener, service, stopping)) }?
-        };
+        let accept = accept::spawn(listener, service.clone(), stopping.clone())
+            .map_err(StartError::io("start the accept loop"))?;
         let sweeper = {
             let (service, stopping) = (service.clone(), stopping.clone());
             std::thread::Builder::new()
                 .name("hourtally-sweep".into())
-                .spawn(move || sweep_loop(&service, &stopping))?
+                .spawn(move || sweep_loop(&service, &stopping))
+                .map_err(StartError::io("start the sweeper thread"))?
         };
         Ok(Server {
             service,
@@ -147,6 +184,9 @@ impl Server {
             accept,
             sweeper,
             writer,
+            posts,
+            applied,
+            journal,
             workers,
             cluster,
         })
@@ -157,9 +197,15 @@ impl Server {
         self.addr
     }
 
-    /// The shared state of the routes (ring, ingest, metrics).
+    /// The HTTP edge's state (its counters, for the rejection reporter).
     pub fn service(&self) -> &Arc<Service> {
         &self.service
+    }
+
+    /// The journal's health, when the server has one: a stop waits for the disk to take
+    /// every event answered 204, and [`JournalHealth::give_up`] ends that wait.
+    pub fn journal(&self) -> Option<&Arc<JournalHealth>> {
+        self.journal.as_ref()
     }
 
     /// HTTP worker threads.
@@ -186,23 +232,14 @@ impl Server {
         if std::net::TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
             let _ = self.accept.join();
         }
-        self.service.conns.drain(|fd| {
-            // SAFETY: `shutdown` takes any integer and touches no memory of ours; `drain`
-            // passes only fds that are open sockets at this instant (see `conns`).
-            unsafe {
-                libc::shutdown(fd, libc::SHUT_RD);
-            }
-        });
         // A connection finishes within its write timeout plus its close (a peer that keeps
         // reading gets up to DRAIN_TIME); past that, stop anyway.
-        let deadline = std::time::Instant::now() + WRITE_TIMEOUT + conn::DRAIN_TIME;
-        while self.service.conns.open() > 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        self.service
+            .drain_connections(Instant::now() + WRITE_TIMEOUT + conn::DRAIN_TIME);
         // Connections that did not close are left to the process's exit; the sweeper stops
         // on the flag set above within a tick.
         let _ = self.sweeper.join();
-        self.service.ingest.close();
+        self.posts.close();
         let ring = match self.cluster {
             Some(cluster) => cluster.stop(self.writer),
             None => match self.writer.join() {
@@ -213,12 +250,61 @@ impl Server {
             },
         };
         Report {
-            applied: self.service.applied_from.applied(),
+            applied: self.applied.applied(),
             sealed_drops: ring.ring().sealed_drops(),
-            queued: self.service.ingest.queued(),
-            unclosed_connections: self.service.conns.open(),
+            queued: self.posts.queued(),
+            unclosed_connections: self.service.open_connections(),
         }
     }
+}
+
+/// What the writer thread is made of.
+struct WriterParts {
+    ring: Arc<Ring>,
+    applied: Arc<Ingest>,
+    recovery: Box<dyn Recovery>,
+    readiness: Arc<Readiness>,
+    stats: Arc<BatchStats>,
+    idle: Idle,
+}
+
+/// Spawns the writer thread: it recovers (the mode's [`Recovery`]), then applies its queue
+/// until the queue is closed and empty, and returns the ring's writer. A recovery that fails
+/// goes to `fatal`, and the thread ends without applying anything.
+fn spawn_writer(w: WriterParts, fatal: Fatal) -> Result<JoinHandle<RingWriter>, StartError> {
+    std::thread::Builder::new()
+        .name("hourtally-writer".into())
+        .spawn(move || {
+            crate::thread::enter_writer(w.idle);
+            let mut ring_writer = RingWriter::new(w.ring);
+            let applying = match w.recovery.recover(&mut ring_writer) {
+                Ok(Some(applying)) => applying,
+                Ok(None) => return ring_writer,
+                Err(e) => {
+                    fatal.report(e);
+                    return ring_writer;
+                }
+            };
+            let mut writer = Writer::new(w.applied, ring_writer).with_idle(w.idle);
+            if crate::metrics::ENABLED {
+                writer = writer.with_stats(w.stats);
+            }
+            if let Some(sink) = applying.sink {
+                writer = writer.with_sink(sink);
+            }
+            if let Some(events) = applying.durable_cuts {
+                writer = writer.with_durable_cuts(events);
+            }
+            if applying.ready {
+                w.readiness.set_ready();
+                tracing::info!("ready");
+            }
+            let ring_writer = writer.run();
+            // The data directory's lock is released only now, after the last sync.
+            drop(applying.hold);
+            ring_writer
+        })
+        .map_err(StartError::io("start the writer thread"))
 }
 
 /// How often the sweeper looks at every connection's read deadline: a connection times out
@@ -231,14 +317,14 @@ fn sweep_loop(service: &Service, stopping: &AtomicBool) {
     // Acquire: pairs with `shutdown`'s Release store; only the flag itself matters here.
     while !stopping.load(Ordering::Acquire) {
         std::thread::sleep(SWEEP_EVERY);
-        service.alarms.sweep(coarse_monotonic_ms());
+        service.sweep(coarse_monotonic_ms());
     }
 }
 
 /// Binds a listening socket without `SO_REUSEPORT`. `may::net::TcpListener::bind` sets it,
 /// which lets a second server start on a port already in use and silently take a share of its
 /// connections (and of its events); a server must refuse a port that is taken instead.
-fn bind(addr: SocketAddr) -> io::Result<may::net::TcpListener> {
+fn bind(addr: SocketAddr) -> std::io::Result<may::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     use std::os::unix::io::{FromRawFd, IntoRawFd};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
@@ -252,76 +338,4 @@ fn bind(addr: SocketAddr) -> io::Result<may::net::TcpListener> {
     // that ownership, and `from_raw_fd` takes it over (may sets it non-blocking and registers
     // it with its event loop), so it is closed exactly once.
     Ok(unsafe { may::net::TcpListener::from_raw_fd(fd) })
-}
-
-fn accept_loop(listener: may::net::TcpListener, service: Arc<Service>, stopping: Arc<AtomicBool>) {
-    use std::os::unix::io::AsRawFd;
-    for stream in listener.incoming() {
-        // Acquire: see `Server::shutdown`.
-        if stopping.load(Ordering::Acquire) {
-            break;
-        }
-        let Ok(stream) = stream else {
-            // EMFILE and friends: back off for a moment rather than spin on the error.
-            may::coroutine::sleep(Duration::from_millis(5));
-            continue;
-        };
-        let service = service.clone();
-        let builder = may::coroutine::Builder::new();
-        // SAFETY: as for the accept loop: the connection loop touches no thread-locals across
-        // a yield (its only blocking calls are may's own socket I/O and sleeps), and needs
-        // about 6 KiB of its STACK_WORDS stack.
-        let spawned = unsafe {
-            builder.spawn(move || {
-                let Some(ticket) = service.conns.admit(stream.as_raw_fd()) else {
-                    service.metrics.connection_refused();
-                    refuse(stream, &service);
-                    return;
-                };
-                service.metrics.connection_accepted();
-                let mut stream = stream;
-                conn::serve(&mut stream, &service, &ticket);
-                // The ticket gives its cell back before the socket closes: the drain never
-                // shuts a closed (or reused) fd.
-                drop(ticket);
-                drop(stream);
-            })
-        };
-        // On error the stream moved into the closure, which was dropped: the connection is
-        // closed and was never counted.
-        let _ = spawned;
-    }
-}
-
-/// Answers a connection past `--max-connections` (or one that arrived while stopping) with
-/// `503` and `Retry-After`, and closes it. Bounded: one short write, a short linger.
-fn refuse(mut stream: may::net::TcpStream, service: &Service) {
-    use std::io::{Read, Write};
-    let err = ApiError::from(HttpError::TooManyConnections);
-    let mut out = Vec::with_capacity(256);
-    let clock = crate::http::date::Clock::default();
-    crate::http::response::write_error(
-        &mut out,
-        &err,
-        crate::http::response::AfterAnswer::Close,
-        &clock,
-        false,
-    );
-    let mut tally = crate::http::tally::Tally::default();
-    tally.refuse(&err);
-    service.metrics.flush(&mut tally);
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    if stream.write_all(&out).is_ok() {
-        // Read and drop what the client sent (its request) so that closing does not reset
-        // the connection under our answer; a few KiB and 100 ms at most.
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-        let mut sink = [0u8; 4096];
-        for _ in 0..4 {
-            match stream.read(&mut sink) {
-                Ok(n) if n > 0 => {}
-                _ => break,
-            }
-        }
-    }
 }

@@ -1,99 +1,122 @@
-//! A single server's wiring (no `--nats`): the writer thread recovers the journal, then
-//! applies the queue the edge pushes into, journaling every batch before applying it.
+//! A single server (no `--nats`): its queue, when its POSTs get their answers, and its
+//! recovery, which replays the journal on the writer thread and hands the writer the journal
+//! as its sink.
 
-use std::io;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::ack::{Ack, DurableWaiters};
 use crate::config::Config;
-use crate::http::Service;
 use crate::journal::{snapshot, DataDir, FsyncPolicy, Journal, JournalHealth};
-use crate::ring::{Ring, RingWriter};
-use crate::server::ALWAYS_BATCH;
+use crate::ring::RingWriter;
+use crate::start::{Applying, Mode, Recovery, StartError};
 use crate::sync::Arc;
-use crate::writer::{Ingest, Writer};
+use crate::writer::Ingest;
 
-/// Wires a single server (no `--nats`): the writer recovers the journal in `data` (unless
-/// ephemeral), then applies the queue the edge pushes into, journaling every batch first.
-pub fn start(
-    config: &Config,
-    data: Option<DataDir>,
-    ring: Arc<Ring>,
-    ingest: Arc<Ingest>,
-    service: Service,
-) -> io::Result<(Arc<Service>, JoinHandle<RingWriter>)> {
-    let health = Arc::new(JournalHealth::default());
-    let mut service = service;
-    let always = data.is_some() && config.fsync_policy() == FsyncPolicy::Always;
-    let waiters = Arc::new(DurableWaiters::default());
-    if data.is_some() {
-        service = service.with_journal(health.clone());
-    }
+/// Most events in one writer batch with `--fsync always` (one `fdatasync` each).
+pub const ALWAYS_BATCH: usize = 16 * 1024;
+
+/// A single server's mode: the writer applies the queue the edge pushes into, journaling
+/// every batch first (unless ephemeral: `data` is `None`).
+pub fn start(config: &Config, data: Option<DataDir>) -> Result<Mode, StartError> {
+    let policy = config.fsync_policy();
+    let always = data.is_some() && policy == FsyncPolicy::Always;
+    let mut ingest = Ingest::new(config.queue_capacity);
     if always {
-        service = service.with_ack(Ack::synced(waiters.clone()));
+        // A source per connection slot (1-based), so that a group the disk refuses is
+        // answered 503 to exactly the POSTs whose events it held.
+        ingest = ingest.with_refusals(config.max_connections + 1);
     }
-    let service = Arc::new(service);
-    let writer = {
-        let (service, policy) = (service.clone(), config.fsync_policy());
-        let snapshot_every = config.snapshot_every();
-        let segment_bytes = config.journal_segment_bytes;
-        let idle = config.writer_idle();
-        std::thread::Builder::new()
-            .name("hourtally-writer".into())
-            .spawn(move || {
-                crate::thread::enter_writer(idle);
-                let mut ring_writer = RingWriter::new(ring);
-                let mut data = data;
-                let journal = data.as_mut().map(|data| {
-                    recover(data, policy, snapshot_every, health, &mut ring_writer)
-                        .with_segment_bytes(segment_bytes)
-                        .with_waiters(waiters)
-                });
-                let mut writer = Writer::new(ingest, ring_writer).with_idle(idle);
-                if crate::metrics::ENABLED {
-                    writer = writer.with_stats(service.metrics.writer().clone());
-                }
-                if let Some(journal) = journal {
-                    writer = writer.with_sink(Box::new(journal));
-                }
-                if always {
-                    // One fdatasync covers a batch: let batches grow while it runs.
-                    writer = writer.with_durable_cuts(ALWAYS_BATCH);
-                }
-                service.set_ready();
-                tracing::info!("ready");
-                let ring_writer = writer.run();
-                // The data directory's lock is released only now, after the last sync.
-                drop(data);
-                ring_writer
-            })?
-    };
-    Ok((service, writer))
+    let ingest = Arc::new(ingest);
+    let health = Arc::new(JournalHealth::default());
+    let waiters = Arc::new(DurableWaiters::default());
+    Ok(Mode {
+        posts: ingest.clone(),
+        applied: ingest,
+        ack: if always {
+            Ack::synced(waiters.clone())
+        } else {
+            Ack::queued()
+        },
+        journal: data.is_some().then(|| health.clone()),
+        log: None,
+        recovery: Box::new(Replay {
+            data,
+            policy,
+            snapshot_every: config.snapshot_every(),
+            segment_bytes: config.journal_segment_bytes,
+            health,
+            waiters,
+            always,
+        }),
+    })
+}
+
+/// A single server's recovery: its data directory's newest snapshot and journal.
+struct Replay {
+    data: Option<DataDir>,
+    policy: FsyncPolicy,
+    snapshot_every: Option<Duration>,
+    segment_bytes: u64,
+    health: Arc<JournalHealth>,
+    waiters: Arc<DurableWaiters>,
+    always: bool,
+}
+
+impl Recovery for Replay {
+    fn recover(self: Box<Self>, ring: &mut RingWriter) -> Result<Option<Applying>, StartError> {
+        let Replay {
+            data,
+            policy,
+            snapshot_every,
+            segment_bytes,
+            health,
+            waiters,
+            always,
+        } = *self;
+        let Some(mut data) = data else {
+            // Ephemeral: nothing to recover, nothing to journal.
+            return Ok(Some(Applying {
+                sink: None,
+                durable_cuts: None,
+                ready: true,
+                hold: None,
+            }));
+        };
+        let journal = recover(&mut data, policy, snapshot_every, health, ring)?
+            .with_segment_bytes(segment_bytes)
+            .with_waiters(waiters);
+        Ok(Some(Applying {
+            sink: Some(Box::new(journal)),
+            // One fdatasync covers a batch: let batches grow while it runs.
+            durable_cuts: always.then_some(ALWAYS_BATCH),
+            ready: true,
+            hold: Some(data),
+        }))
+    }
 }
 
 /// Restores the newest readable snapshot in `data` (falling back on older ones), replays the
 /// journal after it into `ring_writer`, publishes the result, and logs what it found. A
-/// journal that cannot be read ends the process (exit 1) with the reason: serving with part
-/// of the acknowledged events missing would answer wrong counts.
+/// journal that cannot be read is an error (the server stops with it): serving with part of
+/// the acknowledged events missing would answer wrong counts.
 fn recover(
     data: &mut DataDir,
     policy: FsyncPolicy,
     snapshot_every: Option<Duration>,
     health: Arc<JournalHealth>,
     ring_writer: &mut RingWriter,
-) -> Journal {
+) -> Result<Journal, StartError> {
     let started = std::time::Instant::now();
     let dir = data.path().to_path_buf();
-    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
-        tracing::error!(data_dir = %dir.display(), error = %e, "cannot recover: {what}");
-        eprintln!("hourtally: cannot recover {what} in {}: {e}", dir.display());
-        std::process::exit(1);
+    let fail = |what: &'static str, e: &dyn std::fmt::Display| StartError::Recover {
+        what,
+        dir: dir.clone(),
+        reason: e.to_string(),
     };
     let snapshots = data.path().join("snapshots");
     let (image, skipped) = match snapshot::load_newest(&snapshots) {
         Ok(found) => found,
-        Err(e) => fail("the snapshots", &e),
+        Err(e) => return Err(fail("the snapshots", &e)),
     };
     for why in &skipped {
         tracing::warn!(reason = %why, "snapshot unreadable; falling back on an older one and more of the journal");
@@ -101,7 +124,7 @@ fn recover(
     let from = match &image {
         Some(image) => {
             if let Err(e) = ring_writer.restore(image) {
-                fail("the snapshot", &e);
+                return Err(fail("the snapshot", &e));
             }
             image.covered
         }
@@ -112,7 +135,7 @@ fn recover(
     }) {
         Ok((journal, recovery)) => {
             if let Err(e) = data.stamp() {
-                fail("the data directory's meta", &e);
+                return Err(fail("the data directory's meta", &e));
             }
             ring_writer.publish();
             if let Some((bytes, why)) = &recovery.cut {
@@ -129,8 +152,8 @@ fn recover(
                 took_ms = started.elapsed().as_millis() as u64,
                 "recovered"
             );
-            journal
+            Ok(journal)
         }
-        Err(e) => fail("the journal", &e),
+        Err(e) => Err(fail("the journal", &e)),
     }
 }

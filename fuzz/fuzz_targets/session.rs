@@ -178,7 +178,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(answers.last_closes, o.close, "{o:?}");
                 start += o.consumed;
                 out.clear();
-                service.metrics.flush(&mut session.tally);
+                service.metrics().flush(&mut session.tally);
                 if o.close {
                     // `conn` closes here: nothing after it is read or answered.
                     return;

@@ -1,6 +1,5 @@
 //! Starting and stopping cluster mode's threads (the server's wiring for `--nats`).
 
-use std::io;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -13,12 +12,14 @@ use super::outbox::Outbox;
 use super::{node_id, random_u64, ClusterEdge, ClusterState};
 use crate::ack::{Ack, DurableWaiters};
 use crate::config::{AckMode, Config};
-use crate::http::routes::Service;
+use crate::histogram::BatchStats;
 use crate::journal::DataDir;
 use crate::publisher::Publisher;
-use crate::ring::{Ring, RingWriter};
+use crate::readiness::{Readiness, Starting};
+use crate::ring::{RingImage, RingWriter};
+use crate::start::{Applying, Fatal, Mode, Recovery, StartError};
 use crate::sync::Arc;
-use crate::writer::{Ingest, Writer};
+use crate::writer::Ingest;
 
 /// Cluster mode's threads, for an orderly stop.
 #[derive(Debug)]
@@ -30,26 +31,31 @@ pub struct Running {
     feed_ingest: Arc<Ingest>,
 }
 
-/// Builds the service of a cluster server from `service` (whose `ingest` becomes the
-/// publish queue) and starts the publisher, the nats thread and the writer. The writer
-/// waits for the nats thread's [`Bootstrap`], restores the snapshot, and applies the stream
-/// from there; the service is marked ready once it has caught up.
+/// Starts cluster mode's publisher and nats threads, and returns its mode: POSTs go to the
+/// publish queue; the writer, once it has loaded the nats thread's [`Bootstrap`] (restored
+/// the snapshot), applies the stream from there, and marks `readiness` ready once it has
+/// caught up. `publisher_stats` gets the publisher's batch figures.
 pub fn start(
     config: &Config,
     data: Option<DataDir>,
-    ring: Arc<Ring>,
-    service: Service,
-) -> io::Result<(Arc<Service>, JoinHandle<RingWriter>, Running)> {
+    readiness: Arc<Readiness>,
+    publisher_stats: Arc<BatchStats>,
+    fatal: Fatal,
+) -> Result<(Mode, Running), StartError> {
     let flags = &config.cluster;
-    let node = node_id(flags, data.as_ref().map(|d| d.path()))?;
+    let node = node_id(flags, data.as_ref().map(|d| d.path()))
+        .map_err(StartError::io("keep the node id in the data directory"))?;
     // A cluster's directory holds only the lock and the node id (state comes from the
     // stream), so it is stamped as soon as the node id is known.
     let mut data = data;
     if let Some(data) = data.as_mut() {
-        data.stamp()?;
+        data.stamp()
+            .map_err(StartError::io("write the data directory's meta"))?;
     }
+    readiness.set_starting(Starting::WaitingForNats);
     let boot = random_u64();
     let state = Arc::new(ClusterState::default());
+    let publish_ingest = Arc::new(Ingest::new(config.queue_capacity));
     let feed_ingest = Arc::new(Ingest::new(config.queue_capacity));
     let feed = Arc::new(Feed::default());
     let (batches_tx, batches_rx) = mpsc::unbounded_channel();
@@ -60,19 +66,10 @@ pub fn start(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let outcomes = Arc::new(SegQueue::new());
     let waiters = (flags.ack == AckMode::Log).then(|| Arc::new(DurableWaiters::default()));
-
-    let mut service = service.with_log(
-        feed_ingest.clone(),
-        Arc::new(ClusterEdge {
-            state: state.clone(),
-            fresh: fresh_tx,
-            fresh_timeout: flags.fresh_timeout(),
-        }),
-    );
-    if let Some(waiters) = &waiters {
-        service = service.with_ack(Ack::logged(waiters.clone(), flags.log_timeout()));
-    }
-    let service = Arc::new(service);
+    let ack = match &waiters {
+        Some(waiters) => Ack::logged(waiters.clone(), flags.log_timeout()),
+        None => Ack::queued(),
+    };
     tracing::info!(
         nats = ?flags.nats,
         stream = %flags.stream,
@@ -93,13 +90,14 @@ pub fn start(
             log_timeout: flags.log_timeout(),
         };
         let mut publisher =
-            Publisher::new(service.ingest.clone(), outbox, cuts, flags.log_timeout());
+            Publisher::new(publish_ingest.clone(), outbox, cuts, flags.log_timeout());
         if crate::metrics::ENABLED {
-            publisher = publisher.with_stats(service.metrics.publisher().clone());
+            publisher = publisher.with_stats(publisher_stats);
         }
         std::thread::Builder::new()
             .name("hourtally-publish".into())
-            .spawn(move || publisher.run())?
+            .spawn(move || publisher.run())
+            .map_err(StartError::io("start the publisher thread"))?
     };
     let nats = {
         let wiring = Wiring {
@@ -112,7 +110,7 @@ pub fn start(
             retention_hours: config.retention_hours,
             id_prefix: format!("{node}-{boot:016x}-"),
             state: state.clone(),
-            publish_ingest: service.ingest.clone(),
+            publish_ingest: publish_ingest.clone(),
             outcomes,
             batches: batches_rx,
             feed_ingest: feed_ingest.clone(),
@@ -122,54 +120,35 @@ pub fn start(
             bootstrap: boot_tx,
             stop_consuming: stop_consuming_rx,
             shutdown: shutdown_rx,
+            fatal,
         };
         std::thread::Builder::new()
             .name("hourtally-nats".into())
-            .spawn(move || nats::run(wiring))?
+            .spawn(move || nats::run(wiring))
+            .map_err(StartError::io("start the nats thread"))?
     };
-    let writer = {
-        let (service, feed_ingest) = (service.clone(), feed_ingest.clone());
-        let writer_stats = service.metrics.writer().clone();
-        let snapshot_every = config.snapshot_every();
-        let idle = config.writer_idle();
-        std::thread::Builder::new()
-            .name("hourtally-writer".into())
-            .spawn(move || {
-                crate::thread::enter_writer(idle);
-                let mut ring_writer = RingWriter::new(ring);
-                // No bootstrap: stopped before NATS ever answered; nothing was applied.
-                let Ok(boot) = boot_rx.recv() else {
-                    return ring_writer;
-                };
-                let covered = match &boot.image {
-                    Some(image) => {
-                        if let Err(e) = ring_writer.restore(image) {
-                            tracing::error!(error = %e, "cluster: cannot restore the snapshot");
-                            eprintln!("hourtally: cannot restore the cluster's snapshot: {e}");
-                            std::process::exit(1);
-                        }
-                        image.covered
-                    }
-                    None => 0,
-                };
-                ring_writer.publish();
-                let sink = ClusterSink::new(feed, state, covered, snapshot_every, snapshots_tx)
-                    .ready_at(boot.target, service.readiness().clone());
-                let mut writer = Writer::new(feed_ingest, ring_writer)
-                    .with_idle(idle)
-                    .with_sink(Box::new(sink));
-                if crate::metrics::ENABLED {
-                    writer = writer.with_stats(writer_stats);
-                }
-                let ring_writer = writer.run();
-                // The data directory's lock (node id) is held while the writer runs.
-                drop(data);
-                ring_writer
-            })?
+    let mode = Mode {
+        posts: publish_ingest,
+        applied: feed_ingest.clone(),
+        ack,
+        journal: None,
+        log: Some(Arc::new(ClusterEdge {
+            state: state.clone(),
+            fresh: fresh_tx,
+            fresh_timeout: flags.fresh_timeout(),
+        })),
+        recovery: Box::new(CatchUp {
+            bootstrap: boot_rx,
+            feed,
+            state,
+            snapshot_every: config.snapshot_every(),
+            snapshots: snapshots_tx,
+            readiness,
+            data,
+        }),
     };
     Ok((
-        service,
-        writer,
+        mode,
         Running {
             publisher,
             nats,
@@ -178,6 +157,52 @@ pub fn start(
             feed_ingest,
         },
     ))
+}
+
+/// A cluster server's recovery: the snapshot the nats thread found, then the stream after it.
+struct CatchUp {
+    bootstrap: std::sync::mpsc::Receiver<Bootstrap>,
+    feed: Arc<Feed>,
+    state: Arc<ClusterState>,
+    snapshot_every: Option<Duration>,
+    snapshots: mpsc::UnboundedSender<RingImage>,
+    readiness: Arc<Readiness>,
+    /// The data directory's lock (node id), held while the writer runs.
+    data: Option<DataDir>,
+}
+
+impl Recovery for CatchUp {
+    fn recover(self: Box<Self>, ring: &mut RingWriter) -> Result<Option<Applying>, StartError> {
+        // No bootstrap: stopped before NATS ever answered (or the nats thread could not go
+        // on, and said why); nothing was applied.
+        let Ok(boot) = self.bootstrap.recv() else {
+            return Ok(None);
+        };
+        let covered = match &boot.image {
+            Some(image) => {
+                ring.restore(image).map_err(|e| {
+                    StartError::Cluster(format!("cannot restore the cluster's snapshot: {e}"))
+                })?;
+                image.covered
+            }
+            None => 0,
+        };
+        ring.publish();
+        let sink = ClusterSink::new(
+            self.feed,
+            self.state,
+            covered,
+            self.snapshot_every,
+            self.snapshots,
+        )
+        .ready_at(boot.target, self.readiness);
+        Ok(Some(Applying {
+            sink: Some(Box::new(sink)),
+            durable_cuts: None,
+            ready: false,
+            hold: self.data,
+        }))
+    }
 }
 
 impl Running {

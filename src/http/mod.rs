@@ -13,6 +13,7 @@
 //! no answer to bad input, HTTP/1.0 keep-alive hangs); this loop keeps its hot-path shape
 //! (read what is there, answer every complete request, write once).
 
+pub mod accept;
 pub mod admission;
 pub mod assets;
 pub mod conn;

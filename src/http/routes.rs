@@ -23,6 +23,7 @@ use crate::alarms::Alarms;
 use crate::conns::Connections;
 use crate::counts::Counts;
 use crate::event::Event;
+use crate::histogram::BatchStats;
 use crate::ingest::Producer;
 use crate::journal::JournalHealth;
 use crate::query;
@@ -81,27 +82,27 @@ pub struct PostRun<'s> {
 /// Everything the routes share: the ring, the ingest path, limits, counters.
 #[derive(Debug)]
 pub struct Service {
-    pub ring: Arc<Ring>,
-    pub ingest: Arc<Ingest>,
-    pub limits: Limits,
+    pub(super) ring: Arc<Ring>,
+    pub(super) ingest: Arc<Ingest>,
+    pub(super) limits: Limits,
     /// Which hours a POST may report.
-    pub admission: Admission,
-    pub metrics: Metrics,
+    pub(super) admission: Admission,
+    pub(super) metrics: Metrics,
     /// The open connections (for `--max-connections`, `/metrics` and the drain).
-    pub conns: Connections,
+    pub(super) conns: Connections,
     /// Their read deadlines, by the same cells (`alarms`; the server's sweeper wakes them).
-    pub alarms: Alarms<IoWaker>,
+    pub(super) alarms: Alarms<IoWaker>,
     /// Until the server is ready, `/analytics` answers 503 naming the phase.
     readiness: Arc<Readiness>,
     /// The journal's health, when the server has one: POSTs get 503 while its writes fail.
-    pub journal: Option<Arc<JournalHealth>>,
+    pub(super) journal: Option<Arc<JournalHealth>>,
     /// When a POST gets its answer (`ack`).
-    pub ack: Ack,
+    pub(super) ack: Ack,
     /// The queue the writer applies from: `ingest` for a single server; in a cluster the
     /// edge pushes into `ingest` (the publish queue) and the writer applies the stream.
-    pub applied_from: Arc<Ingest>,
+    pub(super) applied_from: Arc<Ingest>,
     /// Cluster mode's log, if on.
-    pub log: Option<Arc<dyn SharedLog>>,
+    pub(super) log: Option<Arc<dyn SharedLog>>,
 }
 
 impl Service {
@@ -141,6 +142,50 @@ impl Service {
     pub fn with_ack(mut self, ack: Ack) -> Self {
         self.ack = ack;
         self
+    }
+
+    /// Shares `readiness` (moved on by the writer thread) instead of its own.
+    pub fn with_readiness(mut self, readiness: Arc<Readiness>) -> Self {
+        self.readiness = readiness;
+        self
+    }
+
+    /// Shows the writer's and the publisher's batch figures on `/metrics`.
+    pub fn with_batch_stats(mut self, writer: Arc<BatchStats>, publisher: Arc<BatchStats>) -> Self {
+        self.metrics = self.metrics.with_batch_stats(writer, publisher);
+        self
+    }
+
+    /// The edge's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Wakes the connections whose read deadline has passed by `now` (milliseconds of
+    /// `clock::coarse_monotonic_ms`); the server's sweeper calls it.
+    pub fn sweep(&self, now: u64) {
+        self.alarms.sweep(now);
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.conns.open()
+    }
+
+    /// The stop: refuses new connections and shuts the read side of every open one, which
+    /// wakes it to finish the requests it has taken, answer them and close; then waits for
+    /// them to close, until `deadline`. Call from an OS thread.
+    pub fn drain_connections(&self, deadline: std::time::Instant) {
+        self.conns.drain(|fd| {
+            // SAFETY: `shutdown` takes any integer and touches no memory of ours; `drain`
+            // passes only fds that are open sockets at this instant (see `conns`).
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RD);
+            }
+        });
+        while self.conns.open() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 
     /// Marks the state recovered: `/analytics` is served and `/readyz` answers 200.

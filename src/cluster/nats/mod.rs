@@ -32,6 +32,7 @@ use super::outbox::{Outgoing, DUPLICATE_WINDOW, RETRY_FOR};
 use super::state::ClusterState;
 use crate::publisher::Outcome;
 use crate::ring::RingImage;
+use crate::start::{Fatal, StartError};
 use crate::sync::Arc;
 use crate::writer::Ingest;
 
@@ -86,6 +87,8 @@ pub struct Wiring {
     /// Set to true: stop consuming. Then: finish storing snapshots and exit.
     pub stop_consuming: watch::Receiver<bool>,
     pub shutdown: watch::Receiver<bool>,
+    /// Where an error this thread cannot go on after goes (it then ends).
+    pub fatal: Fatal,
 }
 
 /// Runs the nats thread until shutdown.
@@ -96,8 +99,10 @@ pub fn run(w: Wiring) {
     {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!(error = %e, "cluster: cannot start the NATS client's runtime");
-            std::process::exit(1);
+            w.fatal.report(StartError::Cluster(format!(
+                "cannot start the NATS client's runtime: {e}"
+            )));
+            return;
         }
     };
     rt.block_on(main(w));
@@ -114,6 +119,13 @@ async fn main(w: Wiring) {
     .await
     else {
         return;
+    };
+    let stream = match stream {
+        Ok(stream) => stream,
+        Err(e) => {
+            w.fatal.report(e);
+            return;
+        }
     };
     let Some(store) = retry("create or find the snapshot bucket", &mut shutdown, || {
         snapshots::ensure_bucket(&js, &w)
@@ -139,8 +151,8 @@ async fn main(w: Wiring) {
             stream_first = first,
             "cluster: the stream no longer holds the events after the newest snapshot; counts would be wrong, so this server does not start (raise --stream-max-age-hours, keep a server running)"
         );
-        eprintln!("hourtally: the stream {} starts at {first}, after the newest snapshot ({covered}): cannot rebuild the counts", w.stream);
-        std::process::exit(1);
+        w.fatal.report(StartError::Cluster(format!("the stream {} starts at {first}, after the newest snapshot ({covered}): cannot rebuild the counts", w.stream)));
+        return;
     }
     w.state.saw_stream_last(last);
     tracing::info!(
@@ -280,7 +292,12 @@ where
     }
 }
 
-async fn ensure_stream(js: &jetstream::Context, w: &Wiring) -> Result<stream::Stream, String> {
+/// The stream, created if missing; an inner error if it is another cluster's (retried on the
+/// outer one).
+async fn ensure_stream(
+    js: &jetstream::Context,
+    w: &Wiring,
+) -> Result<Result<stream::Stream, StartError>, String> {
     let description = format!("hourtally events; retention_hours={}", w.retention_hours);
     let config = stream::Config {
         name: w.stream.clone(),
@@ -299,8 +316,9 @@ async fn ensure_stream(js: &jetstream::Context, w: &Wiring) -> Result<stream::St
     let found = stream.cached_info().config.description.clone();
     if let Some(found) = found.filter(|d| d.starts_with("hourtally events;") && *d != description) {
         tracing::error!(stream = %w.stream, found = %found, expected = %description, "cluster: this server's --retention-hours differs from the cluster's; the rings would differ, so it does not start");
-        eprintln!("hourtally: --retention-hours differs from the cluster's ({found})");
-        std::process::exit(2);
+        return Ok(Err(StartError::Flags(format!(
+            "--retention-hours differs from the cluster's ({found})"
+        ))));
     }
     let window = stream.cached_info().config.duplicate_window;
     if window < RETRY_FOR {
@@ -310,7 +328,7 @@ async fn ensure_stream(js: &jetstream::Context, w: &Wiring) -> Result<stream::St
             "cluster: the stream's duplicate window is shorter than this server's retries; a retried batch could count twice"
         );
     }
-    Ok(stream)
+    Ok(Ok(stream))
 }
 
 /// Wakes the publisher now and then, so that it notices a batch waiting too long.
