@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use crate::event::Event;
 use crate::histogram::BatchStats;
+use crate::ingest::Ingest;
 use crate::sync::Arc;
-use crate::writer::Ingest;
 
 /// Most events in one batch: 24 + 4000 × 16 bytes = 62.5 KiB a message, far under NATS's
 /// 1 MiB payload limit.

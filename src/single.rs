@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use crate::ack::{Ack, DurableWaiters};
 use crate::config::Config;
+use crate::ingest::Ingest;
 use crate::journal::{snapshot, DataDir, FsyncPolicy, Journal, JournalHealth};
 use crate::ring::RingWriter;
 use crate::start::{Applying, Mode, Recovery, StartError};
 use crate::sync::Arc;
-use crate::writer::Ingest;
 
 /// Most events in one writer batch with `--fsync always` (one `fdatasync` each).
 pub const ALWAYS_BATCH: usize = 16 * 1024;

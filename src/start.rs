@@ -7,11 +7,12 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::ack::Ack;
+use crate::ingest::Ingest;
 use crate::journal::{DataDir, DataDirError, JournalHealth};
 use crate::ring::RingWriter;
 use crate::shared_log::SharedLog;
 use crate::sync::Arc;
-use crate::writer::{Ingest, Sink};
+use crate::writer::Sink;
 
 /// Why a server did not start, or stopped because it could not go on.
 #[derive(Debug, thiserror::Error)]

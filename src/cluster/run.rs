@@ -13,13 +13,13 @@ use super::{node_id, random_u64, ClusterEdge, ClusterState};
 use crate::ack::{Ack, DurableWaiters};
 use crate::config::{AckMode, Config};
 use crate::histogram::BatchStats;
+use crate::ingest::Ingest;
 use crate::journal::DataDir;
 use crate::publisher::Publisher;
 use crate::readiness::{Readiness, Starting};
 use crate::ring::{RingImage, RingWriter};
 use crate::start::{Applying, Fatal, Mode, Recovery, StartError};
 use crate::sync::Arc;
-use crate::writer::Ingest;
 
 /// Cluster mode's threads, for an orderly stop.
 #[derive(Debug)]

@@ -20,8 +20,9 @@ use super::response::{self, AfterAnswer};
 use super::routes::Service;
 use super::session::Session;
 use super::tally::Stopwatch;
+use super::waker::IoWaker;
 use crate::ack::Settled;
-use crate::alarms::{Alarms, Wake};
+use crate::alarms::Alarms;
 use crate::clock::coarse_monotonic_ms;
 use crate::conns::Ticket;
 
@@ -268,21 +269,6 @@ fn idle_deadline(now: u64, idle_ms: u64) -> u64 {
 /// A duration in whole milliseconds, saturating.
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
-}
-
-/// Wakes a connection asleep in `wait_io` (`may`'s waker of its socket).
-pub struct IoWaker(may::io::WaitIoWaker);
-
-impl Wake for IoWaker {
-    fn wake(&self) {
-        self.0.wakeup();
-    }
-}
-
-impl std::fmt::Debug for IoWaker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IoWaker")
-    }
 }
 
 /// Names the OS thread running this coroutine `hourtally-http`: may's workers are unnamed,

@@ -1,13 +1,13 @@
 //! `GET /analytics/hours?from=…&to=…`: the counts of every hour of a range, one row per
 //! hour (zero hours included), as JSON or, when the client asks for it, CSV.
 //!
-//! Each hour is read exactly as `GET /analytics` reads one ([`Service::read_counts`]: the
+//! Each hour is read exactly as `GET /analytics` reads one (`Service::read_counts`: the
 //! slot's seqlock snapshot, or the archive, never parking the thread), so each row is
 //! consistent on its own; rows of different hours are read one after the other, as the same
 //! number of GETs would be.
 
 use super::error::ApiError;
-use super::routes::{Answer, Body, Service};
+use super::response::{Answer, Body};
 use super::status::Status;
 use crate::counts::Counts;
 use crate::event::MILLIS_PER_HOUR;
@@ -158,19 +158,21 @@ pub fn render(range: HourRange, format: Format, mut read: impl FnMut(u32) -> Cou
 }
 
 /// The answer to a GET (or HEAD) of `/analytics/hours`.
+/// `read` reads one hour, as `GET /analytics` does.
 pub(super) fn answer(
-    service: &Service,
+    max_range_hours: u32,
+    read: impl FnMut(u32) -> Counts,
     query: &[u8],
     headers: &[httparse::Header<'_>],
 ) -> Result<Answer, ApiError> {
-    let range = query::parse_range(query, service.limits.max_range_hours)?;
+    let range = query::parse_range(query, max_range_hours)?;
     let format = Format::negotiate(
         headers
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case("accept"))
             .map(|h| h.value),
     );
-    let page = render(range, format, |hour| service.read_counts(hour));
+    let page = render(range, format, read);
     Ok(Answer {
         status: Status::Ok,
         content_type: format.content_type(),

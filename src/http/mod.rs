@@ -31,5 +31,6 @@ pub mod session;
 pub mod status;
 pub mod tally;
 pub mod target;
+pub mod waker;
 
 pub use routes::{Admission, Method, Service};

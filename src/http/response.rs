@@ -3,6 +3,39 @@
 use super::date::Clock;
 use super::error::ApiError;
 use super::status::Status;
+use crate::counts::Counts;
+
+/// The body of a successful answer.
+pub(super) enum Body {
+    /// Bytes of the binary: fixed answers, `/openapi.json`, the dashboard and its assets.
+    Static(&'static [u8]),
+    /// A GET of `/analytics`: the hour and its counts, answered from the connection's
+    /// `counts_answers::Rendered` (rendered once per change of the counts).
+    Counts(u32, Counts),
+    /// A page built for this request (`/metrics`, `/analytics/hours`).
+    Page(String),
+}
+
+/// A successful answer: status, content type, extra header lines, body.
+pub(super) struct Answer {
+    pub status: Status,
+    pub content_type: &'static str,
+    /// Header lines (each ending in CRLF) beside `Date`, `Content-Type`, `Content-Length`.
+    pub extra_headers: &'static str,
+    pub body: Body,
+}
+
+impl Answer {
+    /// `200 OK` with a plain-text body.
+    pub(super) fn text(body: Body) -> Self {
+        Answer {
+            status: Status::Ok,
+            content_type: TEXT_PLAIN,
+            extra_headers: "",
+            body,
+        }
+    }
+}
 
 /// What happens to the connection after an answer, and what the answer says about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

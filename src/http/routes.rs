@@ -5,18 +5,18 @@
 //! lives in the [`Service`].
 
 pub use super::admission::{Admission, ADMISSION_MARGIN_HOURS};
-use super::conn::IoWaker;
 use super::counts_answers::Rendered;
 use super::date::Clock;
 use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
-use super::metrics_page::Gauges;
-use super::response::{self, AfterAnswer, PROMETHEUS, TEXT_PLAIN};
+use super::metrics_page::{self, Gauges};
+use super::response::{self, AfterAnswer, Answer, Body, PROMETHEUS};
 pub use super::route::Method;
 use super::route::{misroute, route_of, Route};
 use super::status::Status;
 use super::tally::{Metrics, Tally};
 use super::target::split_target;
+use super::waker::IoWaker;
 use super::{assets, hours};
 use crate::ack::Ack;
 use crate::alarms::Alarms;
@@ -25,49 +25,17 @@ use crate::counts::Counts;
 use crate::event::Event;
 use crate::histogram::BatchStats;
 use crate::ingest::Producer;
+use crate::ingest::{Ingest, PushError};
 use crate::journal::JournalHealth;
 use crate::query;
 use crate::readiness::{Readiness, Starting};
 use crate::ring::Ring;
 use crate::shared_log::SharedLog;
 use crate::sync::Arc;
-use crate::writer::{Ingest, PushError};
 
 /// The OpenAPI description of every route (`GET /openapi.json`), kept beside the routes it
 /// describes so that a change to one shows in the diff of the other.
 const OPENAPI: &[u8] = include_str!("openapi.json").as_bytes();
-
-/// The body of a successful answer.
-pub(super) enum Body {
-    /// Bytes of the binary: fixed answers, `/openapi.json`, the dashboard and its assets.
-    Static(&'static [u8]),
-    /// A GET of `/analytics`: the hour and its counts, answered from the connection's
-    /// [`Rendered`] (rendered once per change of the counts).
-    Counts(u32, Counts),
-    /// A page built for this request (`/metrics`, `/analytics/hours`).
-    Page(String),
-}
-
-/// A successful answer: status, content type, extra header lines, body.
-pub(super) struct Answer {
-    pub status: Status,
-    pub content_type: &'static str,
-    /// Header lines (each ending in CRLF) beside `Date`, `Content-Type`, `Content-Length`.
-    pub extra_headers: &'static str,
-    pub body: Body,
-}
-
-impl Answer {
-    /// `200 OK` with a plain-text body.
-    fn text(body: Body) -> Self {
-        Answer {
-            status: Status::Ok,
-            content_type: TEXT_PLAIN,
-            extra_headers: "",
-            body,
-        }
-    }
-}
 
 /// A connection's run of POSTs ([`Ingest::producer`]): its entry into the ingest gate, once
 /// a POST began it, and the source its events carry (`Event::src`: with `--fsync always`,
@@ -373,7 +341,12 @@ impl Service {
                     body: Body::Static(b""),
                 }
             }),
-            (Route::AnalyticsHours, None) => hours::answer(self, query, headers),
+            (Route::AnalyticsHours, None) => hours::answer(
+                self.limits.max_range_hours,
+                |hour| self.read_counts(hour),
+                query,
+                headers,
+            ),
             (Route::Healthz, _) => Ok(Answer::text(Body::Static(b"ok\n"))),
             (Route::Readyz, _) => {
                 let not_ready = |line| {
@@ -390,7 +363,10 @@ impl Service {
             }
             (Route::Metrics, _) => Ok(Answer {
                 content_type: PROMETHEUS,
-                ..Answer::text(Body::Page(self.metrics.render(&self.gauges())))
+                ..Answer::text(Body::Page(metrics_page::render(
+                    &self.metrics,
+                    &self.gauges(),
+                )))
             }),
             (Route::OpenApi, _) => Ok(Answer {
                 content_type: "application/json",

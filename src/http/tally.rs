@@ -13,7 +13,6 @@
 use crossbeam_utils::CachePadded;
 
 use super::error::{ApiError, Reason, REASON_COUNT};
-use super::metrics_page::{self, Gauges};
 use super::route::{Route, ROUTE_COUNT};
 use super::status::{Status, COUNT as STATUS_COUNT};
 use crate::histogram::{BatchStats, Histogram, NANOS_BOUNDS};
@@ -341,11 +340,6 @@ impl Metrics {
     /// The publisher's batches.
     pub fn publisher(&self) -> &Arc<BatchStats> {
         &self.publisher
-    }
-
-    /// The page for `GET /metrics`.
-    pub fn render(&self, g: &Gauges) -> String {
-        metrics_page::render(self, g)
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::http::metrics_page::Gauges;
 use openmetrics_parser::{prometheus::parse_prometheus, PrometheusType, PrometheusValue};
 
 /// The page parsed by an exposition-format parser (a page it rejects fails the test).
@@ -44,7 +45,7 @@ fn flush_adds_and_zeroes_the_tally() {
     m.flush(&mut t);
     assert_eq!(m.responses(Status::NoContent), 2);
     assert_eq!(m.accepted(), 2);
-    let page = m.render(&Gauges::default());
+    let page = crate::http::metrics_page::render(&m, &Gauges::default());
     assert!(
         page.contains("hourtally_http_responses_total{code=\"204\"} 2\n"),
         "{page}"
@@ -135,10 +136,13 @@ fn the_page_parses_as_exposition_format_and_holds_every_histogram() {
     m.flush_timed(&mut t, Stopwatch::start());
     m.writer.record(1000, std::time::Duration::from_micros(30));
     m.writer.record(3, std::time::Duration::from_micros(2));
-    let page = m.render(&Gauges {
-        journal: Some((0, 0, 10, 1)),
-        ..Gauges::default()
-    });
+    let page = crate::http::metrics_page::render(
+        &m,
+        &Gauges {
+            journal: Some((0, 0, 10, 1)),
+            ..Gauges::default()
+        },
+    );
     assert_eq!(
         value(&page, "hourtally_http_responses_total", &[("code", "200")]),
         1.0

@@ -11,7 +11,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::ProcessFigures;
+use super::process::ProcessFigures;
 use crate::histogram::HistogramSnapshot;
 
 /// One sample's value.

@@ -10,9 +10,9 @@ use tokio::sync::{mpsc, watch};
 use super::{pause, FreshReply, ACK_TIMEOUT, MAX_EXPIRES, STALL};
 use crate::cluster::feed::Feed;
 use crate::cluster::state::{bump, ClusterState};
+use crate::ingest::{Ingest, PushError};
 use crate::record;
 use crate::sync::Arc;
-use crate::writer::{Ingest, PushError};
 
 /// Answers fresh-read questions: one stream-info request serves every question that arrived
 /// before it was sent.

@@ -30,11 +30,11 @@ use tokio::sync::{mpsc, watch};
 use super::feed::Feed;
 use super::outbox::{Outgoing, DUPLICATE_WINDOW, RETRY_FOR};
 use super::state::ClusterState;
+use crate::ingest::Ingest;
 use crate::publisher::Outcome;
 use crate::ring::RingImage;
 use crate::start::{Fatal, StartError};
 use crate::sync::Arc;
-use crate::writer::Ingest;
 
 /// Longest wait for one publish's acknowledgement before it is retried.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 use super::ACK_TIMEOUT;
 use crate::cluster::outbox::{Outgoing, RETRY_FOR};
 use crate::cluster::state::{bump, ClusterState};
+use crate::ingest::Ingest;
 use crate::publisher::Outcome;
 use crate::sync::Arc;
-use crate::writer::Ingest;
 
 /// Publishes every batch, each in a task of its own.
 pub(super) async fn publish_all(
