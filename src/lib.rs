@@ -14,23 +14,30 @@
 //!   writer and never sees a torn answer; the user fingerprints of a slot live in a striped
 //!   set ([`ring::users`]) that only the writer touches. When a slot is recycled for a newer
 //!   hour, the old hour's totals move to the [`ring::archive`] first.
-//! - [`writer`]: one OS thread drains the queue ([`queue`]) and applies events in order by the
-//!   deterministic apply rule: the ring's state is a pure function of the applied sequence.
-//!   It parks when idle and is woken by the producer that finds it parked.
-//!   Before it applies a batch it hands it to a [`writer::Sink`]: the journal.
+//! - [`writer`]: one OS thread drains the queue ([`ingest`], on [`queue`]) and applies events
+//!   in order by the deterministic apply rule: the ring's state is a pure function of the
+//!   applied sequence. It parks when idle and is woken by the producer that finds it parked.
+//!   Before it applies a batch it hands it to a [`writer::Sink`]: the journal, or in a
+//!   cluster the stream's feed.
 //! - [`conns`]: the registry of open connections, which a stopping server wakes so that every
 //!   request taken is answered before its connection closes.
 //! - `http` (feature `server`): a small HTTP/1.1 connection loop on `may` coroutines and
 //!   `httparse`, hardened against every bad input of ARCHITECTURE.md, "The API"; POSTs are
 //!   admitted by the clock so that no admitted event can seal another ("What a 204 means").
-//! - `journal` (feature `server`): the data directory and the append-only journal of events,
-//!   replayed at start ("Durability").
+//! - `ack` (feature `server`): when a POST gets its answer (queued, on disk, or in the log).
+//! - `journal`, `single` (feature `server`): the data directory and the append-only journal of
+//!   events, replayed at start ("Durability"); `cluster`: several servers on one NATS
+//!   JetStream stream ("Scale-out").
+//! - `server` wires them: one writer thread, fed by the mode `single` or `cluster` builds
+//!   (`start`); `main` alone turns an error into an exit code. ARCHITECTURE.md, "Module map",
+//!   has every module in its tier, which `tests/module_graph.rs` checks.
 //!
 //! Trade-offs: counts are exact but for fingerprint collisions (about n²/2⁶⁵ for n users in an
-//! hour, see [`event::fingerprint`]); a POST is acknowledged once queued, so a GET right after it
-//! may not include it yet (the writer publishes every batch of at most [`writer::BATCH`] events,
-//! microseconds behind), and a crash can lose the events still queued (and, by `--fsync`, the
-//! last journal writes); POSTs for hours older than the admission window are refused, which is
+//! hour, see [`event::fingerprint`]); by default a POST is acknowledged once queued, so a GET
+//! right after it may not include it yet (the writer publishes every batch of at most
+//! [`writer::BATCH`] events, microseconds behind), and a crash can lose the events still
+//! queued and, by `--fsync`, the last journal writes (`--fsync always` and `--ack log` make the
+//! POST wait instead); POSTs for hours older than the admission window are refused, which is
 //! what makes a 204 always count and replicas and replays agree.
 //!
 //! Concurrency is verified with loom (`loom-tests/`): build with `--cfg hourtally_loom` and

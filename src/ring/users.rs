@@ -13,7 +13,7 @@
 //! Why stripes: a table grows by rehashing everything it holds. One table of ten million users
 //! would stall the writer for tens of milliseconds at each growth; 256 stripes grow one at a
 //! time, each holding 1/256 of the users, so the longest stall is 256 times shorter. A stripe is
-//! also the unit that a snapshot (planned with durability) can copy while the writer goes on.
+//! also the unit that a snapshot copies (`ring::capture`) while the writer goes on.
 //!
 //! Why growth by 5/4 and not 2: memory per user. A table that doubles is half empty right after
 //! each growth (16 bytes a user at load 1/2); growing by 5/4 at a load of 7/8 keeps every
