@@ -36,7 +36,7 @@ use super::tally::Tally;
 
 /// What [`Session::feed`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Fed {
     /// Bytes of the input it consumed (answered requests and skipped body bytes).
     pub consumed: usize,
     /// Requests answered.
@@ -184,13 +184,7 @@ impl<'a> Session<'a> {
     }
 
     /// Answers an error that ends the connection.
-    fn fail(
-        &mut self,
-        err: HttpError,
-        clock: &Clock,
-        out: &mut Vec<u8>,
-        mut outcome: Outcome,
-    ) -> Outcome {
+    fn fail(&mut self, err: HttpError, clock: &Clock, out: &mut Vec<u8>, mut outcome: Fed) -> Fed {
         let err = ApiError::from(err);
         response::write_error(out, &err, AfterAnswer::Close, clock, false);
         self.tally.refuse(&err);
@@ -200,10 +194,10 @@ impl<'a> Session<'a> {
     }
 
     /// Answers every complete request at the start of `input`.
-    pub fn feed(&mut self, input: &[u8], clock: &Clock, out: &mut Vec<u8>) -> Outcome {
+    pub fn feed(&mut self, input: &[u8], clock: &Clock, out: &mut Vec<u8>) -> Fed {
         let limits = &self.service.limits;
         let max_headers = limits.max_headers.clamp(1, MAX_HEADERS_CAP);
-        let mut outcome = Outcome {
+        let mut outcome = Fed {
             consumed: 0,
             answered: 0,
             accepted: 0,

@@ -18,7 +18,7 @@ fn service() -> Service {
     service
 }
 
-fn feed_all(service: &Service, input: &[u8]) -> (String, Outcome) {
+fn feed_all(service: &Service, input: &[u8]) -> (String, Fed) {
     let mut s = Session::new(service);
     let mut out = Vec::new();
     let mut clock = Clock::default();

@@ -31,7 +31,7 @@
 mod dir;
 mod open;
 pub mod snapshot;
-mod snapshots;
+mod snapshotter;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use crate::ack::DurableWaiters;
 use crate::record::{self, encode_group};
 pub use dir::{DataDir, DataDirError};
-use snapshots::Snapshots;
+use snapshotter::Snapshots;
 
 use crate::event::Event;
 use crate::ring::RingImage;

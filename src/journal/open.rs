@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::snapshots::Snapshots;
+use super::snapshotter::Snapshots;
 use super::{
     invalid, segment_name, sync_dir, DataDir, FsyncPolicy, Journal, JournalHealth, Recovery,
     SEGMENT_BYTES,

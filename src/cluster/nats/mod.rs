@@ -17,9 +17,9 @@
 //! - **snapshots**: stores each capture of the ring in the object store, named by the stream
 //!   sequence it covers, and keeps the newest [`KEEP_SNAPSHOTS`].
 
+mod bucket;
 mod consume;
 mod publish;
-mod snapshots;
 
 use std::time::Duration;
 
@@ -128,13 +128,13 @@ async fn main(w: Wiring) {
         }
     };
     let Some(store) = retry("create or find the snapshot bucket", &mut shutdown, || {
-        snapshots::ensure_bucket(&js, &w)
+        bucket::ensure_bucket(&js, &w)
     })
     .await
     else {
         return;
     };
-    let image = snapshots::load_newest(&store).await;
+    let image = bucket::load_newest(&store).await;
     let covered = image.as_ref().map_or(0, |i| i.covered);
     let Some(info) = retry("read the stream's state", &mut shutdown, || async {
         stream.get_info().await.map_err(|e| e.to_string())
@@ -195,11 +195,7 @@ async fn main(w: Wiring) {
         w.state.clone(),
         w.stop_consuming.clone(),
     ));
-    let snapshots = tokio::spawn(snapshots::store_snapshots(
-        store,
-        w.snapshots,
-        w.state.clone(),
-    ));
+    let snapshots = tokio::spawn(bucket::store_snapshots(store, w.snapshots, w.state.clone()));
 
     // Until shutdown: the senders of `batches`, `snapshots` and `fresh` close as their
     // threads end, which ends those tasks.
