@@ -118,6 +118,7 @@ impl std::fmt::Debug for Rendered {
 impl Rendered {
     /// Appends the `200` answering a GET (or, `head_only`, a HEAD) of `hour`, whose counts
     /// are `counts`: the same bytes as [`response::write`] of the rendered counts.
+    #[inline]
     pub fn write(
         &mut self,
         out: &mut Vec<u8>,
