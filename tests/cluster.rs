@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    assert_within, cluster_args, fresh_counts, nats_urls, serial, start, stream_leader, wait_until,
-    Loader, Tally,
+    assert_within, cluster_args, fresh_counts, nats_urls, post_until_snapshot, serial, start,
+    stream_leader, wait_until, with_jetstream, Loader, Tally,
 };
 use common::nats::NatsCluster;
 use common::{log_field, now_ms, parse_counts, TestServer};
@@ -292,25 +292,7 @@ fn a_new_server_restores_the_newest_snapshot_and_replays_the_stream_after_it() {
         .thread
         .join()
         .expect("loader");
-    // A capture begins between batches once the interval has passed: keep a trickle of
-    // POSTs going until the snapshot is stored.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let stored = loop {
-        assert!(Instant::now() < deadline, "no snapshot stored");
-        let r = a.post(&format!(
-            "/analytics?timestamp={ts}&user=trickle{}&click",
-            t.clicks
-        ));
-        assert_eq!(r.status, 204, "{r:?}");
-        t.clicks += 1;
-        if let Some(line) = a.wait_for_line("snapshot stored", Duration::from_millis(200)) {
-            break line;
-        }
-    };
-    let covers: u64 = log_field(&stored, "covers")
-        .and_then(|c| c.parse().ok())
-        .expect("covers=");
-    assert!(covers > 0, "{stored}");
+    let covers = post_until_snapshot(&a, ts, &mut t);
     t = t.add(
         Loader::start(&a, ts, "after", 2000)
             .thread
@@ -326,7 +308,10 @@ fn a_new_server_restores_the_newest_snapshot_and_replays_the_stream_after_it() {
     let from: u64 = log_field(loaded, "covers")
         .and_then(|c| c.parse().ok())
         .expect("covers=");
-    assert!(from >= covers, "{loaded} older than {stored}");
+    assert!(
+        from >= covers,
+        "{loaded} older than the snapshot of {covers}"
+    );
     let want = (t.acked(), t.clicks, t.impressions);
     assert_eq!(
         fresh_counts(&c, ts),
@@ -377,4 +362,96 @@ fn a_server_waiting_for_nats_at_start_says_so_in_its_503s_then_serves() {
     let r = s.post(&format!("/analytics?timestamp={ts}&user=a&click"));
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(fresh_counts(&s, ts), (1, 1, 0));
+}
+
+/// The nats-server older than the supported ones that the test script installs (Debian's, in
+/// /usr/sbin), or
+/// `HOURTALLY_OLD_NATS_SERVER`.
+fn old_nats_server() -> std::path::PathBuf {
+    std::env::var_os("HOURTALLY_OLD_NATS_SERVER")
+        .map_or_else(|| "/usr/sbin/nats-server".into(), Into::into)
+}
+
+#[test]
+fn a_nats_server_older_than_the_supported_ones_is_refused_at_start_with_its_version() {
+    let old = old_nats_server();
+    let out = std::process::Command::new(&old)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (scripts/test.sh installs Debian's nats-server)",
+                old.display()
+            )
+        });
+    let version = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("nats-server: v")
+        .to_owned();
+    assert!(
+        version.starts_with("2.9.") || version.starts_with("2.10."),
+        "this test needs a nats-server older than 2.11, not {version}"
+    );
+    let _serial = serial();
+    let nats = NatsCluster::start_with(old, "old", 1);
+    let urls = nats.urls();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--ephemeral",
+        "--nats",
+        &urls,
+        "--stream-replicas",
+        "1",
+    ];
+    let (code, err) = common::exit_of(&args, Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("nats-server {version} is older than 2.11.0")),
+        "{err}"
+    );
+}
+
+/// A stream deleted and re-created under running servers (an operator's mistake, a script):
+/// a server that restarts on the new, empty stream must not load its old snapshot and count
+/// on from there (the new stream's sequences start again at 1), and the servers still running
+/// must not serve counts that stopped moving. Both stop, saying why.
+#[test]
+fn a_stream_deleted_and_re_created_stops_the_servers_on_it_and_is_refused_at_restart() {
+    let _serial = serial();
+    let nats = NatsCluster::start("recreate", 1);
+    let mut args = cluster_args(&nats);
+    args.extend(["--stream-replicas".into(), "1".into()]);
+    let a = start(&args, &["--snapshot-interval-s", "1"]);
+    let ts = now_ms();
+    let mut t = Loader::start(&a, ts, "old", 1000)
+        .thread
+        .join()
+        .expect("loader");
+    let covers = post_until_snapshot(&a, ts, &mut t);
+    with_jetstream(&nats, async |js| {
+        js.delete_stream("hourtally")
+            .await
+            .expect("delete the stream")
+    });
+    // B starts now: it creates an empty stream of the same name, finds A's snapshot, and
+    // refuses to start on it.
+    let mut b_args: Vec<&str> = vec!["--listen", "127.0.0.1:0", "--ephemeral"];
+    b_args.extend(args.iter().map(String::as_str));
+    let (code, err) = common::exit_of(&b_args, Duration::from_secs(30));
+    assert_eq!(code, Some(1), "B started on the re-created stream: {err}");
+    assert!(
+        err.contains("the stream was deleted and re-created")
+            || err.contains(&format!("before the newest snapshot ({covers})")),
+        "{err}"
+    );
+    // A, still running, notices that its stream is another one, and stops.
+    let (status, lines) = a.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("was deleted and re-created under this server")),
+        "{lines:?}"
+    );
 }

@@ -274,36 +274,11 @@ fn snapshots_shorten_recovery_fall_back_when_corrupt_and_free_old_segments() {
 /// Runs the binary on `dir` with `args` and returns its exit code and stderr. A server that
 /// starts instead of refusing is killed after [`REFUSE_WAIT`] (exit code `None`).
 fn refused(dir: &DataDir, args: &[&str]) -> (Option<i32>, String) {
-    use std::io::Read;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hourtally"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir", dir.arg()])
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run hourtally");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = std::time::Instant::now() + REFUSE_WAIT;
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (code, reader.join().expect("stderr reader"))
+    let mut all = vec!["--listen", "127.0.0.1:0", "--data-dir", dir.arg()];
+    all.extend_from_slice(args);
+    common::exit_of(&all, REFUSE_WAIT)
 }
 
-/// How long a start that should be refused may run before the test calls it started.
 const REFUSE_WAIT: Duration = Duration::from_secs(15);
 
 /// Also once `LOCK` was removed from under the running server (issue 20, item 5: that let a

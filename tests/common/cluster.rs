@@ -191,3 +191,44 @@ pub fn stream_leader(nats: &NatsCluster, stream: &str) -> Option<String> {
         info.cluster.as_ref()?.leader.clone()
     })
 }
+
+/// Keeps a trickle of POSTs going on `s` (at `ts`, counted in `t`) until it stores a snapshot
+/// (a capture begins between batches once the interval has passed); returns the stream
+/// sequence the snapshot covers.
+pub fn post_until_snapshot(s: &TestServer, ts: u64, t: &mut Tally) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        assert!(Instant::now() < deadline, "no snapshot stored");
+        let r = s.post(&format!(
+            "/analytics?timestamp={ts}&user=trickle{}&click",
+            t.clicks
+        ));
+        assert_eq!(r.status, 204, "{r:?}");
+        t.clicks += 1;
+        if let Some(line) = s.wait_for_line("snapshot stored", Duration::from_millis(200)) {
+            break line;
+        }
+    };
+    let covers: u64 = super::log_field(&stored, "covers")
+        .and_then(|c| c.parse().ok())
+        .expect("covers=");
+    assert!(covers > 0, "{stored}");
+    covers
+}
+
+/// Runs `f` with a JetStream context on `nats` (for what a test does to NATS directly).
+pub fn with_jetstream<T>(
+    nats: &NatsCluster,
+    f: impl AsyncFnOnce(async_nats::jetstream::Context) -> T,
+) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = async_nats::connect(nats_urls(nats))
+            .await
+            .expect("connect to NATS");
+        f(async_nats::jetstream::new(client)).await
+    })
+}

@@ -495,5 +495,36 @@ impl Drop for DataDir {
     }
 }
 
+/// Runs the binary with `args` until it exits, and returns its exit code and stderr: for a
+/// start that must be refused. One that starts instead is killed after `wait` (exit code
+/// `None`).
+pub fn exit_of(args: &[&str], wait: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hourtally"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run hourtally");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + wait;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, reader.join().expect("stderr reader"))
+}
+
 pub mod cluster;
 pub mod nats;

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,15 +28,36 @@ struct Node {
     child: Option<Child>,
 }
 
+/// The nats-server binary the tests run: `HOURTALLY_NATS_SERVER` (set by `scripts/test.sh`),
+/// else the one `scripts/current-nats.sh` installs, else `nats-server` on the `PATH`.
+pub fn nats_server() -> PathBuf {
+    if let Some(bin) = std::env::var_os("HOURTALLY_NATS_SERVER") {
+        return bin.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nats-venv/bin/nats-server");
+    if venv.exists() {
+        return venv;
+    }
+    "nats-server".into()
+}
+
 /// A JetStream cluster of `nats-server` processes.
 pub struct NatsCluster {
     nodes: Vec<Node>,
     dir: PathBuf,
+    /// The nats-server binary.
+    bin: PathBuf,
 }
 
 impl NatsCluster {
-    /// Starts `n` nodes (1 or 3) and waits until each answers its health check.
+    /// Starts `n` nodes (1 or 3) of [`nats_server`] and waits until each answers its health
+    /// check.
     pub fn start(tag: &str, n: usize) -> Self {
+        Self::start_with(nats_server(), tag, n)
+    }
+
+    /// [`start`](Self::start), with the nats-server binary `bin`.
+    pub fn start_with(bin: PathBuf, tag: &str, n: usize) -> Self {
         let dir = std::env::temp_dir().join(format!("hourtally-nats-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let ports = free_ports(3 * n);
@@ -50,7 +71,7 @@ impl NatsCluster {
                 child: None,
             })
             .collect();
-        let mut cluster = NatsCluster { nodes, dir };
+        let mut cluster = NatsCluster { nodes, dir, bin };
         for i in 0..n {
             cluster.spawn(i);
         }
@@ -69,7 +90,7 @@ impl NatsCluster {
             .map(|(_, n)| format!("nats://127.0.0.1:{}", n.route))
             .collect();
         let node = &self.nodes[i];
-        let mut cmd = Command::new("nats-server");
+        let mut cmd = Command::new(&self.bin);
         cmd.args(["-a", "127.0.0.1", "-p", &node.client.to_string()])
             .args(["-n", &node.name, "-m", &node.monitor.to_string()])
             .args(["-js", "-sd", node.store.to_str().expect("utf-8 path")]);

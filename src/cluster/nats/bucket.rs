@@ -49,8 +49,20 @@ pub(super) async fn list_snapshots(store: &object_store::ObjectStore) -> Vec<u64
     found
 }
 
+/// The object metadata key that records which stream a snapshot was taken from: the stream's
+/// creation time (nanoseconds since the epoch), which a stream deleted and re-created under
+/// the same name does not keep.
+const STREAM_KEY: &str = "stream_created";
+
+/// A snapshot read back, and the stream it was taken from (`None`: a snapshot stored before
+/// snapshots recorded it).
+pub(super) struct Loaded {
+    pub image: RingImage,
+    pub stream: Option<String>,
+}
+
 /// The newest snapshot that reads back whole, falling back on older ones.
-pub(super) async fn load_newest(store: &object_store::ObjectStore) -> Option<RingImage> {
+pub(super) async fn load_newest(store: &object_store::ObjectStore) -> Option<Loaded> {
     use tokio::io::AsyncReadExt;
     for seq in list_snapshots(store).await {
         let started = Instant::now();
@@ -65,6 +77,11 @@ pub(super) async fn load_newest(store: &object_store::ObjectStore) -> Option<Rin
                 .await
                 .map_err(|e| e.to_string())
         };
+        let stream = store
+            .info(object_name(seq))
+            .await
+            .ok()
+            .and_then(|info| info.metadata.get(STREAM_KEY).cloned());
         let outcome = match tokio::time::timeout(Duration::from_secs(60), read).await {
             Ok(Ok(_)) => tokio::task::spawn_blocking(move || snapshot::decode(&bytes))
                 .await
@@ -80,7 +97,7 @@ pub(super) async fn load_newest(store: &object_store::ObjectStore) -> Option<Rin
                     took_ms = started.elapsed().as_millis() as u64,
                     "cluster: loaded the newest snapshot"
                 );
-                return Some(image);
+                return Some(Loaded { image, stream });
             }
             Ok(_) => tracing::warn!(
                 covers = seq,
@@ -94,11 +111,13 @@ pub(super) async fn load_newest(store: &object_store::ObjectStore) -> Option<Rin
     None
 }
 
-/// Stores each capture the writer hands over, then deletes all but the newest few.
+/// Stores each capture the writer hands over, recording that it was taken from the stream
+/// whose identity is `stream` ([`Loaded::stream`]), then deletes all but the newest few.
 pub(super) async fn store_snapshots(
     store: object_store::ObjectStore,
     mut images: mpsc::UnboundedReceiver<RingImage>,
     state: Arc<ClusterState>,
+    stream: String,
 ) {
     while let Some(image) = images.recv().await {
         let covered = image.covered;
@@ -110,7 +129,10 @@ pub(super) async fn store_snapshots(
             name: object_name(covered),
             description: Some(format!("hourtally ring, stream sequences 1..={covered}")),
             chunk_size: Some(512 << 10),
-            metadata: HashMap::from([("covers".to_owned(), covered.to_string())]),
+            metadata: HashMap::from([
+                ("covers".to_owned(), covered.to_string()),
+                (STREAM_KEY.to_owned(), stream.clone()),
+            ]),
             ..Default::default()
         };
         let mut reader = bytes.as_slice();

@@ -110,9 +110,20 @@ pub fn run(w: Wiring) {
 
 async fn main(w: Wiring) {
     let mut shutdown = w.shutdown.clone();
-    let Some(js) = connect(&w.urls, &mut shutdown).await else {
+    let Some(client) = connect(&w.urls, &mut shutdown).await else {
         return;
     };
+    let version = client.server_info().version;
+    if !supported(&version) {
+        w.fatal.report(StartError::Cluster(format!(
+            "nats-server {version} is older than {MIN_NATS}, the oldest whose JetStream keeps \
+             every acknowledged batch across a leader change (README, \"Scale-out\"); run the \
+             current release (scripts/current-nats.sh installs it)"
+        )));
+        return;
+    }
+    tracing::info!(nats_server = %version, "cluster: the NATS server's version");
+    let js = jetstream::new(client);
     let Some(stream) = retry("create or find the stream", &mut shutdown, || {
         ensure_stream(&js, &w)
     })
@@ -134,8 +145,8 @@ async fn main(w: Wiring) {
     else {
         return;
     };
-    let image = bucket::load_newest(&store).await;
-    let covered = image.as_ref().map_or(0, |i| i.covered);
+    let loaded = bucket::load_newest(&store).await;
+    let covered = loaded.as_ref().map_or(0, |l| l.image.covered);
     let Some(info) = retry("read the stream's state", &mut shutdown, || async {
         stream.get_info().await.map_err(|e| e.to_string())
     })
@@ -143,17 +154,20 @@ async fn main(w: Wiring) {
     else {
         return;
     };
-    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
-    if info.state.messages > 0 && first > covered + 1 {
-        tracing::error!(
-            stream = %w.stream,
-            snapshot_covers = covered,
-            stream_first = first,
-            "cluster: the stream no longer holds the events after the newest snapshot; counts would be wrong, so this server does not start (raise --stream-max-age-hours, keep a server running)"
-        );
-        w.fatal.report(StartError::Cluster(format!("the stream {} starts at {first}, after the newest snapshot ({covered}): cannot rebuild the counts", w.stream)));
+    // The stream's identity: a stream deleted and re-created under the same name is another
+    // stream, whose sequences say nothing of the old one's.
+    let identity = info.created.to_string();
+    if let Err(why) = follows(
+        &w,
+        &info,
+        covered,
+        loaded.as_ref().and_then(|l| l.stream.as_deref()),
+        &identity,
+    ) {
+        w.fatal.report(StartError::Cluster(why));
         return;
     }
+    let last = info.state.last_sequence;
     w.state.saw_stream_last(last);
     tracing::info!(
         stream = %w.stream,
@@ -163,13 +177,21 @@ async fn main(w: Wiring) {
     );
     if w.bootstrap
         .send(Bootstrap {
-            image,
+            image: loaded.map(|l| l.image),
             target: last,
         })
         .is_err()
     {
         return;
     }
+    let watch = tokio::spawn(watch_stream(
+        stream.clone(),
+        identity.clone(),
+        w.state.clone(),
+        w.fatal.clone(),
+        w.stream.clone(),
+        shutdown.clone(),
+    ));
 
     let ticker = tokio::spawn(tick(w.publish_ingest.clone(), shutdown.clone()));
     let publish = tokio::spawn(publish::publish_all(
@@ -195,7 +217,12 @@ async fn main(w: Wiring) {
         w.state.clone(),
         w.stop_consuming.clone(),
     ));
-    let snapshots = tokio::spawn(bucket::store_snapshots(store, w.snapshots, w.state.clone()));
+    let snapshots = tokio::spawn(bucket::store_snapshots(
+        store,
+        w.snapshots,
+        w.state.clone(),
+        identity,
+    ));
 
     // Until shutdown: the senders of `batches`, `snapshots` and `fresh` close as their
     // threads end, which ends those tasks.
@@ -205,13 +232,119 @@ async fn main(w: Wiring) {
     publish.abort();
     fresh.abort();
     ticker.abort();
+    watch.abort();
+}
+
+/// Whether this server can rebuild the counts from the stream as `info` describes it, given
+/// the newest snapshot (covering `covered`, taken from the stream `snapshot_stream`); if not,
+/// why, in words for the operator.
+fn follows(
+    w: &Wiring,
+    info: &stream::Info,
+    covered: u64,
+    snapshot_stream: Option<&str>,
+    identity: &str,
+) -> Result<(), String> {
+    let (name, bucket) = (&w.stream, &w.bucket);
+    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    let fix = format!(
+        "restore the stream, or, to count from the new stream on (the old counts are lost), delete the bucket {bucket}"
+    );
+    if let Some(taken) = snapshot_stream.filter(|s| *s != identity) {
+        tracing::error!(stream = %name, snapshot_covers = covered, snapshot_stream_created = %taken, stream_created = %identity, "cluster: the newest snapshot was taken from another stream of this name: it was deleted and re-created");
+        return Err(format!(
+            "the stream {name} was created {identity}, but the newest snapshot (covering {covered}) was taken from a stream {name} created {taken}: the stream was deleted and re-created, and its sequences cannot rebuild the counts; {fix}"
+        ));
+    }
+    if last < covered {
+        tracing::error!(stream = %name, snapshot_covers = covered, stream_last = last, "cluster: the stream ends before the newest snapshot");
+        return Err(format!(
+            "the stream {name} ends at {last}, before the newest snapshot ({covered}): it is not the stream the snapshot was taken from (deleted and re-created?), or it lost acknowledged messages; {fix}"
+        ));
+    }
+    if info.state.messages > 0 && first > covered + 1 {
+        tracing::error!(
+            stream = %name,
+            snapshot_covers = covered,
+            stream_first = first,
+            "cluster: the stream no longer holds the events after the newest snapshot; counts would be wrong, so this server does not start (raise --stream-max-age-hours, keep a server running)"
+        );
+        return Err(format!(
+            "the stream {name} starts at {first}, after the newest snapshot ({covered}): cannot rebuild the counts"
+        ));
+    }
+    Ok(())
+}
+
+/// How often a running server checks that the stream is still the one it follows.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// Checks every [`WATCH_EVERY`] that the stream is the one this server started on (its
+/// creation time) and has not gone back behind what this server applied (seen twice in a
+/// row: a stale answer during a leader change is not enough). Either means this server can
+/// no longer count right: it reports it to `fatal` (the process stops, saying why) instead of
+/// serving counts that stopped moving.
+async fn watch_stream(
+    mut stream: stream::Stream,
+    identity: String,
+    state: Arc<ClusterState>,
+    fatal: Fatal,
+    name: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut behind = 0u32;
+    while !pause(WATCH_EVERY, &mut shutdown).await {
+        let Ok(Ok(info)) = tokio::time::timeout(WATCH_EVERY, stream.info()).await else {
+            continue;
+        };
+        let created = info.created.to_string();
+        if created != identity {
+            fatal.report(StartError::Cluster(format!(
+                "the stream {name} was deleted and re-created under this server (created {identity}, now {created}): the new stream's events cannot be counted on top of the old ones; restart on the new stream after deleting the bucket {name}-snapshots (the old counts are lost), or restore the old stream"
+            )));
+            return;
+        }
+        let (last, applied) = (info.state.last_sequence, state.applied());
+        behind = if last < applied { behind + 1 } else { 0 };
+        if behind >= 2 {
+            fatal.report(StartError::Cluster(format!(
+                "the stream {name} went back: it ends at {last}, but this server applied it up to {applied}; acknowledged messages were lost or replaced, and the servers' counts may differ"
+            )));
+            return;
+        }
+    }
+}
+
+/// The oldest nats-server hourtally runs with. Older JetStream releases lose or rewrite
+/// acknowledged batches around a leader change: a publish retried after an election was
+/// refused as a duplicate though never stored (fixed in 2.11), and a partition test with
+/// 2.9.10 saw the new leader hold other batches at sequences the servers had applied.
+pub const MIN_NATS: &str = "2.11.0";
+
+/// Whether nats-server `version` (`2.15.1`, `2.12.0-beta.1`) is at least [`MIN_NATS`]. A
+/// version that cannot be read is not.
+pub fn supported(version: &str) -> bool {
+    let numbers = |v: &str| -> Option<(u64, u64, u64)> {
+        let core = v.trim().trim_start_matches('v');
+        let core = core.split(['-', '+']).next()?;
+        let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+        Some((
+            parts.next()??,
+            parts.next()??,
+            parts.next().flatten().unwrap_or(0),
+        ))
+    };
+    match (numbers(version), numbers(MIN_NATS)) {
+        (Some(v), Some(min)) => v >= min,
+        _ => false,
+    }
 }
 
 /// Connects, retrying every second until NATS answers or shutdown begins.
 async fn connect(
     urls: &[String],
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<jetstream::Context> {
+) -> Option<async_nats::Client> {
     let mut failures = 0u32;
     loop {
         let options = async_nats::ConnectOptions::new()
@@ -236,7 +369,7 @@ async fn connect(
                 }
             });
         match options.connect(urls).await {
-            Ok(client) => return Some(jetstream::new(client)),
+            Ok(client) => return Some(client),
             Err(e) => {
                 if failures.is_multiple_of(10) {
                     tracing::warn!(error = %e, urls = ?urls, failures, "cluster: cannot connect to NATS; retrying");
@@ -338,5 +471,27 @@ async fn tick(publish_ingest: Arc<Ingest>, mut shutdown: watch::Receiver<bool>) 
             }
         }
         publish_ingest.wake_popper();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::supported;
+
+    #[test]
+    fn nats_servers_from_2_11_are_supported_and_older_or_unreadable_ones_are_not() {
+        for ok in [
+            "2.11.0",
+            "2.15.1",
+            "v2.12.3",
+            "2.13.0-beta.2",
+            "3.0.0",
+            "2.11",
+        ] {
+            assert!(supported(ok), "{ok}");
+        }
+        for old in ["2.9.10", "2.10.29", "1.4.1", "", "x.y.z", "2"] {
+            assert!(!supported(old), "{old}");
+        }
     }
 }
