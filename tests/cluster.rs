@@ -455,3 +455,61 @@ fn a_stream_deleted_and_re_created_stops_the_servers_on_it_and_is_refused_at_res
         "{lines:?}"
     );
 }
+
+/// The flags that decide what a `204` means (`--max-future-hours`, the admission window) and
+/// how events apply (`--retention-hours`, the ring) must be one for every server of a stream:
+/// a server with `--max-future-hours 30` beside one with the default answered 204 for events
+/// the other's apply rule dropped as sealed. The stream records them; a server that differs is
+/// refused at start (exit 2). A stream an older server made, which records only the retention,
+/// gets the rest recorded by the first server that starts on it.
+#[test]
+fn servers_whose_admission_or_ring_flags_differ_from_the_streams_are_refused() {
+    let _serial = serial();
+    let nats = NatsCluster::start("flags", 1);
+    with_jetstream(&nats, async |js| {
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "hourtally".into(),
+            description: Some("hourtally events; retention_hours=48".into()),
+            subjects: vec!["hourtally.events".into()],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .expect("an older server's stream")
+    });
+    let mut args = cluster_args(&nats);
+    args.extend(["--stream-replicas".into(), "1".into()]);
+    let a = start(&args, &[]);
+    let description = with_jetstream(&nats, async |js| {
+        let mut s = js.get_stream("hourtally").await.expect("the stream");
+        s.info().await.expect("info").config.description.clone()
+    });
+    assert_eq!(
+        description.as_deref(),
+        Some("hourtally events; retention_hours=48; max_future_hours=1")
+    );
+    let mut base: Vec<&str> = vec!["--listen", "127.0.0.1:0", "--ephemeral"];
+    base.extend(args.iter().map(String::as_str));
+    for (flag, value, theirs) in [
+        ("--max-future-hours", "30", "1"),
+        ("--retention-hours", "72", "48"),
+    ] {
+        let mut b = base.clone();
+        b.extend([flag, value]);
+        let (code, err) = common::exit_of(&b, Duration::from_secs(30));
+        assert_eq!(code, Some(2), "{flag} {value} started: {err}");
+        assert!(
+            err.contains(&format!(
+                "{flag} {value} differs from the stream hourtally's {theirs}"
+            )),
+            "{err}"
+        );
+    }
+    let ts = now_ms();
+    assert_eq!(
+        a.post(&format!("/analytics?timestamp={ts}&user=u&click"))
+            .status,
+        204
+    );
+    assert_eq!(fresh_counts(&a, ts), (1, 1, 0));
+}

@@ -108,6 +108,7 @@ pub fn start(
             replicas: flags.stream_replicas,
             max_age: Duration::from_secs(flags.stream_max_age_hours * 3600),
             retention_hours: config.retention_hours,
+            max_future_hours: config.max_future_hours,
             id_prefix: format!("{node}-{boot:016x}-"),
             state: state.clone(),
             publish_ingest: publish_ingest.clone(),

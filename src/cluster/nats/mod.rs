@@ -68,9 +68,10 @@ pub struct Wiring {
     pub bucket: String,
     pub replicas: usize,
     pub max_age: Duration,
-    /// `--retention-hours`: every server of a cluster must use the same (the stream's
-    /// description records it; a server with another refuses to start).
+    /// `--retention-hours` and `--max-future-hours`: every server of a cluster must use the
+    /// same (the stream's description records them; a server with others refuses to start).
     pub retention_hours: usize,
+    pub max_future_hours: u32,
     /// `{node}-{boot}-`: the prefix of this process's de-duplication ids.
     pub id_prefix: String,
     pub state: Arc<ClusterState>,
@@ -423,11 +424,70 @@ where
 
 /// The stream, created if missing; an inner error if it is another cluster's (retried on the
 /// outer one).
+/// The flags that decide what a `204` means (the admission window) and how events apply (the
+/// ring's slots): `(flag, key in the stream's description, value)`. Every server of a stream
+/// must give the same, or one could answer `204` for an event another seals.
+fn recorded_flags(w: &Wiring) -> [(&'static str, &'static str, u64); 2] {
+    [
+        (
+            "--retention-hours",
+            "retention_hours",
+            w.retention_hours as u64,
+        ),
+        (
+            "--max-future-hours",
+            "max_future_hours",
+            u64::from(w.max_future_hours),
+        ),
+    ]
+}
+
+/// The first words of the description of a stream hourtally made.
+const DESCRIPTION: &str = "hourtally events;";
+
+/// The stream's description for `flags`: `hourtally events; retention_hours=48; ...`.
+fn describe(flags: &[(&'static str, &'static str, u64)]) -> String {
+    let mut d = DESCRIPTION.to_owned();
+    for (_, key, value) in flags {
+        d.push_str(&format!(" {key}={value};"));
+    }
+    d.trim_end_matches(';').to_owned()
+}
+
+/// The `key=value` pairs of a description hourtally wrote, or `None` for another's.
+fn recorded(description: &str) -> Option<Vec<(String, String)>> {
+    let rest = description.strip_prefix(DESCRIPTION)?;
+    Some(
+        rest.split(';')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect(),
+    )
+}
+
+/// How this server's `flags` compare with what the stream records: the first that differs,
+/// as `(flag, ours, the stream's)`, or the flags the stream does not record yet.
+fn compare_flags(
+    flags: &[(&'static str, &'static str, u64)],
+    recorded: &[(String, String)],
+) -> Result<Vec<&'static str>, (&'static str, u64, String)> {
+    let mut missing = Vec::new();
+    for (flag, key, value) in flags {
+        match recorded.iter().find(|(k, _)| k == key) {
+            Some((_, v)) if *v == value.to_string() => {}
+            Some((_, v)) => return Err((flag, *value, v.clone())),
+            None => missing.push(*key),
+        }
+    }
+    Ok(missing)
+}
+
 async fn ensure_stream(
     js: &jetstream::Context,
     w: &Wiring,
 ) -> Result<Result<stream::Stream, StartError>, String> {
-    let description = format!("hourtally events; retention_hours={}", w.retention_hours);
+    let flags = recorded_flags(w);
+    let description = describe(&flags);
     let config = stream::Config {
         name: w.stream.clone(),
         description: Some(description.clone()),
@@ -443,11 +503,26 @@ async fn ensure_stream(
         .await
         .map_err(|e| e.to_string())?;
     let found = stream.cached_info().config.description.clone();
-    if let Some(found) = found.filter(|d| d.starts_with("hourtally events;") && *d != description) {
-        tracing::error!(stream = %w.stream, found = %found, expected = %description, "cluster: this server's --retention-hours differs from the cluster's; the rings would differ, so it does not start");
-        return Ok(Err(StartError::Flags(format!(
-            "--retention-hours differs from the cluster's ({found})"
-        ))));
+    if let Some(pairs) = found.as_deref().and_then(recorded) {
+        match compare_flags(&flags, &pairs) {
+            Err((flag, ours, theirs)) => {
+                tracing::error!(stream = %w.stream, flag, ours, theirs = %theirs, "cluster: this server's flags differ from the stream's; a 204 would not mean the same on every server, so it does not start");
+                return Ok(Err(StartError::Flags(format!(
+                    "{flag} {ours} differs from the stream {}'s {theirs} (its description: {}); every server of a stream must give the same {flag}",
+                    w.stream,
+                    found.as_deref().unwrap_or_default()
+                ))));
+            }
+            Ok(missing) if !missing.is_empty() => {
+                // A stream made by an older server: record the rest, so that the next server
+                // with other values is refused.
+                let mut config = stream.cached_info().config.clone();
+                config.description = Some(description.clone());
+                js.update_stream(&config).await.map_err(|e| e.to_string())?;
+                tracing::info!(stream = %w.stream, recorded = ?missing, "cluster: the stream now records these flags too");
+            }
+            Ok(_) => {}
+        }
     }
     let window = stream.cached_info().config.duplicate_window;
     if window < RETRY_FOR {
@@ -476,7 +551,31 @@ async fn tick(publish_ingest: Arc<Ingest>, mut shutdown: watch::Receiver<bool>) 
 
 #[cfg(test)]
 mod tests {
-    use super::supported;
+    use super::{compare_flags, describe, recorded, supported};
+
+    #[test]
+    fn a_description_records_every_flag_and_reads_back_what_an_older_one_lacks() {
+        let ours = [
+            ("--retention-hours", "retention_hours", 48),
+            ("--max-future-hours", "max_future_hours", 1),
+        ];
+        let d = describe(&ours);
+        assert_eq!(
+            d,
+            "hourtally events; retention_hours=48; max_future_hours=1"
+        );
+        let pairs = recorded(&d).expect("ours");
+        assert_eq!(compare_flags(&ours, &pairs), Ok(vec![]));
+        // A stream an older server made records only the retention.
+        let old = recorded("hourtally events; retention_hours=48").expect("ours");
+        assert_eq!(compare_flags(&ours, &old), Ok(vec!["max_future_hours"]));
+        let other = recorded("hourtally events; retention_hours=48; max_future_hours=30");
+        assert_eq!(
+            compare_flags(&ours, &other.expect("ours")),
+            Err(("--max-future-hours", 1, "30".to_owned()))
+        );
+        assert_eq!(recorded("another application's stream"), None);
+    }
 
     #[test]
     fn nats_servers_from_2_11_are_supported_and_older_or_unreadable_ones_are_not() {
