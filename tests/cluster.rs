@@ -513,3 +513,47 @@ fn servers_whose_admission_or_ring_flags_differ_from_the_streams_are_refused() {
     );
     assert_eq!(fresh_counts(&a, ts), (1, 1, 0));
 }
+
+/// A message removed from the stream (through the JetStream API) is a gap that no server can
+/// count past. A server that has to read it stops at once, naming the message and the way out
+/// (before: it never became ready, re-created its consumer five times a second and logged a
+/// WARN each time). The way out works: a server that applied the message stores a snapshot
+/// past it at its graceful stop, and the stopped server then starts from that snapshot.
+#[test]
+fn a_message_removed_from_the_stream_stops_a_server_that_must_read_it_and_a_snapshot_past_it_is_the_way_out(
+) {
+    let _serial = serial();
+    let nats = NatsCluster::start("gap", 1);
+    let mut args = cluster_args(&nats);
+    args.extend(["--stream-replicas".into(), "1".into()]);
+    let a = start(&args, &[]);
+    let ts = now_ms();
+    // One message per POST (each waits for the log's acknowledgement), then a load.
+    for i in 0..5 {
+        let r = a.post(&format!("/analytics?timestamp={ts}&user=one{i}&click"));
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+    let t = Loader::start(&a, ts, "gap", 200)
+        .thread
+        .join()
+        .expect("loader");
+    let want = fresh_counts(&a, ts);
+    assert_eq!(want.0, 5 + t.acked(), "{want:?} {t:?}");
+    let removed = with_jetstream(&nats, async |js| {
+        let s = js.get_stream("hourtally").await.expect("the stream");
+        s.delete_message(2).await.expect("remove message 2")
+    });
+    assert!(removed);
+    let mut b: Vec<&str> = vec!["--listen", "127.0.0.1:0", "--ephemeral"];
+    b.extend(args.iter().map(String::as_str));
+    let (code, err) = common::exit_of(&b, Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("has no message 2 (it was removed") && err.contains("snapshot that covers 2"),
+        "{err}"
+    );
+    let (status, _) = a.terminate();
+    assert!(status.success(), "{status:?}");
+    let b = start(&args, &[]);
+    assert_eq!(fresh_counts(&b, ts), want, "started from A's last snapshot");
+}

@@ -12,6 +12,7 @@ use crate::cluster::feed::Feed;
 use crate::cluster::state::{bump, ClusterState};
 use crate::ingest::{Ingest, PushError};
 use crate::record;
+use crate::start::{Fatal, StartError};
 use crate::sync::Arc;
 
 /// Answers fresh-read questions: one stream-info request serves every question that arrived
@@ -39,16 +40,36 @@ pub(super) async fn answer_fresh(
     }
 }
 
-/// Reads the stream from `next` on, in order, into the writer's queue.
-pub(super) async fn consume(
-    stream: stream::Stream,
-    subject: String,
-    mut next: u64,
-    feed_ingest: Arc<Ingest>,
-    feed: Arc<Feed>,
-    state: Arc<ClusterState>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// What the consumer reads from and feeds.
+pub(super) struct Consumer {
+    pub stream: stream::Stream,
+    /// The stream's name (for messages) and its events' subject.
+    pub name: String,
+    pub subject: String,
+    /// The writer's queue and its message boundaries.
+    pub feed_ingest: Arc<Ingest>,
+    pub feed: Arc<Feed>,
+    pub state: Arc<ClusterState>,
+    /// Set to true: stop consuming.
+    pub stop: watch::Receiver<bool>,
+    /// Where a stream this server cannot follow is reported.
+    pub fatal: Fatal,
+}
+
+/// Reads the stream from `next` on, in order, into the writer's queue. A message missing
+/// from the stream (removed through the JetStream API) is a gap no server can count past: it
+/// goes to `fatal`, with the way out.
+pub(super) async fn consume(c: Consumer, mut next: u64) {
+    let Consumer {
+        stream,
+        name,
+        subject,
+        feed_ingest,
+        feed,
+        state,
+        mut stop,
+        fatal,
+    } = c;
     let mut first = true;
     loop {
         if !first {
@@ -102,11 +123,13 @@ pub(super) async fn consume(
                     // Quiet for a while: fine if the stream has nothing more, else recreate.
                     match stream.get_info().await {
                         Ok(info) if info.state.last_sequence >= next => {
-                            tracing::warn!(
-                                at = next,
-                                stream_last = info.state.last_sequence,
-                                "cluster: consumer stalled; creating it again"
-                            );
+                            if state.consumer_log_due() {
+                                tracing::warn!(
+                                    at = next,
+                                    stream_last = info.state.last_sequence,
+                                    "cluster: consumer stalled; creating it again"
+                                );
+                            }
                             break;
                         }
                         _ => continue,
@@ -121,11 +144,25 @@ pub(super) async fn consume(
                 continue;
             }
             if seq > next {
-                tracing::warn!(
-                    expected = next,
-                    got = seq,
-                    "cluster: gap in the stream's sequence; creating the consumer again"
-                );
+                let missing = tokio::time::timeout(ACK_TIMEOUT, stream.get_raw_message(next))
+                    .await
+                    .is_ok_and(|r| {
+                        r.is_err_and(|e| e.kind() == stream::RawMessageErrorKind::NoMessageFound)
+                    });
+                if missing {
+                    fatal.report(StartError::Cluster(format!(
+                        "the stream {name} has no message {next} (it was removed; the next is {seq}): this server applied the stream up to {} and cannot count past the gap. Start it from a snapshot that covers {next}: a server that applied it stores one every --snapshot-interval-s and at a graceful stop, and a starting server loads the newest",
+                        next - 1
+                    )));
+                    return;
+                }
+                if state.consumer_log_due() {
+                    tracing::warn!(
+                        expected = next,
+                        got = seq,
+                        "cluster: gap in the consumer's delivery; creating the consumer again"
+                    );
+                }
                 break;
             }
             state.saw_stream_last(seq + pending);

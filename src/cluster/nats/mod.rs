@@ -210,13 +210,17 @@ async fn main(w: Wiring) {
         w.state.clone(),
     ));
     let consume = tokio::spawn(consume::consume(
-        stream.clone(),
-        w.subject.clone(),
+        consume::Consumer {
+            stream: stream.clone(),
+            name: w.stream.clone(),
+            subject: w.subject.clone(),
+            feed_ingest: w.feed_ingest.clone(),
+            feed: w.feed.clone(),
+            state: w.state.clone(),
+            stop: w.stop_consuming.clone(),
+            fatal: w.fatal.clone(),
+        },
         covered + 1,
-        w.feed_ingest.clone(),
-        w.feed.clone(),
-        w.state.clone(),
-        w.stop_consuming.clone(),
     ));
     let snapshots = tokio::spawn(bucket::store_snapshots(
         store,
