@@ -67,7 +67,7 @@ fn main() -> ExitCode {
     // The first stop signal stops the server; a stop waits for the disk to take every event
     // answered 204, and a second signal gives up on what it has not taken (the exit code
     // says so).
-    let journal = server.journal().cloned();
+    let give_up = server.give_up_handle();
     let watching = std::thread::Builder::new()
         .name("hourtally-signals".into())
         .spawn(move || {
@@ -76,12 +76,14 @@ fn main() -> ExitCode {
                 let _ = halt.send(Halt::Signal(signal));
             }
             for signal in signals {
-                match &journal {
-                    Some(journal) => {
-                        tracing::warn!(signal, "second stop signal: giving up on the disk");
-                        journal.give_up();
-                    }
-                    None => tracing::warn!(signal, "second stop signal: already stopping"),
+                if give_up.waits() {
+                    tracing::warn!(
+                        signal,
+                        "second stop signal: giving up on the disk or the log"
+                    );
+                    give_up.give_up();
+                } else {
+                    tracing::warn!(signal, "second stop signal: already stopping");
                 }
             }
         });
@@ -99,7 +101,6 @@ fn main() -> ExitCode {
         signal,
         "stopping: answering requests taken, then draining the queue"
     );
-    let journal = server.journal().cloned();
     let report = server.shutdown();
     if let Ok(reporter) = reporter {
         reporter.stop();
@@ -115,11 +116,11 @@ fn main() -> ExitCode {
     if let Ok(Halt::Failed(e)) = halted.try_recv() {
         return fail(&e);
     }
-    let lost = journal.map_or(0, |j| j.lost());
+    let lost = report.lost_answered;
     if lost > 0 {
         tracing::error!(lost, "stopped having lost {lost} events answered 204");
         eprintln!(
-            "hourtally: stopped having lost {lost} events answered 204: the disk did not take them"
+            "hourtally: stopped having lost {lost} events answered 204: the disk or the log did not take them"
         );
         return ExitCode::FAILURE;
     }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::event::Event;
 use crate::histogram::BatchStats;
 use crate::ingest::Ingest;
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicBool, Ordering};
 
 /// Most events in one batch: 24 + 4000 × 16 bytes = 62.5 KiB a message, far under NATS's
 /// 1 MiB payload limit.
@@ -38,7 +38,8 @@ pub const MAX_BATCH_EVENTS: usize = 4000;
 /// their cut, and throughput fell from about 0.65x to 0.25x of a single server:
 /// BENCHMARKS.md, "Scale-out".)
 pub const MAX_IN_FLIGHT: usize = 64;
-/// How long a stopping publisher waits for the batches it sent.
+/// How long a stopping publisher waits for the batches it sent, unless told otherwise
+/// ([`Publisher::with_stop_wait`]).
 pub const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// What became of a batch.
@@ -100,6 +101,10 @@ pub struct Publisher<L> {
     /// Where each acknowledged batch's size and time from send to acknowledgement go, for
     /// `/metrics` (if anywhere).
     stats: Option<Arc<BatchStats>>,
+    /// How long a stop waits for the batches in flight.
+    stop_wait: Duration,
+    /// Set: a stop waits no longer (a second stop signal).
+    give_up: Arc<AtomicBool>,
 }
 
 impl<L: BatchLog> Publisher<L> {
@@ -117,7 +122,21 @@ impl<L: BatchLog> Publisher<L> {
             batch: Vec::with_capacity(MAX_BATCH_EVENTS),
             batch_max: MAX_BATCH_EVENTS,
             stats: None,
+            stop_wait: STOP_WAIT,
+            give_up: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A stop waits up to `wait` for the batches in flight (in a cluster: as long as the log
+    /// retries them, so that every batch is acknowledged or given up before the process ends).
+    pub fn with_stop_wait(mut self, wait: Duration) -> Self {
+        self.stop_wait = wait;
+        self
+    }
+
+    /// Set it, and a stop waits no longer for the batches in flight.
+    pub fn give_up_handle(&self) -> Arc<AtomicBool> {
+        self.give_up.clone()
     }
 
     /// Records each acknowledged batch's size and its time from send to acknowledgement in
@@ -134,8 +153,8 @@ impl<L: BatchLog> Publisher<L> {
     }
 
     /// Runs until shutdown has closed the queue, every event is sent, and every batch is
-    /// done (or [`STOP_WAIT`] has passed). Returns the events whose batches were still
-    /// unacknowledged then.
+    /// done (or the stop wait has passed, or the wait was given up). Returns the events whose
+    /// batches were still unacknowledged then.
     pub fn run(mut self) -> u64 {
         let ingest = self.ingest.clone();
         let mut stop_deadline: Option<Instant> = None;
@@ -156,8 +175,11 @@ impl<L: BatchLog> Publisher<L> {
                 continue;
             }
             if ingest.stop_requested() && ingest.queue.is_empty() {
-                let deadline = *stop_deadline.get_or_insert_with(|| Instant::now() + STOP_WAIT);
-                if self.in_flight.is_empty() || Instant::now() >= deadline {
+                let deadline =
+                    *stop_deadline.get_or_insert_with(|| Instant::now() + self.stop_wait);
+                // SeqCst: a flag read once per wake-up, on the way out; nothing to save.
+                let given_up = self.give_up.load(Ordering::SeqCst);
+                if self.in_flight.is_empty() || Instant::now() >= deadline || given_up {
                     return self.in_flight.iter().map(|b| b.events as u64).sum();
                 }
                 // Waiting for the last outcomes: their delivery (or a tick) wakes us.

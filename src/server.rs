@@ -54,6 +54,9 @@ pub struct Report {
     pub queued: usize,
     /// Connections that had not closed by the drain's deadline (peers that do not read).
     pub unclosed_connections: usize,
+    /// Events answered `204` that were lost: the disk did not take them (a stop given up on
+    /// a full disk), or the log never acknowledged them (`--ack local`).
+    pub lost_answered: u64,
 }
 
 impl Server {
@@ -202,10 +205,13 @@ impl Server {
         &self.service
     }
 
-    /// The journal's health, when the server has one: a stop waits for the disk to take
-    /// every event answered 204, and [`JournalHealth::give_up`] ends that wait.
-    pub fn journal(&self) -> Option<&Arc<JournalHealth>> {
-        self.journal.as_ref()
+    /// What ends a stop's wait for the disk (the journal) or the log (the publisher) to take
+    /// every event answered 204 (a second stop signal).
+    pub fn give_up_handle(&self) -> GiveUp {
+        GiveUp {
+            journal: self.journal.clone(),
+            log: self.cluster.as_ref().map(|c| c.give_up_handle()),
+        }
     }
 
     /// HTTP worker threads.
@@ -240,10 +246,10 @@ impl Server {
         // on the flag set above within a tick.
         let _ = self.sweeper.join();
         self.posts.close();
-        let ring = match self.cluster {
+        let (ring, log_lost) = match self.cluster {
             Some(cluster) => cluster.stop(self.writer),
             None => match self.writer.join() {
-                Ok(ring) => ring,
+                Ok(ring) => (ring, 0),
                 // The writer does not panic on any input; if it did, the process aborts
                 // (panic = "abort" in release) before we get here.
                 Err(_) => std::process::abort(),
@@ -254,6 +260,32 @@ impl Server {
             sealed_drops: ring.ring().sealed_drops(),
             queued: self.posts.queued(),
             unclosed_connections: self.service.open_connections(),
+            lost_answered: self.journal.as_ref().map_or(0, |j| j.lost()) + log_lost,
+        }
+    }
+}
+
+/// Ends a stop's wait for the disk or the log ([`Server::give_up_handle`]).
+#[derive(Clone, Debug)]
+pub struct GiveUp {
+    journal: Option<Arc<JournalHealth>>,
+    log: Option<Arc<AtomicBool>>,
+}
+
+impl GiveUp {
+    /// Whether a stop waits for anything that giving up would end.
+    pub fn waits(&self) -> bool {
+        self.journal.is_some() || self.log.is_some()
+    }
+
+    /// Stops waiting: what the disk or the log has not taken is lost (and counted).
+    pub fn give_up(&self) {
+        if let Some(journal) = &self.journal {
+            journal.give_up();
+        }
+        if let Some(log) = &self.log {
+            // SeqCst: a flag the publisher reads once per wake-up; nothing else rides on it.
+            log.store(true, Ordering::SeqCst);
         }
     }
 }

@@ -557,3 +557,48 @@ fn a_message_removed_from_the_stream_stops_a_server_that_must_read_it_and_a_snap
     let b = start(&args, &[]);
     assert_eq!(fresh_counts(&b, ts), want, "started from A's last snapshot");
 }
+
+/// `--ack local` answers `204` once an event is queued on this server. A graceful stop while
+/// NATS is down waits as long as the log retries a batch (100 s), so the events answered
+/// `204` reach the log when it comes back: before, the stop waited 10 s and then dropped them
+/// with a WARN.
+#[test]
+fn a_graceful_stop_with_ack_local_while_nats_is_down_waits_for_the_log_and_loses_nothing() {
+    let _serial = serial();
+    let mut nats = NatsCluster::start("local", 1);
+    let mut args = cluster_args(&nats);
+    args.extend([
+        "--stream-replicas".into(),
+        "1".into(),
+        "--ack".into(),
+        "local".into(),
+    ]);
+    let mut a = start(&args, &[]);
+    let ts = now_ms();
+    for i in 0..5 {
+        let r = a.post(&format!("/analytics?timestamp={ts}&user=up{i}&click"));
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+    // Answered once queued: in the log a moment later.
+    wait_until("the first five are in the log", Duration::from_secs(10), || {
+        fresh_counts(&a, ts) == (5, 5, 0)
+    });
+    nats.kill9(0);
+    for i in 0..10 {
+        let r = a.post(&format!("/analytics?timestamp={ts}&user=down{i}&click"));
+        assert_eq!(r.status, 204, "--ack local answers once queued: {r:?}");
+    }
+    a.signal("TERM");
+    // Longer than the old stop's 10 s: still waiting for the log.
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(
+        a.running(),
+        "the stop gave up on the log while it still retried"
+    );
+    nats.restart(0);
+    let (status, lines) = a.wait_exit(Duration::from_secs(90));
+    assert!(status.success(), "{status:?} {lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("lost")), "{lines:?}");
+    let b = start(&args, &[]);
+    assert_eq!(fresh_counts(&b, ts), (15, 15, 0), "every 204 counted");
+}

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::feed::{ClusterSink, Feed};
 use super::nats::{self, Bootstrap, Wiring};
-use super::outbox::Outbox;
+use super::outbox::{Outbox, RETRY_FOR};
 use super::{node_id, random_u64, ClusterEdge, ClusterState};
 use crate::ack::{Ack, DurableWaiters};
 use crate::config::{AckMode, Config};
@@ -19,12 +19,16 @@ use crate::publisher::Publisher;
 use crate::readiness::{Readiness, Starting};
 use crate::ring::{RingImage, RingWriter};
 use crate::start::{Applying, Fatal, Mode, Recovery, StartError};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicBool};
 
 /// Cluster mode's threads, for an orderly stop.
 #[derive(Debug)]
 pub struct Running {
     publisher: JoinHandle<u64>,
+    /// Set: the stop waits no longer for the log (a second stop signal).
+    give_up: Arc<AtomicBool>,
+    /// `--ack local`: events waiting for the log were answered 204.
+    answered_before_log: bool,
     nats: JoinHandle<()>,
     stop_consuming: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
@@ -80,6 +84,7 @@ pub fn start(
         "cluster mode"
     );
 
+    let give_up: Arc<AtomicBool>;
     let publisher = {
         let cuts = waiters.is_some();
         let outbox = Outbox {
@@ -89,8 +94,12 @@ pub fn start(
             waiters,
             log_timeout: flags.log_timeout(),
         };
+        // A stop waits as long as the log retries a batch (then it is acknowledged or given
+        // up), not less: with --ack local its events were answered 204.
         let mut publisher =
-            Publisher::new(publish_ingest.clone(), outbox, cuts, flags.log_timeout());
+            Publisher::new(publish_ingest.clone(), outbox, cuts, flags.log_timeout())
+                .with_stop_wait(RETRY_FOR + Duration::from_secs(5));
+        give_up = publisher.give_up_handle();
         if crate::metrics::ENABLED {
             publisher = publisher.with_stats(publisher_stats);
         }
@@ -152,6 +161,8 @@ pub fn start(
         mode,
         Running {
             publisher,
+            give_up,
+            answered_before_log: flags.ack == AckMode::Local,
             nats,
             stop_consuming,
             shutdown,
@@ -207,18 +218,34 @@ impl Recovery for CatchUp {
 }
 
 impl Running {
+    /// Set it, and a stop waits no longer for the log to acknowledge what it holds.
+    pub fn give_up_handle(&self) -> Arc<AtomicBool> {
+        self.give_up.clone()
+    }
+
     /// Stops cluster mode after the publish queue was closed: waits for the publisher to
-    /// send every queued event and for their acknowledgements (bounded), stops consuming,
-    /// lets the writer apply what it has and take a last snapshot, then ends the nats thread
-    /// once that snapshot is stored (bounded). Returns the writer's ring.
-    pub fn stop(self, writer: JoinHandle<RingWriter>) -> RingWriter {
+    /// send every queued event and for their acknowledgements (as long as the log retries a
+    /// batch, unless given up), stops consuming, lets the writer apply what it has and take a
+    /// last snapshot, then ends the nats thread once that snapshot is stored (bounded).
+    /// Returns the writer's ring and the events answered `204` that the log never took
+    /// (`--ack local` only: with `--ack log` no POST was answered before its batch was).
+    pub fn stop(self, writer: JoinHandle<RingWriter>) -> (RingWriter, u64) {
         let unknown = self.publisher.join().unwrap_or(0);
-        if unknown > 0 {
-            tracing::warn!(
+        let lost = if unknown > 0 && self.answered_before_log {
+            tracing::error!(
                 events = unknown,
-                "cluster: stopped with events the log had not acknowledged"
+                "cluster: stopped with events answered 204 (--ack local) that the log never acknowledged: they are lost"
             );
-        }
+            unknown
+        } else {
+            if unknown > 0 {
+                tracing::warn!(
+                    events = unknown,
+                    "cluster: stopped with events the log had not acknowledged; their POSTs were never answered 204"
+                );
+            }
+            0
+        };
         let _ = self.stop_consuming.send(true);
         self.feed_ingest.close();
         let _ = self.shutdown.send(true);
@@ -228,6 +255,6 @@ impl Running {
             Err(_) => std::process::abort(),
         };
         let _ = self.nats.join();
-        ring
+        (ring, lost)
     }
 }
