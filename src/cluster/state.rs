@@ -34,6 +34,8 @@ pub struct ClusterState {
     /// Snapshots put into the object store, and attempts that failed (nats thread).
     pub snapshots_stored: AtomicU64,
     pub snapshot_failures: AtomicU64,
+    /// Markers published through the stream for fresh reads, acknowledged (nats thread).
+    pub fresh_markers: AtomicU64,
     /// When a failed publish, and a consumer's trouble, were last logged (ms since `since`):
     /// at most one line a second each, however many batches fail at once and however often
     /// the consumer is created again during an outage (nats thread).
@@ -68,6 +70,7 @@ pub struct ClusterFigures {
     pub messages_skipped: u64,
     pub snapshots_stored: u64,
     pub snapshot_failures: u64,
+    pub fresh_markers: u64,
 }
 
 impl ClusterState {
@@ -140,6 +143,7 @@ impl ClusterState {
             messages_skipped: r(&self.messages_skipped),
             snapshots_stored: r(&self.snapshots_stored),
             snapshot_failures: r(&self.snapshot_failures),
+            fresh_markers: r(&self.fresh_markers),
         }
     }
 }
@@ -174,6 +178,12 @@ impl ClusterFigures {
             "counter",
             "Snapshots that could not be stored.",
             self.snapshot_failures,
+        );
+        metric(
+            "hourtally_cluster_fresh_markers_total",
+            "counter",
+            "Markers this server published through the stream to learn its position for fresh reads (each serves every fresh read that waited for it).",
+            self.fresh_markers,
         );
     }
 }

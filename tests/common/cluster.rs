@@ -177,7 +177,8 @@ pub fn nats_urls(nats: &NatsCluster) -> Vec<String> {
     nats.urls().split(',').map(str::to_owned).collect()
 }
 
-/// The stream's leader node, asked of NATS itself.
+/// The stream's leader node, asked of NATS itself (for up to 10 s: a request can time out
+/// while the machine is busy, or during an election).
 pub fn stream_leader(nats: &NatsCluster, stream: &str) -> Option<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -186,9 +187,21 @@ pub fn stream_leader(nats: &NatsCluster, stream: &str) -> Option<String> {
     rt.block_on(async {
         let client = async_nats::connect(nats_urls(nats)).await.ok()?;
         let js = async_nats::jetstream::new(client);
-        let mut s = js.get_stream(stream).await.ok()?;
-        let info = s.info().await.ok()?;
-        info.cluster.as_ref()?.leader.clone()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let leader = async {
+                let mut s = js.get_stream(stream).await.ok()?;
+                let info = s.info().await.ok()?;
+                info.cluster.as_ref()?.leader.clone()
+            };
+            if let Some(leader) = leader.await {
+                return Some(leader);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{consumer, stream};
+use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
@@ -15,10 +15,17 @@ use crate::record;
 use crate::start::{Fatal, StartError};
 use crate::sync::Arc;
 
-/// Answers fresh-read questions: one stream-info request serves every question that arrived
-/// before it was sent.
+/// Answers fresh-read questions with a position in the stream that holds everything the
+/// stream held when they were asked: the sequence of a marker published through the stream
+/// itself. Its acknowledgement comes from the stream's leader once a majority of the stream's
+/// nodes hold it, so a node cut off from the others (an old leader that does not know it yet)
+/// cannot answer with its stale end: the marker is not acknowledged and the GET gets 504.
+/// (A stream-info request, as before, is answered by such a node from its own copy.) One
+/// marker serves every question that arrived before it was sent. A marker is an empty
+/// message, which every server counts off as a message of no events.
 pub(super) async fn answer_fresh(
-    stream: stream::Stream,
+    js: jetstream::Context,
+    subject: String,
     mut questions: mpsc::UnboundedReceiver<FreshReply>,
     state: Arc<ClusterState>,
 ) {
@@ -27,8 +34,18 @@ pub(super) async fn answer_fresh(
         while let Ok(more) = questions.try_recv() {
             waiting.push(more);
         }
-        let last = match tokio::time::timeout(ACK_TIMEOUT, stream.get_info()).await {
-            Ok(Ok(info)) => Some(info.state.last_sequence),
+        let marker = async {
+            js.send_publish(subject.clone(), jetstream::message::PublishMessage::build())
+                .await
+                .ok()?
+                .await
+                .ok()
+        };
+        let last = match tokio::time::timeout(ACK_TIMEOUT, marker).await {
+            Ok(Some(ack)) => {
+                bump(&state.fresh_markers, 1);
+                Some(ack.sequence)
+            }
             _ => None,
         };
         if let Some(last) = last {
@@ -168,6 +185,8 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
             state.saw_stream_last(seq + pending);
             let events = match record::decode_group(&message.payload) {
                 Ok(group) if group.len == message.payload.len() => group.events,
+                // A fresh read's marker (`answer_fresh`): a message of no events.
+                _ if message.payload.is_empty() => Vec::new(),
                 _ => {
                     // Every server skips the same message: the rings stay equal.
                     bump(&state.messages_skipped, 1);

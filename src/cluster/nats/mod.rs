@@ -205,7 +205,8 @@ async fn main(w: Wiring) {
         w.state.clone(),
     ));
     let fresh = tokio::spawn(consume::answer_fresh(
-        stream.clone(),
+        js.clone(),
+        w.subject.clone(),
         w.fresh,
         w.state.clone(),
     ));
