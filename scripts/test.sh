@@ -21,6 +21,8 @@ command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
+# ip (iproute2): tests/partition.rs gives each host a network namespace and cuts their links.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # schemathesis runs in a venv (scripts/schemathesis.sh); Debian's python3 needs python3-venv
 # (ensurepip) for that.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3 python3-venv)

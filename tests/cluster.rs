@@ -580,9 +580,11 @@ fn a_graceful_stop_with_ack_local_while_nats_is_down_waits_for_the_log_and_loses
         assert_eq!(r.status, 204, "{r:?}");
     }
     // Answered once queued: in the log a moment later.
-    wait_until("the first five are in the log", Duration::from_secs(10), || {
-        fresh_counts(&a, ts) == (5, 5, 0)
-    });
+    wait_until(
+        "the first five are in the log",
+        Duration::from_secs(10),
+        || fresh_counts(&a, ts) == (5, 5, 0),
+    );
     nats.kill9(0);
     for i in 0..10 {
         let r = a.post(&format!("/analytics?timestamp={ts}&user=down{i}&click"));

@@ -180,12 +180,17 @@ pub fn nats_urls(nats: &NatsCluster) -> Vec<String> {
 /// The stream's leader node, asked of NATS itself (for up to 10 s: a request can time out
 /// while the machine is busy, or during an election).
 pub fn stream_leader(nats: &NatsCluster, stream: &str) -> Option<String> {
+    stream_leader_at(nats_urls(nats), stream)
+}
+
+/// [`stream_leader`], asked of the NATS servers at `urls`.
+pub fn stream_leader_at(urls: Vec<String>, stream: &str) -> Option<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let client = async_nats::connect(nats_urls(nats)).await.ok()?;
+        let client = async_nats::connect(urls).await.ok()?;
         let js = async_nats::jetstream::new(client);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

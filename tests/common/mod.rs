@@ -20,6 +20,16 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// How a test server's process is started.
+#[derive(Clone, Copy)]
+enum Wrap<'a> {
+    None,
+    /// Under `taskset -c`.
+    Cpus(&'a str),
+    /// In a network namespace, reached at an address of it.
+    Netns(&'a str, std::net::IpAddr),
+}
+
 pub struct TestServer {
     child: Child,
     pub addr: SocketAddr,
@@ -31,23 +41,29 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(args: &[&str]) -> Self {
-        Self::start_with(None, args)
+        Self::start_with(Wrap::None, args)
     }
 
     /// Starts the server and returns as soon as it listens, without waiting for `ready`
     /// (for a server that is not ready yet: recovering, or waiting for NATS).
     pub fn start_unready(args: &[&str]) -> Self {
-        Self::launch(None, args, None, false).unwrap_or_else(|why| panic!("{why}"))
+        Self::launch(Wrap::None, args, None, false).unwrap_or_else(|why| panic!("{why}"))
     }
 
     /// Starts the server confined to CPU 0 (`taskset -c 0`), so that its HTTP worker and its
     /// writer thread share one core.
     pub fn start_on_one_core(args: &[&str]) -> Self {
-        Self::start_with(Some("0"), args)
+        Self::start_with(Wrap::Cpus("0"), args)
     }
 
-    fn start_with(cpus: Option<&str>, args: &[&str]) -> Self {
-        Self::launch(cpus, args, None, true).unwrap_or_else(|why| panic!("{why}"))
+    /// Starts the server in network namespace `ns` (`ip netns exec`), listening on every
+    /// address there; the test reaches it at `reach`.
+    pub fn start_in_netns(ns: &str, reach: std::net::IpAddr, args: &[&str]) -> Self {
+        Self::start_with(Wrap::Netns(ns, reach), args)
+    }
+
+    fn start_with(wrap: Wrap<'_>, args: &[&str]) -> Self {
+        Self::launch(wrap, args, None, true).unwrap_or_else(|why| panic!("{why}"))
     }
 
     /// Starts the server, or says why it did not start (the server refused, or never said it
@@ -57,27 +73,38 @@ impl TestServer {
         args: &[&str],
         stderr: std::sync::Arc<std::sync::Mutex<String>>,
     ) -> Result<Self, String> {
-        Self::launch(None, args, Some(stderr), true)
+        Self::launch(Wrap::None, args, Some(stderr), true)
     }
 
     /// Starts the server (and waits, bounded, for its start-up line); with `wait_ready`, also
     /// for its `ready` (the writer replays the journal, if any, before it serves).
     fn launch(
-        cpus: Option<&str>,
+        wrap: Wrap<'_>,
         args: &[&str],
         capture: Option<std::sync::Arc<std::sync::Mutex<String>>>,
         wait_ready: bool,
     ) -> Result<Self, String> {
         let bin = env!("CARGO_BIN_EXE_hourtally");
-        let mut cmd = match cpus {
-            Some(cpus) => {
+        let mut cmd = match wrap {
+            Wrap::Cpus(cpus) => {
                 let mut c = Command::new("taskset");
                 c.args(["-c", cpus, bin]);
                 c
             }
-            None => Command::new(bin),
+            Wrap::Netns(ns, _) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            Wrap::None => Command::new(bin),
         };
-        cmd.args(["--listen", "127.0.0.1:0"]);
+        cmd.args([
+            "--listen",
+            match wrap {
+                Wrap::Netns(..) => "0.0.0.0:0",
+                _ => "127.0.0.1:0",
+            },
+        ]);
         // Nothing on disk unless the test gives a data directory.
         if !args.contains(&"--data-dir") {
             cmd.arg("--ephemeral");
@@ -131,7 +158,13 @@ impl TestServer {
         let first = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
         let addr = log_field(&first, "addr")
             .filter(|_| first.contains(" listening "))
-            .and_then(|a| a.parse().ok());
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .map(|mut a| {
+                if let Wrap::Netns(_, reach) = wrap {
+                    a.set_ip(reach);
+                }
+                a
+            });
         let Some(addr) = addr else {
             // Never leave a server behind a failed start.
             return give_up(
@@ -528,3 +561,4 @@ pub fn exit_of(args: &[&str], wait: Duration) -> (Option<i32>, String) {
 
 pub mod cluster;
 pub mod nats;
+pub mod netns;

@@ -1,0 +1,186 @@
+//! Cluster mode under network partitions, as Jepsen tests them: hosts of their own on one
+//! machine (a network namespace each, a link between every two, `common::netns`), three NATS
+//! nodes (one JetStream cluster, R=3) and two hourtally servers, a load whose every answer is
+//! recorded, and links cut and healed. After healing, every server must answer exactly the
+//! acknowledged events (those that got no answer may count or not), and no read may have
+//! answered counts below what was acknowledged before it was sent.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::cluster::{assert_within, fresh_counts, serial, stream_leader_at, wait_until, Loader};
+use common::nats::nats_server;
+use common::netns::Net;
+use common::{now_ms, parse_counts, TestServer};
+
+const NODES: [&str; 3] = ["n0", "n1", "n2"];
+
+/// The NATS nodes, killed on drop.
+struct Nats {
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Three NATS nodes, one per host `n0`–`n2`, routed to each other over their own links.
+fn start_nats(net: &Net, tag: &str) -> Nats {
+    let dir =
+        std::env::temp_dir().join(format!("hourtally-partition-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory for NATS");
+    let bin = nats_server();
+    let children = NODES
+        .iter()
+        .map(|node| {
+            let routes: Vec<String> = NODES
+                .iter()
+                .filter(|other| *other != node)
+                .map(|other| format!("nats://{}:6222", net.addr(Some(node), other)))
+                .collect();
+            let args: Vec<String> = [
+                "-a", "0.0.0.0", "-p", "4222", "-m", "8222", "-n", node, "-js", "-sd",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain([
+                dir.join(node).display().to_string(),
+                "--cluster_name".into(),
+                "partition".into(),
+                "--cluster".into(),
+                "nats://0.0.0.0:6222".into(),
+                "--routes".into(),
+                routes.join(","),
+            ])
+            .collect();
+            let log = std::fs::File::create(dir.join(format!("{node}.log"))).expect("a log");
+            net.spawn(node, Path::new(&bin), &args, log)
+        })
+        .collect();
+    Nats { children, dir }
+}
+
+/// The NATS URLs `host` reaches `nodes` at.
+fn urls(net: &Net, host: Option<&str>, nodes: &[&str]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|n| format!("nats://{}:4222", net.addr(host, n)))
+        .collect()
+}
+
+/// A hourtally server on `host`, with the NATS nodes `nodes` as its `--nats`.
+fn server(net: &Net, host: &str, nodes: &[&str]) -> TestServer {
+    let nats = urls(net, Some(host), nodes).join(",");
+    TestServer::start_in_netns(
+        &net.ns(host),
+        net.addr(None, host).into(),
+        &[
+            "--nats",
+            &nats,
+            "--workers",
+            "1",
+            "--fresh-timeout-ms",
+            "2000",
+        ],
+    )
+}
+
+/// A server that reaches only the stream's leader, while that node is cut off from the other
+/// two NATS nodes (and from the other server), must not answer `fresh=1` from the leader's
+/// stale copy: every `200` it gives counts at least every event acknowledged before the read
+/// was sent; otherwise it answers `504`. Before, its fresh reads asked for the stream's last
+/// sequence with a stream-info request, which the cut-off node answered from its copy: `200`
+/// with frozen counts for 10–16 s.
+#[test]
+fn a_fresh_read_through_a_cut_off_stream_leader_never_answers_stale_counts() {
+    let _serial = serial();
+    let hosts = ["n0", "n1", "n2", "s0", "s1"];
+    let net = Net::new("p", &hosts);
+    let _nats = start_nats(&net, "stale");
+    let s1 = server(&net, "s1", &NODES);
+    let leader = stream_leader_at(urls(&net, None, &NODES), "hourtally").expect("a leader");
+    let leader = NODES
+        .iter()
+        .copied()
+        .find(|n| *n == leader)
+        .expect("the leader is one of the nodes");
+    let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != leader).collect();
+    // s0 reaches only the leader's node.
+    for o in &others {
+        net.set_link("s0", o, false);
+    }
+    let s0 = server(&net, "s0", &[leader]);
+    let ts = now_ms();
+    let load = Loader::start(&s1, ts, "p", u64::MAX);
+    wait_until("load", Duration::from_secs(30), || {
+        load.acked_so_far() > 500
+    });
+    // The partition: the leader's node loses the other two and s1.
+    for o in &others {
+        net.set_link(leader, o, false);
+    }
+    net.set_link(leader, "s1", false);
+    let (mut fresh, mut refused, mut stale) = (0u64, 0u64, Vec::new());
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until {
+        let acked_before = load.acked_so_far();
+        let r = s0.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+        match r.status {
+            200 => {
+                let users = parse_counts(&r.body).0;
+                if users < acked_before {
+                    stale.push((users, acked_before));
+                } else {
+                    fresh += 1;
+                }
+            }
+            504 => refused += 1,
+            _ => panic!("{r:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for o in &others {
+        net.set_link(leader, o, true);
+        net.set_link("s0", o, true);
+    }
+    net.set_link(leader, "s1", true);
+    let t = load.finish();
+    println!(
+        "stale leader: acknowledged {}, refused {}, unanswered {}; s0's fresh reads during the partition: {fresh} current, {refused} 504, {} stale",
+        t.acked(),
+        t.refused,
+        t.unanswered,
+        stale.len()
+    );
+    assert!(
+        stale.is_empty(),
+        "fresh reads answered stale counts (counted, acknowledged before): {stale:?}"
+    );
+    for (name, s) in [("s0", &s0), ("s1", &s1)] {
+        let mut got = (0, 0, 0);
+        wait_until(
+            &format!("{name} converges"),
+            Duration::from_secs(60),
+            || {
+                let r = s.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+                r.status == 200 && {
+                    got = parse_counts(&r.body);
+                    got.0 >= t.acked()
+                }
+            },
+        );
+        println!("stale leader: {name} counts {got:?}");
+        assert_within(fresh_counts(s, ts), t, name);
+    }
+}
