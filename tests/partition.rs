@@ -284,3 +284,17 @@ fn a_split_that_leaves_a_server_only_the_minority_node_loses_no_acknowledged_eve
         links
     });
 }
+
+/// The stream's leader node isolated from the other two NATS nodes for 15 s (the servers
+/// still reach every node): the other two elect a new leader; publishes through the old one
+/// are not acknowledged and are retried with their ids; after healing, both servers count
+/// exactly, and no fresh read meanwhile answered stale counts.
+#[test]
+fn the_stream_leader_isolated_from_the_other_nats_nodes_loses_no_acknowledged_event() {
+    scenario("iso", Duration::from_secs(15), |leader, others| {
+        others
+            .iter()
+            .map(|o| (leader.to_owned(), (*o).to_owned()))
+            .collect()
+    });
+}
