@@ -18,23 +18,25 @@
 //!   sequence it covers, and keeps the newest [`KEEP_SNAPSHOTS`].
 
 mod bucket;
+mod checks;
 mod consume;
 mod publish;
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream;
 use crossbeam_queue::SegQueue;
 use tokio::sync::{mpsc, watch};
 
 use super::feed::Feed;
-use super::outbox::{Outgoing, DUPLICATE_WINDOW, RETRY_FOR};
+use super::outbox::Outgoing;
 use super::state::ClusterState;
 use crate::ingest::Ingest;
 use crate::publisher::Outcome;
 use crate::ring::RingImage;
 use crate::start::{Fatal, StartError};
 use crate::sync::Arc;
+use checks::{ensure_stream, follows, supported, watch_stream, MIN_NATS};
 
 /// Longest wait for one publish's acknowledgement before it is retried.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -241,111 +243,6 @@ async fn main(w: Wiring) {
     watch.abort();
 }
 
-/// Whether this server can rebuild the counts from the stream as `info` describes it, given
-/// the newest snapshot (covering `covered`, taken from the stream `snapshot_stream`); if not,
-/// why, in words for the operator.
-fn follows(
-    w: &Wiring,
-    info: &stream::Info,
-    covered: u64,
-    snapshot_stream: Option<&str>,
-    identity: &str,
-) -> Result<(), String> {
-    let (name, bucket) = (&w.stream, &w.bucket);
-    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
-    let fix = format!(
-        "restore the stream, or, to count from the new stream on (the old counts are lost), delete the bucket {bucket}"
-    );
-    if let Some(taken) = snapshot_stream.filter(|s| *s != identity) {
-        tracing::error!(stream = %name, snapshot_covers = covered, snapshot_stream_created = %taken, stream_created = %identity, "cluster: the newest snapshot was taken from another stream of this name: it was deleted and re-created");
-        return Err(format!(
-            "the stream {name} was created {identity}, but the newest snapshot (covering {covered}) was taken from a stream {name} created {taken}: the stream was deleted and re-created, and its sequences cannot rebuild the counts; {fix}"
-        ));
-    }
-    if last < covered {
-        tracing::error!(stream = %name, snapshot_covers = covered, stream_last = last, "cluster: the stream ends before the newest snapshot");
-        return Err(format!(
-            "the stream {name} ends at {last}, before the newest snapshot ({covered}): it is not the stream the snapshot was taken from (deleted and re-created?), or it lost acknowledged messages; {fix}"
-        ));
-    }
-    if info.state.messages > 0 && first > covered + 1 {
-        tracing::error!(
-            stream = %name,
-            snapshot_covers = covered,
-            stream_first = first,
-            "cluster: the stream no longer holds the events after the newest snapshot; counts would be wrong, so this server does not start (raise --stream-max-age-hours, keep a server running)"
-        );
-        return Err(format!(
-            "the stream {name} starts at {first}, after the newest snapshot ({covered}): cannot rebuild the counts"
-        ));
-    }
-    Ok(())
-}
-
-/// How often a running server checks that the stream is still the one it follows.
-const WATCH_EVERY: Duration = Duration::from_secs(2);
-
-/// Checks every [`WATCH_EVERY`] that the stream is the one this server started on (its
-/// creation time) and has not gone back behind what this server applied (seen twice in a
-/// row: a stale answer during a leader change is not enough). Either means this server can
-/// no longer count right: it reports it to `fatal` (the process stops, saying why) instead of
-/// serving counts that stopped moving.
-async fn watch_stream(
-    mut stream: stream::Stream,
-    identity: String,
-    state: Arc<ClusterState>,
-    fatal: Fatal,
-    name: String,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut behind = 0u32;
-    while !pause(WATCH_EVERY, &mut shutdown).await {
-        let Ok(Ok(info)) = tokio::time::timeout(WATCH_EVERY, stream.info()).await else {
-            continue;
-        };
-        let created = info.created.to_string();
-        if created != identity {
-            fatal.report(StartError::Cluster(format!(
-                "the stream {name} was deleted and re-created under this server (created {identity}, now {created}): the new stream's events cannot be counted on top of the old ones; restart on the new stream after deleting the bucket {name}-snapshots (the old counts are lost), or restore the old stream"
-            )));
-            return;
-        }
-        let (last, applied) = (info.state.last_sequence, state.applied());
-        behind = if last < applied { behind + 1 } else { 0 };
-        if behind >= 2 {
-            fatal.report(StartError::Cluster(format!(
-                "the stream {name} went back: it ends at {last}, but this server applied it up to {applied}; acknowledged messages were lost or replaced, and the servers' counts may differ"
-            )));
-            return;
-        }
-    }
-}
-
-/// The oldest nats-server hourtally runs with. Older JetStream releases lose or rewrite
-/// acknowledged batches around a leader change: a publish retried after an election was
-/// refused as a duplicate though never stored (fixed in 2.11), and a partition test with
-/// 2.9.10 saw the new leader hold other batches at sequences the servers had applied.
-pub const MIN_NATS: &str = "2.11.0";
-
-/// Whether nats-server `version` (`2.15.1`, `2.12.0-beta.1`) is at least [`MIN_NATS`]. A
-/// version that cannot be read is not.
-pub fn supported(version: &str) -> bool {
-    let numbers = |v: &str| -> Option<(u64, u64, u64)> {
-        let core = v.trim().trim_start_matches('v');
-        let core = core.split(['-', '+']).next()?;
-        let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
-        Some((
-            parts.next()??,
-            parts.next()??,
-            parts.next().flatten().unwrap_or(0),
-        ))
-    };
-    match (numbers(version), numbers(MIN_NATS)) {
-        (Some(v), Some(min)) => v >= min,
-        _ => false,
-    }
-}
-
 /// How often the client pings its NATS server. A link that goes dead without a reset (a
 /// partition, a cable) is noticed after two unanswered pings, and the client reconnects to
 /// another node: with the library's default (60 s) a server cut from its node stalled for
@@ -436,117 +333,6 @@ where
 
 /// The stream, created if missing; an inner error if it is another cluster's (retried on the
 /// outer one).
-/// The flags that decide what a `204` means (the admission window) and how events apply (the
-/// ring's slots): `(flag, key in the stream's description, value)`. Every server of a stream
-/// must give the same, or one could answer `204` for an event another seals.
-fn recorded_flags(w: &Wiring) -> [(&'static str, &'static str, u64); 2] {
-    [
-        (
-            "--retention-hours",
-            "retention_hours",
-            w.retention_hours as u64,
-        ),
-        (
-            "--max-future-hours",
-            "max_future_hours",
-            u64::from(w.max_future_hours),
-        ),
-    ]
-}
-
-/// The first words of the description of a stream hourtally made.
-const DESCRIPTION: &str = "hourtally events;";
-
-/// The stream's description for `flags`: `hourtally events; retention_hours=48; ...`.
-fn describe(flags: &[(&'static str, &'static str, u64)]) -> String {
-    let mut d = DESCRIPTION.to_owned();
-    for (_, key, value) in flags {
-        d.push_str(&format!(" {key}={value};"));
-    }
-    d.trim_end_matches(';').to_owned()
-}
-
-/// The `key=value` pairs of a description hourtally wrote, or `None` for another's.
-fn recorded(description: &str) -> Option<Vec<(String, String)>> {
-    let rest = description.strip_prefix(DESCRIPTION)?;
-    Some(
-        rest.split(';')
-            .filter_map(|pair| pair.trim().split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect(),
-    )
-}
-
-/// How this server's `flags` compare with what the stream records: the first that differs,
-/// as `(flag, ours, the stream's)`, or the flags the stream does not record yet.
-fn compare_flags(
-    flags: &[(&'static str, &'static str, u64)],
-    recorded: &[(String, String)],
-) -> Result<Vec<&'static str>, (&'static str, u64, String)> {
-    let mut missing = Vec::new();
-    for (flag, key, value) in flags {
-        match recorded.iter().find(|(k, _)| k == key) {
-            Some((_, v)) if *v == value.to_string() => {}
-            Some((_, v)) => return Err((flag, *value, v.clone())),
-            None => missing.push(*key),
-        }
-    }
-    Ok(missing)
-}
-
-async fn ensure_stream(
-    js: &jetstream::Context,
-    w: &Wiring,
-) -> Result<Result<stream::Stream, StartError>, String> {
-    let flags = recorded_flags(w);
-    let description = describe(&flags);
-    let config = stream::Config {
-        name: w.stream.clone(),
-        description: Some(description.clone()),
-        subjects: vec![w.subject.clone()],
-        num_replicas: w.replicas,
-        max_age: w.max_age,
-        duplicate_window: DUPLICATE_WINDOW,
-        storage: stream::StorageType::File,
-        ..Default::default()
-    };
-    let stream = js
-        .get_or_create_stream(config)
-        .await
-        .map_err(|e| e.to_string())?;
-    let found = stream.cached_info().config.description.clone();
-    if let Some(pairs) = found.as_deref().and_then(recorded) {
-        match compare_flags(&flags, &pairs) {
-            Err((flag, ours, theirs)) => {
-                tracing::error!(stream = %w.stream, flag, ours, theirs = %theirs, "cluster: this server's flags differ from the stream's; a 204 would not mean the same on every server, so it does not start");
-                return Ok(Err(StartError::Flags(format!(
-                    "{flag} {ours} differs from the stream {}'s {theirs} (its description: {}); every server of a stream must give the same {flag}",
-                    w.stream,
-                    found.as_deref().unwrap_or_default()
-                ))));
-            }
-            Ok(missing) if !missing.is_empty() => {
-                // A stream made by an older server: record the rest, so that the next server
-                // with other values is refused.
-                let mut config = stream.cached_info().config.clone();
-                config.description = Some(description.clone());
-                js.update_stream(&config).await.map_err(|e| e.to_string())?;
-                tracing::info!(stream = %w.stream, recorded = ?missing, "cluster: the stream now records these flags too");
-            }
-            Ok(_) => {}
-        }
-    }
-    let window = stream.cached_info().config.duplicate_window;
-    if window < RETRY_FOR {
-        tracing::warn!(
-            duplicate_window_s = window.as_secs(),
-            retry_for_s = RETRY_FOR.as_secs(),
-            "cluster: the stream's duplicate window is shorter than this server's retries; a retried batch could count twice"
-        );
-    }
-    Ok(Ok(stream))
-}
-
 /// Wakes the publisher now and then, so that it notices a batch waiting too long.
 async fn tick(publish_ingest: Arc<Ingest>, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -558,51 +344,5 @@ async fn tick(publish_ingest: Arc<Ingest>, mut shutdown: watch::Receiver<bool>) 
             }
         }
         publish_ingest.wake_popper();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{compare_flags, describe, recorded, supported};
-
-    #[test]
-    fn a_description_records_every_flag_and_reads_back_what_an_older_one_lacks() {
-        let ours = [
-            ("--retention-hours", "retention_hours", 48),
-            ("--max-future-hours", "max_future_hours", 1),
-        ];
-        let d = describe(&ours);
-        assert_eq!(
-            d,
-            "hourtally events; retention_hours=48; max_future_hours=1"
-        );
-        let pairs = recorded(&d).expect("ours");
-        assert_eq!(compare_flags(&ours, &pairs), Ok(vec![]));
-        // A stream an older server made records only the retention.
-        let old = recorded("hourtally events; retention_hours=48").expect("ours");
-        assert_eq!(compare_flags(&ours, &old), Ok(vec!["max_future_hours"]));
-        let other = recorded("hourtally events; retention_hours=48; max_future_hours=30");
-        assert_eq!(
-            compare_flags(&ours, &other.expect("ours")),
-            Err(("--max-future-hours", 1, "30".to_owned()))
-        );
-        assert_eq!(recorded("another application's stream"), None);
-    }
-
-    #[test]
-    fn nats_servers_from_2_11_are_supported_and_older_or_unreadable_ones_are_not() {
-        for ok in [
-            "2.11.0",
-            "2.15.1",
-            "v2.12.3",
-            "2.13.0-beta.2",
-            "3.0.0",
-            "2.11",
-        ] {
-            assert!(supported(ok), "{ok}");
-        }
-        for old in ["2.9.10", "2.10.29", "1.4.1", "", "x.y.z", "2"] {
-            assert!(!supported(old), "{old}");
-        }
     }
 }
