@@ -298,3 +298,67 @@ fn the_stream_leader_isolated_from_the_other_nats_nodes_loses_no_acknowledged_ev
             .collect()
     });
 }
+
+/// A server whose NATS node is cut off from the other two while its own link to that node is
+/// up (its pings are answered) must not stay there: once its log has refused events for
+/// `--log-timeout-s`, it moves to another node and takes POSTs again while the partition
+/// lasts. Before, it answered 503 until the partition healed.
+#[test]
+fn a_server_on_a_cut_off_nats_node_moves_to_another_and_takes_posts_again() {
+    let _serial = serial();
+    let hosts = ["n0", "n1", "n2", "s0"];
+    let net = Net::new("mv", &hosts);
+    let _nats = start_nats(&net, "move");
+    let leader = {
+        // The stream exists once a server made it: a first server, stopped once ready.
+        let first = server(&net, "s0", &NODES);
+        let leader = stream_leader_at(urls(&net, None, &NODES), "hourtally").expect("a leader");
+        drop(first);
+        leader
+    };
+    let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != leader).collect();
+    // s0 starts while it reaches only the leader's node, so that its client is on it...
+    for o in &others {
+        net.set_link("s0", o, false);
+    }
+    let nats = urls(&net, Some("s0"), &NODES).join(",");
+    let s0 = TestServer::start_in_netns(
+        &net.ns("s0"),
+        net.addr(None, "s0").into(),
+        &["--nats", &nats, "--workers", "1", "--log-timeout-s", "3"],
+    );
+    // ...then reaches every node again, and the leader's node loses the other two.
+    for o in &others {
+        net.set_link("s0", o, true);
+        net.set_link(&leader, o, false);
+    }
+    let ts = now_ms();
+    let started = Instant::now();
+    let mut i = 0u64;
+    let moved = loop {
+        // A POST may wait for the log and be closed unanswered: no answer is not a failure.
+        let mut c = s0.connect();
+        c.write(
+            format!("POST /analytics?timestamp={ts}&user=mv{i}&click HTTP/1.1\r\nHost: t\r\n\r\n")
+                .as_bytes(),
+        );
+        i += 1;
+        match c.try_response(false).map(|r| r.status) {
+            Some(204) if started.elapsed() > Duration::from_secs(5) => {
+                break Some(started.elapsed())
+            }
+            Some(204 | 503) | None => {}
+            Some(other) => panic!("status {other}"),
+        }
+        if started.elapsed() > Duration::from_secs(40) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for o in &others {
+        net.set_link(&leader, o, true);
+    }
+    let moved =
+        moved.expect("s0 took no POST in 40 s of the partition: it stayed on the cut-off node");
+    println!("move: s0 took POSTs again {moved:?} after the partition began");
+}

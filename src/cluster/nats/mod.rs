@@ -126,7 +126,7 @@ async fn main(w: Wiring) {
         return;
     }
     tracing::info!(nats_server = %version, "cluster: the NATS server's version");
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
     let Some(stream) = retry("create or find the stream", &mut shutdown, || {
         ensure_stream(&js, &w)
     })
@@ -197,6 +197,7 @@ async fn main(w: Wiring) {
     ));
 
     let ticker = tokio::spawn(tick(w.publish_ingest.clone(), shutdown.clone()));
+    let unstick = tokio::spawn(unstick(client, w.state.clone(), shutdown.clone()));
     let publish = tokio::spawn(publish::publish_all(
         js.clone(),
         w.subject.clone(),
@@ -240,6 +241,7 @@ async fn main(w: Wiring) {
     publish.abort();
     fresh.abort();
     ticker.abort();
+    unstick.abort();
     watch.abort();
 }
 
@@ -333,6 +335,30 @@ where
 
 /// The stream, created if missing; an inner error if it is another cluster's (retried on the
 /// outer one).
+/// How often a server whose log refuses events tries another NATS node.
+const UNSTICK_EVERY: Duration = Duration::from_secs(5);
+
+/// While the log refuses events (no batch acknowledged within `--log-timeout`), moves the
+/// client to another NATS node every [`UNSTICK_EVERY`]: the node it is on may be cut off from
+/// the rest of its cluster while its own link is up (its pings are answered), and then no
+/// publish through it is ever acknowledged, though the others elected a leader and take
+/// events. The client picks the next node at random among those it knows; in-flight batches
+/// are retried with their ids, so moving loses and doubles nothing.
+async fn unstick(
+    client: async_nats::Client,
+    state: Arc<ClusterState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !pause(UNSTICK_EVERY, &mut shutdown).await {
+        if state.log_failing() {
+            tracing::warn!(
+                "cluster: the log takes no events through this NATS node; connecting to another"
+            );
+            let _ = client.force_reconnect().await;
+        }
+    }
+}
+
 /// Wakes the publisher now and then, so that it notices a batch waiting too long.
 async fn tick(publish_ingest: Arc<Ingest>, mut shutdown: watch::Receiver<bool>) {
     loop {
