@@ -163,6 +163,15 @@ pub fn start(args: &[String], extra: &[&str]) -> TestServer {
     TestServer::start(&all)
 }
 
+/// Runs a server with `args` and `extra` (ephemeral) that must refuse to start: its exit code
+/// and stderr (`None`: it started, and was killed after 30 s).
+pub fn start_refused(args: &[String], extra: &[&str]) -> (Option<i32>, String) {
+    let mut all: Vec<&str> = vec!["--listen", "127.0.0.1:0", "--ephemeral"];
+    all.extend(args.iter().map(String::as_str));
+    all.extend_from_slice(extra);
+    super::exit_of(&all, Duration::from_secs(30))
+}
+
 /// Waits (bounded) until `f` holds.
 pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
