@@ -205,6 +205,7 @@ pub(super) async fn watch_stream(
     state: Arc<ClusterState>,
     fatal: Fatal,
     name: String,
+    bucket: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut behind = 0u32;
@@ -215,7 +216,7 @@ pub(super) async fn watch_stream(
         let created = info.created.to_string();
         if created != identity {
             fatal.report(StartError::Cluster(format!(
-                "the stream {name} was deleted and re-created under this server (created {identity}, now {created}): the new stream's events cannot be counted on top of the old ones; restart on the new stream after deleting the bucket {name}-snapshots (the old counts are lost), or restore the old stream"
+                "the stream {name} was deleted and re-created under this server (created {identity}, now {created}): the new stream's events cannot be counted on top of the old ones; restart on the new stream after deleting the bucket {bucket} (the old counts are lost), or restore the old stream"
             )));
             return;
         }

@@ -193,6 +193,7 @@ async fn main(w: Wiring) {
         w.state.clone(),
         w.fatal.clone(),
         w.stream.clone(),
+        w.bucket.clone(),
         shutdown.clone(),
     ));
 
