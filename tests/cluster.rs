@@ -239,17 +239,31 @@ fn a_batch_published_twice_is_counted_once() {
     let publish = |id: &str| {
         let (payload, urls) = (payload.clone(), nats_urls(&nats));
         rt.block_on(async move {
+            use async_nats::jetstream::context::PublishErrorKind;
             let client = async_nats::connect(urls).await.expect("connect");
             let js = async_nats::jetstream::new(client);
-            let message = async_nats::jetstream::message::PublishMessage::build()
-                .payload(payload.into())
-                .message_id(id);
-            js.send_publish("hourtally.events", message)
-                .await
-                .expect("publish")
-                .await
-                .expect("ack")
-                .duplicate
+            // The node this client reached may not know the stream yet (the server created it
+            // through another node a moment ago): wait for it, up to 10 s.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let message = async_nats::jetstream::message::PublishMessage::build()
+                    .payload(payload.clone().into())
+                    .message_id(id);
+                let ack = js
+                    .send_publish("hourtally.events", message)
+                    .await
+                    .expect("publish")
+                    .await;
+                match ack {
+                    Err(e)
+                        if e.kind() == PublishErrorKind::StreamNotFound
+                            && Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    ack => break ack.expect("ack").duplicate,
+                }
+            }
         })
     };
     // The same batch twice under one id (a retried publish): the second is a duplicate.
