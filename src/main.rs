@@ -108,6 +108,7 @@ fn main() -> ExitCode {
     tracing::info!(
         applied = report.applied,
         sealed_drops = report.sealed_drops,
+        duplicates = report.duplicates,
         queued = report.queued,
         unclosed_connections = report.unclosed_connections,
         "stopped"

@@ -9,6 +9,9 @@
 //!   opaque bytes (`Alice` and `alice` are two users).
 //! - `click` / `impression` (POST): exactly one of them, as a bare key or with any value;
 //!   repeating the same one is not an error.
+//! - `event_id` (POST, optional): percent-decoded as `user` is, 1 to [`MAX_EVENT_ID_BYTES`]
+//!   bytes, opaque; only its fingerprint leaves this module. The `Idempotency-Key` header
+//!   says the same ([`header_event_id`]); a request gives at most one of the two.
 //! - Any parameter this request reads, other than `click` / `impression`, given twice: 400.
 //! - Unknown parameters, and empty pairs (`a&&b`), are ignored.
 //! - `from` / `to` (GET `/analytics/hours`): each a timestamp by the rules of `timestamp`,
@@ -18,7 +21,9 @@
 //! Parameter names are matched as sent, without percent-decoding.
 
 use crate::bytes;
-use crate::event::{fingerprint, hour_of, Event, Kind, MAX_TIMESTAMP_MS};
+use crate::event::{
+    event_id_fingerprint, fingerprint, hour_of, Event, Kind, MAX_EVENT_ID_BYTES, MAX_TIMESTAMP_MS,
+};
 
 /// The longest user name, in bytes after percent-decoding.
 pub const MAX_USER_BYTES: usize = 256;
@@ -42,6 +47,14 @@ pub enum QueryError {
     UserTooLong,
     #[error("user: bad percent escape (want % and two hex digits)")]
     UserBadEscape,
+    #[error("{0}: empty (give 1 to {max} bytes)", max = MAX_EVENT_ID_BYTES)]
+    EventIdEmpty(&'static str),
+    #[error("{0}: longer than {max} bytes", max = MAX_EVENT_ID_BYTES)]
+    EventIdTooLong(&'static str),
+    #[error("event_id: bad percent escape (want % and two hex digits)")]
+    EventIdBadEscape,
+    #[error("event_id and Idempotency-Key: give at most one event id (both were given)")]
+    EventIdBoth,
     #[error("click/impression: give exactly one of them (neither was given)")]
     KindMissing,
     #[error("click/impression: give exactly one of them (both were given)")]
@@ -78,6 +91,7 @@ enum MillisError {
 struct Raw<'q> {
     timestamp: Option<&'q [u8]>,
     user: Option<&'q [u8]>,
+    event_id: Option<&'q [u8]>,
     click: bool,
     impression: bool,
 }
@@ -93,6 +107,7 @@ fn scan(query: &[u8], post: bool) -> Result<Raw<'_>, QueryError> {
         match key {
             b"timestamp" => set_once(&mut raw.timestamp, value, "timestamp")?,
             b"user" if post => set_once(&mut raw.user, value, "user")?,
+            b"event_id" if post => set_once(&mut raw.event_id, value, "event_id")?,
             b"click" if post => raw.click = true,
             b"impression" if post => raw.impression = true,
             _ => {}
@@ -239,6 +254,38 @@ fn user(raw: Option<&[u8]>) -> Result<u64, QueryError> {
         return Err(QueryError::UserEmpty);
     }
     Ok(fingerprint(&buf[..n]))
+}
+
+/// The fingerprint of an `event_id` parameter, if given.
+fn event_id(raw: Option<&[u8]>) -> Result<u64, QueryError> {
+    let Some(raw) = raw else {
+        return Ok(0);
+    };
+    let mut buf = [0u8; MAX_EVENT_ID_BYTES];
+    let n = decode_into(raw, &mut buf).map_err(|e| match e {
+        QueryError::UserTooLong => QueryError::EventIdTooLong("event_id"),
+        _ => QueryError::EventIdBadEscape,
+    })?;
+    if n == 0 {
+        return Err(QueryError::EventIdEmpty("event_id"));
+    }
+    Ok(event_id_fingerprint(&buf[..n]))
+}
+
+/// The fingerprint of an `Idempotency-Key` header's value: the value as sent, without the
+/// double quotes of a structured-field string (`"abc"` and `abc` are one id, and the same as
+/// `event_id=abc`), 1 to [`MAX_EVENT_ID_BYTES`] bytes.
+pub fn header_event_id(value: &[u8]) -> Result<u64, QueryError> {
+    let value = value.trim_ascii();
+    let id = match value {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => value,
+    };
+    match id.len() {
+        0 => Err(QueryError::EventIdEmpty("Idempotency-Key")),
+        n if n > MAX_EVENT_ID_BYTES => Err(QueryError::EventIdTooLong("Idempotency-Key")),
+        _ => Ok(event_id_fingerprint(id)),
+    }
 }
 
 /// A GET's query: the hour asked about.
@@ -412,7 +459,7 @@ fn parse_post_scanned(query: &[u8]) -> Result<Event, QueryError> {
         (false, false) => return Err(QueryError::KindMissing),
         (true, true) => return Err(QueryError::KindBoth),
     };
-    Ok(Event::new(hour, user, kind))
+    Ok(Event::new(hour, user, kind).with_id(event_id(raw.event_id)?))
 }
 
 #[cfg(test)]

@@ -97,6 +97,61 @@ fn user_rows() {
 }
 
 #[test]
+fn event_id_rows() {
+    let id = |q: &str| post(q).map(|e| e.id);
+    assert_eq!(id("timestamp=1&user=a&click"), Ok(0));
+    assert_eq!(
+        id("timestamp=1&user=a&click&event_id=e-1"),
+        Ok(event_id_fingerprint(b"e-1"))
+    );
+    // Percent-decoded as a user name is: these are one id.
+    assert_eq!(
+        id("event_id=e%2D1&timestamp=1&user=a&click"),
+        Ok(event_id_fingerprint(b"e-1"))
+    );
+    assert_eq!(
+        id("timestamp=1&user=a&click&event_id"),
+        Err(EventIdEmpty("event_id"))
+    );
+    assert_eq!(
+        id("timestamp=1&user=a&click&event_id="),
+        Err(EventIdEmpty("event_id"))
+    );
+    assert_eq!(
+        id("timestamp=1&user=a&click&event_id=%g1"),
+        Err(EventIdBadEscape)
+    );
+    let max = "e".repeat(MAX_EVENT_ID_BYTES);
+    assert!(id(&format!("timestamp=1&user=a&click&event_id={max}")).is_ok());
+    assert_eq!(
+        id(&format!("timestamp=1&user=a&click&event_id={max}%41")),
+        Err(EventIdTooLong("event_id"))
+    );
+    assert_eq!(
+        id("timestamp=1&user=a&click&event_id=1&event_id=1"),
+        Err(Duplicate("event_id"))
+    );
+    // A GET does not read it.
+    assert_eq!(get("timestamp=1&event_id=1&event_id=2"), Ok(0));
+}
+
+#[test]
+fn idempotency_key_rows() {
+    let key = |v: &str| header_event_id(v.as_bytes());
+    // Bare or as a structured-field string, it is the id `event_id` would give.
+    assert_eq!(key("e-1"), Ok(event_id_fingerprint(b"e-1")));
+    assert_eq!(key("\"e-1\""), Ok(event_id_fingerprint(b"e-1")));
+    assert_eq!(key(" e-1 "), Ok(event_id_fingerprint(b"e-1")));
+    assert_eq!(key(""), Err(EventIdEmpty("Idempotency-Key")));
+    assert_eq!(key("\"\""), Err(EventIdEmpty("Idempotency-Key")));
+    assert!(key(&"k".repeat(MAX_EVENT_ID_BYTES)).is_ok());
+    assert_eq!(
+        key(&format!("\"{}\"", "k".repeat(MAX_EVENT_ID_BYTES + 1))),
+        Err(EventIdTooLong("Idempotency-Key"))
+    );
+}
+
+#[test]
 fn kind_rows() {
     assert_eq!(post("timestamp=1&user=a"), Err(KindMissing));
     assert_eq!(post("timestamp=1&user=a&click&impression"), Err(KindBoth));

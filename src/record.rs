@@ -3,24 +3,45 @@
 //! cluster's stream is one group (`cluster`).
 //!
 //! ```text
-//! group  = header (24 bytes) + count × record (16 bytes)
-//! header = magic "HTJ1" (u32 LE) | count (u32) | first_seq (u64) | crc32 (u32) | 0 (u32)
-//! record = fingerprint (u64 LE) | hour (u32) | kind (u8: 0 click, 1 impression) | 0 0 0
+//! group   = header (24 bytes) + count × record (16 bytes, or 24 in an "HTJ2" group)
+//! header  = magic "HTJ1" or "HTJ2" (u32 LE) | count (u32) | first_seq (u64) | crc32 (u32) | 0 (u32)
+//! record  = fingerprint (u64 LE) | hour (u32) | kind (u8: 0 click, 1 impression) | 0 0 0
+//! record2 = record | event id fingerprint (u64 LE; 0: the event has none)
 //! ```
 //!
 //! `first_seq` is the journal position of the group's first event (events since the journal
 //! began), so a reader can tell that no group is missing. The CRC-32 covers the header's first
-//! 16 bytes and every record: a group is applied whole or not at all. A record holds the
-//! fingerprint, never the user name.
+//! 16 bytes (the magic, so the record size, included) and every record: a group is applied
+//! whole or not at all. A record holds fingerprints, never the user name or the event id.
+//!
+//! A group is `"HTJ1"` unless one of its events has an event id: then it is `"HTJ2"`, whose
+//! records carry the id's fingerprint. So a journal or a stream of events without ids is byte
+//! for byte what it was before ids existed, and a reader of this version reads both. (A
+//! server of an older version refuses an `"HTJ2"` group: upgrade every server of a cluster
+//! before clients send ids.)
 
 use crate::event::{Event, Kind, MAX_TIMESTAMP_MS, MILLIS_PER_HOUR};
 
-/// `"HTJ1"`, little-endian.
+/// `"HTJ1"`, little-endian: a group of records without event ids.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"HTJ1");
+/// `"HTJ2"`, little-endian: a group of records with event ids.
+pub const MAGIC_IDS: u32 = u32::from_le_bytes(*b"HTJ2");
 /// Bytes of a group header.
 pub const HEADER_BYTES: usize = 24;
-/// Bytes of one record.
+/// Bytes of one record of an `"HTJ1"` group.
 pub const RECORD_BYTES: usize = 16;
+/// Bytes of one record of an `"HTJ2"` group.
+pub const RECORD_BYTES_IDS: usize = 24;
+
+/// The record size of a group with magic `magic`, if it is one.
+#[inline]
+pub fn record_bytes(magic: u32) -> Option<usize> {
+    match magic {
+        MAGIC => Some(RECORD_BYTES),
+        MAGIC_IDS => Some(RECORD_BYTES_IDS),
+        _ => None,
+    }
+}
 /// Most records in one group (the writer's batch is smaller); a larger count is corruption.
 pub const MAX_GROUP: usize = 1 << 16;
 
@@ -43,7 +64,8 @@ pub enum GroupError {
 pub fn encode_group(out: &mut Vec<u8>, first_seq: u64, events: &[Event]) {
     debug_assert!(!events.is_empty() && events.len() <= MAX_GROUP);
     let start = out.len();
-    out.extend_from_slice(&MAGIC.to_le_bytes());
+    let ids = events.iter().any(|e| e.id != 0);
+    out.extend_from_slice(&if ids { MAGIC_IDS } else { MAGIC }.to_le_bytes());
     out.extend_from_slice(&(events.len() as u32).to_le_bytes());
     out.extend_from_slice(&first_seq.to_le_bytes());
     out.extend_from_slice(&[0; 8]); // crc and the reserved word, filled below
@@ -51,6 +73,9 @@ pub fn encode_group(out: &mut Vec<u8>, first_seq: u64, events: &[Event]) {
         out.extend_from_slice(&e.user.to_le_bytes());
         out.extend_from_slice(&e.hour.to_le_bytes());
         out.extend_from_slice(&[e.kind as u8, 0, 0, 0]);
+        if ids {
+            out.extend_from_slice(&e.id.to_le_bytes());
+        }
     }
     let crc = checksum(&out[start..start + 16], &out[start + HEADER_BYTES..]);
     out[start + 16..start + 20].copy_from_slice(&crc.to_le_bytes());
@@ -95,7 +120,8 @@ pub fn count_events(bytes: &[u8]) -> u64 {
     while at + HEADER_BYTES <= bytes.len() {
         let count = u32_at(bytes, at + 4) as usize;
         events += count as u64;
-        at += HEADER_BYTES + count * RECORD_BYTES;
+        let record = record_bytes(u32_at(bytes, at)).unwrap_or(RECORD_BYTES);
+        at += HEADER_BYTES + count * record;
     }
     events
 }
@@ -105,14 +131,12 @@ pub fn decode_group(bytes: &[u8]) -> Result<Group, GroupError> {
     if bytes.len() < HEADER_BYTES {
         return Err(GroupError::Torn(bytes.len()));
     }
-    if u32_at(bytes, 0) != MAGIC {
-        return Err(GroupError::BadMagic);
-    }
+    let record = record_bytes(u32_at(bytes, 0)).ok_or(GroupError::BadMagic)?;
     let count = u32_at(bytes, 4) as usize;
     if count == 0 || count > MAX_GROUP {
         return Err(GroupError::BadCount(count));
     }
-    let len = HEADER_BYTES + count * RECORD_BYTES;
+    let len = HEADER_BYTES + count * record;
     if bytes.len() < len {
         return Err(GroupError::Torn(bytes.len()));
     }
@@ -122,7 +146,7 @@ pub fn decode_group(bytes: &[u8]) -> Result<Group, GroupError> {
     }
     let max_hour = (MAX_TIMESTAMP_MS / MILLIS_PER_HOUR) as u32;
     let events = records
-        .chunks_exact(RECORD_BYTES)
+        .chunks_exact(record)
         .map(|r| {
             let kind = match r[12] {
                 0 => Kind::Click,
@@ -133,7 +157,12 @@ pub fn decode_group(bytes: &[u8]) -> Result<Group, GroupError> {
             if hour > max_hour || r[13..16] != [0, 0, 0] {
                 return Err(GroupError::BadRecord);
             }
-            Ok(Event::new(hour, u64_at(r, 0), kind))
+            let id = if record == RECORD_BYTES_IDS {
+                u64_at(r, 16)
+            } else {
+                0
+            };
+            Ok(Event::new(hour, u64_at(r, 0), kind).with_id(id))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Group {
@@ -178,17 +207,46 @@ mod tests {
         );
     }
 
+    /// `events(n)` with an id on every third one.
+    fn events_with_ids(n: u32) -> Vec<Event> {
+        events(n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| e.with_id(if i % 3 == 1 { 1_000 + i as u64 } else { 0 }))
+            .collect()
+    }
+
+    #[test]
+    fn a_group_without_ids_is_htj1_and_with_one_id_htj2_and_both_read_back() {
+        let mut plain = Vec::new();
+        encode_group(&mut plain, 3, &events(4));
+        assert_eq!(&plain[..4], b"HTJ1");
+        let mut with_ids = Vec::new();
+        encode_group(&mut with_ids, 3, &events_with_ids(4));
+        assert_eq!(&with_ids[..4], b"HTJ2");
+        assert_eq!(with_ids.len(), HEADER_BYTES + 4 * RECORD_BYTES_IDS);
+        let g = decode_group(&with_ids).expect("valid");
+        assert_eq!(g.events, events_with_ids(4));
+        assert_eq!(g.len, with_ids.len());
+        // Both kinds end to end, as a journal segment holds them.
+        let mut both = plain.clone();
+        both.extend_from_slice(&with_ids);
+        assert_eq!(count_events(&both), 8);
+    }
+
     #[test]
     fn every_cut_and_every_flipped_bit_is_refused() {
-        let mut out = Vec::new();
-        encode_group(&mut out, 0, &events(3));
-        for cut in 0..out.len() {
-            assert!(decode_group(&out[..cut]).is_err(), "cut at {cut}");
-        }
-        for bit in 0..out.len() * 8 {
-            let mut bad = out.clone();
-            bad[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode_group(&bad).is_err(), "bit {bit}");
+        for events in [events(3), events_with_ids(3)] {
+            let mut out = Vec::new();
+            encode_group(&mut out, 0, &events);
+            for cut in 0..out.len() {
+                assert!(decode_group(&out[..cut]).is_err(), "cut at {cut}");
+            }
+            for bit in 0..out.len() * 8 {
+                let mut bad = out.clone();
+                bad[bit / 8] ^= 1 << (bit % 8);
+                assert!(decode_group(&bad).is_err(), "bit {bit}");
+            }
         }
     }
 

@@ -50,6 +50,8 @@ pub struct Report {
     pub applied: u64,
     /// Of those, dropped because their hour was sealed.
     pub sealed_drops: u64,
+    /// Of those, dropped because their hour had counted their event id already.
+    pub duplicates: u64,
     /// Events still queued at exit (always 0 after a clean drain).
     pub queued: usize,
     /// Connections that had not closed by the drain's deadline (peers that do not read).
@@ -258,6 +260,7 @@ impl Server {
         Report {
             applied: self.applied.applied(),
             sealed_drops: ring.ring().sealed_drops(),
+            duplicates: ring.ring().duplicates(),
             queued: self.posts.queued(),
             unclosed_connections: self.service.open_connections(),
             lost_answered: self.journal.as_ref().map_or(0, |j| j.lost()) + log_lost,

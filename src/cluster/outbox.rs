@@ -16,7 +16,7 @@ use super::state::{bump, ClusterState};
 use crate::ack::DurableWaiters;
 use crate::event::Event;
 use crate::publisher::{BatchLog, Outcome};
-use crate::record::encode_group;
+use crate::record::{encode_group, HEADER_BYTES, RECORD_BYTES_IDS};
 use crate::sync::{Arc, Ordering};
 
 /// How long the nats thread retries a batch with its de-duplication id before giving up.
@@ -47,7 +47,7 @@ pub struct Outbox {
 
 impl BatchLog for Outbox {
     fn send(&mut self, id: u64, events: &[Event]) {
-        let mut payload = Vec::with_capacity(24 + 16 * events.len());
+        let mut payload = Vec::with_capacity(HEADER_BYTES + RECORD_BYTES_IDS * events.len());
         encode_group(&mut payload, id, events);
         // A closed channel: the nats thread is gone (stopping past its deadline); the batch
         // stays in flight and is reported unacknowledged at stop.

@@ -13,6 +13,7 @@ use crate::shared_log::SharedLog;
 pub struct Gauges<'a> {
     pub applied: u64,
     pub sealed_drops: u64,
+    pub duplicates: u64,
     pub queued: usize,
     pub queue_capacity: usize,
     pub open_connections: usize,
@@ -71,7 +72,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
     p.one(
         "hourtally_events_applied_total",
         "counter",
-        "Events the writer took off the queue and applied (counted, dropped as sealed, or refused by the disk with --fsync always).",
+        "Events the writer took off the queue and applied (counted, dropped as sealed or as a repeated event id, or refused by the disk with --fsync always).",
         g.applied,
     );
     p.one(
@@ -79,6 +80,12 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "counter",
         "Events the apply rule dropped because their hour was sealed.",
         g.sealed_drops,
+    );
+    p.one(
+        "hourtally_events_dropped_duplicate_total",
+        "counter",
+        "Events the apply rule dropped because their hour had counted their event id already.",
+        g.duplicates,
     );
     p.one(
         "hourtally_queue_depth",

@@ -47,6 +47,23 @@ pub struct PostRun<'s> {
     pub src: u16,
 }
 
+/// The event id of an `Idempotency-Key` header, if the request has one (at most one).
+#[inline]
+fn idempotency_key(headers: &[httparse::Header<'_>]) -> Result<Option<u64>, ApiError> {
+    const NAME: &str = "idempotency-key";
+    let mut found = None;
+    for h in headers {
+        // The length first: most fields are not this one, and are told apart in one compare.
+        if h.name.len() == NAME.len() && h.name.eq_ignore_ascii_case(NAME) {
+            if found.is_some() {
+                return Err(query::QueryError::Duplicate("Idempotency-Key").into());
+            }
+            found = Some(query::header_event_id(h.value)?);
+        }
+    }
+    Ok(found)
+}
+
 /// Everything the routes share: the ring, the ingest path, limits, counters.
 #[derive(Debug)]
 pub struct Service {
@@ -209,10 +226,17 @@ impl Service {
     fn post<'s>(
         &'s self,
         query: &[u8],
+        headers: &[httparse::Header<'_>],
         clock: &Clock,
         run: &mut PostRun<'s>,
     ) -> Result<(), ApiError> {
-        let event = self.admit(query, clock)?;
+        let mut event = self.admit(query, clock)?;
+        if let Some(id) = idempotency_key(headers)? {
+            if event.id != 0 {
+                return Err(query::QueryError::EventIdBoth.into());
+            }
+            event.id = id;
+        }
         // With refusals (`--fsync always`), a POST goes on to the disk, which takes it or
         // refuses it: that try is also how the journal finds that space came back. Unless
         // the journal holds failed writes to retry: its group would only queue behind them.
@@ -269,6 +293,7 @@ impl Service {
         Gauges {
             applied: self.applied_from.applied(),
             sealed_drops: self.ring.sealed_drops(),
+            duplicates: self.ring.duplicates(),
             queued: self.ingest.queued()
                 + self.log.as_ref().map_or(0, |_| self.applied_from.queued()),
             queue_capacity: self.ingest.capacity(),
@@ -296,8 +321,8 @@ impl Service {
     /// ends the run (drops it) once its batch of requests is answered.
     ///
     /// `headers` are the request's; only routes that read one look at them (`Accept` on
-    /// `/analytics/hours`, `If-None-Match` on the dashboard's files), so `/analytics` pays
-    /// nothing for them.
+    /// `/analytics/hours`, `If-None-Match` on the dashboard's files, `Idempotency-Key` on a
+    /// POST of `/analytics`), so a GET of `/analytics` pays nothing for them.
     // Nine: the request (method, target, headers, framing), the connection's clock and
     // output, and what the batch carries from one request to the next (tally, run of
     // pushes). A struct to hold them would be built and torn down per request on the
@@ -336,7 +361,7 @@ impl Service {
             (Route::AnalyticsGet, None) => self
                 .get(query)
                 .map(|hour| Answer::text(Body::Counts(hour, self.read_counts(hour)))),
-            (Route::AnalyticsPost, None) => self.post(query, clock, run).map(|()| {
+            (Route::AnalyticsPost, None) => self.post(query, headers, clock, run).map(|()| {
                 tally.accepted += 1;
                 Answer {
                     status: Status::NoContent,

@@ -12,7 +12,7 @@ use super::{
     SEGMENT_BYTES,
 };
 use crate::event::Event;
-use crate::record::{decode_group, GroupError, HEADER_BYTES, MAGIC};
+use crate::record::{decode_group, GroupError, HEADER_BYTES, MAGIC, MAGIC_IDS};
 use crate::sync::Arc;
 
 impl Journal {
@@ -226,12 +226,14 @@ fn cut_file(file: &File, len: u64) -> io::Result<()> {
 }
 
 /// The first whole group at or after byte `from` of `bytes`: its offset and its first event's
-/// position. Looks for the magic number first, so a long run of junk costs little.
+/// position. Looks for a magic number first, so a long run of junk costs little.
 fn next_whole_group(bytes: &[u8], from: usize) -> Option<(usize, u64)> {
-    let magic = MAGIC.to_le_bytes();
+    let magics = [MAGIC.to_le_bytes(), MAGIC_IDS.to_le_bytes()];
     let mut at = from;
     while at + HEADER_BYTES <= bytes.len() {
-        let found = bytes[at..].windows(magic.len()).position(|w| w == magic)?;
+        let found = bytes[at..]
+            .windows(4)
+            .position(|w| magics.iter().any(|m| w == m))?;
         at += found;
         if let Ok(g) = decode_group(&bytes[at..]) {
             return Some((at, g.first_seq));

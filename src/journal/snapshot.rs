@@ -1,11 +1,18 @@
 //! Snapshots: the ring at one journal position, in a file of its own.
 //!
 //! ```text
-//! "HTSNAP" | version (u16 LE) | slots (u32) | 0 (u32) | covered (u64) | sealed_drops (u64)
+//! "HTSNAP" | version (u16 LE: 1 or 2) | slots (u32) | 0 (u32) | covered (u64) | sealed_drops (u64)
+//! version 2 only: duplicates (u64)
 //! archive entries (u64), each: hour (u32) | 0 (u32) | unique (u64) | clicks (u64) | impressions (u64)
 //! per slot: hour (u32) | 0 (u32) | unique | clicks | impressions | users (u64) | users × fingerprint (u64)
+//!           version 2 only: ids (u64) | ids × event id fingerprint (u64)
 //! crc32 of all the above (u32) | "HTSE"
 //! ```
+//!
+//! Version 2 adds what event ids need: each slot's counted ids and the count of repeats
+//! dropped. A ring that has never seen an id is written as version 1, byte for byte what a
+//! build without ids wrote, so such a data directory still opens with one; this build reads
+//! both.
 //!
 //! Fingerprints, never the sets' keyed layout (a restore builds new sets with new keys). A file
 //! is written whole to a temporary name, synced, renamed to `snapshots/{covered:020}.hts` and
@@ -21,8 +28,8 @@ use crate::counts::Counts;
 use crate::event::{MAX_TIMESTAMP_MS, MILLIS_PER_HOUR};
 use crate::ring::{RingImage, SlotImage, EMPTY};
 
-/// Version of the snapshot format.
-pub const SNAPSHOT_VERSION: u16 = 1;
+/// The newest version of the snapshot format (this build reads it and version 1).
+pub const SNAPSHOT_VERSION: u16 = 2;
 const MAGIC: &[u8; 6] = b"HTSNAP";
 const END: &[u8; 4] = b"HTSE";
 
@@ -33,15 +40,24 @@ pub fn file_name(covered: u64) -> String {
 
 /// Serialises `image`.
 pub fn encode(image: &RingImage) -> Vec<u8> {
-    let users: usize = image.slots.iter().map(|s| s.users.len()).sum();
+    let users: usize = image
+        .slots
+        .iter()
+        .map(|s| s.users.len() + s.ids.len())
+        .sum();
+    let ids = image.duplicates != 0 || image.slots.iter().any(|s| !s.ids.is_empty());
+    let version: u16 = if ids { 2 } else { 1 };
     let mut out =
-        Vec::with_capacity(40 + image.archive.len() * 32 + image.slots.len() * 40 + users * 8 + 8);
+        Vec::with_capacity(48 + image.archive.len() * 32 + image.slots.len() * 48 + users * 8 + 8);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(image.slots.len() as u32).to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&image.covered.to_le_bytes());
     out.extend_from_slice(&image.sealed_drops.to_le_bytes());
+    if ids {
+        out.extend_from_slice(&image.duplicates.to_le_bytes());
+    }
     out.extend_from_slice(&(image.archive.len() as u64).to_le_bytes());
     let put_counts = |out: &mut Vec<u8>, hour: u32, c: &Counts| {
         out.extend_from_slice(&hour.to_le_bytes());
@@ -58,6 +74,12 @@ pub fn encode(image: &RingImage) -> Vec<u8> {
         out.extend_from_slice(&(slot.users.len() as u64).to_le_bytes());
         for fp in &slot.users {
             out.extend_from_slice(&fp.to_le_bytes());
+        }
+        if ids {
+            out.extend_from_slice(&(slot.ids.len() as u64).to_le_bytes());
+            for id in &slot.ids {
+                out.extend_from_slice(&id.to_le_bytes());
+            }
         }
     }
     let crc = crc32fast::hash(&out);
@@ -91,6 +113,18 @@ impl Cursor<'_> {
         Ok(u64::from_le_bytes(w))
     }
 
+    /// `n` fingerprints (after their count), refusing a count larger than the bytes left.
+    fn fingerprints(&mut self, n: u64) -> Result<Vec<u64>, String> {
+        if n > (self.0.len() / 8) as u64 {
+            return Err("a list longer than the file".into());
+        }
+        Ok(self
+            .take(n as usize * 8)?
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+            .collect())
+    }
+
     fn counts(&mut self) -> Result<(u32, Counts), String> {
         let hour = self.u32()?;
         if self.u32()? != 0 {
@@ -111,11 +145,12 @@ pub fn decode(bytes: &[u8]) -> Result<RingImage, String> {
         return Err("not a snapshot (bad magic)".into());
     }
     let version = u16::from_le_bytes([bytes[6], bytes[7]]);
-    if version != SNAPSHOT_VERSION {
+    if !(1..=SNAPSHOT_VERSION).contains(&version) {
         return Err(format!(
-            "snapshot format version {version}, this build reads {SNAPSHOT_VERSION}"
+            "snapshot format version {version}, this build reads 1 to {SNAPSHOT_VERSION}"
         ));
     }
+    let ids = version >= 2;
     let (body, trailer) = bytes.split_at(bytes.len() - 8);
     if &trailer[4..] != END {
         return Err("truncated (no end mark)".into());
@@ -132,6 +167,7 @@ pub fn decode(bytes: &[u8]) -> Result<RingImage, String> {
     }
     let covered = c.u64()?;
     let sealed_drops = c.u64()?;
+    let duplicates = if ids { c.u64()? } else { 0 };
     let archived = c.u64()?;
     if archived > (c.0.len() / 32) as u64 || slots > c.0.len() / 40 {
         return Err("counts larger than the file".into());
@@ -151,21 +187,24 @@ pub fn decode(bytes: &[u8]) -> Result<RingImage, String> {
             return Err(format!("slot {i}: hour {hour} out of range"));
         }
         let n = c.u64()?;
-        if n != counts.unique_users || n > (c.0.len() / 8) as u64 {
+        if n != counts.unique_users {
             return Err(format!(
                 "slot {i}: {n} users listed for unique_users={}",
                 counts.unique_users
             ));
         }
-        let raw = c.take(n as usize * 8)?;
-        let users = raw
-            .chunks_exact(8)
-            .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
-            .collect();
+        let users = c.fingerprints(n)?;
+        let ids = if ids {
+            let n = c.u64()?;
+            c.fingerprints(n)?
+        } else {
+            Vec::new()
+        };
         images.push(SlotImage {
             hour,
             counts,
             users,
+            ids,
         });
     }
     if !c.0.is_empty() {
@@ -174,6 +213,7 @@ pub fn decode(bytes: &[u8]) -> Result<RingImage, String> {
     Ok(RingImage {
         covered,
         sealed_drops,
+        duplicates,
         archive,
         slots: images,
     })
@@ -279,37 +319,64 @@ mod tests {
         RingImage {
             covered: 42,
             sealed_drops: 3,
+            duplicates: 0,
             archive: vec![(400_000, c(5, 6, 7)), (400_002, c(1, 1, 0))],
             slots: vec![
                 SlotImage {
                     hour: 490_001,
                     counts: c(2, 3, 4),
                     users: vec![9, u64::MAX],
+                    ids: vec![],
                 },
                 SlotImage {
                     hour: EMPTY,
                     counts: c(0, 0, 0),
                     users: vec![],
+                    ids: vec![],
                 },
             ],
         }
     }
 
+    /// [`image`] with event ids counted in its first slot and one repeat dropped.
+    fn image_with_ids() -> RingImage {
+        let mut image = image();
+        image.duplicates = 1;
+        image.slots[0].ids = vec![7, u64::MAX - 1];
+        image
+    }
+
     #[test]
     fn a_snapshot_reads_back_as_written() {
         assert_eq!(decode(&encode(&image())), Ok(image()));
+        assert_eq!(decode(&encode(&image_with_ids())), Ok(image_with_ids()));
+    }
+
+    #[test]
+    fn a_ring_without_ids_is_written_as_version_1_and_one_with_ids_as_version_2() {
+        let v1 = encode(&image());
+        assert_eq!(u16::from_le_bytes([v1[6], v1[7]]), 1);
+        // Version 1 is the layout a build without ids wrote: nothing between sealed_drops
+        // and the archive's length, nothing after a slot's users.
+        let slots = 2 * 40 + 2 * 8;
+        assert_eq!(v1.len(), 8 + 8 + 16 + 8 + 2 * 32 + slots + 8);
+        let v2 = encode(&image_with_ids());
+        assert_eq!(u16::from_le_bytes([v2[6], v2[7]]), 2);
+        assert_eq!(v2.len(), v1.len() + 8 + 2 * 8 + 2 * 8);
     }
 
     #[test]
     fn every_cut_and_every_flipped_byte_is_refused() {
-        let bytes = encode(&image());
-        for cut in 0..bytes.len() {
-            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
-        }
-        for i in 0..bytes.len() {
-            let mut bad = bytes.clone();
-            bad[i] ^= 0x10;
-            assert!(decode(&bad).is_err(), "byte {i}");
+        for image in [image(), image_with_ids()] {
+            let bytes = encode(&image);
+            for cut in 0..bytes.len() {
+                assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            for i in 0..bytes.len() {
+                let mut bad = bytes.clone();
+                bad[i] ^= 0x10;
+                assert!(decode(&bad).is_err(), "byte {i}");
+            }
         }
     }
 

@@ -18,6 +18,9 @@
 //! The writer's stall per call is bounded by the budget ([`CAPTURE_BUDGET`] fingerprints);
 //! the price is one hash-set insert per new user while a capture is under way.
 //!
+//! A slot's event ids (the fingerprints of the ids its hour has counted) are a set that only
+//! grows too, and are captured the same way: a capture walks two sets per slot, users and ids.
+//!
 //! [`RingWriter::restore`](super::RingWriter::restore), the way back, is here too: it loads an
 //! image into a new ring.
 
@@ -39,6 +42,8 @@ pub struct RingImage {
     pub covered: u64,
     /// Events the apply rule had dropped as sealed.
     pub sealed_drops: u64,
+    /// Events the apply rule had dropped as repeats of an event id of their hour.
+    pub duplicates: u64,
     /// Sealed hours and their final counts, sorted by hour.
     pub archive: Vec<(u32, Counts)>,
     /// One per slot, in slot order.
@@ -54,17 +59,28 @@ pub struct SlotImage {
     /// The fingerprints of the hour's users (as many as `counts.unique_users`), in no
     /// particular order.
     pub users: Vec<u64>,
+    /// The fingerprints of the event ids the hour has counted, distinct, in no particular
+    /// order.
+    pub ids: Vec<u64>,
 }
 
-/// One slot of a capture under way.
+/// Which set of a slot: its users or its event ids. Set `j` of a capture is slot `j / 2`'s
+/// users (`j` even) or ids (`j` odd).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Which {
+    Users = 0,
+    Ids = 1,
+}
+
+/// One set of a capture under way.
 #[derive(Debug, Default)]
-struct SlotCapture {
-    /// Fingerprints added to the slot's live set since the capture began.
+struct SetCapture {
+    /// Fingerprints added to the live set since the capture began.
     added: AHashSet<u64>,
-    /// The slot's set as it was when the slot was recycled during the capture (it keeps
-    /// nothing added after that, and `added` still says what to leave out).
+    /// The set as it was when its slot was recycled during the capture (it keeps nothing
+    /// added after that, and `added` still says what to leave out).
     retired: Option<UserSet>,
-    /// Stripes copied so far (all of them for a slot whose set was empty).
+    /// Stripes copied so far (all of them for a set that was empty).
     next_stripe: usize,
 }
 
@@ -72,73 +88,87 @@ struct SlotCapture {
 #[derive(Debug)]
 pub(super) struct Capture {
     image: RingImage,
-    slots: Vec<SlotCapture>,
-    /// The slot `step` is copying.
+    /// Two per slot ([`Which`]).
+    sets: Vec<SetCapture>,
+    /// The set `step` is copying.
     cursor: usize,
 }
 
 impl Capture {
-    /// A capture of `image` (users still empty); `nonempty[i]`: slot `i` has users to copy.
+    /// A capture of `image` (users and ids still empty); `nonempty[j]`: set `j` ([`Which`])
+    /// has fingerprints to copy.
     pub(super) fn new(image: RingImage, nonempty: &[bool]) -> Self {
-        let slots = nonempty
+        debug_assert_eq!(nonempty.len(), 2 * image.slots.len());
+        let sets = nonempty
             .iter()
-            .map(|&n| SlotCapture {
+            .map(|&n| SetCapture {
                 next_stripe: if n { 0 } else { STRIPES },
-                ..SlotCapture::default()
+                ..SetCapture::default()
             })
             .collect();
         Self {
             image,
-            slots,
+            sets,
             cursor: 0,
         }
     }
 
-    /// The writer added `fp` to slot `slot`'s set (it was not there).
+    /// The writer added `fp` to set `which` of slot `slot` (it was not there).
     #[inline]
-    pub(super) fn added(&mut self, slot: usize, fp: u64) {
-        debug_assert!(slot < self.slots.len());
-        let s = &mut self.slots[slot];
+    pub(super) fn added(&mut self, slot: usize, which: Which, fp: u64) {
+        debug_assert!(2 * slot + 1 < self.sets.len());
+        let s = &mut self.sets[2 * slot + which as usize];
         // After a recycle the live set is another hour's: the retired one is what is copied.
         if s.next_stripe < STRIPES && s.retired.is_none() {
             s.added.insert(fp);
         }
     }
 
-    /// Slot `slot` is recycled: its set, `old`, is kept for the copy.
-    pub(super) fn retire(&mut self, slot: usize, old: UserSet) {
-        let s = &mut self.slots[slot];
-        if s.next_stripe < STRIPES && s.retired.is_none() {
-            s.retired = Some(old);
+    /// Slot `slot` is recycled: its sets, `users` and `ids`, are kept for the copy.
+    pub(super) fn retire(&mut self, slot: usize, users: UserSet, ids: UserSet) {
+        for (which, old) in [(Which::Users, users), (Which::Ids, ids)] {
+            let s = &mut self.sets[2 * slot + which as usize];
+            if s.next_stripe < STRIPES && s.retired.is_none() {
+                s.retired = Some(old);
+            }
         }
     }
 
-    /// Copies stripes (about `budget` fingerprints), taking a slot's live set from
-    /// `live(slot)`.
-    pub(super) fn step<'a>(&mut self, budget: usize, live: impl Fn(usize) -> &'a UserSet) {
+    /// Copies stripes (about `budget` fingerprints), taking a slot's live sets from
+    /// `live(slot, which)`.
+    pub(super) fn step<'a>(&mut self, budget: usize, live: impl Fn(usize, Which) -> &'a UserSet) {
         let mut copied = 0;
         let mut scratch = Vec::new();
-        while copied < budget && self.cursor < self.slots.len() {
-            let i = self.cursor;
-            let s = &mut self.slots[i];
+        while copied < budget && self.cursor < self.sets.len() {
+            let j = self.cursor;
+            let s = &mut self.sets[j];
             if s.next_stripe == STRIPES {
                 s.added = AHashSet::new();
                 s.retired = None;
                 self.cursor += 1;
                 continue;
             }
-            let set = s.retired.as_ref().unwrap_or_else(|| live(i));
+            let which = if j.is_multiple_of(2) {
+                Which::Users
+            } else {
+                Which::Ids
+            };
+            let set = s.retired.as_ref().unwrap_or_else(|| live(j / 2, which));
             scratch.clear();
             set.stripe_fingerprints(s.next_stripe, &mut scratch);
             s.next_stripe += 1;
             copied += scratch.len();
-            let users = &mut self.image.slots[i].users;
-            users.extend(scratch.iter().filter(|fp| !s.added.contains(*fp)));
+            let slot = &mut self.image.slots[j / 2];
+            let out = match which {
+                Which::Users => &mut slot.users,
+                Which::Ids => &mut slot.ids,
+            };
+            out.extend(scratch.iter().filter(|fp| !s.added.contains(*fp)));
         }
     }
 
     pub(super) fn is_complete(&self) -> bool {
-        self.cursor == self.slots.len()
+        self.cursor == self.sets.len()
     }
 
     pub(super) fn into_image(mut self) -> RingImage {
@@ -176,11 +206,22 @@ impl RingWriter {
                     s.counts.unique_users
                 ));
             }
+            let mut ids = UserSet::new();
+            for &id in &s.ids {
+                // 0 is "no id": never remembered, so never listed.
+                if id == 0 || !ids.insert(id) {
+                    return Err(format!("slot {i}: event id {id:#x} listed twice or zero"));
+                }
+            }
+            if s.hour == EMPTY && !ids.is_empty() {
+                return Err(format!("slot {i}: an empty slot lists event ids"));
+            }
             w.snap = Snapshot {
                 hour: s.hour,
                 counts: s.counts,
             };
             w.users = users;
+            w.ids = ids;
             if !w.dirty {
                 w.dirty = true;
                 self.dirty.push(i);
@@ -193,6 +234,10 @@ impl RingWriter {
         self.ring
             .sealed_drops
             .store(image.sealed_drops, Ordering::Relaxed);
+        // Relaxed: the same.
+        self.ring
+            .duplicates
+            .store(image.duplicates, Ordering::Relaxed);
         self.publish();
         Ok(())
     }

@@ -12,10 +12,16 @@
 //! ## The apply rule (no clock)
 //!
 //! For an event of hour `h` and slot `s = h % capacity`:
-//! - `s` holds `h`: insert the fingerprint; if it was new, `unique += 1`; add the kind.
-//! - `s` is empty or holds an older hour: seal the old hour into the archive, clear `s`,
-//!   take `h`, apply.
+//! - `s` holds `h`: if the event has an id that `s` has counted already, the event is a
+//!   repeat: dropped and counted as such. Otherwise remember the id (if any), insert the
+//!   fingerprint; if it was new, `unique += 1`; add the kind.
+//! - `s` is empty or holds an older hour: seal the old hour into the archive, clear `s`
+//!   (its users and its ids), take `h`, apply.
 //! - `s` holds a newer hour: `h` is sealed; the event is dropped and counted.
+//!
+//! So an event id is remembered as long as its hour holds its slot: `capacity` hours
+//! (`--retention-hours`) from the hour's first event, longer than the admission window lets
+//! a POST reach back.
 //!
 //! The ring's state is a pure function of the sequence of applied events.
 //!
@@ -44,7 +50,7 @@ use crossbeam_utils::CachePadded;
 
 pub use archive::Archive;
 pub use batch::PREFETCH_AHEAD;
-use capture::Capture;
+use capture::{Capture, Which};
 pub use capture::{RingImage, SlotImage};
 pub use slot::{Counts, Slot, Snapshot, EMPTY};
 use users::Mixed;
@@ -90,6 +96,9 @@ pub struct Ring {
     /// Events the apply rule dropped because their hour was sealed. Written by the ring's one
     /// writer only.
     sealed_drops: AtomicU64,
+    /// Events the apply rule dropped as repeats of an event id their hour had counted.
+    /// Written by the ring's one writer only.
+    duplicates: AtomicU64,
 }
 
 impl Ring {
@@ -102,6 +111,7 @@ impl Ring {
                 .collect(),
             archive: Archive::new(),
             sealed_drops: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
         }
     }
 
@@ -161,6 +171,12 @@ impl Ring {
         // Relaxed: a statistic; it publishes no other memory.
         self.sealed_drops.load(Ordering::Relaxed)
     }
+
+    /// Events the apply rule dropped so far as repeats of an event id of their hour.
+    pub fn duplicates(&self) -> u64 {
+        // Relaxed: a statistic; it publishes no other memory.
+        self.duplicates.load(Ordering::Relaxed)
+    }
 }
 
 /// What [`RingWriter::apply`] did with an event.
@@ -170,6 +186,8 @@ pub enum Applied {
     Counted,
     /// Its hour is sealed: dropped (and counted as such).
     Sealed,
+    /// Its hour had counted its event id already: dropped (and counted as such).
+    Duplicate,
 }
 
 /// The writer's own copy of one slot, published to the shared [`Slot`] at each publish.
@@ -179,6 +197,9 @@ struct WriterSlot {
     snap: Snapshot,
     /// Fingerprints seen in `snap.hour`.
     users: UserSet,
+    /// Fingerprints of the event ids counted in `snap.hour` (the same set type: a fingerprint
+    /// of an id is as good a key as a user's, and as crafted by clients).
+    ids: UserSet,
     /// Changed since the last publish (and listed in `RingWriter::dirty`).
     dirty: bool,
 }
@@ -207,6 +228,7 @@ impl RingWriter {
             .map(|_| WriterSlot {
                 snap: Snapshot::EMPTY,
                 users: UserSet::new(),
+                ids: UserSet::new(),
                 dirty: false,
             })
             .collect();
@@ -259,12 +281,24 @@ impl RingWriter {
                     counts: Counts::default(),
                 };
                 let old = std::mem::take(&mut w.users);
+                let old_ids = std::mem::take(&mut w.ids);
                 if let Some(c) = self.capture.as_mut() {
-                    c.retire(i, old);
+                    c.retire(i, old, old_ids);
                 }
                 None
             }
         };
+        if event.id != 0 {
+            if !w.ids.insert(event.id) {
+                // Relaxed: a statistic; single writer, so load-add-store is exact.
+                let repeats = self.ring.duplicates.load(Ordering::Relaxed);
+                self.ring.duplicates.store(repeats + 1, Ordering::Relaxed);
+                return Applied::Duplicate;
+            }
+            if let Some(c) = self.capture.as_mut() {
+                c.added(i, Which::Ids, event.id);
+            }
+        }
         let m = match hint {
             Some(m) => m,
             None => w.users.mixed(event.user),
@@ -272,7 +306,7 @@ impl RingWriter {
         if w.users.insert_mixed(m) {
             w.snap.counts.unique_users += 1;
             if let Some(c) = self.capture.as_mut() {
-                c.added(i, event.user);
+                c.added(i, Which::Users, event.user);
             }
         }
         match event.kind {
@@ -292,6 +326,7 @@ impl RingWriter {
         let image = RingImage {
             covered,
             sealed_drops: self.ring.sealed_drops(),
+            duplicates: self.ring.duplicates(),
             archive: self.ring.archive.entries(),
             slots: self
                 .slots
@@ -300,10 +335,15 @@ impl RingWriter {
                     hour: w.snap.hour,
                     counts: w.snap.counts,
                     users: Vec::with_capacity(w.users.len() as usize),
+                    ids: Vec::with_capacity(w.ids.len() as usize),
                 })
                 .collect(),
         };
-        let nonempty: Vec<bool> = self.slots.iter().map(|w| !w.users.is_empty()).collect();
+        let nonempty: Vec<bool> = self
+            .slots
+            .iter()
+            .flat_map(|w| [!w.users.is_empty(), !w.ids.is_empty()])
+            .collect();
         self.capture = Some(Capture::new(image, &nonempty));
     }
 
@@ -317,7 +357,10 @@ impl RingWriter {
     pub fn capture_step(&mut self, budget: usize) -> Option<RingImage> {
         let capture = self.capture.as_mut()?;
         let slots = &self.slots;
-        capture.step(budget, |i| &slots[i].users);
+        capture.step(budget, |i, which| match which {
+            Which::Users => &slots[i].users,
+            Which::Ids => &slots[i].ids,
+        });
         if capture.is_complete() {
             self.capture.take().map(Capture::into_image)
         } else {

@@ -77,27 +77,33 @@ fn an_hour_that_skipped_the_ring_reads_as_zeros() {
     assert_eq!(ring.try_read(1), Some(counts(1, 1, 0)));
 }
 
-/// The plain model of the apply rule (ARCHITECTURE.md): one map of hours, the same sealing rule.
+/// The plain model of the apply rule (ARCHITECTURE.md): one map of hours, the same sealing
+/// rule, and each hour's event ids.
 #[derive(Default)]
 struct Model {
     slot_hour: HashMap<usize, u32>,
     hours: HashMap<u32, (HashSet<u64>, u64, u64)>,
+    ids: HashMap<u32, HashSet<u64>>,
 }
 
 impl Model {
-    fn apply(&mut self, cap: usize, e: Event) {
+    fn apply(&mut self, cap: usize, e: Event) -> Applied {
         let s = e.hour as usize % cap;
         match self.slot_hour.get(&s) {
-            Some(&h) if h > e.hour => return,
+            Some(&h) if h > e.hour => return Applied::Sealed,
             _ => {}
         }
         self.slot_hour.insert(s, e.hour);
+        if e.id != 0 && !self.ids.entry(e.hour).or_default().insert(e.id) {
+            return Applied::Duplicate;
+        }
         let entry = self.hours.entry(e.hour).or_default();
         entry.0.insert(e.user);
         match e.kind {
             Kind::Click => entry.1 += 1,
             Kind::Impression => entry.2 += 1,
         }
+        Applied::Counted
     }
 
     fn read(&self, hour: u32) -> Counts {
@@ -109,11 +115,16 @@ impl Model {
 }
 
 fn arb_event(max_hour: u32) -> impl Strategy<Value = Event> {
-    (0..max_hour, 0u64..40, any::<bool>()).prop_map(|(hour, user, click)| {
+    (0..max_hour, 0u64..40, any::<bool>(), 0u64..24).prop_map(|(hour, user, click, id)| {
         let kind = if click { Kind::Click } else { Kind::Impression };
         // Small user ids give repeats; spreading them over the fingerprint space
-        // exercises every stripe.
-        ev(hour, crate::event::fingerprint(&user.to_le_bytes()), kind)
+        // exercises every stripe. A third of the events have no id; the rest share 16 ids,
+        // so repeats of an id come in one hour and across hours.
+        let id = match id {
+            0..8 => 0,
+            id => crate::event::event_id_fingerprint(&id.to_le_bytes()),
+        };
+        ev(hour, crate::event::fingerprint(&user.to_le_bytes()), kind).with_id(id)
     })
 }
 
@@ -129,21 +140,21 @@ proptest! {
         let ring = Arc::new(Ring::new(cap));
         let mut w = RingWriter::new(ring.clone());
         let mut model = Model::default();
-        let mut dropped = 0;
+        let (mut sealed, mut repeats) = (0, 0);
         for chunk in events.chunks(batch) {
             for &e in chunk {
-                let before = model.read(e.hour);
-                model.apply(cap, e);
-                let counted = w.apply(e) == Applied::Counted;
-                prop_assert_eq!(counted, model.read(e.hour) != before);
-                dropped += u64::from(!counted);
+                let applied = w.apply(e);
+                prop_assert_eq!(applied, model.apply(cap, e));
+                sealed += u64::from(applied == Applied::Sealed);
+                repeats += u64::from(applied == Applied::Duplicate);
             }
             w.publish();
             for hour in 0..20 {
                 prop_assert_eq!(ring.read(hour), model.read(hour), "hour {}", hour);
             }
         }
-        prop_assert_eq!(w.ring().sealed_drops(), dropped);
+        prop_assert_eq!(w.ring().sealed_drops(), sealed);
+        prop_assert_eq!(w.ring().duplicates(), repeats);
     }
 }
 
@@ -176,6 +187,7 @@ proptest! {
                 prop_assert_eq!(ring_a.read(hour), model.read(hour), "hour {}", hour);
             }
             prop_assert_eq!(ring_a.sealed_drops(), ring_b.sealed_drops());
+            prop_assert_eq!(ring_a.duplicates(), ring_b.duplicates());
             let archive = |r: &Ring| {
                 let mut v = r.archive().entries();
                 v.sort_by_key(|&(hour, _)| hour);
@@ -193,6 +205,7 @@ fn instant_image(w: &RingWriter, covered: u64) -> RingImage {
     RingImage {
         covered,
         sealed_drops: w.ring.sealed_drops(),
+        duplicates: w.ring.duplicates(),
         archive,
         slots: w
             .slots
@@ -201,6 +214,7 @@ fn instant_image(w: &RingWriter, covered: u64) -> RingImage {
                 hour: s.snap.hour,
                 counts: s.snap.counts,
                 users: sorted(s.users.fingerprints().collect()),
+                ids: sorted(s.ids.fingerprints().collect()),
             })
             .collect(),
     }
@@ -214,6 +228,7 @@ fn sorted(mut v: Vec<u64>) -> Vec<u64> {
 fn with_sorted_users(mut image: RingImage) -> RingImage {
     for s in &mut image.slots {
         s.users = sorted(std::mem::take(&mut s.users));
+        s.ids = sorted(std::mem::take(&mut s.ids));
     }
     image
 }
@@ -268,7 +283,44 @@ proptest! {
             prop_assert_eq!(restored.read(hour), live.read(hour), "hour {}", hour);
         }
         prop_assert_eq!(restored.sealed_drops(), live.sealed_drops());
+        prop_assert_eq!(restored.duplicates(), live.duplicates());
+        // The restored ring remembers the same ids: each id of the events sends once more
+        // counts nowhere.
+        for &e in events.iter().filter(|e| e.id != 0) {
+            prop_assert_ne!(r.apply(e), Applied::Counted);
+            prop_assert_ne!(w.apply(e), Applied::Counted);
+        }
     }
+}
+
+#[test]
+fn an_event_id_counts_once_per_hour_and_a_recycled_slot_forgets_it() {
+    let ring = Arc::new(Ring::new(4));
+    let mut w = RingWriter::new(ring.clone());
+    let e = ev(2, 1, Kind::Click).with_id(77);
+    assert_eq!(w.apply_and_publish(e), Applied::Counted);
+    // The same event again, or another event under the same id: a repeat.
+    assert_eq!(w.apply_and_publish(e), Applied::Duplicate);
+    assert_eq!(
+        w.apply_and_publish(ev(2, 5, Kind::Impression).with_id(77)),
+        Applied::Duplicate
+    );
+    assert_eq!(ring.read(2), counts(1, 1, 0));
+    assert_eq!(ring.duplicates(), 2);
+    // The same id in another hour is another event; events without ids never repeat.
+    assert_eq!(
+        w.apply_and_publish(ev(3, 1, Kind::Click).with_id(77)),
+        Applied::Counted
+    );
+    assert_eq!(w.apply_and_publish(ev(2, 1, Kind::Click)), Applied::Counted);
+    assert_eq!(w.apply_and_publish(ev(2, 1, Kind::Click)), Applied::Counted);
+    assert_eq!(ring.read(2), counts(1, 3, 0));
+    // Hour 6 takes slot 2: hour 2's ids go with it (an event of hour 2 is sealed now).
+    assert_eq!(
+        w.apply_and_publish(ev(6, 1, Kind::Click).with_id(77)),
+        Applied::Counted
+    );
+    assert_eq!(w.apply_and_publish(e), Applied::Sealed);
 }
 
 #[test]
