@@ -11,6 +11,9 @@
 #   HOURTALLY_BIN=/tmp/hourtally-old bash scripts/bench-compare.sh   # another build's binary
 #   BASE_BIN=/tmp/hourtally-x bash scripts/bench-compare.sh   # that binary, started as hourtally
 #                                    # is, in the "bare" column (scripts/bench-metrics.sh)
+#   BASE_BIN=target/release/hourtally LOAD_ARGS=--event-ids MIXES=POST bash scripts/bench-compare.sh
+#                                    # LOAD_ARGS / BASE_LOAD_ARGS: flags added to the load generator
+#                                    # in the hourtally / "bare" columns (here: the cost of event ids)
 #
 # For each mix (POST mix: --post-share 1.0; GET mix: --post-share 0.0; both with 95% of the
 # requests for the current hour and 5% spread over the previous 24) and each pipeline depth
@@ -53,6 +56,8 @@ LOAD_CPU=${LOAD_CPU:-1}
 # On a shared machine other work takes turns on the two cores; a lower niceness for both
 # servers and the client (the same for all) lets less of it in. 0 leaves it alone.
 NICE=${NICE:-0}
+LOAD_ARGS=${LOAD_ARGS:-}
+BASE_LOAD_ARGS=${BASE_LOAD_ARGS:-}
 
 command -v taskset >/dev/null || {
     echo "bench-compare: taskset is missing (util-linux)" >&2
@@ -119,7 +124,8 @@ threads() {
     done
 }
 
-# run_load POST_SHARE DEPTH: one load run against SERVER_ADDR; prints
+# run_load POST_SHARE DEPTH EXTRA: one load run against SERVER_ADDR (EXTRA: more flags for the
+# load generator); prints
 # "REQUESTS_PER_S SERVER_CPU_PCT CLIENT_CPU_PCT SERVER_CPU_US_PER_REQUEST SPLIT". The server's
 # CPU time (utime + stime of each of its threads, from /proc) is sampled when the load
 # generator's warm-up ends and when it exits, so it covers the requests its RESULT line counts.
@@ -129,6 +135,8 @@ run_load() {
     local cmd=(nice -n "$NICE" taskset -c "$LOAD_CPU" "$LOAD" --addr "$SERVER_ADDR" --connections "$CONNS"
         --pipeline "$2" --duration "$SECS" --warmup "$WARMUP" --post-share "$1"
         --current-share 0.95 --no-progress)
+    # shellcheck disable=SC2206 # EXTRA is a list of flags
+    [[ -n ${3:-} ]] && cmd+=($3)
     echo "+ ${cmd[*]}" >&2
     local out t0 t1 lp
     "${cmd[@]}" >"$TMP/load.out" &
@@ -226,13 +234,13 @@ for mix_name in $MIXES; do
             else
                 start_server bare nice -n "$NICE" taskset -c "$SERVER_CPU" "$BARE" 127.0.0.1:0
             fi
-            r=$(run_load "$share" "$depth") || exit 1
+            r=$(run_load "$share" "$depth" "$BASE_LOAD_ARGS") || exit 1
             read -r rps server client us split <<<"$r"
             bare_rps+=("$rps") bare_cpu+=("$server") client_b+=("$client") bare_us+=("$us")
             bare_split+=("$us $split")
             stop_server
             start_server hourtally nice -n "$NICE" taskset -c "$SERVER_CPU" "$HOURTALLY" --listen 127.0.0.1:0 --workers 1 --ephemeral
-            r=$(run_load "$share" "$depth") || exit 1
+            r=$(run_load "$share" "$depth" "$LOAD_ARGS") || exit 1
             read -r rps server client us split <<<"$r"
             ht_rps+=("$rps") ht_cpu+=("$server") client_h+=("$client") ht_us+=("$us")
             ht_split+=("$us $split")

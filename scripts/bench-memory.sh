@@ -7,6 +7,7 @@
 #
 #   bash scripts/bench-memory.sh                 # USERS="2000000 7000000"
 #   USERS=1000000 bash scripts/bench-memory.sh
+#   IDS=1 USERS=1000000 bash scripts/bench-memory.sh   # each POST with an event id of its own
 #
 # For each N: a fresh server; two connections post 1 000 warm-up users ("w…") to the hour,
 # so that connections, buffers and the hour's first tables exist before the first reading;
@@ -20,7 +21,9 @@
 # the growth, and a writer that falls behind a fast client (on a busy machine) makes the
 # client wait instead of refusing events with 503. PIN=1 pins the server to core 0 and the
 # client to core 1. SERVER_ARGS adds flags to the server; HOURTALLY picks another binary
-# (e.g. one built with another allocator) instead of building.
+# (e.g. one built with another allocator) instead of building. IDS=1 gives every POST an
+# event id of its own (`&event_id=e` and the user's name): the growth is then a user's and an
+# id's, and the difference from a run without is what remembering an id costs.
 
 set -euo pipefail
 
@@ -30,6 +33,7 @@ USERS=${USERS:-"2000000 7000000"}
 CONNS=${CONNS:-2}
 SERVER_ARGS=${SERVER_ARGS:-}
 QUEUE=${QUEUE:-8388608}
+IDS=${IDS:-0}
 
 command -v python3 >/dev/null || {
     echo "bench-memory: python3 is missing" >&2
@@ -60,6 +64,7 @@ from multiprocessing import Process
 host, port = sys.argv[1].rsplit(":", 1)
 port = int(port)
 ts, prefix, n, conns, expect = int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+ids = sys.argv[7] == "1"
 WINDOW = 512
 
 def post(lo, hi):
@@ -69,8 +74,9 @@ def post(lo, hi):
     for a in range(lo, hi, WINDOW):
         b = min(a + WINDOW, hi)
         s.sendall(b"".join(
-            b"POST /analytics?timestamp=%d&user=%s%d&impression HTTP/1.1\r\nHost: bench\r\n\r\n"
-            % (ts, prefix.encode(), u) for u in range(a, b)))
+            b"POST /analytics?timestamp=%d&user=%s%d%s&impression HTTP/1.1\r\nHost: bench\r\n\r\n"
+            % (ts, prefix.encode(), u, b"&event_id=e%s%d" % (prefix.encode(), u) if ids else b"")
+            for u in range(a, b)))
         want = b - a
         while want:
             chunk = s.recv(1 << 16)
@@ -153,11 +159,11 @@ for n in $USERS; do
             exit 1
         }
     }
-    client w 1000 "$CONNS" 1000
+    client w 1000 "$CONNS" 1000 "$IDS"
     rss0=$(kib "$SERVER_PID" VmRSS)
     anon0=$(kib "$SERVER_PID" RssAnon)
     t0=$(date +%s.%N)
-    client u "$n" "$CONNS" $((n + 1000))
+    client u "$n" "$CONNS" $((n + 1000)) "$IDS"
     t1=$(date +%s.%N)
     rss1=$(kib "$SERVER_PID" VmRSS)
     anon1=$(kib "$SERVER_PID" RssAnon)

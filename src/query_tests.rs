@@ -32,6 +32,16 @@ fn valid_queries_parse_to_their_event_or_hour() {
     // The usual shapes take the one-pass paths (which the properties below compare with
     // the general scan).
     assert_eq!(usual_post(b"timestamp=3600000&user=alice&click"), Some(e));
+    // With an event id right after the name or at the end, too.
+    let with_id = e.with_id(event_id_fingerprint(b"e-1"));
+    assert_eq!(
+        usual_post(b"timestamp=3600000&user=alice&event_id=e-1&click"),
+        Some(with_id)
+    );
+    assert_eq!(
+        usual_post(b"timestamp=3600000&user=alice&click&event_id=e-1"),
+        Some(with_id)
+    );
     assert_eq!(plain_timestamp(b"7200000"), Some(7_200_000));
     let e = post("impression=yes&user=bob&timestamp=7199999").unwrap();
     assert_eq!(e, Event::new(1, fingerprint(b"bob"), Kind::Impression));
@@ -256,12 +266,16 @@ proptest! {
         ts in "0{0,3}[0-9]{0,16}|[0-9]{0,4}[a%=+-][0-9]{0,4}",
         name in "[a-zA-Z0-9._~*%+=-]{0,260}",
         kind in "click|impression|clicks|click=1|impression&click|click&user=x|",
-        shape in 0usize..4,
+        id in "[a-zA-Z0-9._~%+=-]{0,132}|[a-z]{1,3}&event_id=[a-z]{0,3}|[a-z]{1,3}&click",
+        shape in 0usize..7,
     ) {
         let q = match shape {
             0 => format!("timestamp={ts}&user={name}&{kind}"),
             1 => format!("timestamp={ts}&user={name}"),
             2 => format!("user={name}&timestamp={ts}&{kind}"),
+            3 => format!("timestamp={ts}&user={name}&event_id={id}&{kind}"),
+            4 => format!("timestamp={ts}&user={name}&{kind}&event_id={id}"),
+            5 => format!("timestamp={ts}&user={name}&event_id={id}&{kind}&event_id={id}"),
             _ => format!("timestamp={ts}&timestamp={ts}&user={name}&{kind}"),
         };
         prop_assert_eq!(parse_post(q.as_bytes()), parse_post_scanned(q.as_bytes()));

@@ -87,6 +87,11 @@ pub struct Args {
     #[arg(long, default_value_t = 0.5, value_parser = share)]
     pub click_share: f64,
 
+    /// Every POST carries an event id of its own (`&event_id=` and 16 hex digits, random):
+    /// what remembering ids costs the server. Each id is new, so every event still counts.
+    #[arg(long)]
+    pub event_ids: bool,
+
     /// Open loop: total requests per second, spread evenly over the connections, each sent at
     /// its scheduled time; latency is measured from that intended time (coordinated-omission
     /// correction). Absent: closed loop, as fast as the server answers.

@@ -193,6 +193,8 @@ pub struct Pick {
     other: Option<Other>,
     /// Hours back from the stamp's hour (0: the current hour).
     back: u64,
+    /// The POST's event id (`--event-ids`; 0: none).
+    id: u64,
 }
 
 impl Pick {
@@ -223,7 +225,17 @@ impl Pick {
             };
             (user, kind)
         });
-        Pick { post, other, back }
+        // Random, and different in every run (the run's start time): ids never repeat.
+        let id = match is_post && plan.event_ids {
+            true => (rng.next_u64() ^ plan.lag_tag).max(1),
+            false => 0,
+        };
+        Pick {
+            post,
+            other,
+            back,
+            id,
+        }
     }
 
     pub fn is_post(&self) -> bool {
@@ -284,6 +296,9 @@ impl Pick {
                 push_ts(buf);
                 buf.extend_from_slice(b"&user=u");
                 push_u64(buf, user);
+                if self.id != 0 {
+                    buf.extend_from_slice(format!("&event_id={:016x}", self.id).as_bytes());
+                }
                 push_post_tail(buf, kind, &plan.host);
                 Req {
                     op: Op::Post(kind),

@@ -23,6 +23,8 @@ pub struct Plan {
     pub other_share: f64,
     pub current_share: f64,
     pub click_share: f64,
+    /// Every POST carries a new event id (`--event-ids`).
+    pub event_ids: bool,
     pub users: u64,
     pub seed: u64,
     pub verify: bool,
@@ -69,6 +71,7 @@ impl Plan {
             other_share: args.other_share,
             current_share: args.current_share,
             click_share: args.click_share,
+            event_ids: args.event_ids,
             users: args.users,
             seed: args.seed,
             verify: args.verify,

@@ -48,7 +48,6 @@ pub struct PostRun<'s> {
 }
 
 /// The event id of an `Idempotency-Key` header, if the request has one (at most one).
-#[inline]
 fn idempotency_key(headers: &[httparse::Header<'_>]) -> Result<Option<u64>, ApiError> {
     const NAME: &str = "idempotency-key";
     let mut found = None;
