@@ -1,7 +1,8 @@
 //! Cluster mode when NATS or the stream is not what a server expects (README, "Scale-out"):
 //! a nats-server older than the supported ones, a stream deleted and re-created, flags that
-//! differ from the ones the stream records, a message removed from the stream, and a stop with
-//! `--ack local` while NATS is down. Each is refused or stopped loudly, with the way out,
+//! differ from the ones the stream records, a message removed from the stream, a stream that
+//! went back and holds other batches where a server applied, and a stop with `--ack local`
+//! while NATS is down. Each is refused or stopped loudly, with the way out,
 //! never a silent stall or a lost 204. Against real `nats-server` processes.
 
 mod common;
@@ -198,6 +199,85 @@ fn a_message_removed_from_the_stream_stops_a_server_that_must_read_it_and_a_snap
     assert!(status.success(), "{status:?}");
     let b = start(&args, &[]);
     assert_eq!(fresh_counts(&b, ts), want, "started from A's last snapshot");
+}
+
+/// Copies directory `from` into `to` (files and directories; nats-server's store has nothing
+/// else).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("a directory");
+    for entry in std::fs::read_dir(from).expect("read the directory") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("its type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
+/// A NATS node whose store went back (restored from an older copy, as nats-server 2.9.10's
+/// leader did after every node was killed: it lost acknowledged messages and gave their
+/// sequences to new ones) under a server that applied the lost messages: the stream's end is
+/// past the server's again, so nothing looked wrong, and the server counted on from there,
+/// its totals different from every other server's for good. Now it reads back the message it
+/// applied last when it reconnects, finds another batch there, and stops, saying so.
+#[test]
+fn a_stream_that_went_back_and_holds_other_batches_where_a_server_applied_stops_it() {
+    let _serial = serial();
+    let mut nats = NatsCluster::start("back", 1);
+    let mut args = cluster_args(&nats);
+    args.extend(["--stream-replicas".into(), "1".into()]);
+    let a = start(&args, &[]);
+    let ts = now_ms();
+    // One message per POST: each waits for the log's acknowledgement.
+    let post = |i: u32| {
+        let r = a.post(&format!("/analytics?timestamp={ts}&user=back{i}&click"));
+        assert_eq!(r.status, 204, "{r:?}");
+    };
+    (0..5).for_each(post);
+    assert_eq!(fresh_counts(&a, ts), (5, 5, 0));
+    // The store as it is now, copied while its node is down.
+    let store = nats.store(0).to_path_buf();
+    let old = store.with_extension("old");
+    nats.kill9(0);
+    copy_dir(&store, &old);
+    nats.restart(0);
+    nats.wait(0);
+    // A reconnects and applies five more messages (6 to 10, fresh markers aside).
+    wait_until("A takes POSTs again", Duration::from_secs(30), || {
+        a.post(&format!("/analytics?timestamp={ts}&user=back5&click"))
+            .status
+            == 204
+    });
+    (6..10).for_each(post);
+    assert_eq!(fresh_counts(&a, ts), (10, 10, 0));
+    // The node comes back with the old store, and other batches take the lost sequences
+    // (and one more) before A is back on it.
+    nats.kill9(0);
+    std::fs::remove_dir_all(&store).expect("remove the store");
+    copy_dir(&old, &store);
+    nats.restart(0);
+    nats.wait(0);
+    with_jetstream(&nats, async |js| {
+        for _ in 0..20 {
+            js.publish("hourtally.events", "".into())
+                .await
+                .expect("publish")
+                .await
+                .expect("acknowledged");
+        }
+    });
+    let (status, lines) = a.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("holds another batch at sequence")
+                && l.contains("the stream went back")),
+        "{lines:?}"
+    );
+    let _ = std::fs::remove_dir_all(&old);
 }
 
 /// `--ack local` answers `204` once an event is queued on this server. A graceful stop while

@@ -165,6 +165,11 @@ impl NatsCluster {
         &self.nodes[i].name
     }
 
+    /// Node `i`'s JetStream store directory (`-sd`).
+    pub fn store(&self, i: usize) -> &std::path::Path {
+        &self.nodes[i].store
+    }
+
     /// Kills node `i` with SIGKILL.
     pub fn kill9(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].child.take() {

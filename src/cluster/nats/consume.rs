@@ -1,11 +1,20 @@
 //! Reading the stream: an ordered consumer checked message by message, and the answers to
 //! fresh reads.
+//!
+//! The consumer knows what it applied last: the sequence and the identity of the message
+//! (its publisher's de-duplication id and its bytes, [`identity`]). Each time it creates
+//! its consumer again (after any error: a NATS node restarted, a reconnect) it reads that
+//! sequence back first. A stream that holds another message there went back under this server
+//! (a NATS node that lost acknowledged messages and handed their sequences to new ones, as
+//! nats-server 2.9.10 did after every node was killed): counting on would make this server's
+//! totals differ from every other's in silence, so it stops, saying so.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use super::{pause, FreshReply, ACK_TIMEOUT, MAX_EXPIRES, STALL};
 use crate::cluster::feed::Feed;
@@ -22,24 +31,32 @@ use crate::sync::Arc;
 /// cannot answer with its stale end: the marker is not acknowledged and the GET gets 504.
 /// (A stream-info request, as before, is answered by such a node from its own copy.) One
 /// marker serves every question that arrived before it was sent. A marker is an empty
-/// message, which every server counts off as a message of no events.
+/// message, which every server counts off as a message of no events; its de-duplication id,
+/// `{id_prefix}fresh-{n}`, makes it a message of its own ([`identity`]).
 pub(super) async fn answer_fresh(
     js: jetstream::Context,
     subject: String,
+    id_prefix: String,
     mut questions: mpsc::UnboundedReceiver<FreshReply>,
     state: Arc<ClusterState>,
 ) {
+    let mut sent: u64 = 0;
     while let Some(first) = questions.recv().await {
+        sent += 1;
+        let id = format!("{id_prefix}fresh-{sent}");
         let mut waiting = vec![first];
         while let Ok(more) = questions.try_recv() {
             waiting.push(more);
         }
         let marker = async {
-            js.send_publish(subject.clone(), jetstream::message::PublishMessage::build())
-                .await
-                .ok()?
-                .await
-                .ok()
+            js.send_publish(
+                subject.clone(),
+                jetstream::message::PublishMessage::build().message_id(&id),
+            )
+            .await
+            .ok()?
+            .await
+            .ok()
         };
         let last = match tokio::time::timeout(ACK_TIMEOUT, marker).await {
             Ok(Some(ack)) => {
@@ -55,6 +72,16 @@ pub(super) async fn answer_fresh(
             let _ = reply.send(last);
         }
     }
+}
+
+/// Who a stream message is: its bytes, keyed by its `Nats-Msg-Id` (the publisher's
+/// `{node}-{boot}-{n}`; none for a fresh read's marker). Two messages with the same identity
+/// are the same batch; a message stored again under another sequence keeps it.
+fn identity(headers: Option<&async_nats::HeaderMap>, payload: &[u8]) -> u64 {
+    let id = headers
+        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        .map_or(&b""[..], |v| v.as_str().as_bytes());
+    xxh3_64_with_seed(payload, xxh3_64(id))
 }
 
 /// What the consumer reads from and feeds.
@@ -88,6 +115,8 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
         fatal,
     } = c;
     let mut first = true;
+    // The sequence and identity of the last message fed to the writer.
+    let mut applied: Option<(u64, u64)> = None;
     loop {
         if !first {
             bump(&state.consumer_restarts, 1);
@@ -96,6 +125,19 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
             }
         }
         first = false;
+        if let Some((seq, was)) = applied {
+            // Read back what was applied last (module doc). A message no longer there is
+            // left to the other checks: it expired, or the stream went back (`watch_stream`).
+            let now = tokio::time::timeout(ACK_TIMEOUT, stream.get_raw_message(seq)).await;
+            if let Ok(Ok(m)) = now {
+                if identity(Some(&m.headers), &m.payload) != was {
+                    fatal.report(StartError::Cluster(format!(
+                        "the stream {name} holds another batch at sequence {seq} than the one this server applied there: the stream went back (a NATS node lost messages it had acknowledged and gave their sequences to new ones) so this server stops rather than count on and differ from the other servers in silence. NATS lost events it had acknowledged: run it with sync_interval always (README, \"Which NATS\"); a server started now counts the stream as it is, from the newest snapshot on"
+                    )));
+                    return;
+                }
+            }
+        }
         let config = consumer::pull::OrderedConfig {
             filter_subject: subject.clone(),
             deliver_policy: consumer::DeliverPolicy::ByStartSequence {
@@ -200,6 +242,7 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
                     Vec::new()
                 }
             };
+            applied = Some((seq, identity(message.headers.as_ref(), &message.payload)));
             feed.messages.push((seq, events.len() as u32));
             for event in events {
                 loop {

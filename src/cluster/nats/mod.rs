@@ -211,6 +211,7 @@ async fn main(w: Wiring) {
     let fresh = tokio::spawn(consume::answer_fresh(
         js.clone(),
         w.subject.clone(),
+        w.id_prefix.clone(),
         w.fresh,
         w.state.clone(),
     ));
