@@ -70,6 +70,8 @@ pub mod ack;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod cluster;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod coldset;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod config;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod http;

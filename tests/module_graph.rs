@@ -31,6 +31,7 @@ const TIERS: &[&[&str]] = &[
         "alarms",
         "readiness",
         "record",
+        "coldset",
     ],
     &["conns", "metrics", "ring"],
     // The core: the queue into the one writer, and what the writer hands each batch to.

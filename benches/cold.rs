@@ -1,0 +1,101 @@
+//! The cold tier's set format (`hourtally::coldset`, issue 23): bytes on disk per user against
+//! the information floor, the memory its lookup index holds, and what reading it costs
+//! (check on load, membership, the values in order, a union over hours). Criterion measures
+//! single operations; these are whole-set figures, so this is a plain program.
+//!
+//! `cargo bench --bench cold` prints the tables (1 M and 10 M users; a union of 24 hours of
+//! 1 M users, half of them in every hour). Under `cargo test --benches` (test mode) it runs
+//! small sizes and checks the size bound.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use hourtally::coldset::{encode, union_count, ColdSet};
+use hourtally::event::fingerprint;
+
+/// `n` distinct fingerprints, sorted, of the users `from..from + n`.
+fn users(from: u64, n: u64) -> Vec<u64> {
+    let mut v: Vec<u64> = (from..from + n)
+        .map(|u| fingerprint(&u.to_le_bytes()))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// `log2 C(2⁶⁴, n) / n` in bytes: the floor for `n` distinct 64-bit values (Stirling:
+/// `log2 C(U, n) ≈ n·log2(U/n) + n·log2(e)` for `n ≪ U`).
+fn floor_bytes(n: u64) -> f64 {
+    (64.0 - (n as f64).log2() + std::f64::consts::LOG2_E) / 8.0
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let sizes: &[u64] = if full {
+        &[1_000_000, 10_000_000]
+    } else {
+        &[1_000, 100_000]
+    };
+    println!(
+        "{:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10}",
+        "users",
+        "file bytes",
+        "B/user",
+        "floor",
+        "index B/u",
+        "encode ms",
+        "check ms",
+        "lookup ns",
+        "iter ms"
+    );
+    for &n in sizes {
+        let values = users(0, n);
+        let t = Instant::now();
+        let bytes = encode(&values);
+        let encode_ms = ms(t);
+        let t = Instant::now();
+        let set = ColdSet::parse(&bytes).expect("valid");
+        let check_ms = ms(t);
+        let probes: Vec<u64> = users(n / 2, 1_000_000.min(n));
+        let t = Instant::now();
+        let found = probes.iter().filter(|&&x| set.contains(x)).count();
+        let lookup_ns = t.elapsed().as_secs_f64() * 1e9 / probes.len() as f64;
+        assert!(found > 0);
+        let t = Instant::now();
+        black_box(set.iter().fold(0u64, |a, x| a ^ x));
+        let iter_ms = ms(t);
+        let per_user = bytes.len() as f64 / n as f64;
+        println!(
+            "{n:>10} {:>12} {per_user:>10.2} {:>10.2} {:>10.3} {encode_ms:>10.1} {check_ms:>10.1} {lookup_ns:>12.0} {iter_ms:>10.1}",
+            bytes.len(),
+            floor_bytes(n),
+            set.index_bytes() as f64 / n as f64
+        );
+        if n >= 100_000 {
+            assert!(per_user <= 6.0, "{per_user:.2} bytes per user at {n} users");
+        }
+    }
+    // A union of `hours` hours of `per_hour` users each, half of them the same in every hour.
+    let (hours, per_hour) = if full { (24, 1_000_000) } else { (4, 10_000) };
+    let half = per_hour / 2;
+    let sets: Vec<ColdSet> = (0..hours)
+        .map(|h| {
+            let mut v = users(0, half);
+            v.extend(users(1_000_000_000 + h * half, half));
+            v.sort_unstable();
+            ColdSet::parse(&encode(&v)).expect("valid")
+        })
+        .collect();
+    let refs: Vec<&ColdSet> = sets.iter().collect();
+    let t = Instant::now();
+    let distinct = union_count(&refs);
+    let union_ms = ms(t);
+    assert_eq!(distinct, half + hours * half);
+    println!(
+        "union of {hours} hours of {per_hour} users (half in every hour): {distinct} distinct in {union_ms:.1} ms"
+    );
+}

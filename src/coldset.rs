@@ -1,0 +1,564 @@
+//! A sealed hour's user fingerprints, compressed close to the information floor: the cold
+//! tier's set format (issue 23). Not yet wired into the server: it is the format the ring's
+//! sealed hours will be written in, tested and measured on its own first.
+//!
+//! ## Why Elias-Fano
+//!
+//! `n` distinct 64-bit fingerprints, uniformly spread, hold `log2 C(2⁶⁴, n)` bits of
+//! information: about `log2(2⁶⁴/n) + 1.44` bits each (5.27 bytes at ten million, 5.70 at one
+//! million). Elias-Fano stores the sorted values in `l + 2` to `l + 3` bits each, with
+//! `l = ⌊log2(2⁶⁴/n)⌋` — within about a bit of the floor — and, unlike a Golomb-Rice stream,
+//! answers "is `x` in the set?" by reading a few words in the middle, which a late event
+//! for a sealed hour needs, and lists the values in order, which a union over hours needs.
+//!
+//! Each value `x` is split into its low `l` bits, stored as they are, and its high bits
+//! `h = x >> l`, stored in unary: the *upper* bit vector has, for each bucket `b = 0, 1, …`,
+//! one `1` per value whose high bits are `b`, then one `0`. So the `i`-th value's `1` is at
+//! position `h_i + i`, and there are `2⁶⁴ >> l` zeros (between `n` and `2n`).
+//!
+//! ## The bytes
+//!
+//! ```text
+//! "HTCS" | version (u16 LE, 1) | l (u8) | 0 (u8) | n (u64 LE) | upper_bits (u64 LE)
+//! low:   ⌈n·l / 64⌉ words (u64 LE): value i's low bits at bit i·l, least significant first
+//! upper: ⌈upper_bits / 64⌉ words (u64 LE): bit j of the vector is bit j % 64 of word j / 64
+//! crc32 of all the above (u32 LE) | "HTCE"
+//! ```
+//!
+//! `upper_bits = n + (2⁶⁴ >> l)`. A file is read whole and checked (checksum, lengths, the
+//! count of ones, values strictly increasing) before any answer comes from it: a damaged set
+//! is refused with what is wrong, never counted. In memory next to the bytes: the position of
+//! every [`SAMPLE`]-th zero of the upper vector, so that a lookup scans at most that many
+//! zeros' worth of words (about 0.05 bytes per value).
+
+/// Version of the cold set format.
+pub const COLD_SET_VERSION: u16 = 1;
+const MAGIC: &[u8; 4] = b"HTCS";
+const END: &[u8; 4] = b"HTCE";
+/// Bytes before the low words.
+const HEAD: usize = 24;
+/// Bytes after the upper words.
+const TAIL: usize = 8;
+/// One zero of the upper vector in this many has its position kept in memory.
+pub const SAMPLE: u64 = 256;
+
+/// Why bytes are not a cold set.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ColdSetError {
+    #[error("not a cold set (bad magic or too short)")]
+    NotASet,
+    #[error("cold set format version {0}, this build reads {COLD_SET_VERSION}")]
+    Version(u16),
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("damaged: {0}")]
+    Damaged(&'static str),
+}
+
+/// The little-endian `u64` at `at` of `b` (the caller checked the length).
+fn u64_le(b: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The low-bit width for `n` values: `⌊log2(2⁶⁴/n)⌋` (at most 63).
+fn low_bits(n: u64) -> u32 {
+    match n {
+        0 | 1 => 63,
+        n => 64 - (n - 1).ilog2() - 1,
+    }
+}
+
+/// Words of `bits` bits.
+fn words(bits: u64) -> usize {
+    bits.div_ceil(64) as usize
+}
+
+/// Encodes `sorted`, strictly increasing fingerprints, as a cold set.
+///
+/// # Panics
+/// If `sorted` is not strictly increasing (the caller sorts and has no duplicates: a user
+/// set holds each fingerprint once).
+pub fn encode(sorted: &[u64]) -> Vec<u8> {
+    assert!(
+        sorted.windows(2).all(|w| w[0] < w[1]),
+        "cold set values must be strictly increasing"
+    );
+    let n = sorted.len() as u64;
+    let l = low_bits(n);
+    let upper_bits = n + (u64::MAX >> l) + 1;
+    let mut low = vec![0u64; words(n * u64::from(l))];
+    let mut upper = vec![0u64; words(upper_bits)];
+    let mask = (1u64 << l) - 1;
+    for (i, &x) in sorted.iter().enumerate() {
+        let at = i as u64 * u64::from(l);
+        let (w, b) = ((at / 64) as usize, at % 64);
+        let v = x & mask;
+        low[w] |= v << b;
+        if b + u64::from(l) > 64 {
+            low[w + 1] |= v >> (64 - b);
+        }
+        let one = (x >> l) + i as u64;
+        upper[(one / 64) as usize] |= 1 << (one % 64);
+    }
+    let mut out = Vec::with_capacity(HEAD + 8 * (low.len() + upper.len()) + TAIL);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&COLD_SET_VERSION.to_le_bytes());
+    out.extend_from_slice(&[l as u8, 0]);
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&upper_bits.to_le_bytes());
+    for w in low.iter().chain(&upper) {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(END);
+    out
+}
+
+/// A cold set read back and checked, with its lookup index.
+#[derive(Debug)]
+pub struct ColdSet {
+    n: u64,
+    l: u32,
+    low: Vec<u64>,
+    upper: Vec<u64>,
+    upper_bits: u64,
+    /// `zeros[k]`: the position of zero number `k · SAMPLE` (0-based) in `upper`.
+    zeros: Vec<u64>,
+}
+
+impl ColdSet {
+    /// Reads and checks `bytes` (module doc: every check before any answer).
+    pub fn parse(bytes: &[u8]) -> Result<Self, ColdSetError> {
+        if bytes.len() < HEAD + TAIL || &bytes[..4] != MAGIC {
+            return Err(ColdSetError::NotASet);
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != COLD_SET_VERSION {
+            return Err(ColdSetError::Version(version));
+        }
+        let (body, tail) = bytes.split_at(bytes.len() - TAIL);
+        if &tail[4..] != END {
+            return Err(ColdSetError::Damaged("no end mark"));
+        }
+        if u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) != crc32fast::hash(body) {
+            return Err(ColdSetError::Checksum);
+        }
+        let l = u32::from(body[6]);
+        let n = u64_le(body, 8);
+        let upper_bits = u64_le(body, 16);
+        // Every value takes at least one bit of the body: a larger count is damage, and
+        // the sizes below cannot overflow.
+        if n > 8 * body.len() as u64 || l > 63 {
+            return Err(ColdSetError::Damaged("a count larger than the file"));
+        }
+        if body[7] != 0 || l != low_bits(n) || upper_bits != n + (u64::MAX >> l) + 1 {
+            return Err(ColdSetError::Damaged(
+                "a header that no set of its size has",
+            ));
+        }
+        let (low_words, upper_words) = (words(n * u64::from(l)), words(upper_bits));
+        if (body.len() - HEAD) as u64 != 8 * (low_words as u64 + upper_words as u64) {
+            return Err(ColdSetError::Damaged(
+                "its length disagrees with its header",
+            ));
+        }
+        let word = |k: usize| u64_le(body, HEAD + 8 * k);
+        let low: Vec<u64> = (0..low_words).map(word).collect();
+        let upper: Vec<u64> = (low_words..low_words + upper_words).map(word).collect();
+        let set = ColdSet {
+            n,
+            l,
+            low,
+            upper,
+            upper_bits,
+            zeros: Vec::new(),
+        };
+        set.check()
+    }
+
+    /// Checks the upper vector and the order of the values, and builds the zero samples.
+    fn check(mut self) -> Result<Self, ColdSetError> {
+        let spare = self.upper.len() as u64 * 64 - self.upper_bits;
+        if spare > 0 && self.upper.last().is_some_and(|w| w >> (64 - spare) != 0) {
+            return Err(ColdSetError::Damaged(
+                "bits past the end of the upper vector",
+            ));
+        }
+        let ones: u64 = self.upper.iter().map(|w| u64::from(w.count_ones())).sum();
+        if ones != self.n {
+            return Err(ColdSetError::Damaged(
+                "the upper vector's ones are not one per value",
+            ));
+        }
+        let mut zeros = Vec::with_capacity((self.upper_bits - self.n).div_ceil(SAMPLE) as usize);
+        let mut seen = 0u64;
+        for (k, &w) in self.upper.iter().enumerate() {
+            let mut z = !w;
+            if k + 1 == self.upper.len() && spare > 0 {
+                z &= u64::MAX >> spare;
+            }
+            while z != 0 {
+                if seen.is_multiple_of(SAMPLE) {
+                    zeros.push(k as u64 * 64 + u64::from(z.trailing_zeros()));
+                }
+                seen += 1;
+                z &= z - 1;
+            }
+        }
+        self.zeros = zeros;
+        let mut last = None;
+        for x in self.iter() {
+            if last.is_some_and(|p| p >= x) {
+                return Err(ColdSetError::Damaged("values out of order"));
+            }
+            last = Some(x);
+        }
+        Ok(self)
+    }
+
+    /// How many values.
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The bytes held in memory beside the set's own: the zero samples.
+    pub fn index_bytes(&self) -> usize {
+        self.zeros.len() * 8
+    }
+
+    /// Value `i`'s low bits.
+    #[inline]
+    fn low(&self, i: u64) -> u64 {
+        let at = i * u64::from(self.l);
+        let (w, b) = ((at / 64) as usize, at % 64);
+        let mut v = self.low[w] >> b;
+        if b + u64::from(self.l) > 64 {
+            v |= self.low[w + 1] << (64 - b);
+        }
+        v & ((1u64 << self.l) - 1)
+    }
+
+    /// The position just after zero number `k` (0-based) of the upper vector, that is where
+    /// bucket `k + 1` begins.
+    fn after_zero(&self, k: u64) -> u64 {
+        let sample = (k / SAMPLE) as usize;
+        let mut pos = self.zeros[sample];
+        let mut left = k % SAMPLE;
+        if left == 0 {
+            return pos + 1;
+        }
+        // Zeros after `pos`, word by word.
+        pos += 1;
+        loop {
+            let (w, b) = ((pos / 64) as usize, pos % 64);
+            let z = !self.upper[w] >> b;
+            let here = u64::from(z.count_ones());
+            if here >= left {
+                // The `left`-th zero after the sample's.
+                let mut z = z;
+                for _ in 1..left {
+                    z &= z - 1;
+                }
+                return pos + u64::from(z.trailing_zeros()) + 1;
+            }
+            left -= here;
+            pos += 64 - b;
+        }
+    }
+
+    /// Whether `x` is in the set.
+    pub fn contains(&self, x: u64) -> bool {
+        if self.n == 0 {
+            return false;
+        }
+        let h = x >> self.l;
+        let start = if h == 0 { 0 } else { self.after_zero(h - 1) };
+        // The values of bucket `h`: the ones from `start` up to the next zero.
+        let (mut pos, mut i) = (start, start - h);
+        let low = x & ((1u64 << self.l) - 1);
+        while pos < self.upper_bits && self.upper[(pos / 64) as usize] >> (pos % 64) & 1 == 1 {
+            let v = self.low(i);
+            if v >= low {
+                return v == low;
+            }
+            pos += 1;
+            i += 1;
+        }
+        false
+    }
+
+    /// The values, in increasing order.
+    pub fn iter(&self) -> Values<'_> {
+        Values {
+            set: self,
+            word: 0,
+            ones: self.upper.first().copied().unwrap_or(0),
+            i: 0,
+        }
+    }
+}
+
+/// The values of a [`ColdSet`], in increasing order: the upper vector's ones, word by word,
+/// each with its low bits.
+#[derive(Debug)]
+pub struct Values<'s> {
+    set: &'s ColdSet,
+    /// The upper word being read, and its ones not yet read.
+    word: usize,
+    ones: u64,
+    /// The next value's index.
+    i: u64,
+}
+
+impl Iterator for Values<'_> {
+    type Item = u64;
+
+    #[inline]
+    fn next(&mut self) -> Option<u64> {
+        while self.ones == 0 {
+            self.word += 1;
+            self.ones = *self.set.upper.get(self.word)?;
+        }
+        let pos = self.word as u64 * 64 + u64::from(self.ones.trailing_zeros());
+        self.ones &= self.ones - 1;
+        let x = ((pos - self.i) << self.set.l) | self.set.low(self.i);
+        self.i += 1;
+        Some(x)
+    }
+}
+
+/// Values a union gathers at a time: a slice of the value space expected to hold about this
+/// many values from all the sets together, small enough for its table to stay in the cache.
+const UNION_CHUNK: u64 = 4096;
+
+/// The number of distinct values over `sets`.
+///
+/// The value space is cut into slices by its top bits, about [`UNION_CHUNK`] values a slice
+/// over all the sets; each set's values come in order, so a slice's are the next ones of each
+/// set. A slice's values go into a small open-addressing table, sized for them and emptied
+/// after, which counts each once. Placement multiplies by a random odd key, so that values
+/// crafted to collide (fingerprints of chosen names) cost probes, never a wrong count. (A
+/// merge of the sorted sets through a binary heap took ten times as long:
+/// BENCHMARKS.md, "The cold set".)
+pub fn union_count(sets: &[&ColdSet]) -> u64 {
+    let total: u64 = sets.iter().map(|s| s.len()).sum();
+    if total == 0 {
+        return 0;
+    }
+    let slice_log = (total / UNION_CHUNK).max(1).ilog2();
+    let key = ahash::RandomState::new().hash_one(0u64) | 1;
+    let mut values: Vec<_> = sets.iter().map(|s| s.iter().peekable()).collect();
+    let mut gathered = Vec::new();
+    let mut table: Vec<u64> = Vec::new();
+    let mut count = 0;
+    let slices = 1u64 << slice_log;
+    for slice in 0..slices {
+        // The values of this slice: below the next slice's first value (the last: all left).
+        let end = (slice + 1 < slices).then(|| (slice + 1) << (64 - slice_log));
+        gathered.clear();
+        for v in &mut values {
+            while let Some(&x) = v.peek() {
+                if end.is_some_and(|e| x >= e) {
+                    break;
+                }
+                gathered.push(x);
+                v.next();
+            }
+        }
+        count += distinct(&gathered, &mut table, key);
+    }
+    count
+}
+
+/// The distinct values of `values`, counted in `table` (grown to twice their number, a power
+/// of two, and left empty). 0 marks a free cell, so the value 0 is counted apart.
+fn distinct(values: &[u64], table: &mut Vec<u64>, key: u64) -> u64 {
+    let size = (2 * values.len()).next_power_of_two().max(16);
+    if table.len() < size {
+        *table = vec![0; size];
+    }
+    let bits = size.ilog2();
+    let mask = size - 1;
+    let (mut count, mut zero) = (0, false);
+    for &x in values {
+        if x == 0 {
+            zero = true;
+            continue;
+        }
+        let mut at = (x.wrapping_mul(key) >> (64 - bits)) as usize;
+        loop {
+            match table[at] {
+                0 => {
+                    table[at] = x;
+                    count += 1;
+                    break;
+                }
+                y if y == x => break,
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+    for &x in values {
+        // Empty the cells this slice used (fewer than the table has).
+        if x != 0 {
+            let mut at = (x.wrapping_mul(key) >> (64 - bits)) as usize;
+            while table[at] != 0 {
+                table[at] = 0;
+                at = (at + 1) & mask;
+            }
+        }
+    }
+    count + u64::from(zero)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn spread(n: u64, seed: u64) -> Vec<u64> {
+        let set: BTreeSet<u64> = (0..n)
+            .map(|i| crate::event::fingerprint(&(i ^ seed << 40).to_le_bytes()))
+            .collect();
+        set.into_iter().collect()
+    }
+
+    #[test]
+    fn a_set_reads_back_as_written_and_answers_membership() {
+        for n in [0, 1, 2, 3, 63, 64, 65, 1000, 4097] {
+            let values = spread(n, 1);
+            let bytes = encode(&values);
+            let set = ColdSet::parse(&bytes).expect("valid");
+            assert_eq!(set.len(), n);
+            assert_eq!(set.iter().collect::<Vec<_>>(), values, "n={n}");
+            for &x in &values {
+                assert!(set.contains(x), "n={n} {x:#x}");
+            }
+            for x in spread(200, 2) {
+                assert_eq!(set.contains(x), values.binary_search(&x).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn the_extremes_of_the_value_space_are_values_like_any() {
+        let values = vec![0, 1, 2, u64::MAX / 2, u64::MAX - 1, u64::MAX];
+        let set = ColdSet::parse(&encode(&values)).expect("valid");
+        assert_eq!(set.iter().collect::<Vec<_>>(), values);
+        assert!(values.iter().all(|&x| set.contains(x)));
+        assert!(!set.contains(3) && !set.contains(u64::MAX - 2));
+    }
+
+    #[test]
+    fn every_cut_and_every_flipped_bit_is_refused() {
+        let bytes = encode(&spread(40, 3));
+        for cut in 0..bytes.len() {
+            assert!(ColdSet::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for bit in 0..bytes.len() * 8 {
+            let mut bad = bytes.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(ColdSet::parse(&bad).is_err(), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn a_set_whose_checksum_was_redone_over_damage_is_still_refused() {
+        // Damage that a checksum written afterwards would hide: a one of the upper vector
+        // gone, so that the set would have one value fewer than it says.
+        let mut bytes = encode(&spread(300, 4));
+        let upper_at = bytes.len() - TAIL - 8;
+        let lowest_one = bytes[upper_at..]
+            .iter()
+            .position(|&b| b != 0)
+            .expect("a one in the last word");
+        let b = upper_at + lowest_one;
+        bytes[b] &= bytes[b] - 1;
+        let body = bytes.len() - TAIL;
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            ColdSet::parse(&bytes),
+            Err(ColdSetError::Damaged(_))
+        ));
+    }
+
+    #[test]
+    fn the_union_counts_each_value_once() {
+        let (a, b) = (spread(500, 5), spread(700, 6));
+        let both: BTreeSet<u64> = a
+            .iter()
+            .chain(&b)
+            .copied()
+            .chain(a[..100].iter().copied())
+            .collect();
+        let mut c: Vec<u64> = a[..250].iter().chain(&b[..10]).copied().collect();
+        c.sort_unstable();
+        c.dedup();
+        let sets: Vec<ColdSet> = [&a, &b, &c]
+            .iter()
+            .map(|v| ColdSet::parse(&encode(v)).expect("valid"))
+            .collect();
+        assert_eq!(
+            union_count(&sets.iter().collect::<Vec<_>>()),
+            both.len() as u64
+        );
+        assert_eq!(union_count(&[]), 0);
+    }
+
+    proptest! {
+        // Sets of thousands of values: fewer cases than the default, each covering several
+        // slices of a union.
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn any_set_reads_back_and_answers_as_a_sorted_list(
+            values in proptest::collection::btree_set(any::<u64>(), 0..300),
+            probes in proptest::collection::vec(any::<u64>(), 0..50),
+        ) {
+            let values: Vec<u64> = values.into_iter().collect();
+            let set = ColdSet::parse(&encode(&values)).expect("valid");
+            prop_assert_eq!(set.iter().collect::<Vec<_>>(), values.clone());
+            for x in probes.into_iter().chain(values.iter().copied()) {
+                prop_assert_eq!(set.contains(x), values.binary_search(&x).is_ok());
+            }
+        }
+
+        #[test]
+        fn a_union_counts_what_a_set_of_all_the_values_holds(
+            sets in proptest::collection::vec(
+                proptest::collection::btree_set(
+                    prop_oneof![4 => any::<u64>(), 1 => 0u64..64, 1 => Just(u64::MAX)],
+                    0..6000,
+                ),
+                0..5,
+            ),
+            shared in proptest::collection::btree_set(any::<u64>(), 0..2000),
+        ) {
+            // Values in every set too, so that the sets overlap as the hours of a range do.
+            let sets: Vec<BTreeSet<u64>> = sets
+                .into_iter()
+                .map(|s| s.union(&shared).copied().collect())
+                .collect();
+            let all: BTreeSet<u64> = sets.iter().flatten().copied().collect();
+            let cold: Vec<ColdSet> = sets
+                .iter()
+                .map(|s| ColdSet::parse(&encode(&s.iter().copied().collect::<Vec<_>>())).expect("valid"))
+                .collect();
+            prop_assert_eq!(union_count(&cold.iter().collect::<Vec<_>>()), all.len() as u64);
+        }
+
+        #[test]
+        fn parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = ColdSet::parse(&bytes);
+        }
+    }
+}
