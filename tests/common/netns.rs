@@ -233,7 +233,18 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        // The forwarders first: their threads stop and the TUN devices close.
+        // The test's own ends first. A deleted namespace lives on while anything still holds
+        // it (a killed process's socket whose last packets an impaired link lost kept three
+        // for minutes), and so would its links' ends here, with addresses the next `Net`
+        // gives out again; deleting one end of a veth pair deletes both.
+        for link in &self.links {
+            if link.ends[0].is_none() {
+                let _ = Command::new("ip")
+                    .args(["link", "del", &link.devs[0]])
+                    .output();
+            }
+        }
+        // The forwarders: their threads stop and the TUN devices close.
         for link in &mut self.links {
             link.forwarder = None;
         }
