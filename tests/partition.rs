@@ -10,6 +10,8 @@
 
 mod common;
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use common::cluster::{
 use common::impair::Impairment;
 use common::nats::nats_server;
 use common::netns::Net;
-use common::{now_ms, parse_counts, TestServer};
+use common::{now_ms, parse_counts, Conn, Response, TestServer};
 
 const NODES: [&str; 3] = ["n0", "n1", "n2"];
 
@@ -94,6 +96,20 @@ fn urls(net: &Net, host: Option<&str>, nodes: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// `GET /analytics?timestamp={ts}&fresh=1` on server `name`. One that gives no answer fails
+/// the test, named: a server that stopped said why on its stderr, above.
+fn fresh_read(s: &TestServer, name: &str, ts: u64) -> Response {
+    let answer = TcpStream::connect(s.addr).ok().and_then(|stream| {
+        let mut c = Conn::new(stream);
+        let get = format!("GET /analytics?timestamp={ts}&fresh=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+        c.reader.get_mut().write_all(get.as_bytes()).ok()?;
+        c.try_response(false)
+    });
+    answer.unwrap_or_else(|| {
+        panic!("{name} gave no answer to a fresh read: did it stop? (its stderr, above, says why)")
+    })
+}
+
 /// A hourtally server on `host`, with the NATS nodes `nodes` as its `--nats`.
 fn server(net: &Net, host: &str, nodes: &[&str]) -> TestServer {
     let nats = urls(net, Some(host), nodes).join(",");
@@ -150,7 +166,7 @@ fn a_fresh_read_through_a_cut_off_stream_leader_never_answers_stale_counts() {
     let until = Instant::now() + hold(Duration::from_secs(15));
     while Instant::now() < until {
         let acked_before = load.acked_so_far();
-        let r = s0.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+        let r = fresh_read(&s0, "s0", ts);
         match r.status {
             200 => {
                 let users = parse_counts(&r.body).0;
@@ -188,7 +204,7 @@ fn a_fresh_read_through_a_cut_off_stream_leader_never_answers_stale_counts() {
             &format!("{name} converges"),
             Duration::from_secs(60),
             || {
-                let r = s.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+                let r = fresh_read(s, name, ts);
                 r.status == 200 && {
                     got = parse_counts(&r.body);
                     got.0 >= t.acked()
@@ -281,8 +297,8 @@ fn scenario(tag: &str, hold: Duration, fault: Fault) {
     let until = Instant::now() + hold;
     while Instant::now() < until {
         let acked_before = acked_so_far();
-        for s in [&s0, &s1] {
-            let r = s.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+        for (name, s) in [("s0", &s0), ("s1", &s1)] {
+            let r = fresh_read(s, name, ts);
             match r.status {
                 200 if parse_counts(&r.body).0 < acked_before => {
                     stale.push((parse_counts(&r.body).0, acked_before));
@@ -337,7 +353,7 @@ fn scenario(tag: &str, hold: Duration, fault: Fault) {
             &format!("{tag}: {name} converges"),
             Duration::from_secs(120),
             || {
-                let r = s.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+                let r = fresh_read(s, name, ts);
                 r.status == 200 && parse_counts(&r.body).0 >= t.acked()
             },
         );
