@@ -4,19 +4,36 @@
 //! recorded, and links cut and healed. After healing, every server must answer exactly the
 //! acknowledged events (those that got no answer may count or not), and no read may have
 //! answered counts below what was acknowledged before it was sent.
+//!
+//! `cargo test` holds each fault for 15–20 s; `HOURTALLY_PARTITION_LONG=N` holds each N times
+//! as long (`scripts/partition-long.sh` runs the file so, several times over).
 
 mod common;
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::cluster::{assert_within, fresh_counts, serial, stream_leader_at, wait_until, Loader};
+use common::cluster::{
+    assert_within, fresh_counts, serial, stream_leader_at, wait_until, Loader, Tally,
+};
+use common::impair::Impairment;
 use common::nats::nats_server;
 use common::netns::Net;
-use common::{now_ms, parse_counts, TestServer};
+use common::{now_ms, parse_counts, Conn, Response, TestServer};
 
 const NODES: [&str; 3] = ["n0", "n1", "n2"];
+
+/// How long a fault lasts: `short`, times `HOURTALLY_PARTITION_LONG` if set.
+fn hold(short: Duration) -> Duration {
+    let factor = std::env::var("HOURTALLY_PARTITION_LONG").map_or(1, |f| {
+        f.parse()
+            .unwrap_or_else(|_| panic!("HOURTALLY_PARTITION_LONG={f:?}: a whole factor"))
+    });
+    short * factor
+}
 
 /// The NATS nodes, killed on drop.
 struct Nats {
@@ -79,6 +96,20 @@ fn urls(net: &Net, host: Option<&str>, nodes: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// `GET /analytics?timestamp={ts}&fresh=1` on server `name`. One that gives no answer fails
+/// the test, named: a server that stopped said why on its stderr, above.
+fn fresh_read(s: &TestServer, name: &str, ts: u64) -> Response {
+    let answer = TcpStream::connect(s.addr).ok().and_then(|stream| {
+        let mut c = Conn::new(stream);
+        let get = format!("GET /analytics?timestamp={ts}&fresh=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+        c.reader.get_mut().write_all(get.as_bytes()).ok()?;
+        c.try_response(false)
+    });
+    answer.unwrap_or_else(|| {
+        panic!("{name} gave no answer to a fresh read: did it stop? (its stderr, above, says why)")
+    })
+}
+
 /// A hourtally server on `host`, with the NATS nodes `nodes` as its `--nats`.
 fn server(net: &Net, host: &str, nodes: &[&str]) -> TestServer {
     let nats = urls(net, Some(host), nodes).join(",");
@@ -132,10 +163,10 @@ fn a_fresh_read_through_a_cut_off_stream_leader_never_answers_stale_counts() {
     }
     net.set_link(leader, "s1", false);
     let (mut fresh, mut refused, mut stale) = (0u64, 0u64, Vec::new());
-    let until = Instant::now() + Duration::from_secs(15);
+    let until = Instant::now() + hold(Duration::from_secs(15));
     while Instant::now() < until {
         let acked_before = load.acked_so_far();
-        let r = s0.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+        let r = fresh_read(&s0, "s0", ts);
         match r.status {
             200 => {
                 let users = parse_counts(&r.body).0;
@@ -173,7 +204,7 @@ fn a_fresh_read_through_a_cut_off_stream_leader_never_answers_stale_counts() {
             &format!("{name} converges"),
             Duration::from_secs(60),
             || {
-                let r = s.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+                let r = fresh_read(s, name, ts);
                 r.status == 200 && {
                     got = parse_counts(&r.body);
                     got.0 >= t.acked()
@@ -185,59 +216,135 @@ fn a_fresh_read_through_a_cut_off_stream_leader_never_answers_stale_counts() {
     }
 }
 
-/// Runs a load on both servers (each on every NATS node), cuts the links `cut` names (given
-/// the stream's leader and the two other nodes) for `hold`, checking every fresh read on both
-/// servers meanwhile, heals, and checks that both count exactly what was acknowledged.
-/// Prints what each server's clients saw.
-fn scenario(tag: &str, hold: Duration, cut: impl Fn(&str, &[&str]) -> Vec<(String, String)>) {
+/// Links between hosts, named by host, given the stream's leader and the other two nodes.
+type Links = fn(&str, &[&str]) -> Vec<(String, String)>;
+
+/// What a [`scenario`] does to the network while the load runs.
+enum Fault {
+    /// Cuts these links.
+    Cut(Links),
+    /// Delays and drops packets on every link between a NATS node and another host (the
+    /// test's own links excepted), as `common::impair` does.
+    Impair,
+}
+
+/// Runs a load on both servers (each on every NATS node), brings about `fault` for `hold`,
+/// checking every fresh read on both servers meanwhile, heals, and checks that both count
+/// exactly what was acknowledged. Prints what each server's clients saw.
+fn scenario(tag: &str, hold: Duration, fault: Fault) {
     let _serial = serial();
     let hosts = ["n0", "n1", "n2", "s0", "s1"];
-    let net = Net::new(tag, &hosts);
+    let impairment = Impairment::new(seed());
+    let net = match fault {
+        Fault::Cut(_) => Net::new(tag, &hosts),
+        Fault::Impair => {
+            let nats_links: Vec<(&str, &str)> = NODES
+                .iter()
+                .enumerate()
+                .flat_map(|(i, n)| hosts.iter().skip(i + 1).map(move |h| (*n, *h)))
+                .collect();
+            println!(
+                "{tag}: {} links through the test's forwarder, seed {} (HOURTALLY_PARTITION_SEED)",
+                nats_links.len(),
+                impairment.seed()
+            );
+            Net::impaired(tag, &hosts, &nats_links, &impairment)
+        }
+    };
     let _nats = start_nats(&net, tag);
     let s0 = server(&net, "s0", &NODES);
     let s1 = server(&net, "s1", &NODES);
     let leader = stream_leader_at(urls(&net, None, &NODES), "hourtally").expect("a leader");
     let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != leader).collect();
     let ts = now_ms();
-    let loads = [
-        Loader::start(&s0, ts, &format!("{tag}a"), u64::MAX),
-        Loader::start(&s1, ts, &format!("{tag}b"), u64::MAX),
-    ];
+    // (server, its loaders)
+    let loads: Vec<(&str, Vec<Loader>)> = [("s0", &s0, "a"), ("s1", &s1, "b")]
+        .into_iter()
+        .map(|(name, s, p)| {
+            let loaders = match fault {
+                Fault::Cut(_) => vec![Loader::start(s, ts, &format!("{tag}{p}"), u64::MAX)],
+                // Slow answers are no reason to stop posting; several connections keep
+                // several batches on their way to the log at once.
+                Fault::Impair => (0..4)
+                    .map(|k| Loader::start_reconnecting(s, ts, &format!("{tag}{p}{k}-")))
+                    .collect(),
+            };
+            (name, loaders)
+        })
+        .collect();
+    let acked_so_far = || -> u64 {
+        loads
+            .iter()
+            .flat_map(|(_, ls)| ls.iter().map(Loader::acked_so_far))
+            .sum()
+    };
     wait_until("load", Duration::from_secs(30), || {
-        loads.iter().all(|l| l.acked_so_far() > 300)
+        loads
+            .iter()
+            .all(|(_, ls)| ls.iter().map(Loader::acked_so_far).sum::<u64>() > 300)
     });
-    let links = cut(&leader, &others);
+    let links = match fault {
+        Fault::Cut(cut) => cut(&leader, &others),
+        Fault::Impair => Vec::new(),
+    };
     for (a, b) in &links {
         net.set_link(a, b, false);
     }
+    impairment.set(matches!(fault, Fault::Impair));
+    let began = acked_so_far();
     let mut stale = Vec::new();
+    let (mut current, mut refused) = (0u64, 0u64);
     let until = Instant::now() + hold;
     while Instant::now() < until {
-        let acked_before: u64 = loads.iter().map(Loader::acked_so_far).sum();
-        for s in [&s0, &s1] {
-            let r = s.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+        let acked_before = acked_so_far();
+        for (name, s) in [("s0", &s0), ("s1", &s1)] {
+            let r = fresh_read(s, name, ts);
             match r.status {
                 200 if parse_counts(&r.body).0 < acked_before => {
                     stale.push((parse_counts(&r.body).0, acked_before));
                 }
-                200 | 504 => {}
+                200 => current += 1,
+                504 => refused += 1,
                 _ => panic!("{r:?}"),
             }
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let during = acked_so_far() - began;
     for (a, b) in &links {
         net.set_link(a, b, true);
     }
-    let [l0, l1] = loads;
-    let (t0, t1) = (l0.finish(), l1.finish());
-    let t = t0.add(t1);
-    for (name, tally) in [("s0", t0), ("s1", t1)] {
+    impairment.set(false);
+    let tallies: Vec<(&str, Tally)> = loads
+        .into_iter()
+        .map(|(name, ls)| {
+            let tally = ls
+                .into_iter()
+                .map(Loader::finish)
+                .fold(Tally::default(), Tally::add);
+            (name, tally)
+        })
+        .collect();
+    let t = tallies
+        .iter()
+        .fold(Tally::default(), |all, (_, tally)| all.add(*tally));
+    for (name, tally) in tallies {
         println!(
             "{tag}: {name}'s clients: acknowledged {}, refused {}, unanswered {}",
             tally.acked(),
             tally.refused,
             tally.unanswered
+        );
+    }
+    println!(
+        "{tag}: during the {hold:?} fault: {during} acknowledged; fresh reads {current} current, {refused} 504, {} stale",
+        stale.len()
+    );
+    if let Fault::Impair = fault {
+        let p = impairment.packets();
+        println!(
+            "{tag}: packets on the impaired links: {} delayed, {} dropped, {} passed at once (before and after)",
+            p.delayed, p.dropped, p.at_once
         );
     }
     assert!(stale.is_empty(), "{tag}: stale fresh reads: {stale:?}");
@@ -246,7 +353,7 @@ fn scenario(tag: &str, hold: Duration, cut: impl Fn(&str, &[&str]) -> Vec<(Strin
             &format!("{tag}: {name} converges"),
             Duration::from_secs(120),
             || {
-                let r = s.get(&format!("/analytics?timestamp={ts}&fresh=1"));
+                let r = fresh_read(s, name, ts);
                 r.status == 200 && parse_counts(&r.body).0 >= t.acked()
             },
         );
@@ -256,17 +363,30 @@ fn scenario(tag: &str, hold: Duration, cut: impl Fn(&str, &[&str]) -> Vec<(Strin
     }
 }
 
+/// The seed of the impaired links' coin flips and delays: `HOURTALLY_PARTITION_SEED`, else
+/// the clock (printed, to run a failure again with it; the threads' timing still differs).
+fn seed() -> u64 {
+    std::env::var("HOURTALLY_PARTITION_SEED").map_or_else(
+        |_| now_ms(),
+        |s| s.parse().expect("HOURTALLY_PARTITION_SEED: a number"),
+    )
+}
+
 /// One server cut from every NATS node for 20 s: its POSTs wait for the log, then are
 /// closed unanswered or refused (503); the other server goes on; after healing, the cut
 /// server publishes what it held (with the same de-duplication ids) and both count exactly.
 #[test]
 fn a_server_cut_from_every_nats_node_for_20_s_loses_no_acknowledged_event() {
-    scenario("cut", Duration::from_secs(20), |_, _| {
-        NODES
-            .iter()
-            .map(|n| ("s0".to_owned(), (*n).to_owned()))
-            .collect()
-    });
+    scenario(
+        "cut",
+        hold(Duration::from_secs(20)),
+        Fault::Cut(|_, _| {
+            NODES
+                .iter()
+                .map(|n| ("s0".to_owned(), (*n).to_owned()))
+                .collect()
+        }),
+    );
 }
 
 /// A split that leaves s0 able to reach only the minority node (the leader, cut off from the
@@ -274,15 +394,19 @@ fn a_server_cut_from_every_nats_node_for_20_s_loses_no_acknowledged_event() {
 /// answer 504, s1 goes on with the new leader; after healing, both count exactly.
 #[test]
 fn a_split_that_leaves_a_server_only_the_minority_node_loses_no_acknowledged_event() {
-    scenario("split", Duration::from_secs(15), |leader, others| {
-        let mut links = Vec::new();
-        for o in others {
-            links.push((leader.to_owned(), (*o).to_owned()));
-            links.push(("s0".to_owned(), (*o).to_owned()));
-        }
-        links.push((leader.to_owned(), "s1".to_owned()));
-        links
-    });
+    scenario(
+        "split",
+        hold(Duration::from_secs(15)),
+        Fault::Cut(|leader, others| {
+            let mut links = Vec::new();
+            for o in others {
+                links.push((leader.to_owned(), (*o).to_owned()));
+                links.push(("s0".to_owned(), (*o).to_owned()));
+            }
+            links.push((leader.to_owned(), "s1".to_owned()));
+            links
+        }),
+    );
 }
 
 /// The stream's leader node isolated from the other two NATS nodes for 15 s (the servers
@@ -291,12 +415,26 @@ fn a_split_that_leaves_a_server_only_the_minority_node_loses_no_acknowledged_eve
 /// exactly, and no fresh read meanwhile answered stale counts.
 #[test]
 fn the_stream_leader_isolated_from_the_other_nats_nodes_loses_no_acknowledged_event() {
-    scenario("iso", Duration::from_secs(15), |leader, others| {
-        others
-            .iter()
-            .map(|o| (leader.to_owned(), (*o).to_owned()))
-            .collect()
-    });
+    scenario(
+        "iso",
+        hold(Duration::from_secs(15)),
+        Fault::Cut(|leader, others| {
+            others
+                .iter()
+                .map(|o| (leader.to_owned(), (*o).to_owned()))
+                .collect()
+        }),
+    );
+}
+
+/// Every link of every NATS node (to the other nodes and to both servers) delays each packet
+/// by 200 ± 100 ms and drops 5 % of them for 20 s, under load on both servers: publishes,
+/// pings and the nodes' own replication all wait and retry; POSTs answer late, are refused
+/// (503) or go unanswered, fresh reads answer 504 or current counts; after the links are
+/// clean again, both servers count exactly what was acknowledged.
+#[test]
+fn a_200_ms_delay_with_5_percent_loss_on_every_nats_link_loses_no_acknowledged_event() {
+    scenario("delay", hold(Duration::from_secs(20)), Fault::Impair);
 }
 
 /// A server whose NATS node is cut off from the other two while its own link to that node is

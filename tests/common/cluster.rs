@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::nats::NatsCluster;
-use super::{parse_counts, Conn, TestServer};
+use super::{parse_counts, Conn, TestServer, IO_TIMEOUT};
 
 /// The tests each run a NATS cluster and several servers; on two cores they run one at a
 /// time, so that elections and catch-up are not starved by another test's load.
@@ -45,59 +45,80 @@ impl Tally {
 
 /// A client thread posting up to `max` events at `ts`, 16 pipelined a write, each with a
 /// user of its own (`{prefix}{i}`), clicks for even `i` and impressions for odd, until
-/// `stop`. `live` counts its 204s as they arrive.
+/// `stop`. `live` counts its 204s as they arrive. A connection that fails (closed, reset, or
+/// silent for the client's timeout) leaves the rest of its batch unanswered; then the thread
+/// ends, or with `reconnect` goes on with the next batch on a new connection.
 pub fn load(
     addr: SocketAddr,
     ts: u64,
     prefix: &str,
     max: u64,
+    reconnect: bool,
     stop: Arc<AtomicBool>,
     live: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<Tally> {
     let prefix = prefix.to_owned();
     std::thread::spawn(move || {
         let mut t = Tally::default();
-        let Ok(stream) = TcpStream::connect(addr) else {
-            return t;
-        };
-        let mut c = Conn::new(stream);
         let mut i = 0u64;
-        while i < max && !stop.load(Ordering::Relaxed) {
-            let n = 16.min(max - i);
-            let mut batch = String::new();
-            for j in i..i + n {
-                let kind = if j % 2 == 0 { "click" } else { "impression" };
-                batch.push_str(&format!(
-                    "POST /analytics?timestamp={ts}&user={prefix}{j}&{kind} HTTP/1.1\r\nHost: t\r\n\r\n"
-                ));
-            }
-            if c.stream()
-                .try_clone()
-                .and_then(|mut s| s.write_all(batch.as_bytes()))
-                .is_err()
-            {
-                t.unanswered += n;
-                return t;
-            }
-            for j in i..i + n {
-                match c.try_response(false) {
-                    Some(r) if r.status == 204 => {
-                        if j % 2 == 0 {
-                            t.clicks += 1;
-                        } else {
-                            t.impressions += 1;
-                        }
-                        live.fetch_add(1, Ordering::Relaxed);
+        'connect: while i < max && !stop.load(Ordering::Relaxed) {
+            let Ok(stream) = TcpStream::connect_timeout(&addr, IO_TIMEOUT) else {
+                if !reconnect {
+                    return t;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            };
+            let mut c = Conn::new(stream);
+            while i < max && !stop.load(Ordering::Relaxed) {
+                let n = 16.min(max - i);
+                let mut batch = String::new();
+                for j in i..i + n {
+                    let kind = if j % 2 == 0 { "click" } else { "impression" };
+                    batch.push_str(&format!(
+                        "POST /analytics?timestamp={ts}&user={prefix}{j}&{kind} HTTP/1.1\r\nHost: t\r\n\r\n"
+                    ));
+                }
+                if c.stream()
+                    .try_clone()
+                    .and_then(|mut s| s.write_all(batch.as_bytes()))
+                    .is_err()
+                {
+                    t.unanswered += n;
+                    i += n;
+                    if reconnect {
+                        continue 'connect;
                     }
-                    Some(r) if r.status == 503 => t.refused += 1,
-                    Some(r) => panic!("unexpected answer {r:?}"),
-                    None => {
-                        t.unanswered += i + n - j;
-                        return t;
+                    return t;
+                }
+                let mut failed = false;
+                for j in i..i + n {
+                    match c.try_response(false) {
+                        Some(r) if r.status == 204 => {
+                            if j % 2 == 0 {
+                                t.clicks += 1;
+                            } else {
+                                t.impressions += 1;
+                            }
+                            live.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(r) if r.status == 503 => t.refused += 1,
+                        Some(r) => panic!("unexpected answer {r:?}"),
+                        None => {
+                            t.unanswered += i + n - j;
+                            failed = true;
+                            break;
+                        }
                     }
                 }
+                i += n;
+                if failed {
+                    if reconnect {
+                        continue 'connect;
+                    }
+                    return t;
+                }
             }
-            i += n;
         }
         t
     })
@@ -112,9 +133,26 @@ pub struct Loader {
 
 impl Loader {
     pub fn start(s: &TestServer, ts: u64, prefix: &str, max: u64) -> Self {
+        Self::launch(s, ts, prefix, max, false)
+    }
+
+    /// A loader without end that replaces a failed connection and goes on ([`load`]).
+    pub fn start_reconnecting(s: &TestServer, ts: u64, prefix: &str) -> Self {
+        Self::launch(s, ts, prefix, u64::MAX, true)
+    }
+
+    fn launch(s: &TestServer, ts: u64, prefix: &str, max: u64, reconnect: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(AtomicU64::new(0));
-        let thread = load(s.addr, ts, prefix, max, stop.clone(), live.clone());
+        let thread = load(
+            s.addr,
+            ts,
+            prefix,
+            max,
+            reconnect,
+            stop.clone(),
+            live.clone(),
+        );
         Loader { stop, live, thread }
     }
 

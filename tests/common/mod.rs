@@ -394,5 +394,6 @@ pub fn exit_of(args: &[&str], wait: Duration) -> (Option<i32>, String) {
 
 pub mod client;
 pub mod cluster;
+pub mod impair;
 pub mod nats;
 pub mod netns;

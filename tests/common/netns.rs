@@ -3,9 +3,14 @@
 //! test (the root namespace) and every host. Each link is a /30 of 10.213.0.0/16, a range
 //! that exists only inside these namespaces; nothing leaves the machine. Needs root and
 //! `ip` (iproute2). Dropping the `Net` deletes the namespaces, and their links with them.
+//! [`Net::impaired`] makes some links TUN pairs whose packets the test forwards, and can delay
+//! and drop (`common::impair`).
 
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use super::impair::{self, Impairment};
 
 /// The namespaces and links of one test.
 pub struct Net {
@@ -22,6 +27,8 @@ struct Link {
     devs: [String; 2],
     /// The address at each end.
     addrs: [Ipv4Addr; 2],
+    /// A TUN pair's forwarder threads (`None`: a veth pair).
+    forwarder: Option<impair::Forwarder>,
 }
 
 fn ip(args: &[&str]) {
@@ -40,6 +47,27 @@ fn ip(args: &[&str]) {
 impl Net {
     /// A namespace per host in `hosts`, fully meshed, each linked to the test too.
     pub fn new(tag: &str, hosts: &[&str]) -> Net {
+        Self::build(tag, hosts, &[], None)
+    }
+
+    /// [`new`](Self::new), but the links between the hosts `impaired` names are each a pair of
+    /// TUN devices whose packets go through `impairment` (`common::impair`): at once while it
+    /// is off, delayed or dropped while it is on.
+    pub fn impaired(
+        tag: &str,
+        hosts: &[&str],
+        impaired: &[(&str, &str)],
+        impairment: &Arc<Impairment>,
+    ) -> Net {
+        Self::build(tag, hosts, impaired, Some(impairment))
+    }
+
+    fn build(
+        tag: &str,
+        hosts: &[&str],
+        impaired: &[(&str, &str)],
+        impairment: Option<&Arc<Impairment>>,
+    ) -> Net {
         let prefix = format!("ht{}{tag}", std::process::id() % 100_000);
         let mut net = Net {
             prefix,
@@ -72,17 +100,40 @@ impl Net {
                 (_, None) => "toroot".to_owned(),
             };
             let devs = [dev(0), dev(1)];
-            let mut add = vec!["link", "add", &devs[0]];
             let ns0 = ends[0].map(|h| net.ns_of(h));
             let ns1 = ends[1].map(|h| net.ns_of(h));
-            if let Some(ns) = &ns0 {
-                add.extend(["netns", ns.as_str()]);
-            }
-            add.extend(["type", "veth", "peer", "name", &devs[1]]);
-            if let Some(ns) = &ns1 {
-                add.extend(["netns", ns.as_str()]);
-            }
-            ip(&add);
+            let name = |end: usize| ends[end].map(|h| hosts[h]);
+            let tun = impairment.filter(|_| {
+                impaired.iter().any(|&(a, b)| {
+                    [name(0), name(1)] == [Some(a), Some(b)]
+                        || [name(0), name(1)] == [Some(b), Some(a)]
+                })
+            });
+            let forwarder = if let (Some(impairment), Some(ns0), Some(ns1)) = (tun, &ns0, &ns1) {
+                // Made here under names of this test's, then moved to the hosts and renamed
+                // as a veth end would be; the files (the forwarder's) stay valid.
+                let tuns = [0, 1].map(|end| {
+                    let made = format!("htt{:05}{k:02}{end}", std::process::id() % 100_000);
+                    let tun = impair::Tun::new(&made);
+                    let ns = [ns0, ns1][end].as_str();
+                    ip(&["link", "set", &made, "netns", ns]);
+                    ip(&["-n", ns, "link", "set", &made, "name", &devs[end]]);
+                    tun
+                });
+                let [a, b] = tuns;
+                Some(impair::forward(a, b, impairment, k as u64))
+            } else {
+                let mut add = vec!["link", "add", &devs[0]];
+                if let Some(ns) = &ns0 {
+                    add.extend(["netns", ns.as_str()]);
+                }
+                add.extend(["type", "veth", "peer", "name", &devs[1]]);
+                if let Some(ns) = &ns1 {
+                    add.extend(["netns", ns.as_str()]);
+                }
+                ip(&add);
+                None
+            };
             for end in 0..2 {
                 let ns = [&ns0, &ns1][end];
                 let cidr = format!("{}/30", addrs[end]);
@@ -97,7 +148,12 @@ impl Net {
                 up.extend(["link", "set", &devs[end], "up"]);
                 ip(&up);
             }
-            net.links.push(Link { ends, devs, addrs });
+            net.links.push(Link {
+                ends,
+                devs,
+                addrs,
+                forwarder,
+            });
         }
         net
     }
@@ -177,6 +233,21 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
+        // The test's own ends first. A deleted namespace lives on while anything still holds
+        // it (a killed process's socket whose last packets an impaired link lost kept three
+        // for minutes), and so would its links' ends here, with addresses the next `Net`
+        // gives out again; deleting one end of a veth pair deletes both.
+        for link in &self.links {
+            if link.ends[0].is_none() {
+                let _ = Command::new("ip")
+                    .args(["link", "del", &link.devs[0]])
+                    .output();
+            }
+        }
+        // The forwarders: their threads stop and the TUN devices close.
+        for link in &mut self.links {
+            link.forwarder = None;
+        }
         for h in 0..self.hosts.len() {
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.ns_of(h)])
