@@ -19,9 +19,9 @@
 //!   (its users and its ids), take `h`, apply.
 //! - `s` holds a newer hour: `h` is sealed; the event is dropped and counted.
 //!
-//! So an event id is remembered as long as its hour holds its slot: `capacity` hours
-//! (`--retention-hours`) from the hour's first event, longer than the admission window lets
-//! a POST reach back.
+//! So an event id is remembered as long as its hour holds its slot: until an event of an hour
+//! `capacity` (`--retention-hours`) or more hours later takes it, which the admission window
+//! keeps from happening while a POST can still reach back to the hour.
 //!
 //! The ring's state is a pure function of the sequence of applied events.
 //!
