@@ -41,8 +41,37 @@ pub struct ClusterState {
     /// the consumer is created again during an outage (nats thread).
     publish_logged_ms: AtomicU64,
     consumer_logged_ms: AtomicU64,
+    /// The last message the consumer fed to the writer: its sequence and identity
+    /// (`nats::consume`), for the stream watch to read back (nats thread).
+    last_fed: LastFed,
     /// The instant the figures count from.
     since: OnceInstant,
+}
+
+/// A sequence and an identity written together by one thread and read together by another,
+/// never torn: the writer clears the sequence, stores the identity, then stores the
+/// sequence; a reader keeps a pair only if it read the same non-zero sequence before and
+/// after the identity. Sequences only grow, so an equal sequence means no write in between.
+/// SeqCst throughout: the three stores and three loads must be seen in one order, and this
+/// runs once a stream message and once per watch, far from any hot path.
+#[derive(Debug, Default)]
+struct LastFed {
+    seq: AtomicU64,
+    identity: AtomicU64,
+}
+
+impl LastFed {
+    fn set(&self, seq: u64, identity: u64) {
+        self.seq.store(0, Ordering::SeqCst);
+        self.identity.store(identity, Ordering::SeqCst);
+        self.seq.store(seq, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> Option<(u64, u64)> {
+        let seq = self.seq.load(Ordering::SeqCst);
+        let identity = self.identity.load(Ordering::SeqCst);
+        (seq != 0 && self.seq.load(Ordering::SeqCst) == seq).then_some((seq, identity))
+    }
 }
 
 /// An `Instant` taken when the state is made (a `Default` for it).
@@ -79,6 +108,17 @@ impl ClusterState {
         // Release: pairs with `applied`'s Acquire: a reader that sees `seq` reads a ring
         // holding every event up to it (the ring's own publish came before this store).
         self.applied_seq.store(seq, Ordering::Release);
+    }
+
+    /// The consumer fed the writer message `seq`, of identity `identity`.
+    pub fn set_last_fed(&self, seq: u64, identity: u64) {
+        self.last_fed.set(seq, identity);
+    }
+
+    /// The last message the consumer fed the writer, `(sequence, identity)`, if any (and
+    /// not being replaced at this instant).
+    pub fn last_fed(&self) -> Option<(u64, u64)> {
+        self.last_fed.get()
     }
 
     /// The highest stream sequence applied and published in the ring.

@@ -77,7 +77,7 @@ pub(super) async fn answer_fresh(
 /// Who a stream message is: its bytes, keyed by its `Nats-Msg-Id` (the publisher's
 /// `{node}-{boot}-{n}`; none for a fresh read's marker). Two messages with the same identity
 /// are the same batch; a message stored again under another sequence keeps it.
-fn identity(headers: Option<&async_nats::HeaderMap>, payload: &[u8]) -> u64 {
+pub(super) fn identity(headers: Option<&async_nats::HeaderMap>, payload: &[u8]) -> u64 {
     let id = headers
         .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
         .map_or(&b""[..], |v| v.as_str().as_bytes());
@@ -242,7 +242,9 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
                     Vec::new()
                 }
             };
-            applied = Some((seq, identity(message.headers.as_ref(), &message.payload)));
+            let ident = identity(message.headers.as_ref(), &message.payload);
+            applied = Some((seq, ident));
+            state.set_last_fed(seq, ident);
             feed.messages.push((seq, events.len() as u32));
             for event in events {
                 loop {

@@ -35,7 +35,7 @@ use crate::ingest::Ingest;
 use crate::publisher::Outcome;
 use crate::ring::RingImage;
 use crate::start::{Fatal, StartError};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicUsize, Ordering};
 use checks::{ensure_stream, follows, supported, watch_stream, MIN_NATS};
 
 /// Longest wait for one publish's acknowledgement before it is retried.
@@ -260,7 +260,23 @@ async fn connect(
 ) -> Option<async_nats::Client> {
     let mut failures = 0u32;
     loop {
+        // Each reconnect tries the next server of the pool in turn. The library's own choice
+        // puts the servers with the fewest failed connects since their last success first:
+        // a node that failed while it was out of reach stays behind the one this server just
+        // left, and `unstick`'s reconnects went back to that same cut-off node every time
+        // (the partition test's move scenario, 5 runs in 15).
+        let turn = Arc::new(AtomicUsize::new(0));
         let options = async_nats::ConnectOptions::new()
+            .reconnect_to_server_callback(move |servers, _info| {
+                let i = turn.fetch_add(1, Ordering::SeqCst);
+                let pick = servers
+                    .get(i % servers.len().max(1))
+                    .map(|s| async_nats::ReconnectToServer {
+                        addr: s.addr.clone(),
+                        delay: None,
+                    });
+                async move { pick }
+            })
             .connection_timeout(Duration::from_secs(2))
             .ping_interval(PING_EVERY)
             .request_timeout(Some(ACK_TIMEOUT))
