@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The partition tests (tests/partition.rs) with every fault held longer, several times over
-# (README, "Scale-out"): each round runs the whole file with HOURTALLY_PARTITION_LONG=FACTOR,
+# (README, "Partitions"): each round runs the whole file with HOURTALLY_PARTITION_LONG=FACTOR,
 # so every cut, split and impairment lasts FACTOR times its `cargo test` hold (15–20 s), each
 # scenario on fresh namespaces, NATS nodes and servers. Not part of CI (about 7 minutes a
 # round with the defaults). Needs root and ip (iproute2), as the tests do.
@@ -24,8 +24,8 @@ HOURTALLY_NATS_SERVER=$(bash scripts/current-nats.sh)
 export HOURTALLY_NATS_SERVER
 echo "+ cargo test --test partition --no-run"
 cargo test --test partition --no-run
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+# TMP, removed on exit or interrupt (no server of its own: the tests start theirs).
+source scripts/lib.sh
 
 failed=()
 for round in $(seq "$ROUNDS"); do
