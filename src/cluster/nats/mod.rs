@@ -267,10 +267,15 @@ async fn connect(
         // (the partition test's move scenario, 5 runs in 15).
         let turn = Arc::new(AtomicUsize::new(0));
         let options = async_nats::ConnectOptions::new()
-            .reconnect_to_server_callback(move |servers, _info| {
-                let i = turn.fetch_add(1, Ordering::SeqCst);
-                let pick = servers
-                    .get(i % servers.len().max(1))
+            .reconnect_to_server_callback(move |servers, info| {
+                // The first connect (no server has answered yet) tries every server, as the
+                // library does.
+                let pick = (!info.server_id.is_empty())
+                    .then(|| {
+                        let i = turn.fetch_add(1, Ordering::SeqCst);
+                        servers.get(i % servers.len().max(1))
+                    })
+                    .flatten()
                     .map(|s| async_nats::ReconnectToServer {
                         addr: s.addr.clone(),
                         delay: None,
