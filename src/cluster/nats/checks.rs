@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use tokio::sync::watch;
 
-use super::consume;
+use super::consume::{self, ReadBack};
 use super::{pause, Wiring};
 use crate::cluster::outbox::{DUPLICATE_WINDOW, RETRY_FOR};
 use crate::cluster::state::ClusterState;
@@ -238,19 +238,14 @@ pub(super) async fn watch_stream(
             behind = 0;
             continue;
         }
-        match tokio::time::timeout(WATCH_EVERY, stream.get_raw_message(fed)).await {
-            Ok(Ok(m)) if consume::identity(Some(&m.headers), &m.payload) == was => behind = 0,
-            Ok(Ok(_)) => {
-                fatal.report(StartError::Cluster(format!(
-                    "the stream {name} holds another batch at sequence {fed} than the one this server read there: the stream went back (a NATS node lost messages it had acknowledged and gave their sequences to new ones), so this server stops rather than count on and differ from the other servers in silence"
-                )));
+        match consume::read_back(&stream, fed, was).await {
+            ReadBack::Same => behind = 0,
+            ReadBack::Other => {
+                fatal.report(consume::another_batch(&name, fed));
                 return;
             }
-            Ok(Err(e)) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => {
-                behind += 1;
-            }
-            // No answer from the leader: no evidence either way.
-            _ => continue,
+            ReadBack::Missing => behind += 1,
+            ReadBack::NoAnswer => continue,
         }
         if behind >= 2 {
             fatal.report(StartError::Cluster(format!(

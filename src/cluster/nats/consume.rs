@@ -84,6 +84,37 @@ pub(super) fn identity(headers: Option<&async_nats::HeaderMap>, payload: &[u8]) 
     xxh3_64_with_seed(payload, xxh3_64(id))
 }
 
+/// What the stream holds now at a sequence this server read.
+pub(super) enum ReadBack {
+    /// The message this server read there.
+    Same,
+    /// Another message: the stream went back and was written again.
+    Other,
+    /// No message there (it went back, or the message expired).
+    Missing,
+    /// The leader did not answer in time: no evidence either way.
+    NoAnswer,
+}
+
+/// Reads message `seq` back from the stream's leader (`STREAM.MSG.GET` always reaches it)
+/// and compares it with `was`, the [`identity`] of the one this server read there.
+pub(super) async fn read_back(stream: &stream::Stream, seq: u64, was: u64) -> ReadBack {
+    match tokio::time::timeout(ACK_TIMEOUT, stream.get_raw_message(seq)).await {
+        Ok(Ok(m)) if identity(Some(&m.headers), &m.payload) == was => ReadBack::Same,
+        Ok(Ok(_)) => ReadBack::Other,
+        Ok(Err(e)) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => ReadBack::Missing,
+        _ => ReadBack::NoAnswer,
+    }
+}
+
+/// The fatal error of a stream that holds another batch at sequence `seq` than the one this
+/// server read there.
+pub(super) fn another_batch(name: &str, seq: u64) -> StartError {
+    StartError::Cluster(format!(
+        "the stream {name} holds another batch at sequence {seq} than the one this server read there: the stream went back (a NATS node lost messages it had acknowledged and gave their sequences to new ones), so this server stops rather than count on and differ from the other servers in silence. Run NATS with sync_interval always (README, \"Which NATS\"); a server started now counts the stream as it is, from the newest snapshot on"
+    ))
+}
+
 /// What the consumer reads from and feeds.
 pub(super) struct Consumer {
     pub stream: stream::Stream,
@@ -115,8 +146,6 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
         fatal,
     } = c;
     let mut first = true;
-    // The sequence and identity of the last message fed to the writer.
-    let mut applied: Option<(u64, u64)> = None;
     loop {
         if !first {
             bump(&state.consumer_restarts, 1);
@@ -125,17 +154,12 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
             }
         }
         first = false;
-        if let Some((seq, was)) = applied {
-            // Read back what was applied last (module doc). A message no longer there is
-            // left to the other checks: it expired, or the stream went back (`watch_stream`).
-            let now = tokio::time::timeout(ACK_TIMEOUT, stream.get_raw_message(seq)).await;
-            if let Ok(Ok(m)) = now {
-                if identity(Some(&m.headers), &m.payload) != was {
-                    fatal.report(StartError::Cluster(format!(
-                        "the stream {name} holds another batch at sequence {seq} than the one this server applied there: the stream went back (a NATS node lost messages it had acknowledged and gave their sequences to new ones) so this server stops rather than count on and differ from the other servers in silence. NATS lost events it had acknowledged: run it with sync_interval always (README, \"Which NATS\"); a server started now counts the stream as it is, from the newest snapshot on"
-                    )));
-                    return;
-                }
+        if let Some((seq, was)) = state.last_fed() {
+            // Read back what was fed last (module doc). A message no longer there is left to
+            // the other checks: it expired, or the stream went back (`watch_stream`).
+            if let ReadBack::Other = read_back(&stream, seq, was).await {
+                fatal.report(another_batch(&name, seq));
+                return;
             }
         }
         let config = consumer::pull::OrderedConfig {
@@ -242,9 +266,7 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
                     Vec::new()
                 }
             };
-            let ident = identity(message.headers.as_ref(), &message.payload);
-            applied = Some((seq, ident));
-            state.set_last_fed(seq, ident);
+            state.set_last_fed(seq, identity(message.headers.as_ref(), &message.payload));
             feed.messages.push((seq, events.len() as u32));
             for event in events {
                 loop {
