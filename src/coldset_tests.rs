@@ -1,0 +1,158 @@
+//! Tests of `coldset`: round trips, membership, refusals of damage, and unions against a plain
+//! set of all the values.
+
+use super::*;
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+fn spread(n: u64, seed: u64) -> Vec<u64> {
+    let set: BTreeSet<u64> = (0..n)
+        .map(|i| crate::event::fingerprint(&(i ^ seed << 40).to_le_bytes()))
+        .collect();
+    set.into_iter().collect()
+}
+
+#[test]
+fn a_set_reads_back_as_written_and_answers_membership() {
+    for n in [0, 1, 2, 3, 63, 64, 65, 1000, 4097] {
+        let values = spread(n, 1);
+        let bytes = encode(&values);
+        let set = ColdSet::parse(&bytes).expect("valid");
+        assert_eq!(set.len(), n);
+        assert_eq!(set.iter().collect::<Vec<_>>(), values, "n={n}");
+        for &x in &values {
+            assert!(set.contains(x), "n={n} {x:#x}");
+        }
+        for x in spread(200, 2) {
+            assert_eq!(set.contains(x), values.binary_search(&x).is_ok());
+        }
+    }
+}
+
+#[test]
+fn the_extremes_of_the_value_space_are_values_like_any() {
+    let values = vec![0, 1, 2, u64::MAX / 2, u64::MAX - 1, u64::MAX];
+    let set = ColdSet::parse(&encode(&values)).expect("valid");
+    assert_eq!(set.iter().collect::<Vec<_>>(), values);
+    assert!(values.iter().all(|&x| set.contains(x)));
+    assert!(!set.contains(3) && !set.contains(u64::MAX - 2));
+}
+
+#[test]
+fn every_cut_and_every_flipped_bit_is_refused() {
+    let bytes = encode(&spread(40, 3));
+    for cut in 0..bytes.len() {
+        assert!(ColdSet::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    for bit in 0..bytes.len() * 8 {
+        let mut bad = bytes.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(ColdSet::parse(&bad).is_err(), "bit {bit}");
+    }
+}
+
+#[test]
+fn a_set_whose_checksum_was_redone_over_damage_is_still_refused() {
+    // Damage that a checksum written afterwards would hide: a one of the upper vector
+    // gone, so that the set would have one value fewer than it says.
+    let mut bytes = encode(&spread(300, 4));
+    let upper_at = bytes.len() - TAIL - 8;
+    let lowest_one = bytes[upper_at..]
+        .iter()
+        .position(|&b| b != 0)
+        .expect("a one in the last word");
+    let b = upper_at + lowest_one;
+    bytes[b] &= bytes[b] - 1;
+    let body = bytes.len() - TAIL;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+    assert!(matches!(
+        ColdSet::parse(&bytes),
+        Err(ColdSetError::Damaged(_))
+    ));
+}
+
+#[test]
+fn the_union_counts_each_value_once() {
+    let (a, b) = (spread(500, 5), spread(700, 6));
+    let both: BTreeSet<u64> = a
+        .iter()
+        .chain(&b)
+        .copied()
+        .chain(a[..100].iter().copied())
+        .collect();
+    let mut c: Vec<u64> = a[..250].iter().chain(&b[..10]).copied().collect();
+    c.sort_unstable();
+    c.dedup();
+    let sets: Vec<ColdSet> = [&a, &b, &c]
+        .iter()
+        .map(|v| ColdSet::parse(&encode(v)).expect("valid"))
+        .collect();
+    assert_eq!(
+        union_count(&sets.iter().collect::<Vec<_>>()),
+        both.len() as u64
+    );
+    assert_eq!(union_count(&[]), 0);
+}
+
+#[test]
+fn a_union_whose_values_all_fall_in_one_slice_still_counts_each_once() {
+    // Small values share their top bits: one slice holds them all, and its table grows
+    // past the size it was made for, twice.
+    let a: Vec<u64> = (0..9_000).collect();
+    let b: Vec<u64> = (4_000..20_000).step_by(2).collect();
+    let sets: Vec<ColdSet> = [&a, &b]
+        .iter()
+        .map(|v| ColdSet::parse(&encode(v)).expect("valid"))
+        .collect();
+    let want = a.iter().chain(&b).collect::<BTreeSet<_>>().len() as u64;
+    assert_eq!(union_count(&sets.iter().collect::<Vec<_>>()), want);
+}
+
+proptest! {
+    // Sets of thousands of values: fewer cases than the default, each covering several
+    // slices of a union.
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn any_set_reads_back_and_answers_as_a_sorted_list(
+        values in proptest::collection::btree_set(any::<u64>(), 0..300),
+        probes in proptest::collection::vec(any::<u64>(), 0..50),
+    ) {
+        let values: Vec<u64> = values.into_iter().collect();
+        let set = ColdSet::parse(&encode(&values)).expect("valid");
+        prop_assert_eq!(set.iter().collect::<Vec<_>>(), values.clone());
+        for x in probes.into_iter().chain(values.iter().copied()) {
+            prop_assert_eq!(set.contains(x), values.binary_search(&x).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_union_counts_what_a_set_of_all_the_values_holds(
+        sets in proptest::collection::vec(
+            proptest::collection::btree_set(
+                prop_oneof![4 => any::<u64>(), 1 => 0u64..64, 1 => Just(u64::MAX)],
+                0..6000,
+            ),
+            0..5,
+        ),
+        shared in proptest::collection::btree_set(any::<u64>(), 0..2000),
+    ) {
+        // Values in every set too, so that the sets overlap as the hours of a range do.
+        let sets: Vec<BTreeSet<u64>> = sets
+            .into_iter()
+            .map(|s| s.union(&shared).copied().collect())
+            .collect();
+        let all: BTreeSet<u64> = sets.iter().flatten().copied().collect();
+        let cold: Vec<ColdSet> = sets
+            .iter()
+            .map(|s| ColdSet::parse(&encode(&s.iter().copied().collect::<Vec<_>>())).expect("valid"))
+            .collect();
+        prop_assert_eq!(union_count(&cold.iter().collect::<Vec<_>>()), all.len() as u64);
+    }
+
+    #[test]
+    fn parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = ColdSet::parse(&bytes);
+    }
+}
