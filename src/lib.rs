@@ -95,3 +95,5 @@ pub mod single;
 pub mod start;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod thread;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod uniques;

@@ -16,6 +16,7 @@ use crate::readiness::Readiness;
 use crate::ring::{Ring, RingWriter};
 use crate::start::{Fatal, Mode, Recovery, StartError};
 use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::uniques::Uniques;
 use crate::writer::{Idle, Ingest, Writer};
 
 /// Coroutine stack size, in words (8 bytes each): 64 KiB. A connection needs about 6 KiB
@@ -153,7 +154,10 @@ impl Server {
         let mut service = Service::new(ring.clone(), posts.clone(), l, admission)
             .with_readiness(readiness.clone())
             .with_ack(ack)
-            .with_batch_stats(writer_stats.clone(), publisher_stats);
+            .with_batch_stats(writer_stats.clone(), publisher_stats)
+            .with_uniques(
+                Uniques::start(ring.clone()).map_err(StartError::io("start the ranges thread"))?,
+            );
         if let Some(journal) = &journal {
             service = service.with_journal(journal.clone());
         }

@@ -13,14 +13,14 @@
 
 #[cfg(not(hourtally_loom))]
 pub use std::sync::atomic::{
-    fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(not(hourtally_loom))]
 pub use std::sync::Arc;
 
 #[cfg(hourtally_loom)]
 pub use loom::sync::atomic::{
-    fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(hourtally_loom)]
 pub use loom::sync::Arc;

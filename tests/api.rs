@@ -365,6 +365,8 @@ fn other_methods_are_405_with_allow_and_unknown_paths_404() {
         "/readyz",
         "/metrics",
         "/openapi.json",
+        "/analytics/hours",
+        "/analytics/range",
         "/",
         "/assets/dashboard.js",
     ] {

@@ -7,6 +7,7 @@
 use super::status::Status;
 use crate::query::QueryError;
 use crate::readiness::Starting;
+use crate::uniques::RangeError;
 
 /// A valid POST that is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -98,6 +99,9 @@ pub enum ApiError {
     Reject(#[from] RejectError),
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// `/analytics/range` cannot count unique users over the range.
+    #[error(transparent)]
+    Range(#[from] RangeError),
 }
 
 /// Declares [`Reason`] from `Variant "label" Status` rows.
@@ -160,6 +164,8 @@ reasons! {
     BoundTooLarge "range_bound_too_large" BadRequest,
     RangeReversed "range_reversed" BadRequest,
     RangeTooLong "range_too_long" BadRequest,
+    RangeWithoutUsers "range_without_users" UnprocessableContent,
+    RangeBusy "range_busy" ServiceUnavailable,
     FutureHour "future_hour" UnprocessableContent,
     TooOldHour "too_old_hour" UnprocessableContent,
     SealedHour "sealed_hour" UnprocessableContent,
@@ -247,6 +253,10 @@ impl ApiError {
                 }
                 HttpError::NotFound => Reason::NotFound,
             },
+            ApiError::Range(r) => match r {
+                RangeError::NoUsers { .. } => Reason::RangeWithoutUsers,
+                RangeError::Busy => Reason::RangeBusy,
+            },
         }
     }
 
@@ -260,7 +270,7 @@ impl ApiError {
     /// be trusted to be at a request boundary (or, for too many connections, was never let in).
     pub fn closes_connection(&self) -> bool {
         match self {
-            ApiError::Query(_) | ApiError::Reject(_) => false,
+            ApiError::Query(_) | ApiError::Reject(_) | ApiError::Range(_) => false,
             ApiError::Http(h) => !matches!(
                 h,
                 HttpError::MethodNotAllowed
@@ -281,6 +291,7 @@ impl ApiError {
                 | RejectError::LogFailing
                 | RejectError::NotFresh,
             )
+            | ApiError::Range(RangeError::Busy)
             | ApiError::Http(HttpError::TooManyConnections) => "Retry-After: 1\r\n",
             ApiError::Http(HttpError::MethodNotAllowed) => "Allow: GET, HEAD, POST\r\n",
             ApiError::Http(HttpError::ReadOnlyMethodNotAllowed) => "Allow: GET, HEAD\r\n",
@@ -295,7 +306,9 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_status_close_and_headers() {
-        let cases: [(ApiError, u16, bool, &str); 36] = [
+        let cases: [(ApiError, u16, bool, &str); 38] = [
+            (RangeError::NoUsers { hour: 7 }.into(), 422, false, ""),
+            (RangeError::Busy.into(), 503, false, "Retry-After: 1\r\n"),
             (QueryError::BoundMissing("from").into(), 400, false, ""),
             (QueryError::BoundEmpty("to").into(), 400, false, ""),
             (QueryError::BoundNotDigits("from").into(), 400, false, ""),

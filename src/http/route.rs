@@ -32,6 +32,7 @@ pub enum Route {
     AnalyticsGet,
     AnalyticsPost,
     AnalyticsHours,
+    AnalyticsRange,
     Healthz,
     Readyz,
     Metrics,
@@ -43,13 +44,14 @@ pub enum Route {
 }
 
 /// How many [`Route`]s there are.
-pub const ROUTE_COUNT: usize = 9;
+pub const ROUTE_COUNT: usize = 10;
 
 impl Route {
     pub const ALL: [Route; ROUTE_COUNT] = [
         Route::AnalyticsGet,
         Route::AnalyticsPost,
         Route::AnalyticsHours,
+        Route::AnalyticsRange,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -64,6 +66,7 @@ impl Route {
             Route::AnalyticsGet => ("/analytics", "GET"),
             Route::AnalyticsPost => ("/analytics", "POST"),
             Route::AnalyticsHours => ("/analytics/hours", "GET"),
+            Route::AnalyticsRange => ("/analytics/range", "GET"),
             Route::Healthz => ("/healthz", "GET"),
             Route::Readyz => ("/readyz", "GET"),
             Route::Metrics => ("/metrics", "GET"),
@@ -82,6 +85,7 @@ pub fn route_of(path: &[u8], method: Method) -> Route {
         b"/analytics" if read => Route::AnalyticsGet,
         b"/analytics" if method == Method::Post => Route::AnalyticsPost,
         b"/analytics/hours" if read => Route::AnalyticsHours,
+        b"/analytics/range" if read => Route::AnalyticsRange,
         b"/healthz" if read => Route::Healthz,
         b"/readyz" if read => Route::Readyz,
         b"/metrics" if read => Route::Metrics,
@@ -96,9 +100,8 @@ pub fn route_of(path: &[u8], method: Method) -> Route {
 pub fn misroute(path: &[u8]) -> HttpError {
     match path {
         b"/analytics" => HttpError::MethodNotAllowed,
-        b"/healthz" | b"/readyz" | b"/metrics" | b"/openapi.json" | b"/analytics/hours" => {
-            HttpError::ReadOnlyMethodNotAllowed
-        }
+        b"/healthz" | b"/readyz" | b"/metrics" | b"/openapi.json" | b"/analytics/hours"
+        | b"/analytics/range" => HttpError::ReadOnlyMethodNotAllowed,
         _ if assets::find(path).is_some() => HttpError::ReadOnlyMethodNotAllowed,
         _ => HttpError::NotFound,
     }

@@ -32,6 +32,7 @@ use crate::readiness::{Readiness, Starting};
 use crate::ring::Ring;
 use crate::shared_log::SharedLog;
 use crate::sync::Arc;
+use crate::uniques::{RangeError, Uniques};
 
 /// The OpenAPI description of every route (`GET /openapi.json`), kept beside the routes it
 /// describes so that a change to one shows in the diff of the other.
@@ -87,6 +88,9 @@ pub struct Service {
     pub(super) applied_from: Arc<Ingest>,
     /// Cluster mode's log, if on.
     pub(super) log: Option<Arc<dyn SharedLog>>,
+    /// The thread that counts unique users over ranges (`/analytics/range`); without it the
+    /// route answers 503.
+    uniques: Option<Uniques>,
 }
 
 impl Service {
@@ -103,8 +107,15 @@ impl Service {
             ack: Ack::queued(),
             applied_from: ingest.clone(),
             log: None,
+            uniques: None,
             ingest,
         }
+    }
+
+    /// Counts `/analytics/range` on `uniques`' thread.
+    pub fn with_uniques(mut self, uniques: Uniques) -> Self {
+        self.uniques = Some(uniques);
+        self
     }
 
     /// Cluster mode: POSTs go to `ingest` (the publish queue), the writer applies from
@@ -278,6 +289,32 @@ impl Service {
         Ok(hour)
     }
 
+    /// A GET of `/analytics/range`: the range's counts, unique users over all its hours, from
+    /// the ranges thread. The coroutine waits on a channel for it (never its OS thread).
+    fn range(&self, query: &[u8]) -> Result<Answer, ApiError> {
+        let range = query::parse_range(query, self.limits.max_range_hours)?;
+        let uniques = self.uniques.as_ref().ok_or(RangeError::Busy)?;
+        let (tx, rx) = may::sync::mpsc::channel();
+        uniques.ask(range, move |answer| {
+            // The request may be gone (its connection closed); nothing waits then.
+            let _ = tx.send(answer);
+        })?;
+        // No answer at all only if the thread died with the range (it panicked): not counted.
+        let c = rx.recv().unwrap_or(Err(RangeError::Busy))?;
+        let mut body = String::with_capacity(64);
+        let mut num = itoa::Buffer::new();
+        for (name, v) in [
+            ("unique_users,", c.unique_users),
+            ("clicks,", c.clicks),
+            ("impressions,", c.impressions),
+        ] {
+            body.push_str(name);
+            body.push_str(num.format(v));
+            body.push('\n');
+        }
+        Ok(Answer::text(Body::Page(body)))
+    }
+
     /// Checks a POST before its body is read (for `Expect: 100-continue`): the error it will
     /// get whatever the body holds, if any.
     pub fn precheck(&self, method: Method, target: &[u8], clock: &Clock) -> Option<ApiError> {
@@ -354,9 +391,13 @@ impl Service {
         // what it is doing.
         let starting = self.starting();
         let result = match (route, starting) {
-            (Route::AnalyticsGet | Route::AnalyticsPost | Route::AnalyticsHours, Some(phase)) => {
-                Err(RejectError::Recovering(phase).into())
-            }
+            (
+                Route::AnalyticsGet
+                | Route::AnalyticsPost
+                | Route::AnalyticsHours
+                | Route::AnalyticsRange,
+                Some(phase),
+            ) => Err(RejectError::Recovering(phase).into()),
             (Route::AnalyticsGet, None) => self
                 .get(query)
                 .map(|hour| Answer::text(Body::Counts(hour, self.read_counts(hour)))),
@@ -375,6 +416,7 @@ impl Service {
                 query,
                 headers,
             ),
+            (Route::AnalyticsRange, None) => self.range(query),
             (Route::Healthz, _) => Ok(Answer::text(Body::Static(b"ok\n"))),
             (Route::Readyz, _) => {
                 let not_ready = |line| {

@@ -26,10 +26,11 @@
 
 use ahash::AHashSet;
 
+use super::members::Members;
 use super::slot::{Counts, Snapshot, EMPTY};
 use super::users::{UserSet, STRIPES};
 use super::RingWriter;
-use crate::sync::Ordering;
+use crate::sync::{Arc, Ordering};
 
 /// Fingerprints a capture step copies at most (then it finishes the stripe it is in).
 pub const CAPTURE_BUDGET: usize = 16 * 1024;
@@ -216,6 +217,13 @@ impl RingWriter {
             if s.hour == EMPTY && !ids.is_empty() {
                 return Err(format!("slot {i}: an empty slot lists event ids"));
             }
+            let members = Members::new(s.hour);
+            for (n, &fp) in s.users.iter().enumerate() {
+                members.append(n as u64, fp);
+            }
+            w.members = Arc::new(members);
+            let shared = Arc::clone(&w.members);
+            self.ring.members[i].with_write(|m| *m = shared);
             w.snap = Snapshot {
                 hour: s.hour,
                 counts: s.counts,

@@ -39,10 +39,12 @@
 pub mod archive;
 mod batch;
 pub mod capture;
+pub mod members;
 pub mod placement;
 mod prefetch;
 pub mod slot;
 mod stripe;
+mod userlog;
 pub mod users;
 mod zeroed;
 
@@ -52,12 +54,13 @@ pub use archive::Archive;
 pub use batch::PREFETCH_AHEAD;
 use capture::{Capture, Which};
 pub use capture::{RingImage, SlotImage};
+pub use members::{HourMembers, Members};
 pub use slot::{Counts, Slot, Snapshot, EMPTY};
 use users::Mixed;
 pub use users::UserSet;
 
 use crate::event::{Event, Kind};
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{spin_loop, Arc, AtomicU64, Ordering, RwLock};
 
 /// Default number of hour slots (`--retention-hours`).
 pub const DEFAULT_CAPACITY: usize = 48;
@@ -91,6 +94,9 @@ pub struct Ring {
     /// One slot per retained hour; padded so that the writer publishing one hour does not
     /// invalidate the cache line a reader of a neighbouring hour is using.
     slots: Box<[CachePadded<Slot>]>,
+    /// The users of the hour each slot holds, for readers that list them (`members`); the
+    /// writer replaces a slot's before it publishes the slot with a new hour.
+    members: Box<[RwLock<Arc<Members>>]>,
     /// Final counts of hours whose slot was recycled.
     archive: Archive,
     /// Events the apply rule dropped because their hour was sealed. Written by the ring's one
@@ -108,6 +114,9 @@ impl Ring {
         Self {
             slots: (0..capacity)
                 .map(|_| CachePadded::new(Slot::new()))
+                .collect(),
+            members: (0..capacity)
+                .map(|_| RwLock::new(Arc::new(Members::new(EMPTY))))
                 .collect(),
             archive: Archive::new(),
             sealed_drops: AtomicU64::new(0),
@@ -161,6 +170,36 @@ impl Ring {
         standing(self.slot(hour).hour(), hour) == Standing::Sealed
     }
 
+    /// `hour`'s counts and the users they count, for a union over hours. May wait briefly
+    /// for a lock the writer takes once per recycle: call it from an OS thread of its own,
+    /// never a coroutine.
+    pub fn members(&self, hour: u32) -> HourMembers {
+        let i = hour as usize % self.slots.len();
+        loop {
+            // The members first, then the slot: the writer replaces a slot's members before
+            // it publishes the slot with their hour, so a snapshot of `hour` taken after
+            // members of `hour` were found counts users of those members. If the slot moved
+            // on in between (the hours differ), look again.
+            let members = self.members[i].with_read(Arc::clone);
+            let snap = self.slots[i].read();
+            match standing(snap.hour, hour) {
+                Standing::InSlot if members.hour() == hour => {
+                    return HourMembers::InRing {
+                        counts: snap.counts,
+                        members,
+                    }
+                }
+                // The writer took the slot for a newer hour and has not published it yet:
+                // until it does (this batch), the slot shows `hour` with the old members gone.
+                Standing::InSlot => spin_loop(),
+                Standing::NotStarted => return HourMembers::NotStarted,
+                Standing::Sealed => {
+                    return HourMembers::Sealed(self.archive.get(hour).unwrap_or_default())
+                }
+            }
+        }
+    }
+
     /// The archive of sealed hours.
     pub fn archive(&self) -> &Archive {
         &self.archive
@@ -200,6 +239,8 @@ struct WriterSlot {
     /// Fingerprints of the event ids counted in `snap.hour` (the same set type: a fingerprint
     /// of an id is as good a key as a user's, and as crafted by clients).
     ids: UserSet,
+    /// The same users as `users`, listed for readers; shared with `Ring::members`.
+    members: Arc<Members>,
     /// Changed since the last publish (and listed in `RingWriter::dirty`).
     dirty: bool,
 }
@@ -215,6 +256,10 @@ pub struct RingWriter {
     dirty: Vec<usize>,
     /// A snapshot's capture under way, if any (see [`capture`]).
     capture: Option<Capture>,
+    /// NEGATIVE CONTROL (loom only): users new to their hour, listed at the next publish's
+    /// end instead of before it (see [`list_after_publish`](Self::list_after_publish)).
+    #[cfg(hourtally_loom)]
+    late_listing: Option<Vec<(Arc<Members>, u64, u64)>>,
 }
 
 impl RingWriter {
@@ -225,10 +270,11 @@ impl RingWriter {
             "RingWriter::new needs an empty ring"
         );
         let slots = (0..ring.capacity())
-            .map(|_| WriterSlot {
+            .map(|i| WriterSlot {
                 snap: Snapshot::EMPTY,
                 users: UserSet::new(),
                 ids: UserSet::new(),
+                members: ring.members[i].with_read(Arc::clone),
                 dirty: false,
             })
             .collect();
@@ -237,6 +283,8 @@ impl RingWriter {
             slots,
             dirty: Vec::new(),
             capture: None,
+            #[cfg(hourtally_loom)]
+            late_listing: None,
         }
     }
 
@@ -282,6 +330,10 @@ impl RingWriter {
                 };
                 let old = std::mem::take(&mut w.users);
                 let old_ids = std::mem::take(&mut w.ids);
+                // Before the slot is published with the new hour (see `Ring::members`).
+                w.members = Arc::new(Members::new(event.hour));
+                let members = Arc::clone(&w.members);
+                self.ring.members[i].with_write(|m| *m = members);
                 if let Some(c) = self.capture.as_mut() {
                     c.retire(i, old, old_ids);
                 }
@@ -304,6 +356,19 @@ impl RingWriter {
             None => w.users.mixed(event.user),
         };
         if w.users.insert_mixed(m) {
+            // Listed before it is counted: a reader lists as many as a publish counts.
+            #[cfg(hourtally_loom)]
+            if let Some(late) = self.late_listing.as_mut() {
+                late.push((
+                    Arc::clone(&w.members),
+                    w.snap.counts.unique_users,
+                    event.user,
+                ));
+            } else {
+                w.members.append(w.snap.counts.unique_users, event.user);
+            }
+            #[cfg(not(hourtally_loom))]
+            w.members.append(w.snap.counts.unique_users, event.user);
             w.snap.counts.unique_users += 1;
             if let Some(c) = self.capture.as_mut() {
                 c.added(i, Which::Users, event.user);
@@ -375,6 +440,20 @@ impl RingWriter {
             w.dirty = false;
             self.ring.slots[i].write(&w.snap);
         }
+        #[cfg(hourtally_loom)]
+        for (members, i, fp) in self.late_listing.iter_mut().flat_map(|l| l.drain(..)) {
+            members.append(i, fp);
+        }
+    }
+
+    /// NEGATIVE CONTROL, compiled only under loom: from now on each user new to its hour is
+    /// listed in its `Members` only after the publish that counts it, so a reader can take a
+    /// count whose users are not listed yet. `loom-tests/tests/loom_members_vs_writer.rs`
+    /// checks that loom finds it.
+    #[cfg(hourtally_loom)]
+    #[doc(hidden)]
+    pub fn list_after_publish(&mut self) {
+        self.late_listing = Some(Vec::new());
     }
 
     /// Applies and publishes one event at once (tests and models; the writer thread batches).

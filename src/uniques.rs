@@ -1,0 +1,135 @@
+//! Unique users over a range of hours: the size of the union of the hours' user sets, never
+//! the sum of their counts (a user active in three hours is one user).
+//!
+//! [`count`] reads each hour of the range from the ring ([`Ring::members`]: the hour's counts
+//! at one publish and the users those counts count), sums clicks and impressions, and counts
+//! the distinct users over all the hours. An hour that left the ring kept only its totals;
+//! a range that reaches one with users is refused ([`RangeError::NoUsers`]), never answered
+//! with a sum.
+//!
+//! The work is proportional to the users of the range (a sort of all their fingerprints),
+//! far more than one HTTP worker should do between the requests of its other connections, so
+//! it runs on a thread of its own ([`Uniques`]), one range at a time, at most [`MAX_WAITING`]
+//! waiting.
+
+use crate::counts::Counts;
+use crate::query::HourRange;
+use crate::ring::{HourMembers, Ring};
+use crate::sync::{Arc, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+/// Ranges waiting for the thread, beyond which a request is refused ([`RangeError::Busy`]).
+pub const MAX_WAITING: usize = 8;
+
+/// Why a range is not counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    /// An hour of the range left the ring with users: only its totals are kept.
+    #[error(
+        "from/to: the hour starting at {start_ms} ms has only its totals left (its users left \
+         the ring), so unique users over a range that holds it cannot be counted exactly; \
+         ask /analytics/hours for its rows, or for unique users over a later range",
+        start_ms = u64::from(*hour) * crate::event::MILLIS_PER_HOUR
+    )]
+    NoUsers { hour: u32 },
+    /// Too many ranges are waiting to be counted.
+    #[error("busy: {MAX_WAITING} ranges are waiting to be counted; retry shortly")]
+    Busy,
+}
+
+/// The counts of `range`: unique users over all its hours, clicks and impressions summed.
+/// May wait briefly for a lock of the writer's: call it from an OS thread, not a coroutine.
+pub fn count(ring: &Ring, range: HourRange) -> Result<Counts, RangeError> {
+    let mut total = Counts::default();
+    let mut users = Vec::new();
+    for hour in range.hours() {
+        let counts = match ring.members(hour) {
+            HourMembers::InRing { counts, members } => {
+                let listed = members.users_into(counts.unique_users, &mut users);
+                assert!(
+                    listed,
+                    "hour {hour}: a published count its log does not hold"
+                );
+                counts
+            }
+            HourMembers::NotStarted => continue,
+            HourMembers::Sealed(counts) if counts.unique_users == 0 => counts,
+            HourMembers::Sealed(_) => return Err(RangeError::NoUsers { hour }),
+        };
+        total.clicks += counts.clicks;
+        total.impressions += counts.impressions;
+    }
+    users.sort_unstable();
+    users.dedup();
+    total.unique_users = users.len() as u64;
+    Ok(total)
+}
+
+/// What the thread is asked: a range, and where its answer goes.
+struct Job {
+    range: HourRange,
+    reply: Box<dyn FnOnce(Result<Counts, RangeError>) + Send>,
+}
+
+/// The thread that counts ranges, and the way to it. Dropping it lets the thread end once
+/// the ranges it has are answered.
+#[derive(Debug)]
+pub struct Uniques {
+    jobs: mpsc::Sender<Job>,
+    /// Ranges sent and not yet answered.
+    waiting: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("range", &self.range).finish()
+    }
+}
+
+impl Uniques {
+    /// Starts the thread, which counts ranges of `ring`.
+    pub fn start(ring: Arc<Ring>) -> std::io::Result<Self> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let left = Arc::clone(&waiting);
+        std::thread::Builder::new()
+            .name("hourtally-ranges".into())
+            .spawn(move || {
+                for job in rx {
+                    (job.reply)(count(&ring, job.range));
+                    // Relaxed: a bound on the queue, which publishes nothing.
+                    left.fetch_sub(1, Ordering::Relaxed);
+                }
+            })?;
+        Ok(Self { jobs, waiting })
+    }
+
+    /// Asks for `range`; `reply` gets the answer on the thread. [`RangeError::Busy`] (and
+    /// `reply` is not called) when [`MAX_WAITING`] ranges wait already. Never blocks.
+    pub fn ask(
+        &self,
+        range: HourRange,
+        reply: impl FnOnce(Result<Counts, RangeError>) + Send + 'static,
+    ) -> Result<(), RangeError> {
+        // Relaxed: a bound on the queue, which publishes nothing.
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(RangeError::Busy);
+        }
+        let job = Job {
+            range,
+            reply: Box::new(reply),
+        };
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            // The thread is gone (it only ends when `self` is dropped, or if it panicked).
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            drop(job);
+            return Err(RangeError::Busy);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(test, not(hourtally_loom)))]
+#[path = "uniques_tests.rs"]
+mod tests;

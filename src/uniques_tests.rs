@@ -1,0 +1,183 @@
+//! Tests of `uniques`: a range's counts against a plain model of the apply rule.
+
+use super::*;
+use crate::event::{Event, Kind};
+use crate::ring::RingWriter;
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The apply rule in plain collections: each slot's hour, and every hour's users and counts
+/// (kept after its slot moves on, as the truth a union is checked against).
+#[derive(Default)]
+struct Model {
+    slot_hour: BTreeMap<u32, u32>,
+    users: BTreeMap<u32, BTreeSet<u64>>,
+    clicks: BTreeMap<u32, u64>,
+    impressions: BTreeMap<u32, u64>,
+}
+
+impl Model {
+    fn apply(&mut self, capacity: u32, e: Event) {
+        let slot = self.slot_hour.entry(e.hour % capacity).or_insert(e.hour);
+        if *slot > e.hour {
+            return;
+        }
+        *slot = e.hour;
+        self.users.entry(e.hour).or_default().insert(e.user);
+        let kind = match e.kind {
+            Kind::Click => &mut self.clicks,
+            Kind::Impression => &mut self.impressions,
+        };
+        *kind.entry(e.hour).or_default() += 1;
+    }
+
+    /// The answer for `range`: its distinct users and summed kinds, or the first hour that
+    /// left the ring with users.
+    fn range(&self, capacity: u32, range: HourRange) -> Result<Counts, RangeError> {
+        let mut users: BTreeSet<u64> = BTreeSet::new();
+        let mut total = Counts::default();
+        for h in range.hours() {
+            let Some(hour_users) = self.users.get(&h) else {
+                continue;
+            };
+            if self.slot_hour[&(h % capacity)] != h {
+                return Err(RangeError::NoUsers { hour: h });
+            }
+            users.extend(hour_users);
+            total.clicks += self.clicks.get(&h).copied().unwrap_or(0);
+            total.impressions += self.impressions.get(&h).copied().unwrap_or(0);
+        }
+        total.unique_users = users.len() as u64;
+        Ok(total)
+    }
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    // Few users, so that hours share many; hours over three laps of a ring of 6.
+    (100u32..118, 0u64..40, any::<bool>()).prop_map(|(hour, user, click)| {
+        let kind = if click { Kind::Click } else { Kind::Impression };
+        Event::new(hour, user.wrapping_mul(0x9e37_79b9_7f4a_7c15), kind)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Every range, read between any two batches, is the union of the model's sets, or is
+    /// refused for the first hour of it that left the ring with users.
+    #[test]
+    fn a_range_counts_the_union_of_its_hours_users_and_sums_the_kinds(
+        batches in prop::collection::vec(prop::collection::vec(event(), 0..30), 1..6),
+        ranges in prop::collection::vec((95u32..120, 0u32..10), 1..8),
+    ) {
+        const CAPACITY: u32 = 6;
+        let ring = Arc::new(Ring::new(CAPACITY as usize));
+        let mut writer = RingWriter::new(Arc::clone(&ring));
+        let mut model = Model::default();
+        for batch in batches {
+            for e in batch {
+                writer.apply(e);
+                model.apply(CAPACITY, e);
+            }
+            writer.publish();
+            for &(first, len) in &ranges {
+                let range = HourRange { first, last: first + len };
+                prop_assert_eq!(count(&ring, range), model.range(CAPACITY, range));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_user_in_three_hours_is_one_user_of_the_range() {
+    let ring = Arc::new(Ring::new(48));
+    let mut writer = RingWriter::new(Arc::clone(&ring));
+    for hour in [10, 11, 12] {
+        writer.apply(Event::new(hour, 7, Kind::Click));
+    }
+    writer.apply(Event::new(11, 8, Kind::Impression));
+    writer.publish();
+    let range = HourRange {
+        first: 10,
+        last: 12,
+    };
+    assert_eq!(
+        count(&ring, range),
+        Ok(Counts {
+            unique_users: 2,
+            clicks: 3,
+            impressions: 1
+        })
+    );
+    // The hours' own counts sum to 4 users: the mistake a union avoids.
+    let summed: u64 = range.hours().map(|h| ring.read(h).unique_users).sum();
+    assert_eq!(summed, 4);
+}
+
+#[test]
+fn a_range_with_an_hour_that_left_the_ring_with_users_is_refused_naming_the_hour() {
+    let ring = Arc::new(Ring::new(4));
+    let mut writer = RingWriter::new(Arc::clone(&ring));
+    writer.apply(Event::new(10, 1, Kind::Click));
+    // Hour 14 takes hour 10's slot; hour 11 never had an event.
+    writer.apply(Event::new(14, 2, Kind::Click));
+    writer.publish();
+    let err = count(&ring, HourRange { first: 9, last: 14 }).unwrap_err();
+    assert_eq!(err, RangeError::NoUsers { hour: 10 });
+    assert!(err.to_string().contains("36000000 ms"), "{err}");
+    // Without hour 10 the range is counted; the empty sealed hour 11 is no obstacle.
+    assert_eq!(
+        count(
+            &ring,
+            HourRange {
+                first: 11,
+                last: 14
+            }
+        )
+        .unwrap()
+        .unique_users,
+        1
+    );
+}
+
+#[test]
+fn the_thread_answers_each_range_and_refuses_beyond_the_waiting_bound() {
+    let ring = Arc::new(Ring::new(8));
+    let mut writer = RingWriter::new(Arc::clone(&ring));
+    writer.apply(Event::new(5, 1, Kind::Click));
+    writer.apply(Event::new(6, 1, Kind::Impression));
+    writer.publish();
+    let uniques = Uniques::start(ring).unwrap();
+    // Hold the thread on a first range until told, so that others wait behind it.
+    let (go, wait) = mpsc::channel::<()>();
+    let (answers, got) = mpsc::channel();
+    let range = HourRange { first: 5, last: 6 };
+    let first = answers.clone();
+    uniques
+        .ask(range, move |a| {
+            wait.recv().unwrap();
+            first.send(a).unwrap();
+        })
+        .unwrap();
+    for _ in 1..MAX_WAITING {
+        let tx = answers.clone();
+        uniques.ask(range, move |a| tx.send(a).unwrap()).unwrap();
+    }
+    assert_eq!(uniques.ask(range, |_| ()), Err(RangeError::Busy));
+    go.send(()).unwrap();
+    for _ in 0..MAX_WAITING {
+        let a = got.recv().unwrap();
+        assert_eq!(
+            a,
+            Ok(Counts {
+                unique_users: 1,
+                clicks: 1,
+                impressions: 1
+            })
+        );
+    }
+    // The queue drained: a new range is taken again.
+    let tx = answers.clone();
+    uniques.ask(range, move |a| tx.send(a).unwrap()).unwrap();
+    assert!(got.recv().unwrap().is_ok());
+}

@@ -1,0 +1,301 @@
+//! `GET /analytics/range` (README, "The API"), against the real binary over real TCP: unique
+//! users over a range are the union of its hours' users, never their sum, under load, after
+//! a kill -9 and its replay, and after a graceful stop and its snapshot; a range that reaches
+//! an hour whose users left the ring is refused naming it; bad input gets the range API's
+//! answers.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::{now_ms, parse_counts, DataDir, Response, TestServer};
+use hourtally::event::{fingerprint, Event, Kind, MILLIS_PER_HOUR};
+
+const HOUR: u64 = MILLIS_PER_HOUR;
+
+/// Sleeps into the next hour if this one ends within `margin`, so that the hours a test
+/// posts to stay inside the admission window for the whole test.
+fn not_near_an_hour_boundary(margin: Duration) {
+    let left = HOUR - now_ms() % HOUR;
+    if left < margin.as_millis() as u64 {
+        std::thread::sleep(Duration::from_millis(left + 50));
+    }
+}
+
+/// The hours' users and kinds, as the clients sent them (every POST was answered 204).
+#[derive(Default, Clone)]
+struct Model {
+    users: BTreeMap<u64, BTreeSet<String>>,
+    clicks: BTreeMap<u64, u64>,
+    impressions: BTreeMap<u64, u64>,
+}
+
+impl Model {
+    fn add(&mut self, hour: u64, user: &str, click: bool) {
+        self.users.entry(hour).or_default().insert(user.to_string());
+        let kind = if click {
+            &mut self.clicks
+        } else {
+            &mut self.impressions
+        };
+        *kind.entry(hour).or_default() += 1;
+    }
+
+    fn merge(&mut self, o: Model) {
+        for (h, us) in o.users {
+            self.users.entry(h).or_default().extend(us);
+        }
+        for (h, c) in o.clicks {
+            *self.clicks.entry(h).or_default() += c;
+        }
+        for (h, c) in o.impressions {
+            *self.impressions.entry(h).or_default() += c;
+        }
+    }
+
+    /// `(unique users over the hours, clicks, impressions)` of `first..=last`.
+    fn range(&self, first: u64, last: u64) -> (u64, u64, u64) {
+        let users: BTreeSet<&String> = self
+            .users
+            .range(first..=last)
+            .flat_map(|(_, u)| u)
+            .collect();
+        let sum = |m: &BTreeMap<u64, u64>| m.range(first..=last).map(|(_, c)| c).sum();
+        (
+            users.len() as u64,
+            sum(&self.clicks),
+            sum(&self.impressions),
+        )
+    }
+}
+
+fn range(s: &TestServer, from: u64, to: u64) -> Response {
+    s.get(&format!("/analytics/range?from={from}&to={to}"))
+}
+
+/// The answer for the hours `first..=last`, from inside the first to inside the last.
+fn range_counts(s: &TestServer, first: u64, last: u64) -> (u64, u64, u64) {
+    let r = range(s, first * HOUR + 17, last * HOUR + HOUR - 1);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    parse_counts(&r.body)
+}
+
+/// Every range of `hours` answers its model.
+fn assert_every_range(s: &TestServer, model: &Model, hours: std::ops::RangeInclusive<u64>) {
+    for first in hours.clone() {
+        for last in first..=*hours.end() {
+            assert_eq!(
+                range_counts(s, first, last),
+                model.range(first, last),
+                "hours {first}..={last}"
+            );
+        }
+    }
+}
+
+/// Four clients POST `per_client` events each over the hours `h-4..=h` (users from a pool of
+/// 300, so that hours share most of them) while a fifth asks for ranges and checks that no
+/// answer exceeds what the clients send in all. Returns what they sent.
+fn load(s: &TestServer, h: u64, per_client: usize) -> Model {
+    let addr = s.addr;
+    let clients: Vec<_> = (0..4u64)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut model = Model::default();
+                let mut conn = common::Conn::new(std::net::TcpStream::connect(addr).unwrap());
+                let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ (c + 1).wrapping_mul(0x9e37_79b9);
+                for _ in 0..per_client {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let hour = h - x % 5;
+                    let user = format!("u{}", (x >> 8) % 300);
+                    let click = !(x >> 20).is_multiple_of(3);
+                    let kind = if click { "click" } else { "impression" };
+                    let ts = hour * HOUR + (x >> 24) % HOUR;
+                    conn.write(
+                        format!(
+                            "POST /analytics?timestamp={ts}&user={user}&{kind} HTTP/1.1\r\nHost: t\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    );
+                    let r = conn.response(false);
+                    assert_eq!(r.status, 204, "{r:?}");
+                    model.add(hour, &user, click);
+                }
+                model
+            })
+        })
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut asked = 0;
+            let mut conn = common::Conn::new(std::net::TcpStream::connect(addr).unwrap());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let first = h - 4 + asked % 5;
+                conn.write(
+                    format!(
+                        "GET /analytics/range?from={}&to={} HTTP/1.1\r\nHost: t\r\n\r\n",
+                        first * HOUR,
+                        h * HOUR
+                    )
+                    .as_bytes(),
+                );
+                let r = conn.response(false);
+                assert_eq!(r.status, 200, "{r:?}");
+                let (u, c, i) = parse_counts(&r.body);
+                // At most the 300 users of the pool, and never more events than sent.
+                assert!(u <= 300 && u <= c + i, "{u} {c} {i}");
+                assert!(c + i <= 4 * per_client as u64, "{c} {i}");
+                asked += 1;
+            }
+            asked
+        })
+    };
+    let mut model = Model::default();
+    for c in clients {
+        model.merge(c.join().expect("a client"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let asked = reader.join().expect("the reader");
+    assert!(asked > 0);
+    model
+}
+
+/// Waits (bounded) until every hour of the model reads its counts.
+fn wait_applied(s: &TestServer, model: &Model) {
+    for (&hour, users) in &model.users {
+        let want = (
+            users.len() as u64,
+            model.clicks.get(&hour).copied().unwrap_or(0),
+            model.impressions.get(&hour).copied().unwrap_or(0),
+        );
+        assert_eq!(s.wait_counts(hour * HOUR, want), want, "hour {hour}");
+    }
+}
+
+#[test]
+fn unique_users_over_a_range_are_the_union_of_its_hours_under_load_and_after_restarts() {
+    not_near_an_hour_boundary(Duration::from_secs(60));
+    let h = now_ms() / HOUR;
+    let dir = DataDir::new("range-union");
+    let args = ["--data-dir", dir.arg()];
+    let s = TestServer::start(&args);
+    let model = load(&s, h, 1500);
+    wait_applied(&s, &model);
+    assert_every_range(&s, &model, h - 5..=h + 1);
+    // Not a sum by accident: over the five hours the pool's users repeat.
+    let summed: u64 = model.users.values().map(|u| u.len() as u64).sum();
+    let (union, _, _) = model.range(h - 4, h);
+    assert!(union < summed, "{union} {summed}");
+
+    // A kill -9: the journal's replay lists every hour's users again.
+    s.kill9();
+    let s = TestServer::start(&args);
+    wait_applied(&s, &model);
+    assert_every_range(&s, &model, h - 5..=h + 1);
+
+    // A graceful stop and a start from its snapshot (nothing left to replay).
+    let (status, _) = s.terminate();
+    assert!(status.success());
+    let s = TestServer::start(&args);
+    wait_applied(&s, &model);
+    assert_every_range(&s, &model, h - 5..=h + 1);
+}
+
+#[test]
+fn a_range_that_reaches_an_hour_whose_users_left_the_ring_is_refused_naming_the_hour() {
+    not_near_an_hour_boundary(Duration::from_secs(20));
+    let h = now_ms() / HOUR;
+    // A journal for a ring of 3 slots: replaying it leaves h-5 in the archive (h-2 took its
+    // slot) and h-2, h-1 in the ring; h-4 and h-3 never had an event.
+    let dir = DataDir::new("range-sealed");
+    std::fs::create_dir_all(dir.0.join("journal")).expect("mkdir");
+    std::fs::write(dir.0.join("meta"), "hourtally-data 1\nretention_hours=3\n").expect("meta");
+    let events: Vec<Event> = [(5, "a"), (5, "b"), (2, "a"), (1, "a"), (1, "c")]
+        .iter()
+        .map(|&(back, user)| {
+            Event::new((h - back) as u32, fingerprint(user.as_bytes()), Kind::Click)
+        })
+        .collect();
+    let mut segment = Vec::new();
+    hourtally::record::encode_group(&mut segment, 0, &events);
+    std::fs::write(
+        dir.0.join("journal").join(format!("{:020}.htj", 0)),
+        segment,
+    )
+    .expect("write");
+    let s = TestServer::start(&["--data-dir", dir.arg(), "--retention-hours", "3"]);
+    assert_eq!(s.wait_counts((h - 1) * HOUR, (2, 2, 0)), (2, 2, 0));
+
+    let r = range(&s, (h - 6) * HOUR, h * HOUR);
+    r.assert_reason(422, "only its totals left");
+    assert!(
+        r.text().contains(&format!("{} ms", (h - 5) * HOUR)),
+        "{}",
+        r.text()
+    );
+    // From the hour after it: h-4 and h-3 are sealed too, but never had users.
+    assert_eq!(range_counts(&s, h - 4, h), (2, 3, 0));
+    // The hour itself still reads its totals.
+    assert_eq!(s.counts((h - 5) * HOUR), (2, 2, 0));
+    let metrics = s.get("/metrics").text();
+    assert!(
+        metrics.contains("hourtally_http_rejections_total{reason=\"range_without_users\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn bad_ranges_get_the_range_apis_answers() {
+    let s = TestServer::start(&[]);
+    let now = now_ms();
+    for (query, status, reason) in [
+        (String::new(), 400, "from: missing"),
+        (format!("from={now}"), 400, "to: missing"),
+        (format!("from=&to={now}"), 400, "from: empty"),
+        (format!("from=x&to={now}"), 400, "not plain ASCII digits"),
+        (
+            format!("from={now}&to={}", now - HOUR),
+            400,
+            "from: after to",
+        ),
+        (
+            format!("from={}&to={now}", now - 168 * HOUR),
+            400,
+            "more than 168 hours",
+        ),
+        (
+            format!("from={now}&from={now}&to={now}"),
+            400,
+            "given more than once",
+        ),
+    ] {
+        let r = s.get(&format!("/analytics/range?{query}"));
+        r.assert_reason(status, reason);
+    }
+    // A week is the longest range by default.
+    let r = range(&s, now - 167 * HOUR, now);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.text(), "unique_users,0\nclicks,0\nimpressions,0\n");
+    let r = s.send(b"POST /analytics/range?from=0&to=0 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+    let mut c = s.connect();
+    c.write(b"HEAD /analytics/range?from=0&to=0 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = c.response(true);
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(
+            "unique_users,0\nclicks,0\nimpressions,0\n"
+                .len()
+                .to_string()
+                .as_str()
+        )
+    );
+}
