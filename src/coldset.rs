@@ -1,6 +1,6 @@
-//! A sealed hour's user fingerprints, compressed close to the information floor: the cold
-//! tier's set format (issue 23). Not yet wired into the server: it is the format the ring's
-//! sealed hours will be written in, tested and measured on its own first.
+//! An hour's user fingerprints, compressed close to the information floor. The ring keeps
+//! each hour that is over as one of these (a frozen hour, `ring::freeze`), and it is the
+//! format a cold tier on disk will write (the bytes below).
 //!
 //! ## Why Elias-Fano
 //!
@@ -81,44 +81,11 @@ fn words(bits: u64) -> usize {
 /// If `sorted` is not strictly increasing (the caller sorts and has no duplicates: a user
 /// set holds each fingerprint once).
 pub fn encode(sorted: &[u64]) -> Vec<u8> {
-    assert!(
-        sorted.windows(2).all(|w| w[0] < w[1]),
-        "cold set values must be strictly increasing"
-    );
-    let n = sorted.len() as u64;
-    let l = low_bits(n);
-    let upper_bits = n + (u64::MAX >> l) + 1;
-    let mut low = vec![0u64; words(n * u64::from(l))];
-    let mut upper = vec![0u64; words(upper_bits)];
-    let mask = (1u64 << l) - 1;
-    for (i, &x) in sorted.iter().enumerate() {
-        let at = i as u64 * u64::from(l);
-        let (w, b) = ((at / 64) as usize, at % 64);
-        let v = x & mask;
-        low[w] |= v << b;
-        if b + u64::from(l) > 64 {
-            low[w + 1] |= v >> (64 - b);
-        }
-        let one = (x >> l) + i as u64;
-        upper[(one / 64) as usize] |= 1 << (one % 64);
-    }
-    let mut out = Vec::with_capacity(HEAD + 8 * (low.len() + upper.len()) + TAIL);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&COLD_SET_VERSION.to_le_bytes());
-    out.extend_from_slice(&[l as u8, 0]);
-    out.extend_from_slice(&n.to_le_bytes());
-    out.extend_from_slice(&upper_bits.to_le_bytes());
-    for w in low.iter().chain(&upper) {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(END);
-    out
+    ColdSet::from_sorted(sorted).to_bytes()
 }
 
-/// A cold set read back and checked, with its lookup index.
-#[derive(Debug)]
+/// A cold set, built from sorted values or read back and checked, with its lookup index.
+#[derive(Debug, PartialEq, Eq)]
 pub struct ColdSet {
     n: u64,
     l: u32,
@@ -130,6 +97,67 @@ pub struct ColdSet {
 }
 
 impl ColdSet {
+    /// The set of `sorted`, strictly increasing fingerprints.
+    ///
+    /// # Panics
+    /// If `sorted` is not strictly increasing (the caller sorts and has no duplicates: a user
+    /// set holds each fingerprint once).
+    pub fn from_sorted(sorted: &[u64]) -> Self {
+        assert!(
+            sorted.windows(2).all(|w| w[0] < w[1]),
+            "cold set values must be strictly increasing"
+        );
+        let n = sorted.len() as u64;
+        let l = low_bits(n);
+        let upper_bits = n + (u64::MAX >> l) + 1;
+        let mut low = vec![0u64; words(n * u64::from(l))];
+        let mut upper = vec![0u64; words(upper_bits)];
+        let mask = (1u64 << l) - 1;
+        for (i, &x) in sorted.iter().enumerate() {
+            let at = i as u64 * u64::from(l);
+            let (w, b) = ((at / 64) as usize, at % 64);
+            let v = x & mask;
+            low[w] |= v << b;
+            if b + u64::from(l) > 64 {
+                low[w + 1] |= v >> (64 - b);
+            }
+            let one = (x >> l) + i as u64;
+            upper[(one / 64) as usize] |= 1 << (one % 64);
+        }
+        let mut set = ColdSet {
+            n,
+            l,
+            low,
+            upper,
+            upper_bits,
+            zeros: Vec::new(),
+        };
+        set.zeros = set.sample_zeros();
+        set
+    }
+
+    /// The set's bytes (module doc).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEAD + 8 * (self.low.len() + self.upper.len()) + TAIL);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&COLD_SET_VERSION.to_le_bytes());
+        out.extend_from_slice(&[self.l as u8, 0]);
+        out.extend_from_slice(&self.n.to_le_bytes());
+        out.extend_from_slice(&self.upper_bits.to_le_bytes());
+        for w in self.low.iter().chain(&self.upper) {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(END);
+        out
+    }
+
+    /// Heap bytes of the set in memory: its words and its zero samples.
+    pub fn heap_bytes(&self) -> usize {
+        8 * (self.low.len() + self.upper.len()) + self.index_bytes()
+    }
+
     /// Reads and checks `bytes` (module doc: every check before any answer).
     pub fn parse(bytes: &[u8]) -> Result<Self, ColdSetError> {
         if bytes.len() < HEAD + TAIL || &bytes[..4] != MAGIC {
@@ -193,6 +221,20 @@ impl ColdSet {
                 "the upper vector's ones are not one per value",
             ));
         }
+        self.zeros = self.sample_zeros();
+        let mut last = None;
+        for x in self.iter() {
+            if last.is_some_and(|p| p >= x) {
+                return Err(ColdSetError::Damaged("values out of order"));
+            }
+            last = Some(x);
+        }
+        Ok(self)
+    }
+
+    /// The position of every [`SAMPLE`]-th zero of the upper vector.
+    fn sample_zeros(&self) -> Vec<u64> {
+        let spare = self.upper.len() as u64 * 64 - self.upper_bits;
         let mut zeros = Vec::with_capacity((self.upper_bits - self.n).div_ceil(SAMPLE) as usize);
         let mut seen = 0u64;
         for (k, &w) in self.upper.iter().enumerate() {
@@ -208,15 +250,7 @@ impl ColdSet {
                 z &= z - 1;
             }
         }
-        self.zeros = zeros;
-        let mut last = None;
-        for x in self.iter() {
-            if last.is_some_and(|p| p >= x) {
-                return Err(ColdSetError::Damaged("values out of order"));
-            }
-            last = Some(x);
-        }
-        Ok(self)
+        zeros
     }
 
     /// How many values.

@@ -53,9 +53,11 @@ pub mod alarms;
 pub mod bytes;
 pub mod civil;
 pub mod clock;
+pub mod coldset;
 pub mod conns;
 pub mod counts;
 pub mod event;
+pub mod freezer;
 pub mod histogram;
 pub mod ingest;
 pub mod publisher;
@@ -69,8 +71,6 @@ pub mod writer;
 pub mod ack;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod cluster;
-#[cfg(all(feature = "server", not(hourtally_loom)))]
-pub mod coldset;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod config;
 #[cfg(all(feature = "server", not(hourtally_loom)))]

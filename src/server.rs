@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::coarse_monotonic_ms;
 use crate::config::Config;
+use crate::freezer::Freezer;
 use crate::histogram::BatchStats;
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{accept, conn, Service};
@@ -173,6 +174,11 @@ impl Server {
                 readiness,
                 stats: writer_stats,
                 idle: config.writer_idle(),
+                freezer: {
+                    let applied = applied.clone();
+                    Freezer::start(move || applied.wake_popper())
+                        .map_err(StartError::io("start the freezing thread"))?
+                },
             },
             fatal,
         )?;
@@ -305,6 +311,8 @@ struct WriterParts {
     readiness: Arc<Readiness>,
     stats: Arc<BatchStats>,
     idle: Idle,
+    /// Freezes the hours that are over (`ring::freeze`).
+    freezer: Freezer,
 }
 
 /// Spawns the writer thread: it recovers (the mode's [`Recovery`]), then applies its queue
@@ -324,7 +332,9 @@ fn spawn_writer(w: WriterParts, fatal: Fatal) -> Result<JoinHandle<RingWriter>, 
                     return ring_writer;
                 }
             };
-            let mut writer = Writer::new(w.applied, ring_writer).with_idle(w.idle);
+            let mut writer = Writer::new(w.applied, ring_writer)
+                .with_idle(w.idle)
+                .with_freezer(w.freezer);
             if crate::metrics::ENABLED {
                 writer = writer.with_stats(w.stats);
             }

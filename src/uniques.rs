@@ -7,11 +7,14 @@
 //! a range that reaches one with users is refused ([`RangeError::NoUsers`]), never answered
 //! with a sum.
 //!
-//! The work is proportional to the users of the range (a sort of all their fingerprints),
-//! far more than one HTTP worker should do between the requests of its other connections, so
-//! it runs on a thread of its own ([`Uniques`]), one range at a time, at most [`MAX_WAITING`]
-//! waiting.
+//! An hour that is over is frozen (`ring::freeze`): most of its users are a sorted
+//! [`ColdSet`], the rest a short list. The count sorts the short lists of all the hours into
+//! one more sorted set and counts the union of the sorted sets in one pass
+//! ([`union_count`]). The work grows with the users of the range, far more than one HTTP
+//! worker should do between the requests of its other connections, so it runs on a thread of
+//! its own ([`Uniques`]), one range at a time, at most [`MAX_WAITING`] waiting.
 
+use crate::coldset::{union_count, ColdSet};
 use crate::counts::Counts;
 use crate::query::HourRange;
 use crate::ring::{HourMembers, Ring};
@@ -41,15 +44,17 @@ pub enum RangeError {
 /// May wait briefly for a lock of the writer's: call it from an OS thread, not a coroutine.
 pub fn count(ring: &Ring, range: HourRange) -> Result<Counts, RangeError> {
     let mut total = Counts::default();
-    let mut users = Vec::new();
+    let mut sets: Vec<Arc<ColdSet>> = Vec::new();
+    let mut loose = Vec::new();
     for hour in range.hours() {
         let counts = match ring.members(hour) {
             HourMembers::InRing { counts, members } => {
-                let listed = members.users_into(counts.unique_users, &mut users);
+                let listed = members.added_into(counts.unique_users, &mut loose);
                 assert!(
                     listed,
-                    "hour {hour}: a published count its log does not hold"
+                    "hour {hour}: a published count its members do not hold"
                 );
+                sets.extend(members.base().cloned());
                 counts
             }
             HourMembers::NotStarted => continue,
@@ -59,9 +64,12 @@ pub fn count(ring: &Ring, range: HourRange) -> Result<Counts, RangeError> {
         total.clicks += counts.clicks;
         total.impressions += counts.impressions;
     }
-    users.sort_unstable();
-    users.dedup();
-    total.unique_users = users.len() as u64;
+    loose.sort_unstable();
+    loose.dedup();
+    let loose = ColdSet::from_sorted(&loose);
+    let mut all: Vec<&ColdSet> = sets.iter().map(|s| &**s).collect();
+    all.push(&loose);
+    total.unique_users = union_count(&all);
     Ok(total)
 }
 

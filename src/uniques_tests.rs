@@ -64,22 +64,39 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     /// Every range, read between any two batches, is the union of the model's sets, or is
-    /// refused for the first hour of it that left the ring with users.
+    /// refused for the first hour of it that left the ring with users; with hours frozen
+    /// (`ring::freeze`) between some batches, and users counted while a freeze is built.
     #[test]
     fn a_range_counts_the_union_of_its_hours_users_and_sums_the_kinds(
-        batches in prop::collection::vec(prop::collection::vec(event(), 0..30), 1..6),
+        batches in prop::collection::vec(
+            (prop::collection::vec(event(), 0..30), 0u8..3),
+            1..6,
+        ),
         ranges in prop::collection::vec((95u32..120, 0u32..10), 1..8),
     ) {
         const CAPACITY: u32 = 6;
         let ring = Arc::new(Ring::new(CAPACITY as usize));
         let mut writer = RingWriter::new(Arc::clone(&ring));
         let mut model = Model::default();
-        for batch in batches {
+        let mut building = None;
+        for (batch, freeze) in batches {
             for e in batch {
                 writer.apply(e);
                 model.apply(CAPACITY, e);
             }
             writer.publish();
+            // 0: nothing; 1: take a job (or install the one taken a batch ago); 2: both.
+            if freeze > 0 {
+                if let Some(job) = building.take() {
+                    let _ = writer.install(crate::ring::freeze::freeze(job));
+                }
+                building = writer.freeze_job();
+            }
+            if freeze > 1 {
+                if let Some(job) = building.take() {
+                    let _ = writer.install(crate::ring::freeze::freeze(job));
+                }
+            }
             for &(first, len) in &ranges {
                 let range = HourRange { first, last: first + len };
                 prop_assert_eq!(count(&ring, range), model.range(CAPACITY, range));

@@ -94,6 +94,7 @@
 //! and retries it as before.
 
 use crate::event::Event;
+use crate::freezer::Freezer;
 use crate::histogram::BatchStats;
 pub use crate::ingest::{Ingest, PushError};
 use crate::ring::{RingImage, RingWriter};
@@ -201,6 +202,8 @@ pub struct Writer {
     /// With refusals: by source, the run the writer refused an event of (0: none); its later
     /// events are refused too.
     poisoned: Vec<u64>,
+    /// Freezes the hours that are over, if given (`ring::freeze`).
+    freezer: Option<Freezer>,
 }
 
 impl Writer {
@@ -216,7 +219,14 @@ impl Writer {
             spin_limit: SPIN_TURNS,
             stats: None,
             poisoned: Vec::new(),
+            freezer: None,
         }
+    }
+
+    /// Freezes the ring's hours that are over on `freezer`'s thread, a turn after each batch.
+    pub fn with_freezer(mut self, freezer: Freezer) -> Self {
+        self.freezer = Some(freezer);
+        self
     }
 
     /// Records every batch's size and the time from taking it to publishing it in `stats`.
@@ -390,6 +400,9 @@ impl Writer {
                     stats.record(n, started.elapsed());
                 }
                 self.snapshot_turn(CAPTURE_BUDGET, false);
+                if let Some(freezer) = self.freezer.as_mut() {
+                    freezer.turn(&mut self.ring);
+                }
                 applied += n as u64;
                 // Release: the progress marker; see the module doc. Single writer: a plain
                 // store of our own count, no RMW needed.
@@ -423,6 +436,12 @@ impl Writer {
                 ingest.take_cut_request();
                 self.open_cut(ingest);
                 self.advance_cut(ingest, 0);
+            }
+            if idle_turns == 0 {
+                // A freeze finished while the queue is empty (its thread woke us): install it.
+                if let Some(freezer) = self.freezer.as_mut() {
+                    freezer.turn(&mut self.ring);
+                }
             }
             if idle_turns == 0 && self.sink.is_some() {
                 self.snapshot_turn(CAPTURE_BUDGET, false);

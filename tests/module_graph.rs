@@ -35,7 +35,7 @@ const TIERS: &[&[&str]] = &[
     ],
     &["conns", "metrics", "ring"],
     // The core: the queue into the one writer, and what the writer hands each batch to.
-    &["ingest", "uniques"],
+    &["ingest", "uniques", "freezer"],
     &["writer"],
     &["thread", "publisher", "ack"],
     &["journal"],

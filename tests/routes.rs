@@ -101,6 +101,7 @@ fn openapi_json_describes_every_route() {
     let mut routed = vec![
         "/analytics",
         "/analytics/hours",
+        "/analytics/range",
         "/healthz",
         "/metrics",
         "/openapi.json",
@@ -122,7 +123,7 @@ fn openapi_json_describes_every_route() {
             let method = method.to_ascii_uppercase();
             let query = match (path.as_str(), method.as_str()) {
                 ("/analytics", "POST") => format!("?timestamp={ts}&user=openapi&click"),
-                ("/analytics/hours", _) => format!("?from={ts}&to={ts}"),
+                ("/analytics/hours" | "/analytics/range", _) => format!("?from={ts}&to={ts}"),
                 ("/analytics", _) => format!("?timestamp={ts}"),
                 _ => String::new(),
             };

@@ -107,3 +107,66 @@ fn members_listed_before_publish_vs_reader() {
 fn negative_control_members_listed_after_publish() {
     members_model(true);
 }
+
+/// The writer freezes hour 0 (`ring::freeze`) while it goes on counting it, vs a reader of
+/// the hour. Before the reader starts: users 11 and 12 of hour 0, then hour 2 (so hour 0 is
+/// over) and the freeze job, at two users. Then the set is built on a thread of its own
+/// (as the freezing thread does) while the writer counts user 13; the writer installs the set
+/// (base 11, 12; log 13) and counts user 14. Every count the reader takes lists exactly its
+/// users, before, during and after the install.
+#[test]
+fn members_vs_freeze_install() {
+    let outcomes = freeze_model(Ring::members);
+    // (users counted, users in the base): before the install, and after it.
+    let expected: BTreeSet<(u64, u64)> = [(2, 0), (3, 0), (3, 2), (4, 2)].into();
+    assert_eq!(outcomes, expected, "answers reached");
+}
+
+/// Negative control: the reader does not look at the members again after the snapshot. Loom
+/// must find a count taken after the install paired with the members from before it.
+#[test]
+#[should_panic(expected = "members violation: a count of")]
+fn negative_control_members_without_recheck_vs_freeze_install() {
+    freeze_model(Ring::members_without_recheck);
+}
+
+/// The model of `members_vs_freeze_install`, with the reader's way to take an hour's members.
+fn freeze_model(members_of: fn(&Ring, u32) -> HourMembers) -> BTreeSet<(u64, u64)> {
+    use hourtally::ring::freeze::freeze;
+    loom_tests::model_outcomes(move || {
+        let ring = Arc::new(Ring::new(4));
+        let mut writer = RingWriter::new(ring.clone());
+        for user in [11, 12] {
+            writer.apply_and_publish(Event::new(OLD, user, Kind::Click));
+        }
+        writer.apply_and_publish(Event::new(2, 21, Kind::Click));
+        let job = writer.freeze_job().expect("hour 0 is over");
+        let reader = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let HourMembers::InRing { counts, members } = members_of(&ring, OLD) else {
+                    panic!("members violation: hour {OLD} left its slot");
+                };
+                let n = counts.unique_users;
+                let mut listed = Vec::new();
+                assert!(
+                    members.users_into(n, &mut listed),
+                    "members violation: a count of {n} users its members do not hold"
+                );
+                listed.sort_unstable();
+                let want: Vec<u64> = [11, 12, 13, 14][..n as usize].to_vec();
+                assert_eq!(
+                    listed, want,
+                    "members violation: a count of {n} users listed as {listed:?}"
+                );
+                (n, members.base_len())
+            })
+        };
+        let building = thread::spawn(move || freeze(job));
+        writer.apply_and_publish(Event::new(OLD, 13, Kind::Click));
+        let frozen = building.join().unwrap();
+        assert!(writer.install(frozen).expect("no capture").is_some());
+        writer.apply_and_publish(Event::new(OLD, 14, Kind::Click));
+        reader.join().unwrap()
+    })
+}

@@ -14,6 +14,7 @@ pub struct Gauges<'a> {
     pub applied: u64,
     pub sealed_drops: u64,
     pub duplicates: u64,
+    pub freezes: u64,
     pub queued: usize,
     pub queue_capacity: usize,
     pub open_connections: usize,
@@ -86,6 +87,12 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "counter",
         "Events the apply rule dropped because their hour had counted their event id already.",
         g.duplicates,
+    );
+    p.one(
+        "hourtally_hours_frozen_total",
+        "counter",
+        "Hours that were over frozen into sorted sets (a first freeze, or a later one folding in late users).",
+        g.freezes,
     );
     p.one(
         "hourtally_queue_depth",

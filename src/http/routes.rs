@@ -330,6 +330,7 @@ impl Service {
             applied: self.applied_from.applied(),
             sealed_drops: self.ring.sealed_drops(),
             duplicates: self.ring.duplicates(),
+            freezes: self.ring.freezes(),
             queued: self.ingest.queued()
                 + self.log.as_ref().map_or(0, |_| self.applied_from.queued()),
             queue_capacity: self.ingest.capacity(),

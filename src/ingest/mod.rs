@@ -269,7 +269,8 @@ impl Ingest {
 
     /// Wakes the popping thread if it sleeps, or makes its next sleep return at once (the
     /// parker keeps a token). For the popper's other sources of work: the log's outcomes
-    /// and timer ticks of a publisher, a skipped message of the writer's feed.
+    /// and timer ticks of a publisher, a skipped message of the writer's feed, a frozen hour
+    /// to install (`freezer`).
     pub fn wake_popper(&self) {
         self.parker.unpark();
     }

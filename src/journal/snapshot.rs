@@ -43,7 +43,7 @@ pub fn encode(image: &RingImage) -> Vec<u8> {
     let users: usize = image
         .slots
         .iter()
-        .map(|s| s.users.len() + s.ids.len())
+        .map(|s| s.user_count() as usize + s.ids.len())
         .sum();
     let ids = image.duplicates != 0 || image.slots.iter().any(|s| !s.ids.is_empty());
     let version: u16 = if ids { 2 } else { 1 };
@@ -71,8 +71,8 @@ pub fn encode(image: &RingImage) -> Vec<u8> {
     }
     for slot in &image.slots {
         put_counts(&mut out, slot.hour, &slot.counts);
-        out.extend_from_slice(&(slot.users.len() as u64).to_le_bytes());
-        for fp in &slot.users {
+        out.extend_from_slice(&slot.user_count().to_le_bytes());
+        for fp in slot.all_users() {
             out.extend_from_slice(&fp.to_le_bytes());
         }
         if ids {
@@ -203,6 +203,7 @@ pub fn decode(bytes: &[u8]) -> Result<RingImage, String> {
         images.push(SlotImage {
             hour,
             counts,
+            base: None,
             users,
             ids,
         });
@@ -325,12 +326,14 @@ mod tests {
                 SlotImage {
                     hour: 490_001,
                     counts: c(2, 3, 4),
+                    base: None,
                     users: vec![9, u64::MAX],
                     ids: vec![],
                 },
                 SlotImage {
                     hour: EMPTY,
                     counts: c(0, 0, 0),
+                    base: None,
                     users: vec![],
                     ids: vec![],
                 },

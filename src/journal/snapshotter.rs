@@ -59,7 +59,7 @@ impl Snapshots {
             .spawn(move || {
                 for image in images {
                     let started = Instant::now();
-                    let users = image.slots.iter().map(|s| s.users.len() as u64).sum();
+                    let users = image.slots.iter().map(|s| s.user_count()).sum();
                     let result = snapshot::write(&thread_dir, &image)
                         .map(|_| (image.covered, users, started.elapsed()))
                         .map_err(|e| format!("event {}: {e}", image.covered));

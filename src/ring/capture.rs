@@ -30,6 +30,7 @@ use super::members::Members;
 use super::slot::{Counts, Snapshot, EMPTY};
 use super::users::{UserSet, STRIPES};
 use super::RingWriter;
+use crate::coldset::ColdSet;
 use crate::sync::{Arc, Ordering};
 
 /// Fingerprints a capture step copies at most (then it finishes the stripe it is in).
@@ -52,17 +53,48 @@ pub struct RingImage {
 }
 
 /// One slot of a [`RingImage`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct SlotImage {
     /// The slot's hour, or [`EMPTY`].
     pub hour: u32,
     pub counts: Counts,
-    /// The fingerprints of the hour's users (as many as `counts.unique_users`), in no
-    /// particular order.
+    /// The hour's users counted before it was frozen (`ring::freeze`), if it was: shared
+    /// with the ring, so that the writer copies none of them.
+    pub base: Option<Arc<ColdSet>>,
+    /// The fingerprints of the hour's other users, in no particular order: with `base`'s, as
+    /// many as `counts.unique_users` ([`all_users`](Self::all_users)).
     pub users: Vec<u64>,
     /// The fingerprints of the event ids the hour has counted, distinct, in no particular
     /// order.
     pub ids: Vec<u64>,
+}
+
+/// Equal when every field is, the base by its values (loom's `Arc` compares nothing).
+impl PartialEq for SlotImage {
+    fn eq(&self, other: &Self) -> bool {
+        self.hour == other.hour
+            && self.counts == other.counts
+            && self.base.as_deref() == other.base.as_deref()
+            && self.users == other.users
+            && self.ids == other.ids
+    }
+}
+
+impl Eq for SlotImage {}
+
+impl SlotImage {
+    /// How many users the slot lists: `base`'s and `users`.
+    pub fn user_count(&self) -> u64 {
+        self.base.as_ref().map_or(0, |b| b.len()) + self.users.len() as u64
+    }
+
+    /// Every user the slot lists: `base`'s, then `users`.
+    pub fn all_users(&self) -> impl Iterator<Item = u64> + '_ {
+        self.base
+            .iter()
+            .flat_map(|b| b.iter())
+            .chain(self.users.iter().copied())
+    }
 }
 
 /// Which set of a slot: its users or its event ids. Set `j` of a capture is slot `j / 2`'s
@@ -178,7 +210,7 @@ impl Capture {
             .image
             .slots
             .iter()
-            .all(|s| s.users.len() as u64 == s.counts.unique_users));
+            .all(|s| s.user_count() == s.counts.unique_users));
         self.image.archive.sort_unstable_by_key(|(h, _)| *h);
         self.image
     }
@@ -197,7 +229,7 @@ impl RingWriter {
         }
         for (i, (w, s)) in self.slots.iter_mut().zip(&image.slots).enumerate() {
             let mut users = UserSet::new();
-            for &fp in &s.users {
+            for fp in s.all_users() {
                 users.insert(fp);
             }
             if users.len() != s.counts.unique_users || (s.hour == EMPTY && !users.is_empty()) {
@@ -218,10 +250,15 @@ impl RingWriter {
                 return Err(format!("slot {i}: an empty slot lists event ids"));
             }
             let members = Members::new(s.hour);
-            for (n, &fp) in s.users.iter().enumerate() {
+            for (n, fp) in s.all_users().enumerate() {
                 members.append(n as u64, fp);
             }
             w.members = Arc::new(members);
+            w.base = None;
+            w.logged = users.len();
+            if s.hour != EMPTY && (self.newest == EMPTY || s.hour > self.newest) {
+                self.newest = s.hour;
+            }
             let shared = Arc::clone(&w.members);
             self.ring.members[i].with_write(|m| *m = shared);
             w.snap = Snapshot {

@@ -1,28 +1,41 @@
 //! The users of one hour as any thread may list them: what a union over hours reads.
 //!
-//! Each slot shares one [`Members`] per hour it holds: the writer appends every user new to
-//! the hour to its log as it counts it, and replaces the slot's `Members` when the slot takes
-//! a new hour (before it publishes the slot with that hour). A reader pairs it with a slot
-//! snapshot ([`Ring::members`](super::Ring::members)): the snapshot's `unique_users = n` counts
-//! exactly the log's first `n` entries.
+//! Each slot shares one [`Members`] per hour it holds: a *base*, the users of the hour up to
+//! some point as a sorted [`ColdSet`] (none until the hour is frozen, `ring::freeze`), and a
+//! log of the users counted after it, appended by the writer as it counts them. The writer
+//! replaces the slot's `Members` when the slot takes a new hour (before it publishes the slot
+//! with that hour) and when it freezes the hour (base and log folded into a new base, the
+//! log then holding only users counted since). A reader pairs it with a slot snapshot
+//! ([`Ring::members`](super::Ring::members)): the snapshot's `unique_users = n` counts
+//! exactly the base and the log's first `n − base.len()` entries.
 
 use super::slot::Counts;
 use super::userlog::UserLog;
+use crate::coldset::ColdSet;
 use crate::sync::Arc;
 
-/// The users of one hour, in the order the writer counted them.
+/// The users of one hour: a sorted base, then the ones counted after it, in the order the
+/// writer counted them.
 #[derive(Debug)]
 pub struct Members {
     /// The hour ([`EMPTY`](super::EMPTY) for a slot that never held one).
     hour: u32,
-    /// Its users' fingerprints, each once.
+    /// The users counted before the hour was frozen, if it was.
+    base: Option<Arc<ColdSet>>,
+    /// The users counted after them, each once and none of the base.
     log: UserLog,
 }
 
 impl Members {
     pub fn new(hour: u32) -> Self {
+        Self::frozen(hour, None)
+    }
+
+    /// Members of `hour` whose first users are `base`.
+    pub(super) fn frozen(hour: u32, base: Option<Arc<ColdSet>>) -> Self {
         Self {
             hour,
+            base,
             log: UserLog::new(),
         }
     }
@@ -31,22 +44,51 @@ impl Members {
         self.hour
     }
 
-    /// Records the hour's user number `i` (0-based). The ring's writer only.
+    /// The users counted before the hour was frozen (none if it was not).
+    pub fn base(&self) -> Option<&Arc<ColdSet>> {
+        self.base.as_ref()
+    }
+
+    /// How many users the base holds.
+    pub fn base_len(&self) -> u64 {
+        self.base.as_ref().map_or(0, |b| b.len())
+    }
+
+    /// Records the hour's user number `base_len() + i` (`i` 0-based in the log). The ring's
+    /// writer only.
     #[inline]
     pub(super) fn append(&self, i: u64, fp: u64) {
         self.log.append(i, fp);
     }
 
-    /// Appends to `out` the fingerprints of the first `n` users: those a published
-    /// `unique_users = n` of this hour counts. `false` if the writer has not written them
-    /// (a caller that took `n` from a slot snapshot of this hour never sees it).
-    pub fn users_into(&self, n: u64, out: &mut Vec<u64>) -> bool {
-        self.log.read_into(n, out)
+    /// Appends to `out` the users after the base among the first `n`, those a published
+    /// `unique_users = n` counts; `false` (and `out` untouched) if `n` is below the base or
+    /// the writer has not written them (a caller that took `n` from a slot snapshot of this
+    /// hour after it took these members never sees either).
+    pub fn added_into(&self, n: u64, out: &mut Vec<u64>) -> bool {
+        match n.checked_sub(self.base_len()) {
+            Some(logged) => self.log.read_into(logged, out),
+            None => false,
+        }
     }
 
-    /// Heap bytes of the log.
+    /// Appends to `out` all of the first `n` users, the base's included (see
+    /// [`added_into`](Self::added_into)).
+    pub fn users_into(&self, n: u64, out: &mut Vec<u64>) -> bool {
+        let before = out.len();
+        if let Some(base) = &self.base {
+            out.extend(base.iter());
+        }
+        let listed = self.added_into(n, out);
+        if !listed {
+            out.truncate(before);
+        }
+        listed
+    }
+
+    /// Heap bytes of the log and the base.
     pub fn heap_bytes(&self) -> usize {
-        self.log.heap_bytes()
+        self.log.heap_bytes() + self.base.as_ref().map_or(0, |b| b.heap_bytes())
     }
 }
 

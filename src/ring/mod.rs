@@ -39,6 +39,7 @@
 pub mod archive;
 mod batch;
 pub mod capture;
+pub mod freeze;
 pub mod members;
 pub mod placement;
 mod prefetch;
@@ -59,6 +60,7 @@ pub use slot::{Counts, Slot, Snapshot, EMPTY};
 use users::Mixed;
 pub use users::UserSet;
 
+use crate::coldset::ColdSet;
 use crate::event::{Event, Kind};
 use crate::sync::{spin_loop, Arc, AtomicU64, Ordering, RwLock};
 
@@ -105,6 +107,8 @@ pub struct Ring {
     /// Events the apply rule dropped as repeats of an event id their hour had counted.
     /// Written by the ring's one writer only.
     duplicates: AtomicU64,
+    /// Freezes installed ([`freeze`]). Written by the ring's one writer only.
+    freezes: AtomicU64,
 }
 
 impl Ring {
@@ -121,6 +125,7 @@ impl Ring {
             archive: Archive::new(),
             sealed_drops: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
+            freezes: AtomicU64::new(0),
         }
     }
 
@@ -174,23 +179,44 @@ impl Ring {
     /// for a lock the writer takes once per recycle: call it from an OS thread of its own,
     /// never a coroutine.
     pub fn members(&self, hour: u32) -> HourMembers {
+        self.members_impl::<true>(hour)
+    }
+
+    /// NEGATIVE CONTROL, compiled only under loom: [`members`](Self::members) without the
+    /// second look at the members, so that a freeze installed between the first look and
+    /// the snapshot goes unseen. `loom-tests/tests/loom_members_vs_writer.rs` checks that
+    /// loom finds it.
+    #[cfg(hourtally_loom)]
+    #[doc(hidden)]
+    pub fn members_without_recheck(&self, hour: u32) -> HourMembers {
+        self.members_impl::<false>(hour)
+    }
+
+    /// `members`; `RECHECK == false` only for the loom negative control.
+    fn members_impl<const RECHECK: bool>(&self, hour: u32) -> HourMembers {
         let i = hour as usize % self.slots.len();
         loop {
-            // The members first, then the slot: the writer replaces a slot's members before
-            // it publishes the slot with their hour, so a snapshot of `hour` taken after
-            // members of `hour` were found counts users of those members. If the slot moved
-            // on in between (the hours differ), look again.
+            // The members, the slot, the members again. The writer replaces a slot's members
+            // (a new hour, or a freeze of the hour) before any publish that counts a user
+            // of the new ones. So if the members are the same before and after the snapshot,
+            // no replacement came before the snapshot's publish, and every user it counts is
+            // in them; and the first look makes sure they were there before it, so that the
+            // snapshot counts at least their base. Otherwise look again.
             let members = self.members[i].with_read(Arc::clone);
             let snap = self.slots[i].read();
             match standing(snap.hour, hour) {
-                Standing::InSlot if members.hour() == hour => {
+                Standing::InSlot
+                    if members.hour() == hour
+                        && (!RECHECK
+                            || self.members[i].with_read(|m| Arc::ptr_eq(m, &members))) =>
+                {
                     return HourMembers::InRing {
                         counts: snap.counts,
                         members,
                     }
                 }
-                // The writer took the slot for a newer hour and has not published it yet:
-                // until it does (this batch), the slot shows `hour` with the old members gone.
+                // The writer replaced the members and has not published the slot since:
+                // it does within this batch.
                 Standing::InSlot => spin_loop(),
                 Standing::NotStarted => return HourMembers::NotStarted,
                 Standing::Sealed => {
@@ -216,6 +242,12 @@ impl Ring {
         // Relaxed: a statistic; it publishes no other memory.
         self.duplicates.load(Ordering::Relaxed)
     }
+
+    /// Freezes of hours that are over installed so far ([`freeze`]).
+    pub fn freezes(&self) -> u64 {
+        // Relaxed: a statistic; it publishes no other memory.
+        self.freezes.load(Ordering::Relaxed)
+    }
 }
 
 /// What [`RingWriter::apply`] did with an event.
@@ -234,8 +266,12 @@ pub enum Applied {
 struct WriterSlot {
     /// Hour and counts, as they will be published.
     snap: Snapshot,
-    /// Fingerprints seen in `snap.hour`.
+    /// The hour's users up to when it was frozen ([`freeze`]), if it was: `members`' base.
+    base: Option<Arc<ColdSet>>,
+    /// Fingerprints seen in `snap.hour` and not in `base`.
     users: UserSet,
+    /// Users in `members`' log: `users.len()`, kept apart as the log's next index.
+    logged: u64,
     /// Fingerprints of the event ids counted in `snap.hour` (the same set type: a fingerprint
     /// of an id is as good a key as a user's, and as crafted by clients).
     ids: UserSet,
@@ -254,6 +290,9 @@ pub struct RingWriter {
     slots: Box<[WriterSlot]>,
     /// Indexes of the slots changed since the last publish.
     dirty: Vec<usize>,
+    /// The newest hour a slot has taken ([`EMPTY`] before the first): hours two or more
+    /// before it are over, and may be frozen ([`freeze`]).
+    newest: u32,
     /// A snapshot's capture under way, if any (see [`capture`]).
     capture: Option<Capture>,
     /// NEGATIVE CONTROL (loom only): users new to their hour, listed at the next publish's
@@ -272,7 +311,9 @@ impl RingWriter {
         let slots = (0..ring.capacity())
             .map(|i| WriterSlot {
                 snap: Snapshot::EMPTY,
+                base: None,
                 users: UserSet::new(),
+                logged: 0,
                 ids: UserSet::new(),
                 members: ring.members[i].with_read(Arc::clone),
                 dirty: false,
@@ -282,6 +323,7 @@ impl RingWriter {
             ring,
             slots,
             dirty: Vec::new(),
+            newest: EMPTY,
             capture: None,
             #[cfg(hourtally_loom)]
             late_listing: None,
@@ -291,6 +333,11 @@ impl RingWriter {
     /// The shared ring this writer publishes to.
     pub fn ring(&self) -> &Arc<Ring> {
         &self.ring
+    }
+
+    /// The newest hour a slot has taken ([`EMPTY`] before the first).
+    pub fn newest(&self) -> u32 {
+        self.newest
     }
 
     /// Applies one event to the working copy by the apply rule. Readers see it after the
@@ -330,6 +377,11 @@ impl RingWriter {
                 };
                 let old = std::mem::take(&mut w.users);
                 let old_ids = std::mem::take(&mut w.ids);
+                w.base = None;
+                w.logged = 0;
+                if self.newest == EMPTY || event.hour > self.newest {
+                    self.newest = event.hour;
+                }
                 // Before the slot is published with the new hour (see `Ring::members`).
                 w.members = Arc::new(Members::new(event.hour));
                 let members = Arc::clone(&w.members);
@@ -355,20 +407,22 @@ impl RingWriter {
             Some(m) => m,
             None => w.users.mixed(event.user),
         };
-        if w.users.insert_mixed(m) {
+        // A frozen hour's users are its base and its set; the set takes only users new to both.
+        let new = match &w.base {
+            None => w.users.insert_mixed(m),
+            Some(base) => !base.contains(event.user) && w.users.insert_mixed(m),
+        };
+        if new {
             // Listed before it is counted: a reader lists as many as a publish counts.
             #[cfg(hourtally_loom)]
             if let Some(late) = self.late_listing.as_mut() {
-                late.push((
-                    Arc::clone(&w.members),
-                    w.snap.counts.unique_users,
-                    event.user,
-                ));
+                late.push((Arc::clone(&w.members), w.logged, event.user));
             } else {
-                w.members.append(w.snap.counts.unique_users, event.user);
+                w.members.append(w.logged, event.user);
             }
             #[cfg(not(hourtally_loom))]
-            w.members.append(w.snap.counts.unique_users, event.user);
+            w.members.append(w.logged, event.user);
+            w.logged += 1;
             w.snap.counts.unique_users += 1;
             if let Some(c) = self.capture.as_mut() {
                 c.added(i, Which::Users, event.user);
@@ -399,6 +453,7 @@ impl RingWriter {
                 .map(|w| SlotImage {
                     hour: w.snap.hour,
                     counts: w.snap.counts,
+                    base: w.base.clone(),
                     users: Vec::with_capacity(w.users.len() as usize),
                     ids: Vec::with_capacity(w.ids.len() as usize),
                 })

@@ -213,6 +213,7 @@ fn instant_image(w: &RingWriter, covered: u64) -> RingImage {
             .map(|s| SlotImage {
                 hour: s.snap.hour,
                 counts: s.snap.counts,
+                base: s.base.clone(),
                 users: sorted(s.users.fingerprints().collect()),
                 ids: sorted(s.ids.fingerprints().collect()),
             })
