@@ -8,6 +8,7 @@
 #   bash scripts/bench-memory.sh                 # USERS="2000000 7000000"
 #   USERS=1000000 bash scripts/bench-memory.sh
 #   IDS=1 USERS=1000000 bash scripts/bench-memory.sh   # each POST with an event id of its own
+#   FROZEN=1 USERS=1000000 bash scripts/bench-memory.sh  # and once the hour is frozen
 #
 # For each N: a fresh server; two connections post 1 000 warm-up users ("w…") to the hour,
 # so that connections, buffers and the hour's first tables exist before the first reading;
@@ -24,6 +25,12 @@
 # (e.g. one built with another allocator) instead of building. IDS=1 gives every POST an
 # event id of its own (`&event_id=e` and the user's name): the growth is then a user's and an
 # id's, and the difference from a run without is what remembering an id costs.
+#
+# FROZEN=1 posts the users to the hour two hours before the clock's, then one event to the
+# clock's hour, which makes the first hour one that is over (ARCHITECTURE, "Frozen hours");
+# once /metrics counts the freeze and a second has passed (what the freeze replaced is freed
+# on its own thread), a third reading gives what the hour holds frozen (the "frozen B/user"
+# column, from the first reading).
 
 set -euo pipefail
 
@@ -34,6 +41,7 @@ CONNS=${CONNS:-2}
 SERVER_ARGS=${SERVER_ARGS:-}
 QUEUE=${QUEUE:-8388608}
 IDS=${IDS:-0}
+FROZEN=${FROZEN:-0}
 
 command -v python3 >/dev/null || {
     echo "bench-memory: python3 is missing" >&2
@@ -129,8 +137,9 @@ kib() {
     awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
 }
 
-printf '%-10s %12s %12s %12s %12s %10s %10s %8s\n' \
-    users "RSS before" "RSS after" "anon before" "anon after" "RSS B/user" "anon B/user" "post s"
+printf '%-10s %12s %12s %12s %12s %10s %10s %8s %13s\n' \
+    users "RSS before" "RSS after" "anon before" "anon after" "RSS B/user" "anon B/user" "post s" \
+    "frozen B/user"
 for n in $USERS; do
     log=$TMP/server.log
     # shellcheck disable=SC2086 # SERVER_ARGS is a list of flags
@@ -152,6 +161,10 @@ for n in $USERS; do
     # One timestamp for the whole run (the current hour when it starts), so every user
     # lands in the same hour even if the clock's hour turns meanwhile.
     ts=$(($(date +%s) * 1000))
+    now=$ts
+    if [[ $FROZEN == 1 ]]; then
+        ts=$((ts - 7200000))
+    fi
     client() {
         "${PIN_CLIENT[@]}" python3 "$TMP/post.py" "$addr" "$ts" "$@" || {
             echo "bench-memory: the client failed; the server's log ends:" >&2
@@ -167,8 +180,23 @@ for n in $USERS; do
     t1=$(date +%s.%N)
     rss1=$(kib "$SERVER_PID" VmRSS)
     anon1=$(kib "$SERVER_PID" RssAnon)
+    rss2=
+    if [[ $FROZEN == 1 ]]; then
+        "${PIN_CLIENT[@]}" python3 "$TMP/post.py" "$addr" "$now" z 1 1 1 0
+        for _ in $(seq 600); do
+            frozen=$(curl -fsS "http://$addr/metrics" | awk '$1 == "hourtally_hours_frozen_total" { print $2 }')
+            [[ ${frozen:-0} -ge 1 ]] && break
+            sleep 0.1
+        done
+        [[ ${frozen:-0} -ge 1 ]] || { echo "bench-memory: the hour was not frozen in 60 s" >&2; exit 1; }
+        # The replaced set and log are freed on the freezing thread just after the install.
+        sleep 1
+        rss2=$(kib "$SERVER_PID" VmRSS)
+    fi
     stop_server
     awk -v n="$n" -v r0="$rss0" -v r1="$rss1" -v a0="$anon0" -v a1="$anon1" -v t0="$t0" -v t1="$t1" \
-        'BEGIN { printf "%-10d %9d KiB %9d KiB %9d KiB %9d KiB %10.2f %10.2f %8.1f\n",
-                 n, r0, r1, a0, a1, (r1 - r0) * 1024 / n, (a1 - a0) * 1024 / n, t1 - t0 }'
+        -v r2="$rss2" \
+        'BEGIN { printf "%-10d %9d KiB %9d KiB %9d KiB %9d KiB %10.2f %10.2f %8.1f %13s\n",
+                 n, r0, r1, a0, a1, (r1 - r0) * 1024 / n, (a1 - a0) * 1024 / n, t1 - t0,
+                 r2 == "" ? "-" : sprintf("%.2f", (r2 - r0) * 1024 / n) }'
 done

@@ -46,6 +46,21 @@ impl std::fmt::Debug for Work {
     }
 }
 
+/// Returns the allocator's free memory to the OS. A freeze frees an hour's user set and log
+/// (tables under 64 KiB come from the allocator, `ring/zeroed.rs`) and its own sorting
+/// buffers, and glibc keeps freed heap memory, and raises its mapping threshold after each
+/// big free, so without this a frozen hour's memory would stay resident as holes
+/// (`FROZEN=1 scripts/bench-memory.sh` measured 25.5 bytes a user at 1 M users frozen,
+/// more than live).
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only releases free memory of glibc's own arenas; it reads or
+    // writes no memory of ours, and may be called from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 impl Freezer {
     /// Starts the thread; it calls `wake` after each freeze it finishes, so that a sleeping
     /// writer wakes to install it.
@@ -63,7 +78,10 @@ impl Freezer {
                             }
                             wake();
                         }
-                        Work::Free(retired) => drop(retired),
+                        Work::Free(retired) => {
+                            drop(retired);
+                            give_back_freed_memory();
+                        }
                     }
                 }
             })?;
