@@ -369,20 +369,20 @@ impl Iterator for Values<'_> {
 }
 
 /// Values a union counts at a time: a slice of the value space expected to hold about this
-/// many values from all the sets together, so that its table (twice as many cells) stays in
-/// the first-level cache. (1 024 counted the 24-hour union of `benches/cold.rs` in 479 ms,
-/// 4 096 in 706 ms, 256 in 520 ms.)
+/// many values from all the sets together, so that its table (four times as many cells)
+/// stays in the first-level cache. (1 024 counted the 24-hour union of `benches/cold.rs` in
+/// 479 ms, 4 096 in 706 ms, 256 in 520 ms, with the values taken one at a time.)
 const UNION_CHUNK: u64 = 1024;
 
 /// The number of distinct values over `sets`.
 ///
 /// The value space is cut into slices by its top bits, about [`UNION_CHUNK`] values a slice
 /// over all the sets; each set's values come in order, so a slice's are the next ones of each
-/// set. They go into a small open-addressing table, which counts each once and is emptied
-/// cell by cell after the slice (it grows if a slice holds more than it was made for).
-/// Placement multiplies by a random odd key, so that values crafted to collide (fingerprints
-/// of chosen names) cost probes, never a wrong count. (A merge of the sorted sets through a
-/// binary heap took twice as long: BENCHMARKS.md, "The cold set".)
+/// set. They are decoded into one buffer, set after set, then counted in a small
+/// open-addressing table, sized for the buffer before the first insert and emptied cell by
+/// cell after the slice. Placement multiplies by a random odd key, so that values crafted to
+/// collide (fingerprints of chosen names) cost probes, never a wrong count. (A merge of the
+/// sorted sets through a binary heap took twice as long: BENCHMARKS.md, "The cold set".)
 pub fn union_count(sets: &[&ColdSet]) -> u64 {
     let total: u64 = sets.iter().map(|s| s.len()).sum();
     if total == 0 {
@@ -390,24 +390,79 @@ pub fn union_count(sets: &[&ColdSet]) -> u64 {
     }
     let slice_log = (total / UNION_CHUNK).max(1).ilog2();
     let slices = 1u64 << slice_log;
-    let mut values: Vec<_> = sets.iter().map(|s| s.iter().peekable()).collect();
+    let mut cursors: Vec<Cursor<'_>> = sets.iter().map(|s| Cursor::new(s)).collect();
     let mut table = Table::new(4 * UNION_CHUNK as usize);
+    let mut buf = Vec::with_capacity(2 * UNION_CHUNK as usize);
     let mut count = 0;
     for slice in 0..slices {
         // The values of this slice: below the next slice's first value (the last: all left).
-        let end = (slice + 1 < slices).then(|| (slice + 1) << (64 - slice_log));
-        for v in &mut values {
-            while let Some(&x) = v.peek() {
-                if end.is_some_and(|e| x >= e) {
-                    break;
-                }
-                table.insert(x);
-                v.next();
-            }
+        let end = if slice + 1 < slices {
+            (slice + 1) << (64 - slice_log)
+        } else {
+            u64::MAX
+        };
+        let last = slice + 1 == slices;
+        buf.clear();
+        for c in &mut cursors {
+            c.take_below(end, last, &mut buf);
         }
-        count += table.take_count();
+        count += table.count(&buf);
     }
     count
+}
+
+/// A set's values in order, taken a slice at a time by [`union_count`].
+struct Cursor<'s> {
+    set: &'s ColdSet,
+    /// The upper word being read, and its ones not yet read.
+    word: usize,
+    ones: u64,
+    /// The next value's index.
+    i: u64,
+}
+
+impl<'s> Cursor<'s> {
+    fn new(set: &'s ColdSet) -> Self {
+        Cursor {
+            set,
+            word: 0,
+            ones: set.upper.first().copied().unwrap_or(0),
+            i: 0,
+        }
+    }
+
+    /// Appends to `out` the next values below `end` (all that are left if `all`).
+    #[inline]
+    fn take_below(&mut self, end: u64, all: bool, out: &mut Vec<u64>) {
+        let set = self.set;
+        let l = set.l;
+        let mask = (1u64 << l) - 1;
+        loop {
+            while self.ones == 0 {
+                self.word += 1;
+                match set.upper.get(self.word) {
+                    Some(&w) => self.ones = w,
+                    None => return,
+                }
+            }
+            let pos = self.word as u64 * 64 + u64::from(self.ones.trailing_zeros());
+            let high = pos - self.i;
+            // The low bits, from one word or across two.
+            let at = self.i * u64::from(l);
+            let (w, b) = ((at / 64) as usize, at % 64);
+            let mut low = set.low[w] >> b;
+            if b + u64::from(l) > 64 {
+                low |= set.low[w + 1] << (64 - b);
+            }
+            let x = (high << l) | (low & mask);
+            if !all && x >= end {
+                return;
+            }
+            out.push(x);
+            self.ones &= self.ones - 1;
+            self.i += 1;
+        }
+    }
 }
 
 /// The table of [`union_count`]: distinct values of one slice, 0 marking a free cell (the
@@ -415,7 +470,6 @@ pub fn union_count(sets: &[&ColdSet]) -> u64 {
 struct Table {
     cells: Vec<u64>,
     taken: Vec<usize>,
-    zero: bool,
     key: u64,
     bits: u32,
 }
@@ -426,54 +480,46 @@ impl Table {
         Table {
             cells: vec![0; size],
             taken: Vec::with_capacity(size / 2),
-            zero: false,
             key: ahash::RandomState::new().hash_one(0u64) | 1,
             bits: size.ilog2(),
         }
     }
 
-    #[inline]
-    fn insert(&mut self, x: u64) {
-        if x == 0 {
-            self.zero = true;
-            return;
+    /// The distinct values of `values`; leaves the table empty.
+    fn count(&mut self, values: &[u64]) -> u64 {
+        // At most half full whatever the values: no growth check per insert.
+        if 2 * values.len() > self.cells.len() {
+            *self = Table {
+                key: self.key,
+                ..Table::new(2 * values.len())
+            };
         }
         let mask = self.cells.len() - 1;
-        let mut at = (x.wrapping_mul(self.key) >> (64 - self.bits)) as usize;
-        loop {
-            match self.cells[at] {
-                0 => break,
-                y if y == x => return,
-                _ => at = (at + 1) & mask,
+        let shift = 64 - self.bits;
+        let mut zero = false;
+        for &x in values {
+            if x == 0 {
+                zero = true;
+                continue;
+            }
+            let mut at = (x.wrapping_mul(self.key) >> shift) as usize;
+            loop {
+                let y = self.cells[at];
+                if y == 0 {
+                    self.cells[at] = x;
+                    self.taken.push(at);
+                    break;
+                }
+                if y == x {
+                    break;
+                }
+                at = (at + 1) & mask;
             }
         }
-        self.cells[at] = x;
-        self.taken.push(at);
-        if 2 * self.taken.len() > self.cells.len() {
-            self.grow();
-        }
-    }
-
-    /// Twice the cells, the values placed again.
-    fn grow(&mut self) {
-        let values: Vec<u64> = self.taken.iter().map(|&at| self.cells[at]).collect();
-        *self = Table {
-            key: self.key,
-            zero: self.zero,
-            ..Table::new(2 * self.cells.len())
-        };
-        for x in values {
-            self.insert(x);
-        }
-    }
-
-    /// The distinct values since the last call; empties the table.
-    fn take_count(&mut self) -> u64 {
-        let n = self.taken.len() as u64 + u64::from(self.zero);
+        let n = self.taken.len() as u64 + u64::from(zero);
         for at in self.taken.drain(..) {
             self.cells[at] = 0;
         }
-        self.zero = false;
         n
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{now_ms, TestServer};
+use common::{now_ms, parse_counts, TestServer};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 
@@ -157,7 +157,8 @@ const READ_PAGE: &str = r#"
         nowHour: now.dataset.hourStartMs,
         nowCounts: [val('now-users'), val('now-clicks'), val('now-impressions')],
         rows, rate: val('events-rate'), accepted: val('events-accepted'),
-        depth: val('queue-depth'), rejections,
+        depth: val('queue-depth'), rejections, spanRefreshes: d.spanRefreshes,
+        spans: [val('span-today'), val('span-day'), val('span-week')],
     };
 "#;
 
@@ -254,7 +255,10 @@ async fn drive(server: &TestServer, base: &str, driver: &Driver) {
         h,
         vec![("ann", true), ("bob", true), ("ann", false), ("cy", true)],
     );
-    posted.insert(h - 1, vec![("dee", false), ("dee", false), ("eve", true)]);
+    posted.insert(
+        h - 1,
+        vec![("dee", false), ("dee", false), ("eve", true), ("ann", true)],
+    );
     posted.insert(
         h - 5,
         vec![
@@ -315,6 +319,25 @@ async fn drive(server: &TestServer, base: &str, driver: &Driver) {
         "{shown}"
     );
     assert_eq!(shown["rows"].as_object().map(|r| r.len()), Some(48));
+
+    // Unique users over the spans: unions. Over 24 hours and 7 days, the nine users of the
+    // three hours (ann is in two of them); today, what the server answers for today's UTC
+    // hours.
+    let day_start = now_ms() / (24 * HOUR) * (24 * HOUR);
+    let today = server.get(&format!(
+        "/analytics/range?from={day_start}&to={}",
+        now_ms()
+    ));
+    assert_eq!(today.status, 200, "{today:?}");
+    let today = parse_counts(&today.body).0.to_string();
+    let spans = wait_for(&client, "the spans", READ_PAGE, |v| {
+        v["spans"] == json!([today, "9", "9"])
+    })
+    .await;
+    assert_eq!(spans["errors"], 0, "{spans}");
+    // Not a sum: the hours' own counts add up to 3 + 3 + 4.
+    let summed: u64 = want.values().map(|c| c.0).sum();
+    assert_eq!(summed, 10);
 
     // The health panel moves: every accepted event counted, the refusal under its reason.
     let health = wait_for(&client, "the health panel", READ_PAGE, |v| {

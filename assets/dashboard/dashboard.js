@@ -1,6 +1,8 @@
 // The hourtally dashboard: the last 48 hours from GET analytics/hours, the current hour
-// again every second, and the server's health from GET metrics. Plain script, no build
-// step; uPlot (vendored, assets/uplot-1.6.32/) draws the charts.
+// again every second, unique users today, over 24 hours and over 7 days from GET
+// analytics/range (unions, not sums of the hours), and the server's health from GET
+// metrics. Plain script, no build step; uPlot (vendored, assets/uplot-1.6.32/) draws the
+// charts.
 //
 // For tests and measurements, window.hourtallyDashboard says how far the page got:
 // firstChartMs (performance.now() when the charts first had data), and how many refreshes
@@ -15,12 +17,18 @@
   var NOW_EVERY_MS = 1000;
   var FULL_EVERY_MS = 5000;
   var METRICS_EVERY_MS = 1000;
+  // A union's cost grows with the users of its span: the spans are asked for again after
+  // 20 times as long as the last round took (at least 5 s), so an open page costs the
+  // server at most about a twentieth of a core.
+  var SPANS_EVERY_MS = 5000;
+  var SPANS_COST_FACTOR = 20;
+  var DAY_MS = 24 * HOUR_MS;
   var CHART_HEIGHT = 210;
   var WHOLE_STEPS = [];
   for (var e = 1; e < 1e16; e *= 10) WHOLE_STEPS.push(e, 2 * e, 5 * e);
 
   var SERIES = [
-    { key: "unique_users", id: "users", label: "unique users", color: "#2a6fdb" },
+    { key: "unique_users", id: "users", label: "unique users in the hour", color: "#2a6fdb" },
     { key: "clicks", id: "clicks", label: "clicks", color: "#d9822b" },
     { key: "impressions", id: "impressions", label: "impressions", color: "#2e9d5b" },
   ];
@@ -30,6 +38,7 @@
     nowRefreshes: 0,
     fullRefreshes: 0,
     metricsScrapes: 0,
+    spanRefreshes: 0,
     errors: 0,
     // The /metrics reader, for the browser test to feed OpenMetrics text it cannot get
     // from this server yet.
@@ -135,6 +144,57 @@
       render();
       // Time to first chart: the whole window drawn (navigation start = 0).
       if (state.firstChartMs == null) state.firstChartMs = performance.now();
+    });
+  }
+
+  // Unique users over [fromMs, toMs]: the counts, or why the server cannot count them
+  // (422: an hour of the span kept only its totals) as {refused: reason}.
+  function fetchSpan(fromMs, toMs) {
+    return fetch("analytics/range?from=" + fromMs + "&to=" + toMs, { cache: "no-store" })
+      .then(function (r) {
+        return r.text().then(function (t) {
+          if (r.status === 422) return { refused: t.trim() };
+          if (!r.ok) throw new Error("analytics/range: " + r.status + " " + t.trim());
+          var counts = {};
+          t.split("\n").forEach(function (line) {
+            var kv = line.split(",");
+            if (kv.length === 2) counts[kv[0]] = Number(kv[1]);
+          });
+          return counts;
+        });
+      });
+  }
+
+  function showSpan(id, answer) {
+    var node = el(id);
+    if (answer.refused) {
+      node.textContent = "–";
+      node.title = answer.refused;
+      node.dataset.value = "";
+      node.dataset.refused = answer.refused;
+    } else {
+      node.textContent = fmt(answer.unique_users);
+      node.title = fmt(answer.clicks) + " clicks, " + fmt(answer.impressions) + " impressions";
+      node.dataset.value = String(answer.unique_users);
+      delete node.dataset.refused;
+    }
+  }
+
+  function refreshSpans() {
+    var now = Date.now();
+    var hour = currentHourStart();
+    var spans = [
+      ["span-today", Math.floor(now / DAY_MS) * DAY_MS],
+      ["span-day", hour - 23 * HOUR_MS],
+      ["span-week", hour - 167 * HOUR_MS],
+    ];
+    // One after another: the server counts one range at a time anyway.
+    return spans.reduce(function (p, span) {
+      return p.then(function () {
+        return fetchSpan(span[1], now).then(function (a) { showSpan(span[0], a); });
+      });
+    }, Promise.resolve()).then(function () {
+      state.spanRefreshes++;
     });
   }
 
@@ -386,5 +446,12 @@
   });
   every(FULL_EVERY_MS, refreshFull);
   every(METRICS_EVERY_MS, scrapeMetrics);
+  (function spans() {
+    var started = performance.now();
+    guard(refreshSpans()).then(function () {
+      var took = performance.now() - started;
+      setTimeout(spans, Math.max(SPANS_EVERY_MS, SPANS_COST_FACTOR * took));
+    });
+  })();
   window.addEventListener("resize", resize);
 })();
