@@ -464,8 +464,13 @@ impl Writer {
                 yield_thread();
                 continue;
             }
-            // About to sleep: finish a capture under way (nothing else is waiting).
+            // About to sleep: finish a capture under way (nothing else is waiting), then
+            // install a freeze that waited for it: its thread woke us already, and nothing
+            // else may come to wake us again.
             self.snapshot_turn(usize::MAX, false);
+            if let Some(freezer) = self.freezer.as_mut() {
+                freezer.turn(&mut self.ring);
+            }
             let mut nap = None;
             if let Some(sink) = self.sink.as_mut() {
                 sink.idle(quiet);

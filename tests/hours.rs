@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{now_ms, DataDir, Response, TestServer};
+use common::{not_near_an_hour_boundary, now_ms, DataDir, Response, TestServer};
 use hourtally::event::{fingerprint, Event, Kind, MILLIS_PER_HOUR};
 
 const HOUR: u64 = MILLIS_PER_HOUR;
@@ -53,16 +53,6 @@ fn csv_rows(r: &Response) -> Vec<(u64, u64, u64, u64)> {
         .collect()
 }
 
-/// Sleeps into the next hour if this one ends within `margin`, so that a test that posts to
-/// "the current hour" does not straddle a boundary.
-fn not_near_an_hour_boundary(margin: Duration) {
-    let into = now_ms() % HOUR;
-    let left = HOUR - into;
-    if left < margin.as_millis() as u64 {
-        std::thread::sleep(Duration::from_millis(left + 50));
-    }
-}
-
 #[test]
 fn rows_equal_per_hour_gets_across_ring_recycled_and_archived_hours() {
     not_near_an_hour_boundary(Duration::from_secs(20));
@@ -72,8 +62,6 @@ fn rows_equal_per_hour_gets_across_ring_recycled_and_archived_hours() {
     // leaves h-2 and h-1 in the ring. No POST could reach them: the admission window of a
     // ring of 3 is [h, h+1].
     let dir = DataDir::new("hours-archive");
-    std::fs::create_dir_all(dir.0.join("journal")).expect("mkdir");
-    std::fs::write(dir.0.join("meta"), "hourtally-data 1\nretention_hours=3\n").expect("meta");
     let mut events = Vec::new();
     for (back, n, users) in [
         (8, 7, 3),
@@ -93,13 +81,7 @@ fn rows_equal_per_hour_gets_across_ring_recycled_and_archived_hours() {
             events.push(Event::new((h - back) as u32, user, kind));
         }
     }
-    let mut segment = Vec::new();
-    hourtally::record::encode_group(&mut segment, 0, &events);
-    std::fs::write(
-        dir.0.join("journal").join(format!("{:020}.htj", 0)),
-        segment,
-    )
-    .expect("write");
+    dir.with_journal(3, &events);
 
     let s = TestServer::start(&[
         "--data-dir",

@@ -9,19 +9,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{now_ms, parse_counts, DataDir, Response, TestServer};
+use common::{not_near_an_hour_boundary, now_ms, parse_counts, DataDir, Response, TestServer};
 use hourtally::event::{fingerprint, Event, Kind, MILLIS_PER_HOUR};
 
 const HOUR: u64 = MILLIS_PER_HOUR;
-
-/// Sleeps into the next hour if this one ends within `margin`, so that the hours a test
-/// posts to stay inside the admission window for the whole test.
-fn not_near_an_hour_boundary(margin: Duration) {
-    let left = HOUR - now_ms() % HOUR;
-    if left < margin.as_millis() as u64 {
-        std::thread::sleep(Duration::from_millis(left + 50));
-    }
-}
 
 /// The hours' users and kinds, as the clients sent them (every POST was answered 204).
 #[derive(Default, Clone)]
@@ -245,21 +236,13 @@ fn a_range_that_reaches_an_hour_whose_users_left_the_ring_is_refused_naming_the_
     // A journal for a ring of 3 slots: replaying it leaves h-5 in the archive (h-2 took its
     // slot) and h-2, h-1 in the ring; h-4 and h-3 never had an event.
     let dir = DataDir::new("range-sealed");
-    std::fs::create_dir_all(dir.0.join("journal")).expect("mkdir");
-    std::fs::write(dir.0.join("meta"), "hourtally-data 1\nretention_hours=3\n").expect("meta");
     let events: Vec<Event> = [(5, "a"), (5, "b"), (2, "a"), (1, "a"), (1, "c")]
         .iter()
         .map(|&(back, user)| {
             Event::new((h - back) as u32, fingerprint(user.as_bytes()), Kind::Click)
         })
         .collect();
-    let mut segment = Vec::new();
-    hourtally::record::encode_group(&mut segment, 0, &events);
-    std::fs::write(
-        dir.0.join("journal").join(format!("{:020}.htj", 0)),
-        segment,
-    )
-    .expect("write");
+    dir.with_journal(3, &events);
     let s = TestServer::start(&["--data-dir", dir.arg(), "--retention-hours", "3"]);
     assert_eq!(s.wait_counts((h - 1) * HOUR, (2, 2, 0)), (2, 2, 0));
 

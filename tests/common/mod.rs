@@ -353,6 +353,30 @@ impl DataDir {
     pub fn segment(&self) -> std::path::PathBuf {
         self.0.join("journal").join(format!("{:020}.htj", 0))
     }
+
+    /// Makes this the data directory an earlier run of a ring of `retention_hours` slots
+    /// left: its journal holds `events` (as one group), replayed at the next start.
+    pub fn with_journal(&self, retention_hours: u32, events: &[hourtally::event::Event]) {
+        std::fs::create_dir_all(self.0.join("journal")).expect("mkdir");
+        std::fs::write(
+            self.0.join("meta"),
+            format!("hourtally-data 1\nretention_hours={retention_hours}\n"),
+        )
+        .expect("meta");
+        let mut segment = Vec::new();
+        hourtally::record::encode_group(&mut segment, 0, events);
+        std::fs::write(self.segment(), segment).expect("write the segment");
+    }
+}
+
+/// Sleeps into the next hour if this one ends within `margin`, so that a test that posts to
+/// "the current hour" (or reads hours relative to it) does not straddle a boundary.
+pub fn not_near_an_hour_boundary(margin: Duration) {
+    const HOUR: u64 = hourtally::event::MILLIS_PER_HOUR;
+    let left = HOUR - now_ms() % HOUR;
+    if left < margin.as_millis() as u64 {
+        std::thread::sleep(Duration::from_millis(left + 50));
+    }
 }
 
 impl Drop for DataDir {
