@@ -11,8 +11,9 @@
 
 use super::slot::Counts;
 use super::userlog::UserLog;
+use super::{standing, Ring, Standing};
 use crate::coldset::ColdSet;
-use crate::sync::Arc;
+use crate::sync::{spin_loop, Arc};
 
 /// The users of one hour: a sorted base, then the ones counted after it, in the order the
 /// writer counted them.
@@ -106,4 +107,57 @@ pub enum HourMembers {
     /// The hour left the ring: its final counts from the archive (zeros if it never had an
     /// event). Its users are not in the ring any more.
     Sealed(Counts),
+}
+
+impl Ring {
+    /// `hour`'s counts and the users they count, for a union over hours. May wait briefly
+    /// for a lock the writer takes once per recycle: call it from an OS thread of its own,
+    /// never a coroutine.
+    pub fn members(&self, hour: u32) -> HourMembers {
+        self.members_impl::<true>(hour)
+    }
+
+    /// NEGATIVE CONTROL, compiled only under loom: [`members`](Self::members) without the
+    /// second look at the members, so that a freeze installed between the first look and
+    /// the snapshot goes unseen. `loom-tests/tests/loom_members_vs_writer.rs` checks that
+    /// loom finds it.
+    #[cfg(hourtally_loom)]
+    #[doc(hidden)]
+    pub fn members_without_recheck(&self, hour: u32) -> HourMembers {
+        self.members_impl::<false>(hour)
+    }
+
+    /// `members`; `RECHECK == false` only for the loom negative control.
+    fn members_impl<const RECHECK: bool>(&self, hour: u32) -> HourMembers {
+        let i = hour as usize % self.slots.len();
+        loop {
+            // The members, the slot, the members again. The writer replaces a slot's members
+            // (a new hour, or a freeze of the hour) before any publish that counts a user
+            // of the new ones. So if the members are the same before and after the snapshot,
+            // no replacement came before the snapshot's publish, and every user it counts is
+            // in them; and the first look makes sure they were there before it, so that the
+            // snapshot counts at least their base. Otherwise look again.
+            let members = self.members[i].with_read(Arc::clone);
+            let snap = self.slots[i].read();
+            match standing(snap.hour, hour) {
+                Standing::InSlot
+                    if members.hour() == hour
+                        && (!RECHECK
+                            || self.members[i].with_read(|m| Arc::ptr_eq(m, &members))) =>
+                {
+                    return HourMembers::InRing {
+                        counts: snap.counts,
+                        members,
+                    }
+                }
+                // The writer replaced the members and has not published the slot since:
+                // it does within this batch.
+                Standing::InSlot => spin_loop(),
+                Standing::NotStarted => return HourMembers::NotStarted,
+                Standing::Sealed => {
+                    return HourMembers::Sealed(self.archive.get(hour).unwrap_or_default())
+                }
+            }
+        }
+    }
 }
