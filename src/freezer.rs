@@ -11,7 +11,7 @@
 
 use std::sync::mpsc;
 
-use crate::ring::freeze::{freeze, FreezeJob, Frozen, Retired};
+use crate::ring::freeze::{freeze, FreezeJob, Frozen, Installed, Retired};
 use crate::ring::RingWriter;
 
 /// Turns between two looks for an hour to freeze again.
@@ -19,7 +19,10 @@ pub const RESCAN_TURNS: u32 = 4096;
 
 enum Work {
     Freeze(FreezeJob),
+    /// What an install replaced.
     Free(Retired),
+    /// A frozen set whose slot moved on.
+    Discard(Frozen),
 }
 
 /// The writer's side of the freezing thread.
@@ -35,6 +38,8 @@ pub struct Freezer {
     seen_newest: u32,
     /// Turns since the last look.
     turns: u32,
+    /// The thread is gone (it panicked, which the panic hook printed): no more freezes.
+    gone: bool,
 }
 
 impl std::fmt::Debug for Work {
@@ -42,22 +47,8 @@ impl std::fmt::Debug for Work {
         match self {
             Work::Freeze(job) => write!(f, "Freeze(hour {})", job.hour()),
             Work::Free(_) => f.write_str("Free"),
+            Work::Discard(_) => f.write_str("Discard"),
         }
-    }
-}
-
-/// Returns the allocator's free memory to the OS. A freeze frees an hour's user set and log
-/// (tables under 64 KiB come from the allocator, `ring/zeroed.rs`) and its own sorting
-/// buffers, and glibc keeps freed heap memory, and raises its mapping threshold after each
-/// big free, so without this a frozen hour's memory would stay resident as holes
-/// (`FROZEN=1 scripts/bench-memory.sh` measured 25.5 bytes a user at 1 M users frozen,
-/// more than live).
-fn give_back_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `malloc_trim` only releases free memory of glibc's own arenas; it reads or
-    // writes no memory of ours, and may be called from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
@@ -78,10 +69,8 @@ impl Freezer {
                             }
                             wake();
                         }
-                        Work::Free(retired) => {
-                            drop(retired);
-                            give_back_freed_memory();
-                        }
+                        Work::Free(retired) => drop(retired),
+                        Work::Discard(frozen) => drop(frozen),
                     }
                 }
             })?;
@@ -92,30 +81,46 @@ impl Freezer {
             held: None,
             seen_newest: crate::ring::EMPTY,
             turns: 0,
+            gone: false,
         })
     }
 
     /// One turn between batches, after a publish.
     pub fn turn(&mut self, ring: &mut RingWriter) {
         let mut look = false;
+        if self.gone {
+            return;
+        }
         if self.under_way {
-            let Some(frozen) = self.held.take().or_else(|| self.done.try_recv().ok()) else {
-                return;
+            let frozen = match self.held.take() {
+                Some(frozen) => frozen,
+                None => match self.done.try_recv() {
+                    Ok(frozen) => frozen,
+                    Err(mpsc::TryRecvError::Empty) => return,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        // The hours stay as they are (live hours count and list their users
+                        // as before); only the memory a freeze saves is not saved.
+                        self.gone = true;
+                        self.under_way = false;
+                        return;
+                    }
+                },
             };
+            // The thread frees what the writer lets go of (if it is gone: here).
             match ring.install(frozen) {
-                Err(frozen) => {
+                Installed::Wait(frozen) => {
                     self.held = Some(frozen);
                     return;
                 }
-                Ok(retired) => {
-                    self.under_way = false;
-                    if let Some(retired) = retired {
-                        // The thread is gone only if it panicked: then drop here.
-                        let _ = self.work.send(Work::Free(retired));
-                    }
-                    look = true;
+                Installed::Stale(frozen) => {
+                    let _ = self.work.send(Work::Discard(frozen));
+                }
+                Installed::Done(retired) => {
+                    let _ = self.work.send(Work::Free(retired));
                 }
             }
+            self.under_way = false;
+            look = true;
         }
         self.turns += 1;
         let newest = ring.newest();

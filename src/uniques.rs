@@ -38,6 +38,10 @@ pub enum RangeError {
     /// Too many ranges are waiting to be counted.
     #[error("busy: {MAX_WAITING} ranges are waiting to be counted; retry shortly")]
     Busy,
+    /// Counting the range failed: a defect of the server (the panic is in its log). The
+    /// thread goes on with the next range.
+    #[error("internal: this range could not be counted (a defect; the server's log says where)")]
+    Failed,
 }
 
 /// The counts of `range`: unique users over all its hours, clicks and impressions summed.
@@ -104,7 +108,13 @@ impl Uniques {
             .name("hourtally-ranges".into())
             .spawn(move || {
                 for job in rx {
-                    (job.reply)(count(&ring, job.range));
+                    // A panic in the count (a broken invariant; the hook prints it) fails
+                    // this range only: the thread goes on serving the next ones.
+                    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        count(&ring, job.range)
+                    }))
+                    .unwrap_or(Err(RangeError::Failed));
+                    (job.reply)(answer);
                     // Relaxed: a bound on the queue, which publishes nothing.
                     left.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -129,10 +139,10 @@ impl Uniques {
             reply: Box::new(reply),
         };
         if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-            // The thread is gone (it only ends when `self` is dropped, or if it panicked).
+            // The thread is gone: it ends only when `self` is dropped, or if a reply panicked.
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             drop(job);
-            return Err(RangeError::Busy);
+            return Err(RangeError::Failed);
         }
         Ok(())
     }

@@ -198,3 +198,32 @@ fn the_thread_answers_each_range_and_refuses_beyond_the_waiting_bound() {
     uniques.ask(range, move |a| tx.send(a).unwrap()).unwrap();
     assert!(got.recv().unwrap().is_ok());
 }
+
+#[test]
+fn once_the_thread_is_gone_ranges_fail_rather_than_wait_or_say_busy() {
+    let ring = Arc::new(Ring::new(8));
+    let uniques = Uniques::start(ring).unwrap();
+    let range = HourRange { first: 5, last: 6 };
+    // A reply that panics ends the thread (a count that panics does not: it is caught).
+    let (done, ended) = mpsc::channel::<()>();
+    uniques
+        .ask(range, move |_| {
+            let _done = done;
+            panic!("a reply that panics");
+        })
+        .unwrap();
+    // `done` is dropped as the reply unwinds: the thread is on its way out.
+    assert!(ended.recv().is_err());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match uniques.ask(range, |_| ()) {
+            Err(RangeError::Failed) => break,
+            Ok(()) => assert!(
+                std::time::Instant::now() < deadline,
+                "the thread is still there"
+            ),
+            Err(e) => panic!("{e:?}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

@@ -165,7 +165,7 @@ fn freeze_model(members_of: fn(&Ring, u32) -> HourMembers) -> BTreeSet<(u64, u64
         let building = thread::spawn(move || freeze(job));
         writer.apply_and_publish(Event::new(OLD, 13, Kind::Click));
         let frozen = building.join().unwrap();
-        assert!(writer.install(frozen).expect("no capture").is_some());
+        assert!(writer.install(frozen).is_done());
         writer.apply_and_publish(Event::new(OLD, 14, Kind::Click));
         reader.join().unwrap()
     })

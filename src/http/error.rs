@@ -166,6 +166,7 @@ reasons! {
     RangeTooLong "range_too_long" BadRequest,
     RangeWithoutUsers "range_without_users" UnprocessableContent,
     RangeBusy "range_busy" ServiceUnavailable,
+    RangeFailed "range_failed" InternalServerError,
     FutureHour "future_hour" UnprocessableContent,
     TooOldHour "too_old_hour" UnprocessableContent,
     SealedHour "sealed_hour" UnprocessableContent,
@@ -256,6 +257,7 @@ impl ApiError {
             ApiError::Range(r) => match r {
                 RangeError::NoUsers { .. } => Reason::RangeWithoutUsers,
                 RangeError::Busy => Reason::RangeBusy,
+                RangeError::Failed => Reason::RangeFailed,
             },
         }
     }
@@ -306,8 +308,9 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_status_close_and_headers() {
-        let cases: [(ApiError, u16, bool, &str); 38] = [
+        let cases: [(ApiError, u16, bool, &str); 39] = [
             (RangeError::NoUsers { hour: 7 }.into(), 422, false, ""),
+            (RangeError::Failed.into(), 500, false, ""),
             (RangeError::Busy.into(), 503, false, "Retry-After: 1\r\n"),
             (QueryError::BoundMissing("from").into(), 400, false, ""),
             (QueryError::BoundEmpty("to").into(), 400, false, ""),

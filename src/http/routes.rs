@@ -299,8 +299,8 @@ impl Service {
             // The request may be gone (its connection closed); nothing waits then.
             let _ = tx.send(answer);
         })?;
-        // No answer at all only if the thread died with the range (it panicked): not counted.
-        let c = rx.recv().unwrap_or(Err(RangeError::Busy))?;
+        // No answer at all only if the thread died with the range: not counted.
+        let c = rx.recv().unwrap_or(Err(RangeError::Failed))?;
         let mut body = String::with_capacity(64);
         let mut num = itoa::Buffer::new();
         for (name, v) in [

@@ -44,6 +44,7 @@ statuses! {
     UriTooLong = 414 "URI Too Long",
     UnprocessableContent = 422 "Unprocessable Content",
     HeaderFieldsTooLarge = 431 "Request Header Fields Too Large",
+    InternalServerError = 500 "Internal Server Error",
     NotImplemented = 501 "Not Implemented",
     ServiceUnavailable = 503 "Service Unavailable",
     GatewayTimeout = 504 "Gateway Timeout",

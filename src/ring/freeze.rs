@@ -87,6 +87,26 @@ pub struct Retired {
     pub members: Arc<Members>,
 }
 
+/// What [`RingWriter::install`] did with a frozen hour.
+#[derive(Debug)]
+pub enum Installed {
+    /// Installed: what it replaced, to be dropped away from the writer thread.
+    Done(Retired),
+    /// The slot moved on since the job was taken (a recycle, or a restore): nothing
+    /// changed; the set is to be dropped away from the writer thread.
+    Stale(Frozen),
+    /// A snapshot's capture is under way (it copies the slot's user set): install it after
+    /// the capture.
+    Wait(Frozen),
+}
+
+impl Installed {
+    /// Whether the set was installed.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Installed::Done(_))
+    }
+}
+
 /// Builds the frozen set of `job`'s hour (any thread; the writer's is the one to avoid).
 pub fn freeze(job: FreezeJob) -> Frozen {
     let mut added = Vec::new();
@@ -143,26 +163,23 @@ impl RingWriter {
         })
     }
 
-    /// Installs `frozen` (call between batches): `Ok(Some(_))` with what it replaced, to be
-    /// dropped elsewhere; `Ok(None)` if the slot moved on since the job was taken (a recycle,
-    /// or a restore): nothing changed; `Err(frozen)` while a snapshot's capture is under way
-    /// (it copies the slot's user set): install it after the capture.
-    pub fn install(&mut self, frozen: Frozen) -> Result<Option<Retired>, Frozen> {
+    /// Installs `frozen` (call between batches; [`Installed`] says what came of it).
+    pub fn install(&mut self, frozen: Frozen) -> Installed {
         if self.capture.is_some() {
-            return Err(frozen);
+            return Installed::Wait(frozen);
         }
         let w = &mut self.slots[frozen.slot];
         if !Arc::ptr_eq(&w.members, &frozen.members) {
-            return Ok(None);
+            return Installed::Stale(frozen);
         }
-        // The users counted since the job: the log's entries past the set.
+        // The users counted since the job: the log's entries past the set, and only those
+        // (the writer reads nothing of the hour's other users).
         let old_base = w.base.as_ref().map_or(0, |b| b.len());
         let mut since = Vec::new();
         let listed = frozen
             .members
-            .added_into(w.snap.counts.unique_users, &mut since);
+            .logged_range(frozen.n - old_base, w.logged, &mut since);
         debug_assert!(listed, "the writer's own count is in its log");
-        let since = &since[(frozen.n - old_base) as usize..];
         let members = Members::frozen(frozen.members.hour(), Some(Arc::clone(&frozen.set)));
         let mut users = UserSet::new();
         for (i, &fp) in since.iter().enumerate() {
@@ -183,7 +200,7 @@ impl RingWriter {
             users: std::mem::replace(&mut w.users, users),
             members: std::mem::replace(&mut w.members, members),
         };
-        Ok(Some(retired))
+        Installed::Done(retired)
     }
 }
 

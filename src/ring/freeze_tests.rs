@@ -25,8 +25,7 @@ fn listed(ring: &Ring, hour: u32) -> Vec<u64> {
 fn freeze_all(w: &mut RingWriter) -> usize {
     let mut n = 0;
     while let Some(job) = w.freeze_job() {
-        let installed = w.install(freeze(job)).expect("no capture under way");
-        assert!(installed.is_some());
+        assert!(w.install(freeze(job)).is_done());
         n += 1;
     }
     n
@@ -52,7 +51,7 @@ fn only_hours_two_behind_the_newest_are_frozen() {
     let mut w = writer_with_an_hour_over();
     let job = w.freeze_job().expect("hour 10 is over");
     assert_eq!(job.hour(), 10);
-    assert!(w.install(freeze(job)).unwrap().is_some());
+    assert!(w.install(freeze(job)).is_done());
     // Hour 11 (one behind) and 12 (the newest) are not over; 10 has nothing new.
     assert!(w.freeze_job().is_none());
 }
@@ -97,7 +96,7 @@ fn users_counted_while_the_set_is_built_stay_counted_and_listed() {
     w.publish();
     let frozen = freeze(job);
     assert_eq!(frozen.users(), 100);
-    assert!(w.install(frozen).unwrap().is_some());
+    assert!(w.install(frozen).is_done());
     assert_eq!(ring.read(10).unique_users, 102);
     let mut want: Vec<u64> = (1..=100).collect();
     want.extend([200, 201]);
@@ -117,7 +116,7 @@ fn a_freeze_of_a_slot_that_moved_on_is_not_installed() {
     // Hour 18 takes hour 10's slot (a ring of 8).
     w.apply(click(18, 1));
     w.publish();
-    assert!(w.install(freeze(job)).unwrap().is_none());
+    assert!(matches!(w.install(freeze(job)), Installed::Stale(_)));
     assert_eq!(listed(&ring, 18), [1]);
     assert_eq!(ring.read(18).unique_users, 1);
 }
@@ -127,14 +126,16 @@ fn a_freeze_waits_for_a_capture_under_way_and_the_capture_lists_a_frozen_base() 
     let mut w = writer_with_an_hour_over();
     let frozen = freeze(w.freeze_job().unwrap());
     w.begin_capture(0);
-    let frozen = w.install(frozen).expect_err("a capture is under way");
+    let Installed::Wait(frozen) = w.install(frozen) else {
+        panic!("a capture is under way");
+    };
     let image = loop {
         if let Some(image) = w.capture_step(16) {
             break image;
         }
     };
     assert!(image.slots.iter().all(|s| s.base.is_none()));
-    assert!(w.install(frozen).unwrap().is_some());
+    assert!(w.install(frozen).is_done());
     w.apply(click(10, 500));
     w.publish();
     // A capture now shares the base and copies the rest; both list every user.

@@ -73,6 +73,12 @@ impl Members {
         }
     }
 
+    /// Appends to `out` the log's entries `from..to` (0-based in the log): the writer's way to
+    /// take the users counted while a freeze was built, without reading the rest.
+    pub(super) fn logged_range(&self, from: u64, to: u64, out: &mut Vec<u64>) -> bool {
+        self.log.read_range(from, to, out)
+    }
+
     /// Appends to `out` all of the first `n` users, the base's included (see
     /// [`added_into`](Self::added_into)).
     pub fn users_into(&self, n: u64, out: &mut Vec<u64>) -> bool {

@@ -334,7 +334,11 @@ impl RingWriter {
                 // Before the slot is published with the new hour (see `Ring::members`).
                 w.members = Arc::new(Members::new(event.hour));
                 let members = Arc::clone(&w.members);
-                self.ring.members[i].with_write(|m| *m = members);
+                // The old members are freed (if no reader holds them) after the lock, so
+                // that readers do not wait on the free.
+                let old_members =
+                    self.ring.members[i].with_write(|m| std::mem::replace(m, members));
+                drop(old_members);
                 if let Some(c) = self.capture.as_mut() {
                     c.retire(i, old, old_ids);
                 }

@@ -156,20 +156,27 @@ impl UserLog {
     /// as it was) if a chunk they need was never written, which a caller that took `n` from
     /// a published slot never sees.
     pub fn read_into(&self, n: u64, out: &mut Vec<u64>) -> bool {
+        self.read_range(0, n, out)
+    }
+
+    /// Appends entries `from..to` to `out`, in order; `false` (and `out` as it was) as
+    /// [`read_into`](Self::read_into).
+    pub fn read_range(&self, from: u64, to: u64, out: &mut Vec<u64>) -> bool {
         let before = out.len();
-        out.reserve(n as usize);
-        let mut left = n;
-        let mut k = 0;
-        while left > 0 {
+        let mut at = from;
+        if to > from {
+            out.reserve((to - from) as usize);
+        }
+        while at < to {
+            let (k, i) = locate(at);
             let Some(cells) = self.chunk(k) else {
                 out.truncate(before);
                 return false;
             };
-            let take = left.min(cells.len() as u64) as usize;
+            let take = ((to - at) as usize).min(cells.len() - i);
             // Relaxed: ordered by the slot's seqlock, as in `append`.
-            out.extend(cells[..take].iter().map(|c| c.load(Ordering::Relaxed)));
-            left -= take as u64;
-            k += 1;
+            out.extend(cells[i..i + take].iter().map(|c| c.load(Ordering::Relaxed)));
+            at += take as u64;
         }
         true
     }
@@ -232,6 +239,28 @@ mod tests {
         }
         // Chunks 0..=3 hold 15·FIRST entries: four chunks were allocated.
         assert_eq!(log.heap_bytes(), 15 * FIRST as usize * 8);
+    }
+
+    #[test]
+    fn a_range_reads_back_what_was_appended_there() {
+        let log = UserLog::new();
+        let n = 10 * FIRST + 7;
+        for i in 0..n {
+            log.append(i, i + 1);
+        }
+        for (from, to) in [
+            (0, 0),
+            (5, 5),
+            (0, n),
+            (1, FIRST),
+            (FIRST - 1, 3 * FIRST + 2),
+            (n - 1, n),
+        ] {
+            let mut out = vec![42];
+            assert!(log.read_range(from, to, &mut out));
+            assert_eq!(out[0], 42);
+            assert_eq!(out[1..], (from + 1..to + 1).collect::<Vec<_>>()[..]);
+        }
     }
 
     #[test]
