@@ -101,7 +101,10 @@ fn retries_from_many_connections_at_once_count_each_id_once() {
     for c in clients {
         c.join().expect("every POST answered 204");
     }
-    assert_eq!(s.wait_counts(ts, (500, 500, 0)), (500, 500, 0));
+    // Repeats leave the counts as they are: a plain event queued after all of them tells
+    // when the writer has applied them.
+    post_all(s.addr, &[post_request(ts, "plain", "", "")]);
+    assert_eq!(s.wait_counts(ts, (501, 501, 0)), (501, 501, 0));
     assert_eq!(
         metric(&s, "hourtally_events_dropped_duplicate_total"),
         8000 - 500
@@ -170,7 +173,10 @@ fn ids_are_remembered_across_a_kill_9_and_a_restore_from_a_snapshot() {
     );
     assert_eq!(s.counts(ts), (301, 302, 0), "restored");
     post_all(s.addr, &events);
-    assert_eq!(s.wait_counts(ts, (301, 302, 0)), (301, 302, 0));
+    // Repeats leave the counts as they are: wait for the writer by a plain event queued
+    // after them (waiting for the counts alone read the metric with 535 of 600 applied).
+    post_all(s.addr, &[post_request(ts, "plain-2", "", "")]);
+    assert_eq!(s.wait_counts(ts, (302, 303, 0)), (302, 303, 0));
     assert_eq!(metric(&s, "hourtally_events_dropped_duplicate_total"), 600);
 }
 
