@@ -153,11 +153,6 @@ impl ColdSet {
         out
     }
 
-    /// Heap bytes of the set in memory: its words and its zero samples.
-    pub fn heap_bytes(&self) -> usize {
-        8 * (self.low.len() + self.upper.len()) + self.index_bytes()
-    }
-
     /// Reads and checks `bytes` (module doc: every check before any answer).
     pub fn parse(bytes: &[u8]) -> Result<Self, ColdSetError> {
         if bytes.len() < HEAD + TAIL || &bytes[..4] != MAGIC {
@@ -390,7 +385,7 @@ pub fn union_count(sets: &[&ColdSet]) -> u64 {
     }
     let slice_log = (total / UNION_CHUNK).max(1).ilog2();
     let slices = 1u64 << slice_log;
-    let mut cursors: Vec<Cursor<'_>> = sets.iter().map(|s| Cursor::new(s)).collect();
+    let mut cursors: Vec<Values<'_>> = sets.iter().map(|s| s.iter()).collect();
     let mut table = Table::new(4 * UNION_CHUNK as usize);
     let mut buf = Vec::with_capacity(2 * UNION_CHUNK as usize);
     let mut count = 0;
@@ -411,32 +406,12 @@ pub fn union_count(sets: &[&ColdSet]) -> u64 {
     count
 }
 
-/// A set's values in order, taken a slice at a time by [`union_count`].
-struct Cursor<'s> {
-    set: &'s ColdSet,
-    /// The upper word being read, and its ones not yet read.
-    word: usize,
-    ones: u64,
-    /// The next value's index.
-    i: u64,
-}
-
-impl<'s> Cursor<'s> {
-    fn new(set: &'s ColdSet) -> Self {
-        Cursor {
-            set,
-            word: 0,
-            ones: set.upper.first().copied().unwrap_or(0),
-            i: 0,
-        }
-    }
-
-    /// Appends to `out` the next values below `end` (all that are left if `all`).
+impl Values<'_> {
+    /// Appends to `out` the next values below `end` (all that are left if `all`): how
+    /// [`union_count`] takes a set's values a slice at a time.
     #[inline]
     fn take_below(&mut self, end: u64, all: bool, out: &mut Vec<u64>) {
         let set = self.set;
-        let l = set.l;
-        let mask = (1u64 << l) - 1;
         loop {
             while self.ones == 0 {
                 self.word += 1;
@@ -446,15 +421,7 @@ impl<'s> Cursor<'s> {
                 }
             }
             let pos = self.word as u64 * 64 + u64::from(self.ones.trailing_zeros());
-            let high = pos - self.i;
-            // The low bits, from one word or across two.
-            let at = self.i * u64::from(l);
-            let (w, b) = ((at / 64) as usize, at % 64);
-            let mut low = set.low[w] >> b;
-            if b + u64::from(l) > 64 {
-                low |= set.low[w + 1] << (64 - b);
-            }
-            let x = (high << l) | (low & mask);
+            let x = ((pos - self.i) << set.l) | set.low(self.i);
             if !all && x >= end {
                 return;
             }

@@ -138,22 +138,4 @@ impl Freezer {
             }
         }
     }
-
-    /// Waits until every freeze there is to do is installed (tests and the benchmarks: the
-    /// writer does not).
-    pub fn settle(&mut self, ring: &mut RingWriter) {
-        loop {
-            self.turns = RESCAN_TURNS;
-            self.turn(ring);
-            // Done, or held behind a capture that only the writer's turns finish.
-            if !self.under_way || self.held.is_some() {
-                return;
-            }
-            if let Ok(frozen) = self.done.recv() {
-                self.held = Some(frozen);
-            } else {
-                return;
-            }
-        }
-    }
 }

@@ -92,11 +92,6 @@ impl Members {
         }
         listed
     }
-
-    /// Heap bytes of the log and the base.
-    pub fn heap_bytes(&self) -> usize {
-        self.log.heap_bytes() + self.base.as_ref().map_or(0, |b| b.heap_bytes())
-    }
 }
 
 /// One hour as a union reads it ([`Ring::members`](super::Ring::members)).
