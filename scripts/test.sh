@@ -64,5 +64,5 @@ echo "==> loom models (--cfg hourtally_loom, LOOM_MAX_PREEMPTIONS=2; README, Ver
 with_loom_cfg() { RUSTFLAGS="--cfg hourtally_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom "$@"; }
 with_loom_cfg cargo clippy -p loom-tests --all-targets -- -D warnings
 # --tests: rustdoc takes RUSTDOCFLAGS, not RUSTFLAGS, so a doctest build would lack the cfg.
-with_loom_cfg cargo test -p loom-tests --release --tests
+with_loom_cfg cargo test -p loom-tests --profile loom --tests
 echo "==> all checks passed"
