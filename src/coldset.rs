@@ -43,7 +43,7 @@ const TAIL: usize = 8;
 pub const SAMPLE: u64 = 256;
 
 /// Why bytes are not a cold set.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ColdSetError {
     #[error("not a cold set (bad magic or too short)")]
     NotASet,
@@ -85,7 +85,7 @@ pub fn encode(sorted: &[u64]) -> Vec<u8> {
 }
 
 /// A cold set, built from sorted values or read back and checked, with its lookup index.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColdSet {
     n: u64,
     l: u32,

@@ -8,6 +8,10 @@
 //!
 //! The hand-off is two channels: jobs (and what a freeze replaced, to be freed there) go to
 //! the thread, frozen sets come back. The writer never waits on either.
+//!
+//! The same thread stores the hours that left the ring in the cold tier, when there is one
+//! ([`StoreLeft`], `cold`): the writer tells it after a turn in which an hour left; a store
+//! that failed (a full disk) is tried again every [`STORE_RETRY`] on its own.
 
 use std::sync::mpsc;
 
@@ -17,7 +21,16 @@ use crate::ring::RingWriter;
 /// Turns between two looks for an hour to freeze again.
 pub const RESCAN_TURNS: u32 = 4096;
 
+/// How soon a store of the hours that left the ring is tried again after one failed.
+pub const STORE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Stores the hours that left the ring (`cold::ColdTier::store_leaving`): `true` once none
+/// is left to store, `false` if one failed and the store is to be tried again.
+pub type StoreLeft = Box<dyn FnMut() -> bool + Send>;
+
 enum Work {
+    /// Hours left the ring: store them.
+    Store,
     Freeze(FreezeJob),
     /// What an install replaced.
     Free(Retired),
@@ -36,6 +49,8 @@ pub struct Freezer {
     held: Option<Frozen>,
     /// The ring's newest hour at the last look.
     seen_newest: u32,
+    /// Hours that had left the ring at the last turn (`RingWriter::left`).
+    seen_left: u64,
     /// Turns since the last look.
     turns: u32,
     /// The thread is gone (it panicked, which the panic hook printed): no more freezes.
@@ -45,6 +60,7 @@ pub struct Freezer {
 impl std::fmt::Debug for Work {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Work::Store => f.write_str("Store"),
             Work::Freeze(job) => write!(f, "Freeze(hour {})", job.hour()),
             Work::Free(_) => f.write_str("Free"),
             Work::Discard(_) => f.write_str("Discard"),
@@ -54,24 +70,51 @@ impl std::fmt::Debug for Work {
 
 impl Freezer {
     /// Starts the thread; it calls `wake` after each freeze it finishes, so that a sleeping
-    /// writer wakes to install it.
-    pub fn start(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+    /// writer wakes to install it, and `store` (if any) when hours left the ring.
+    pub fn start(
+        wake: impl Fn() + Send + 'static,
+        mut store: Option<StoreLeft>,
+    ) -> std::io::Result<Self> {
         let (work, jobs) = mpsc::channel::<Work>();
         let (frozen, done) = mpsc::channel();
         std::thread::Builder::new()
             .name("hourtally-freeze".into())
             .spawn(move || {
-                for w in jobs {
+                // Whether a store failed and is to be tried again.
+                let mut retry = false;
+                loop {
+                    let w = if retry {
+                        match jobs.recv_timeout(STORE_RETRY) {
+                            Ok(w) => Some(w),
+                            Err(mpsc::RecvTimeoutError::Timeout) => None,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        }
+                    } else {
+                        match jobs.recv() {
+                            Ok(w) => Some(w),
+                            Err(mpsc::RecvError) => break,
+                        }
+                    };
                     match w {
-                        Work::Freeze(job) => {
+                        Some(Work::Freeze(job)) => {
                             if frozen.send(freeze(job)).is_err() {
-                                return;
+                                break;
                             }
                             wake();
                         }
-                        Work::Free(retired) => drop(retired),
-                        Work::Discard(frozen) => drop(frozen),
+                        Some(Work::Free(retired)) => drop(retired),
+                        Some(Work::Discard(frozen)) => drop(frozen),
+                        Some(Work::Store) | None => {
+                            if let Some(store) = store.as_mut() {
+                                retry = !store();
+                            }
+                        }
                     }
+                }
+                // The writer is gone (a stop): store what left, once more, for the stop's
+                // last snapshot, which waits for it.
+                if let Some(store) = store.as_mut() {
+                    store();
                 }
             })?;
         Ok(Self {
@@ -80,6 +123,7 @@ impl Freezer {
             under_way: false,
             held: None,
             seen_newest: crate::ring::EMPTY,
+            seen_left: 0,
             turns: 0,
             gone: false,
         })
@@ -90,6 +134,10 @@ impl Freezer {
         let mut look = false;
         if self.gone {
             return;
+        }
+        if ring.left() != self.seen_left {
+            self.seen_left = ring.left();
+            let _ = self.work.send(Work::Store);
         }
         if self.under_way {
             let frozen = match self.held.take() {

@@ -72,7 +72,11 @@ pub mod ack;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod cluster;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod cold;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod config;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod durable;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod http;
 #[cfg(all(feature = "server", not(hourtally_loom)))]

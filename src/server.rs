@@ -7,8 +7,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::clock::coarse_monotonic_ms;
+use crate::cold::ColdTier;
 use crate::config::Config;
-use crate::freezer::Freezer;
+use crate::freezer::{Freezer, StoreLeft};
 use crate::histogram::BatchStats;
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{accept, conn, Service};
@@ -125,10 +126,23 @@ impl Server {
             writer_idle = ?config.writer_idle(),
             data_dir = %if config.ephemeral { "(ephemeral)".into() } else { config.data_dir.display().to_string() },
             fsync = ?config.fsync_policy(),
+            cold_retention_hours = if config.keeps_cold_tier() { config.cold_retention_hours } else { 0 },
             "listening"
         );
 
-        let ring = Arc::new(Ring::new(config.retention_hours));
+        let cold = match &data {
+            Some(dir) if config.keeps_cold_tier() => Some(Arc::new(
+                ColdTier::open(&dir.path().join("cold"), config.cold_retention_hours).map_err(
+                    StartError::io("open the cold tier (cold/ in the data directory)"),
+                )?,
+            )),
+            _ => None,
+        };
+        let ring = match cold {
+            Some(_) => Ring::new(config.retention_hours).keeping_sealed_users(),
+            None => Ring::new(config.retention_hours),
+        };
+        let ring = Arc::new(ring);
         let readiness = Arc::new(Readiness::default());
         let writer_stats = Arc::new(BatchStats::default());
         let publisher_stats = Arc::new(BatchStats::default());
@@ -157,7 +171,8 @@ impl Server {
             .with_ack(ack)
             .with_batch_stats(writer_stats.clone(), publisher_stats)
             .with_uniques(
-                Uniques::start(ring.clone()).map_err(StartError::io("start the ranges thread"))?,
+                Uniques::start(ring.clone(), cold.clone())
+                    .map_err(StartError::io("start the ranges thread"))?,
             );
         if let Some(journal) = &journal {
             service = service.with_journal(journal.clone());
@@ -176,7 +191,13 @@ impl Server {
                 idle: config.writer_idle(),
                 freezer: {
                     let applied = applied.clone();
-                    Freezer::start(move || applied.wake_popper())
+                    let store = cold
+                        .clone()
+                        .zip(ring.leaving().cloned())
+                        .map(|(cold, leaving)| {
+                            Box::new(move || cold.store_leaving(&leaving)) as StoreLeft
+                        });
+                    Freezer::start(move || applied.wake_popper(), store)
                         .map_err(StartError::io("start the freezing thread"))?
                 },
             },

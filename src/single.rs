@@ -83,6 +83,7 @@ impl Recovery for Replay {
             }));
         };
         let journal = recover(&mut data, policy, snapshot_every, health, ring)?
+            .with_cold_tier(ring.ring().leaving().cloned())
             .with_segment_bytes(segment_bytes)
             .with_waiters(waiters);
         Ok(Some(Applying {

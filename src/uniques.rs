@@ -3,9 +3,11 @@
 //!
 //! [`count`] reads each hour of the range from the ring ([`Ring::members`]: the hour's counts
 //! at one publish and the users those counts count), sums clicks and impressions, and counts
-//! the distinct users over all the hours. An hour that left the ring kept only its totals;
-//! a range that reaches one with users is refused ([`RangeError::NoUsers`]), never answered
-//! with a sum.
+//! the distinct users over all the hours. An hour that left the ring is read from the cold
+//! tier (`cold`: its users' file, checked against its archived total), or, while its file is
+//! being written, from memory. A range that reaches an hour whose users are not kept (past
+//! the cold retention, or no cold tier) is refused ([`RangeError::NoUsers`]), and one whose
+//! file is damaged fails ([`RangeError::Unreadable`]): never a sum, never a wrong count.
 //!
 //! An hour that is over is frozen (`ring::freeze`): most of its users are a sorted
 //! [`ColdSet`], the rest a short list. The count sorts the short lists of all the hours into
@@ -14,6 +16,7 @@
 //! worker should do between the requests of its other connections, so it runs on a thread of
 //! its own ([`Uniques`]), one range at a time, at most [`MAX_WAITING`] waiting.
 
+use crate::cold::{ColdFault, ColdTier};
 use crate::coldset::{union_count, ColdSet};
 use crate::counts::Counts;
 use crate::query::HourRange;
@@ -27,14 +30,24 @@ pub const MAX_WAITING: usize = 8;
 /// Why a range is not counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RangeError {
-    /// An hour of the range left the ring with users: only its totals are kept.
+    /// An hour of the range left the ring with users, and only its totals are kept.
     #[error(
-        "from/to: the hour starting at {start_ms} ms has only its totals left (its users left \
-         the ring), so unique users over a range that holds it cannot be counted exactly; \
-         ask /analytics/hours for its rows, or for unique users over a later range",
+        "from/to: the hour starting at {start_ms} ms has only its totals left (its users are \
+         past --cold-retention-hours, or this server keeps no cold tier), so unique users \
+         over a range that holds it cannot be counted exactly; ask /analytics/hours for its \
+         rows, or for unique users over a later range",
         start_ms = u64::from(*hour) * crate::event::MILLIS_PER_HOUR
     )]
     NoUsers { hour: u32 },
+    /// An hour's users in the cold tier could not be read back whole: a damaged or
+    /// unreadable file. Nothing is counted.
+    #[error(
+        "cold tier: the users of the hour starting at {start_ms} ms cannot be read \
+         (cold/{file}: {fault}), so unique users over a range that holds it cannot be counted",
+        start_ms = u64::from(*hour) * crate::event::MILLIS_PER_HOUR,
+        file = crate::cold::file_name(*hour)
+    )]
+    Unreadable { hour: u32, fault: ColdFault },
     /// Too many ranges are waiting to be counted.
     #[error("busy: {MAX_WAITING} ranges are waiting to be counted; retry shortly")]
     Busy,
@@ -45,14 +58,16 @@ pub enum RangeError {
 }
 
 /// The counts of `range`: unique users over all its hours, clicks and impressions summed.
-/// May wait briefly for a lock of the writer's: call it from an OS thread, not a coroutine.
-pub fn count(ring: &Ring, range: HourRange) -> Result<Counts, RangeError> {
+/// Hours that left the ring are read from `cold`, if the server keeps a cold tier. May wait
+/// briefly for a lock of the writer's and reads files: call it from an OS thread, not a
+/// coroutine.
+pub fn count(ring: &Ring, cold: Option<&ColdTier>, range: HourRange) -> Result<Counts, RangeError> {
     let mut total = Counts::default();
     let mut sets: Vec<Arc<ColdSet>> = Vec::new();
     let mut loose = Vec::new();
     for hour in range.hours() {
         let counts = match ring.members(hour) {
-            HourMembers::InRing { counts, members } => {
+            HourMembers::InRing { counts, members } | HourMembers::Leaving { counts, members } => {
                 let listed = members.added_into(counts.unique_users, &mut loose);
                 assert!(
                     listed,
@@ -63,7 +78,17 @@ pub fn count(ring: &Ring, range: HourRange) -> Result<Counts, RangeError> {
             }
             HourMembers::NotStarted => continue,
             HourMembers::Sealed(counts) if counts.unique_users == 0 => counts,
-            HourMembers::Sealed(_) => return Err(RangeError::NoUsers { hour }),
+            HourMembers::Sealed(counts) => {
+                let Some(cold) = cold else {
+                    return Err(RangeError::NoUsers { hour });
+                };
+                match cold.load(hour, counts.unique_users) {
+                    Ok(Some(set)) => sets.push(Arc::new(set)),
+                    Ok(None) => return Err(RangeError::NoUsers { hour }),
+                    Err(fault) => return Err(RangeError::Unreadable { hour, fault }),
+                }
+                counts
+            }
         };
         total.clicks += counts.clicks;
         total.impressions += counts.impressions;
@@ -88,6 +113,8 @@ struct Job {
 #[derive(Debug)]
 pub struct Uniques {
     jobs: mpsc::Sender<Job>,
+    /// The cold tier the thread reads, if the server keeps one.
+    cold: Option<Arc<ColdTier>>,
     /// Ranges sent and not yet answered.
     waiting: Arc<AtomicUsize>,
 }
@@ -99,10 +126,11 @@ impl std::fmt::Debug for Job {
 }
 
 impl Uniques {
-    /// Starts the thread, which counts ranges of `ring`.
-    pub fn start(ring: Arc<Ring>) -> std::io::Result<Self> {
+    /// Starts the thread, which counts ranges of `ring` (and of `cold`, its cold tier).
+    pub fn start(ring: Arc<Ring>, cold: Option<Arc<ColdTier>>) -> std::io::Result<Self> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let waiting = Arc::new(AtomicUsize::new(0));
+        let tier = cold.clone();
         let left = Arc::clone(&waiting);
         std::thread::Builder::new()
             .name("hourtally-ranges".into())
@@ -111,7 +139,7 @@ impl Uniques {
                     // A panic in the count (a broken invariant; the hook prints it) fails
                     // this range only: the thread goes on serving the next ones.
                     let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        count(&ring, job.range)
+                        count(&ring, cold.as_deref(), job.range)
                     }))
                     .unwrap_or(Err(RangeError::Failed));
                     (job.reply)(answer);
@@ -119,7 +147,16 @@ impl Uniques {
                     left.fetch_sub(1, Ordering::Relaxed);
                 }
             })?;
-        Ok(Self { jobs, waiting })
+        Ok(Self {
+            jobs,
+            cold: tier,
+            waiting,
+        })
+    }
+
+    /// The cold tier ranges read, if the server keeps one.
+    pub fn cold(&self) -> Option<&Arc<ColdTier>> {
+        self.cold.as_ref()
     }
 
     /// Asks for `range`; `reply` gets the answer on the thread. [`RangeError::Busy`] (and

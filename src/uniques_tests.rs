@@ -32,16 +32,18 @@ impl Model {
     }
 
     /// The answer for `range`: its distinct users and summed kinds, or the first hour that
-    /// left the ring with users.
-    fn range(&self, capacity: u32, range: HourRange) -> Result<Counts, RangeError> {
+    /// left the ring with users (`capacity`: `None` when sealed hours keep their users).
+    fn range(&self, capacity: Option<u32>, range: HourRange) -> Result<Counts, RangeError> {
         let mut users: BTreeSet<u64> = BTreeSet::new();
         let mut total = Counts::default();
         for h in range.hours() {
             let Some(hour_users) = self.users.get(&h) else {
                 continue;
             };
-            if self.slot_hour[&(h % capacity)] != h {
-                return Err(RangeError::NoUsers { hour: h });
+            if let Some(capacity) = capacity {
+                if self.slot_hour[&(h % capacity)] != h {
+                    return Err(RangeError::NoUsers { hour: h });
+                }
             }
             users.extend(hour_users);
             total.clicks += self.clicks.get(&h).copied().unwrap_or(0);
@@ -99,10 +101,96 @@ proptest! {
             }
             for &(first, len) in &ranges {
                 let range = HourRange { first, last: first + len };
-                prop_assert_eq!(count(&ring, range), model.range(CAPACITY, range));
+                prop_assert_eq!(count(&ring, None, range), model.range(Some(CAPACITY), range));
             }
         }
     }
+
+    /// With a cold tier, every range is the union of the model's sets wherever its hours
+    /// are: in the ring, left and waiting in memory, or in their files (stored between some
+    /// batches, the tier reopened from its directory between others).
+    #[test]
+    fn a_range_over_hours_in_the_ring_in_memory_and_on_disk_counts_their_union(
+        batches in prop::collection::vec(
+            (prop::collection::vec(event(), 0..30), 0u8..3),
+            1..6,
+        ),
+        ranges in prop::collection::vec((95u32..120, 0u32..25), 1..8),
+    ) {
+        const CAPACITY: u32 = 6;
+        let dir = crate::durable::TempDir::new("uniques");
+        let open = || ColdTier::open(&dir.0.join("cold"), 1000).unwrap();
+        let mut cold = open();
+        let ring = Arc::new(Ring::new(CAPACITY as usize).keeping_sealed_users());
+        let leaving = ring.leaving().unwrap().clone();
+        let mut writer = RingWriter::new(Arc::clone(&ring));
+        let mut model = Model::default();
+        for (batch, store) in batches {
+            for e in batch {
+                writer.apply(e);
+                model.apply(CAPACITY, e);
+            }
+            writer.publish();
+            // 0: the hours that left wait in memory; 1: stored; 2: stored, tier reopened.
+            if store > 0 {
+                prop_assert!(cold.store_leaving(&leaving));
+            }
+            if store > 1 {
+                cold = open();
+            }
+            for &(first, len) in &ranges {
+                let range = HourRange { first, last: first + len };
+                prop_assert_eq!(count(&ring, Some(&cold), range), model.range(None, range));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_damaged_cold_file_fails_the_range_and_names_it() {
+    let dir = crate::durable::TempDir::new("uniques");
+    let cold = ColdTier::open(&dir.0.join("cold"), 1000).unwrap();
+    let ring = Arc::new(Ring::new(2).keeping_sealed_users());
+    let mut writer = RingWriter::new(Arc::clone(&ring));
+    for (hour, user) in [(10, 1), (10, 2), (11, 3), (12, 4)] {
+        writer.apply(Event::new(hour, user, Kind::Click));
+    }
+    writer.publish();
+    assert!(cold.store_leaving(ring.leaving().unwrap()));
+    let range = HourRange {
+        first: 10,
+        last: 12,
+    };
+    assert_eq!(count(&ring, Some(&cold), range).unwrap().unique_users, 4);
+    let path = dir.0.join("cold").join(crate::cold::file_name(10));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[30] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let err = count(&ring, Some(&cold), range).unwrap_err();
+    assert!(
+        matches!(err, RangeError::Unreadable { hour: 10, .. }),
+        "{err:?}"
+    );
+    let said = err.to_string();
+    assert!(
+        said.contains("cold/0000000010.hcs: checksum mismatch"),
+        "{said}"
+    );
+    assert!(said.contains("36000000 ms"), "{said}");
+    // A range without the damaged hour is counted.
+    assert_eq!(
+        count(
+            &ring,
+            Some(&cold),
+            HourRange {
+                first: 11,
+                last: 12
+            }
+        )
+        .unwrap()
+        .unique_users,
+        2
+    );
 }
 
 #[test]
@@ -119,7 +207,7 @@ fn a_user_in_three_hours_is_one_user_of_the_range() {
         last: 12,
     };
     assert_eq!(
-        count(&ring, range),
+        count(&ring, None, range),
         Ok(Counts {
             unique_users: 2,
             clicks: 3,
@@ -139,13 +227,14 @@ fn a_range_with_an_hour_that_left_the_ring_with_users_is_refused_naming_the_hour
     // Hour 14 takes hour 10's slot; hour 11 never had an event.
     writer.apply(Event::new(14, 2, Kind::Click));
     writer.publish();
-    let err = count(&ring, HourRange { first: 9, last: 14 }).unwrap_err();
+    let err = count(&ring, None, HourRange { first: 9, last: 14 }).unwrap_err();
     assert_eq!(err, RangeError::NoUsers { hour: 10 });
     assert!(err.to_string().contains("36000000 ms"), "{err}");
     // Without hour 10 the range is counted; the empty sealed hour 11 is no obstacle.
     assert_eq!(
         count(
             &ring,
+            None,
             HourRange {
                 first: 11,
                 last: 14
@@ -164,7 +253,7 @@ fn the_thread_answers_each_range_and_refuses_beyond_the_waiting_bound() {
     writer.apply(Event::new(5, 1, Kind::Click));
     writer.apply(Event::new(6, 1, Kind::Impression));
     writer.publish();
-    let uniques = Uniques::start(ring).unwrap();
+    let uniques = Uniques::start(ring, None).unwrap();
     // Hold the thread on a first range until told, so that others wait behind it.
     let (go, wait) = mpsc::channel::<()>();
     let (answers, got) = mpsc::channel();
@@ -202,7 +291,7 @@ fn the_thread_answers_each_range_and_refuses_beyond_the_waiting_bound() {
 #[test]
 fn once_the_thread_is_gone_ranges_fail_rather_than_wait_or_say_busy() {
     let ring = Arc::new(Ring::new(8));
-    let uniques = Uniques::start(ring).unwrap();
+    let uniques = Uniques::start(ring, None).unwrap();
     let range = HourRange { first: 5, last: 6 };
     // A reply that panics ends the thread (a count that panics does not: it is caught).
     let (done, ended) = mpsc::channel::<()>();

@@ -1,8 +1,9 @@
 //! A server with a data directory on a full disk (README, "Durability"): POSTs are refused
 //! while the journal cannot write, nothing answered 204 is lost, a graceful stop waits for
 //! space (a second signal gives up and says how many were lost), and with `--fsync always`
-//! each POST is answered 204 and counted or 503 and never counted. Each disk is a small
-//! tmpfs the test mounts (as root, as CI runs). Against the real binary.
+//! each POST is answered 204 and counted or 503 and never counted; a full cold tier (the
+//! hours that left the ring) holds up neither POSTs nor reads, loses nothing and heals. Each
+//! disk is a small tmpfs the test mounts (as root, as CI runs). Against the real binary.
 
 mod common;
 
@@ -28,25 +29,24 @@ fn post_until_taken(s: &TestServer, ts: u64) {
 /// test script runs as root, as CI does).
 struct SmallDisk(DataDir);
 
+/// Mounts a tmpfs of `size` on the directory `at` (made if missing).
+fn mount_tmpfs(at: &std::path::Path, size: &str) {
+    std::fs::create_dir_all(at).expect("mount point");
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(at)
+        .status()
+        .expect("run mount");
+    assert!(
+        ok.success(),
+        "mounting a tmpfs needs root (scripts/test.sh runs as root)"
+    );
+}
+
 impl SmallDisk {
     fn mount(name: &str, size: &str) -> Self {
         let dir = DataDir::new(name);
-        std::fs::create_dir_all(&dir.0).expect("mount point");
-        let ok = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "tmpfs",
-                dir.arg(),
-            ])
-            .status()
-            .expect("run mount");
-        assert!(
-            ok.success(),
-            "mounting a tmpfs needs root (scripts/test.sh runs as root)"
-        );
+        mount_tmpfs(&dir.0, size);
         SmallDisk(dir)
     }
 
@@ -233,4 +233,147 @@ fn with_fsync_always_a_full_disk_answers_each_post_204_or_503_and_counts_exactly
     assert!(s.terminate().0.success());
     let s = TestServer::start(&args);
     assert_eq!(s.counts(ts), (acked + 1, acked, 1));
+}
+
+/// A data directory whose `cold/` is a full tmpfs of its own: the journal writes, the cold
+/// tier cannot. Unmounted when dropped.
+struct FullColdTier(DataDir);
+
+impl FullColdTier {
+    fn new(name: &str) -> Self {
+        let dir = DataDir::new(name);
+        let cold = dir.0.join("cold");
+        mount_tmpfs(&cold, "16k");
+        // Fill it: write until the disk says no.
+        let mut f = std::fs::File::create(cold.join("filler")).expect("filler");
+        let block = [0u8; 4096];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+        FullColdTier(dir)
+    }
+
+    fn make_room(&self) {
+        std::fs::remove_file(self.0 .0.join("cold").join("filler")).expect("remove the filler");
+    }
+
+    fn cold_files(&self) -> usize {
+        std::fs::read_dir(self.0 .0.join("cold"))
+            .expect("cold/")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".hcs"))
+            })
+            .count()
+    }
+}
+
+impl Drop for FullColdTier {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0 .0.join("cold"))
+            .status();
+    }
+}
+
+/// The value of the line `name value` of `/metrics`.
+fn metric(s: &TestServer, name: &str) -> u64 {
+    let page = s.get("/metrics").text();
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+}
+
+/// A full disk under the cold tier while hours leave the ring: the hours stay in memory (a
+/// range over them is exact), POSTs and reads of the current hour go on, no snapshot stands
+/// in for the journal of hours not stored (a kill -9 then loses nothing), and once there is
+/// room the stores finish by themselves.
+#[test]
+fn a_full_cold_tier_neither_loses_a_204_nor_holds_up_the_current_hour_and_heals() {
+    const HOUR: u64 = hourtally::event::MILLIS_PER_HOUR;
+    common::not_near_an_hour_boundary(Duration::from_secs(60));
+    let h = now_ms() / HOUR;
+    let disk = FullColdTier::new("cold-full");
+    // Four past hours of the same 5 users, for a ring of 3: replaying them into it makes h-6
+    // leave it, and the current hour's first POST h-3.
+    let events: Vec<_> = (3..=6u64)
+        .rev()
+        .flat_map(|back| {
+            (0..5u64).map(move |u| {
+                hourtally::event::Event::new(
+                    (h - back) as u32,
+                    hourtally::event::fingerprint(format!("p{u}").as_bytes()),
+                    hourtally::event::Kind::Click,
+                )
+            })
+        })
+        .collect();
+    disk.0.with_journal(3, &events);
+    let args = [
+        "--data-dir",
+        disk.0.arg(),
+        "--retention-hours",
+        "3",
+        "--snapshot-interval-s",
+        "1",
+    ];
+    let s = TestServer::start(&args);
+    // The current hour: new users and the past hours' five, every POST 204.
+    let mut c = s.connect();
+    let posts: String = (0..300u64)
+        .map(|i| {
+            format!(
+                "POST /analytics?timestamp={}&user=p{}&impression HTTP/1.1\r\nHost: t\r\n\r\n",
+                h * HOUR + i,
+                i % 20
+            )
+        })
+        .collect();
+    c.write(posts.as_bytes());
+    for _ in 0..300 {
+        assert_eq!(c.response(false).status, 204);
+    }
+    assert_eq!(s.wait_counts(h * HOUR, (20, 0, 300)), (20, 0, 300));
+    let range = |s: &TestServer| {
+        let r = s.get(&format!(
+            "/analytics/range?from={}&to={}",
+            (h - 6) * HOUR,
+            h * HOUR
+        ));
+        assert_eq!(r.status, 200, "{r:?}");
+        common::parse_counts(&r.body)
+    };
+    // The hours that left wait in memory: the union is exact.
+    assert_eq!(range(&s), (20, 20, 300));
+    assert!(metric(&s, "hourtally_cold_store_failures_total") >= 1);
+    assert_eq!(metric(&s, "hourtally_cold_hours"), 0);
+    // Snapshots are due every second while events come; none may stand in for the journal
+    // of the hours not stored.
+    for i in 0..15 {
+        let r = s.post(&format!(
+            "/analytics?timestamp={}&user=p0&impression",
+            h * HOUR + i
+        ));
+        assert_eq!(r.status, 204, "{r:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(s.wait_counts(h * HOUR, (20, 0, 315)), (20, 0, 315));
+    s.kill9();
+    let s = TestServer::start(&args);
+    assert_eq!(s.wait_counts(h * HOUR, (20, 0, 315)), (20, 0, 315));
+    assert_eq!(range(&s), (20, 20, 315));
+    // Room again: the stores retry by themselves.
+    disk.make_room();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while disk.cold_files() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} cold files",
+            disk.cold_files()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(metric(&s, "hourtally_cold_hours"), 2);
+    assert!(s.terminate().0.success());
+    // From the snapshot of the stop and the files alone.
+    let s = TestServer::start(&args);
+    assert_eq!(range(&s), (20, 20, 315));
 }

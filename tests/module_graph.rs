@@ -21,7 +21,7 @@ use std::path::Path;
 /// tiers below its own. ARCHITECTURE.md, "Module map", is this list in words.
 const TIERS: &[&[&str]] = &[
     // Vocabulary: no module of the crate below them.
-    &["sync", "bytes", "counts", "clock", "shared_log"],
+    &["sync", "bytes", "counts", "clock", "shared_log", "durable"],
     &["event"],
     &[
         "civil",
@@ -34,6 +34,8 @@ const TIERS: &[&[&str]] = &[
         "coldset",
     ],
     &["conns", "metrics", "ring"],
+    // The hours that left the ring, on disk.
+    &["cold"],
     // The core: the queue into the one writer, and what the writer hands each batch to.
     &["ingest", "uniques", "freezer"],
     &["writer"],

@@ -1,8 +1,9 @@
 //! `GET /analytics/range` (README, "The API"), against the real binary over real TCP: unique
 //! users over a range are the union of its hours' users, never their sum, under load, after
-//! a kill -9 and its replay, and after a graceful stop and its snapshot; a range that reaches
-//! an hour whose users left the ring is refused naming it; bad input gets the range API's
-//! answers.
+//! a kill -9 and its replay, and after a graceful stop and its snapshot, for hours in the ring
+//! and hours in the cold tier; a range that reaches an hour whose users are not kept is
+//! refused naming it, and one whose cold file is damaged fails naming the file; bad input
+//! gets the range API's answers.
 
 mod common;
 
@@ -229,8 +230,208 @@ fn unique_users_over_a_range_are_the_union_of_its_hours_under_load_and_after_res
     assert_every_range(&s, &model, h - 5..=h + 1);
 }
 
+/// A journal of `hours` hours before `h` (users from a pool of 40, so that hours share
+/// most), for a ring of 3 slots, and what it holds.
+fn journal_of_past_hours(dir: &DataDir, h: u64, hours: u64) -> Model {
+    let mut model = Model::default();
+    let mut events = Vec::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    for back in (1..=hours).rev() {
+        for _ in 0..30 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let user = format!("u{}", x % 40);
+            let click = x >> 40 & 1 == 1;
+            let kind = if click { Kind::Click } else { Kind::Impression };
+            events.push(Event::new(
+                (h - back) as u32,
+                fingerprint(user.as_bytes()),
+                kind,
+            ));
+            model.add(h - back, &user, click);
+        }
+    }
+    dir.with_journal(3, &events);
+    model
+}
+
+/// The hours `cold/` holds files of, once it holds `n` (bounded wait).
+fn wait_cold_files(dir: &DataDir, n: usize) -> Vec<u64> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut hours: Vec<u64> = std::fs::read_dir(dir.0.join("cold"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| {
+                        e.ok()?
+                            .file_name()
+                            .to_str()?
+                            .strip_suffix(".hcs")?
+                            .parse()
+                            .ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        hours.sort_unstable();
+        if hours.len() == n {
+            return hours;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cold/ holds {hours:?}, not {n} hours"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Three clients POST `per_client` events each to the current hour `h` while a fourth asks
+/// for ranges from `first` to `h` and checks each answer. Returns what they sent.
+fn load_current_hour(s: &TestServer, h: u64, first: u64, per_client: usize) -> Model {
+    let addr = s.addr;
+    let clients: Vec<_> = (0..3u64)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut model = Model::default();
+                let mut conn = common::Conn::new(std::net::TcpStream::connect(addr).unwrap());
+                for i in 0..per_client as u64 {
+                    let user = format!("u{}", (i * 7 + c * 13) % 60);
+                    let click = i % 3 != 0;
+                    let kind = if click { "click" } else { "impression" };
+                    conn.write(
+                        format!(
+                            "POST /analytics?timestamp={}&user={user}&{kind} HTTP/1.1\r\nHost: t\r\n\r\n",
+                            h * HOUR + i
+                        )
+                        .as_bytes(),
+                    );
+                    let r = conn.response(false);
+                    assert_eq!(r.status, 204, "{r:?}");
+                    model.add(h, &user, click);
+                }
+                model
+            })
+        })
+        .collect();
+    let mut conn = common::Conn::new(std::net::TcpStream::connect(addr).unwrap());
+    let mut model = Model::default();
+    let mut asked = 0;
+    while !clients.iter().all(|c| c.is_finished()) || asked == 0 {
+        conn.write(
+            format!(
+                "GET /analytics/range?from={}&to={} HTTP/1.1\r\nHost: t\r\n\r\n",
+                (first + asked % 4) * HOUR,
+                h * HOUR
+            )
+            .as_bytes(),
+        );
+        let r = conn.response(false);
+        assert_eq!(r.status, 200, "{r:?}");
+        let (u, c, i) = parse_counts(&r.body);
+        // At most the pools' 60 users, and never fewer than the past hours' events.
+        assert!(u <= 60 && u <= c + i, "{u} {c} {i}");
+        asked += 1;
+    }
+    for c in clients {
+        model.merge(c.join().expect("a client"));
+    }
+    model
+}
+
 #[test]
-fn a_range_that_reaches_an_hour_whose_users_left_the_ring_is_refused_naming_the_hour() {
+fn hours_that_left_the_ring_are_counted_from_their_cold_files_under_load_and_after_restarts() {
+    not_near_an_hour_boundary(Duration::from_secs(60));
+    let h = now_ms() / HOUR;
+    let dir = DataDir::new("range-cold");
+    // Replaying 12 hours into a ring of 3: hours h-12..=h-4 leave it, into cold/.
+    let mut model = journal_of_past_hours(&dir, h, 12);
+    let args = ["--data-dir", dir.arg(), "--retention-hours", "3"];
+    let s = TestServer::start(&args);
+    let stored: Vec<u64> = (h - 12..=h - 4).collect();
+    assert_eq!(wait_cold_files(&dir, 9), stored);
+    // The current hour takes h-3's slot: h-3 leaves too.
+    model.merge(load_current_hour(&s, h, h - 12, 400));
+    wait_applied(&s, &model);
+    let stored: Vec<u64> = (h - 12..=h - 3).collect();
+    assert_eq!(wait_cold_files(&dir, 10), stored);
+    assert_every_range(&s, &model, h - 13..=h);
+    let metrics = s.get("/metrics").text();
+    assert!(metrics.contains("\nhourtally_cold_hours 10\n"), "{metrics}");
+    // Not a sum by accident: the hours share the pool's users.
+    let summed: u64 = model.users.values().map(|u| u.len() as u64).sum();
+    assert!(model.range(h - 12, h).0 < summed);
+
+    // A kill -9: the replay makes the hours leave the ring again; their files are the same.
+    s.kill9();
+    let s = TestServer::start(&args);
+    wait_applied(&s, &model);
+    assert_eq!(wait_cold_files(&dir, 10), stored);
+    assert_every_range(&s, &model, h - 13..=h);
+
+    // A graceful stop and a start from its snapshot: the hours that left are in no journal
+    // the server reads any more, only in their files.
+    let (status, _) = s.terminate();
+    assert!(status.success());
+    let s = TestServer::start(&args);
+    wait_applied(&s, &model);
+    assert_every_range(&s, &model, h - 13..=h);
+
+    // A damaged file: a range over its hour fails naming it; one without it is counted.
+    let file = dir.0.join("cold").join(format!("{:010}.hcs", h - 8));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&file, bytes).unwrap();
+    let r = range(&s, (h - 9) * HOUR, (h - 7) * HOUR);
+    r.assert_reason(500, "cannot be read");
+    assert!(
+        r.text()
+            .contains(&format!("cold/{:010}.hcs: checksum mismatch", h - 8)),
+        "{}",
+        r.text()
+    );
+    assert_eq!(range_counts(&s, h - 7, h), model.range(h - 7, h));
+    assert!(s
+        .get("/metrics")
+        .text()
+        .contains("hourtally_http_rejections_total{reason=\"cold_set_unreadable\"} 1"));
+}
+
+#[test]
+fn hours_past_the_cold_retention_lose_their_files_and_a_range_over_them_is_refused() {
+    not_near_an_hour_boundary(Duration::from_secs(20));
+    let h = now_ms() / HOUR;
+    let dir = DataDir::new("range-cold-retention");
+    let model = journal_of_past_hours(&dir, h, 12);
+    let s = TestServer::start(&[
+        "--data-dir",
+        dir.arg(),
+        "--retention-hours",
+        "3",
+        "--cold-retention-hours",
+        "5",
+    ]);
+    // The ring took h-1 last: hours before h-6 are past 5 hours.
+    assert_eq!(wait_cold_files(&dir, 3), vec![h - 6, h - 5, h - 4]);
+    assert_eq!(
+        s.wait_counts((h - 1) * HOUR, model.range(h - 1, h - 1)),
+        model.range(h - 1, h - 1)
+    );
+    assert_eq!(range_counts(&s, h - 6, h), model.range(h - 6, h));
+    let r = range(&s, (h - 7) * HOUR, h * HOUR);
+    r.assert_reason(422, "past --cold-retention-hours");
+    assert!(
+        r.text().contains(&format!("{} ms", (h - 7) * HOUR)),
+        "{}",
+        r.text()
+    );
+    // Its totals stay.
+    assert_eq!(s.counts((h - 7) * HOUR), model.range(h - 7, h - 7));
+}
+
+#[test]
+fn a_range_that_reaches_an_hour_whose_users_are_not_kept_is_refused_naming_the_hour() {
     not_near_an_hour_boundary(Duration::from_secs(20));
     let h = now_ms() / HOUR;
     // A journal for a ring of 3 slots: replaying it leaves h-5 in the archive (h-2 took its
@@ -243,7 +444,15 @@ fn a_range_that_reaches_an_hour_whose_users_left_the_ring_is_refused_naming_the_
         })
         .collect();
     dir.with_journal(3, &events);
-    let s = TestServer::start(&["--data-dir", dir.arg(), "--retention-hours", "3"]);
+    // No cold tier: a sealed hour keeps only its totals.
+    let s = TestServer::start(&[
+        "--data-dir",
+        dir.arg(),
+        "--retention-hours",
+        "3",
+        "--cold-retention-hours",
+        "0",
+    ]);
     assert_eq!(s.wait_counts((h - 1) * HOUR, (2, 2, 0)), (2, 2, 0));
 
     let r = range(&s, (h - 6) * HOUR, h * HOUR);

@@ -75,6 +75,9 @@ fn members_model(list_late: bool) -> BTreeSet<Option<Vec<u64>>> {
                 HourMembers::NotStarted => {
                     panic!("members violation: an hour with events read as not started")
                 }
+                HourMembers::Leaving { .. } => {
+                    panic!("members violation: a leaving hour in a ring that keeps none")
+                }
             })
         };
         for &user in &USERS[1..] {

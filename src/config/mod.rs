@@ -110,6 +110,14 @@ pub struct Config {
     #[arg(skip)]
     pub data_dir_given: bool,
 
+    /// Hours a sealed hour keeps its users (in --data-dir's cold/, one file an hour), counted
+    /// back from the newest hour: unique users over a range reach back this far. 0 keeps none.
+    /// Totals of sealed hours are kept forever either way. A single server only (a cluster
+    /// keeps no cold tier yet), never with --ephemeral.
+    #[arg(long, env = "HOURTALLY_COLD_RETENTION_HOURS", default_value_t = crate::cold::DEFAULT_RETENTION_HOURS,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub cold_retention_hours: u32,
+
     /// Keep nothing on disk: a restart starts from zero counts (benchmarks, tests). Not with
     /// --data-dir (or HOURTALLY_DATA_DIR).
     #[arg(long, env = "HOURTALLY_EPHEMERAL", default_value_t = false)]
@@ -237,6 +245,12 @@ impl Config {
                 ADMISSION_MARGIN_HOURS + 1,
             )
         })
+    }
+
+    /// Whether sealed hours keep their users in a cold tier: a single server with a data
+    /// directory and a cold retention.
+    pub fn keeps_cold_tier(&self) -> bool {
+        !self.ephemeral && !self.cluster.enabled() && self.cold_retention_hours > 0
     }
 
     /// The journal's fsync policy.

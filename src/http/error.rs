@@ -167,6 +167,7 @@ reasons! {
     RangeWithoutUsers "range_without_users" UnprocessableContent,
     RangeBusy "range_busy" ServiceUnavailable,
     RangeFailed "range_failed" InternalServerError,
+    ColdSetUnreadable "cold_set_unreadable" InternalServerError,
     FutureHour "future_hour" UnprocessableContent,
     TooOldHour "too_old_hour" UnprocessableContent,
     SealedHour "sealed_hour" UnprocessableContent,
@@ -258,6 +259,7 @@ impl ApiError {
                 RangeError::NoUsers { .. } => Reason::RangeWithoutUsers,
                 RangeError::Busy => Reason::RangeBusy,
                 RangeError::Failed => Reason::RangeFailed,
+                RangeError::Unreadable { .. } => Reason::ColdSetUnreadable,
             },
         }
     }
@@ -308,9 +310,22 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_status_close_and_headers() {
-        let cases: [(ApiError, u16, bool, &str); 39] = [
+        let cases: [(ApiError, u16, bool, &str); 40] = [
             (RangeError::NoUsers { hour: 7 }.into(), 422, false, ""),
             (RangeError::Failed.into(), 500, false, ""),
+            (
+                RangeError::Unreadable {
+                    hour: 7,
+                    fault: crate::cold::ColdFault::Count {
+                        found: 1,
+                        expected: 2,
+                    },
+                }
+                .into(),
+                500,
+                false,
+                "",
+            ),
             (RangeError::Busy.into(), 503, false, "Retry-After: 1\r\n"),
             (QueryError::BoundMissing("from").into(), 400, false, ""),
             (QueryError::BoundEmpty("to").into(), 400, false, ""),

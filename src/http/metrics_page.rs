@@ -15,6 +15,8 @@ pub struct Gauges<'a> {
     pub sealed_drops: u64,
     pub duplicates: u64,
     pub freezes: u64,
+    /// The cold tier's `(hours, bytes, failed stores)`, if the server keeps one.
+    pub cold: Option<(u64, u64, u64)>,
     pub queued: usize,
     pub queue_capacity: usize,
     pub open_connections: usize,
@@ -94,6 +96,26 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "Hours that were over frozen into sorted sets (a first freeze, or a later one folding in late users).",
         g.freezes,
     );
+    if let Some((hours, bytes, failures)) = g.cold {
+        p.one(
+            "hourtally_cold_hours",
+            "gauge",
+            "Hours whose users are stored in the cold tier (cold/ in the data directory).",
+            hours,
+        );
+        p.one(
+            "hourtally_cold_bytes",
+            "gauge",
+            "Bytes of the cold tier's files.",
+            bytes,
+        );
+        p.one(
+            "hourtally_cold_store_failures_total",
+            "counter",
+            "Stores of an hour's users into the cold tier that failed (a full disk): the hour stays in memory and the store is tried again.",
+            failures,
+        );
+    }
     p.one(
         "hourtally_queue_depth",
         "gauge",

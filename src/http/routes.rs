@@ -331,6 +331,11 @@ impl Service {
             sealed_drops: self.ring.sealed_drops(),
             duplicates: self.ring.duplicates(),
             freezes: self.ring.freezes(),
+            cold: self
+                .uniques
+                .as_ref()
+                .and_then(|u| u.cold())
+                .map(|c| (c.figures().0, c.figures().1, c.failures())),
             queued: self.ingest.queued()
                 + self.log.as_ref().map_or(0, |_| self.applied_from.queued()),
             queue_capacity: self.ingest.capacity(),

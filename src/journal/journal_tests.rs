@@ -6,29 +6,7 @@ use crate::record::encode_group;
 use crate::ring::{Ring, RingWriter};
 use proptest::prelude::*;
 
-/// A fresh, empty directory under the system's temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering as O};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "hourtally-journal-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, O::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use crate::durable::TempDir;
 
 fn ev(hour: u32, user: u64, click: bool) -> Event {
     Event::new(
@@ -59,7 +37,7 @@ fn segment(dir: &TempDir) -> PathBuf {
 
 #[test]
 fn a_reopened_journal_replays_every_event_in_order() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     let data = DataDir::open(&dir.0, 48).expect("data dir");
     let batches = [vec![ev(1, 1, true), ev(1, 2, false)], vec![ev(2, 1, true)]];
     {
@@ -88,7 +66,7 @@ fn a_reopened_journal_replays_every_event_in_order() {
 
 #[test]
 fn a_torn_last_group_is_cut_off_and_never_applied() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     let data = DataDir::open(&dir.0, 48).expect("data dir");
     {
         let (mut j, _, _) = open(&data);
@@ -118,7 +96,7 @@ fn a_torn_last_group_is_cut_off_and_never_applied() {
 
 #[test]
 fn a_corrupt_last_group_is_cut_off() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     let data = DataDir::open(&dir.0, 48).expect("data dir");
     {
         let (mut j, _, _) = open(&data);
@@ -139,7 +117,7 @@ fn a_corrupt_last_group_is_cut_off() {
 
 #[test]
 fn corruption_before_the_last_segment_refuses_to_start() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     let data = DataDir::open(&dir.0, 48).expect("data dir");
     let jdir = dir.0.join("journal");
     fs::create_dir_all(&jdir).expect("mkdir");
@@ -196,7 +174,7 @@ const ONE: usize = 24 + 16;
 
 #[test]
 fn a_corrupt_group_followed_by_whole_groups_refuses_to_start_and_keeps_every_byte() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     let data = DataDir::open(&dir.0, 48).expect("data dir");
     twenty_groups(&data);
     let path = segment(&dir);
@@ -222,7 +200,7 @@ fn a_corrupt_group_followed_by_whole_groups_refuses_to_start_and_keeps_every_byt
 
 #[test]
 fn the_remains_of_a_failed_write_before_the_same_group_written_whole_are_skipped() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     let data = DataDir::open(&dir.0, 48).expect("data dir");
     let events = twenty_groups(&data);
     let path = segment(&dir);
@@ -240,7 +218,7 @@ fn the_remains_of_a_failed_write_before_the_same_group_written_whole_are_skipped
 #[test]
 fn a_journal_that_ends_before_its_snapshot_goes_on_from_the_snapshot() {
     for torn in [0, 7] {
-        let dir = TempDir::new();
+        let dir = TempDir::new("journal");
         let data = DataDir::open(&dir.0, 48).expect("data dir");
         twenty_groups(&data);
         // A power loss kept 12 groups (and `torn` bytes of the 13th); a snapshot covers 20.
@@ -264,7 +242,7 @@ fn a_journal_that_ends_before_its_snapshot_goes_on_from_the_snapshot() {
 
 #[test]
 fn a_snapshot_is_begun_only_once_the_journal_it_covers_is_synced() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     let data = DataDir::open(&dir.0, 48).expect("data dir");
     let health = Arc::new(JournalHealth::default());
     let (mut j, _) =
@@ -283,7 +261,7 @@ fn a_snapshot_is_begun_only_once_the_journal_it_covers_is_synced() {
 
 #[test]
 fn a_second_server_on_a_locked_directory_is_refused() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     let first = DataDir::open(&dir.0, 48).expect("first");
     let second = DataDir::open(&dir.0, 48).expect_err("locked");
     assert!(matches!(second, DataDirError::Locked(_)), "{second}");
@@ -294,7 +272,7 @@ fn a_second_server_on_a_locked_directory_is_refused() {
 
 #[test]
 fn removing_lock_from_under_a_server_does_not_let_a_second_one_in() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     let first = DataDir::open(&dir.0, 48).expect("first");
     fs::remove_file(dir.0.join("LOCK")).expect("rm LOCK");
     let second = DataDir::open(&dir.0, 48).expect_err("the directory itself is locked");
@@ -305,7 +283,7 @@ fn removing_lock_from_under_a_server_does_not_let_a_second_one_in() {
 
 #[test]
 fn a_start_that_fails_before_its_stamp_writes_no_meta() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     // Opened, then the start fails (say, the snapshot is of another ring): no stamp.
     drop(DataDir::open(&dir.0, 24).expect("open"));
     assert!(!dir.0.join("meta").exists());
@@ -319,7 +297,7 @@ fn a_start_that_fails_before_its_stamp_writes_no_meta() {
 
 #[test]
 fn a_directory_of_another_capacity_or_version_is_refused() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("journal");
     let mut first = DataDir::open(&dir.0, 48).expect("new");
     first.stamp().expect("stamp");
     drop(first);
@@ -348,7 +326,7 @@ proptest! {
         batch in 1usize..9,
         cap in 1usize..5,
     ) {
-        let dir = TempDir::new();
+        let dir = TempDir::new("journal");
         let data = DataDir::open(&dir.0, cap as u32).expect("data dir");
         let events: Vec<Event> = events.into_iter().map(|(h, u, c)| ev(h, u, c)).collect();
         let live = Arc::new(Ring::new(cap));

@@ -36,7 +36,7 @@ mod snapshotter;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::ack::DurableWaiters;
@@ -45,7 +45,7 @@ pub use dir::{DataDir, DataDirError};
 use snapshotter::Snapshots;
 
 use crate::event::Event;
-use crate::ring::RingImage;
+use crate::ring::{Leaving, RingImage};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 use crate::writer::Sink;
 
@@ -192,6 +192,15 @@ impl Journal {
     }
 
     /// Closes segments past `bytes` instead of [`SEGMENT_BYTES`].
+    /// Takes snapshots only once the hours that left `leaving`'s ring before each are stored
+    /// in the cold tier (`cold`): the journal holds their events until then.
+    pub fn with_cold_tier(mut self, leaving: Option<Arc<Leaving>>) -> Self {
+        if let Some(leaving) = leaving {
+            self.snapshots.wait_for(leaving);
+        }
+        self
+    }
+
     pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
         self
@@ -362,10 +371,7 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-/// Makes a directory's entries (a new or renamed file) durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+use crate::durable::sync_dir;
 
 impl Journal {
     /// Takes in what the snapshot thread finished, and deletes what the snapshots make

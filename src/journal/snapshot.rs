@@ -20,8 +20,8 @@
 //! one. The bytes do not depend on where they are stored: the cluster will keep the same ones
 //! in an object store.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::counts::Counts;
@@ -213,6 +213,8 @@ pub fn decode(bytes: &[u8]) -> Result<RingImage, String> {
     }
     Ok(RingImage {
         covered,
+        // Not in the file: a restored ring's hours that left before it are on disk already.
+        left_before: 0,
         sealed_drops,
         duplicates,
         archive,
@@ -220,44 +222,17 @@ pub fn decode(bytes: &[u8]) -> Result<RingImage, String> {
     })
 }
 
-/// Writes `image` into `dir` atomically; returns the file's path.
+/// Writes `image` into `dir` atomically (`durable::write_atomically`); returns the file's path.
 pub fn write(dir: &Path, image: &RingImage) -> io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
-    let path = dir.join(file_name(image.covered));
-    let tmp = dir.join(format!("{}.tmp", file_name(image.covered)));
-    let written = File::create(&tmp).and_then(|mut f| {
-        f.write_all(&encode(image))?;
-        f.sync_all()
-    });
-    if let Err(e) = written {
-        // A full disk: give its room back to the journal (the file is of no use half-written).
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fs::rename(&tmp, &path)?;
-    File::open(dir)?.sync_all()?;
-    Ok(path)
+    crate::durable::write_atomically(dir, &file_name(image.covered), &encode(image))
 }
 
 /// Removes the temporary files of snapshots that were never finished (a crash, or a disk
 /// that filled up while one was written): they hold nothing the journal lacks, and take
 /// room it may need. Called at start, before any snapshot is written. Returns how many.
 pub fn remove_unfinished(dir: &Path) -> io::Result<usize> {
-    let mut removed = 0;
-    match fs::read_dir(dir) {
-        Ok(entries) => {
-            for entry in entries {
-                let path = entry?.path();
-                if path.extension().is_some_and(|e| e == "tmp") {
-                    fs::remove_file(&path)?;
-                    removed += 1;
-                }
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    Ok(removed)
+    crate::durable::remove_unfinished(dir)
 }
 
 /// The positions of the snapshots in `dir`, oldest first.
@@ -319,6 +294,7 @@ mod tests {
         };
         RingImage {
             covered: 42,
+            left_before: 0,
             sealed_drops: 3,
             duplicates: 0,
             archive: vec![(400_000, c(5, 6, 7)), (400_002, c(1, 1, 0))],

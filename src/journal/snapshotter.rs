@@ -8,18 +8,43 @@
 //! if the newest is unreadable at start, the previous one and more of the journal serve.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::snapshot;
-use crate::ring::RingImage;
+use crate::ring::{Leaving, RingImage};
 
 /// At most one "snapshot failed" ERROR per this long; it counts the failures since the last.
 pub(super) const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// What the snapshot thread reports: the position written and how long it took, or why not.
 type Written = Result<(u64, u64, Duration), String>;
+
+/// How long a snapshot waits for the cold tier to store the hours that left the ring before
+/// it (`cold`) before it fails (and the journal is kept whole).
+pub(super) const COLD_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until the hours that had left the ring when `image` was captured are stored in the
+/// cold tier: until then the journal, not the image, holds their users.
+fn wait_for_cold(leaving: &Leaving, image: &RingImage) -> Result<(), String> {
+    let deadline = Instant::now() + COLD_WAIT;
+    loop {
+        let stored = leaving.stored_count();
+        if stored >= image.left_before {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "event {}: {} hour(s) that left the ring before it are not in the cold tier yet \
+                 (its store is failing: see the cold tier's errors)",
+                image.covered,
+                image.left_before - stored
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
 #[derive(Debug)]
 pub(super) struct Snapshots {
@@ -35,7 +60,10 @@ pub(super) struct Snapshots {
     /// Failures since the last one logged, and when that was: a disk that stays full fails
     /// every attempt, and one ERROR per [`FAILURE_LOG_EVERY`] says so.
     failures: (u64, Option<Instant>),
-    to_thread: Option<mpsc::Sender<RingImage>>,
+    to_thread: Option<mpsc::Sender<(RingImage, Option<Arc<Leaving>>)>>,
+    /// The ring's hours that left and are not stored yet, if it keeps them: a snapshot is
+    /// written only once those that left before it are stored.
+    leaving: Option<Arc<Leaving>>,
     from_thread: mpsc::Receiver<Written>,
     thread: Option<JoinHandle<()>>,
 }
@@ -51,18 +79,22 @@ impl Snapshots {
             );
         }
         let on_disk = snapshot::list(&dir)?;
-        let (to_thread, images) = mpsc::channel::<RingImage>();
+        let (to_thread, images) = mpsc::channel::<(RingImage, Option<Arc<Leaving>>)>();
         let (results, from_thread) = mpsc::channel::<Written>();
         let thread_dir = dir.clone();
         let thread = std::thread::Builder::new()
             .name("hourtally-snapshot".into())
             .spawn(move || {
-                for image in images {
+                for (image, leaving) in images {
                     let started = Instant::now();
                     let users = image.slots.iter().map(|s| s.user_count()).sum();
-                    let result = snapshot::write(&thread_dir, &image)
-                        .map(|_| (image.covered, users, started.elapsed()))
-                        .map_err(|e| format!("event {}: {e}", image.covered));
+                    let result = leaving
+                        .map_or(Ok(()), |l| wait_for_cold(&l, &image))
+                        .and_then(|()| {
+                            snapshot::write(&thread_dir, &image)
+                                .map_err(|e| format!("event {}: {e}", image.covered))
+                        })
+                        .map(|_| (image.covered, users, started.elapsed()));
                     if results.send(result).is_err() {
                         return;
                     }
@@ -76,6 +108,7 @@ impl Snapshots {
             on_disk,
             failures: (0, None),
             to_thread: Some(to_thread),
+            leaving: None,
             from_thread,
             thread: Some(thread),
         })
@@ -103,10 +136,16 @@ impl Snapshots {
         self.last_at = Instant::now();
     }
 
+    /// Snapshots wait for `leaving`'s hours to be stored (see the field).
+    pub(super) fn wait_for(&mut self, leaving: Arc<Leaving>) {
+        self.leaving = Some(leaving);
+    }
+
     /// Hands a finished capture to the snapshot thread.
     pub(super) fn send(&mut self, image: RingImage) {
         debug_assert_eq!(self.in_flight, Some(image.covered));
-        let sent = self.to_thread.as_ref().map(|t| t.send(image));
+        let leaving = self.leaving.clone();
+        let sent = self.to_thread.as_ref().map(|t| t.send((image, leaving)));
         if !matches!(sent, Some(Ok(()))) {
             tracing::error!("snapshot thread is gone; no more snapshots");
             self.in_flight = None;

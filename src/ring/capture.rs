@@ -42,6 +42,10 @@ pub const CAPTURE_BUDGET: usize = 16 * 1024;
 pub struct RingImage {
     /// Events of the journal this image includes (its position).
     pub covered: u64,
+    /// Hours that had left the ring with users when it was captured (`RingWriter::left`):
+    /// the journal holds their events, not the image, so it stands in for the journal only
+    /// once the cold tier has stored that many (`Leaving::stored_count`). Not in the file.
+    pub left_before: u64,
     /// Events the apply rule had dropped as sealed.
     pub sealed_drops: u64,
     /// Events the apply rule had dropped as repeats of an event id of their hour.

@@ -109,20 +109,32 @@ impl Installed {
 
 /// Builds the frozen set of `job`'s hour (any thread; the writer's is the one to avoid).
 pub fn freeze(job: FreezeJob) -> Frozen {
+    let set = sorted_users(&job.members, job.n);
+    Frozen {
+        slot: job.slot,
+        members: job.members,
+        n: job.n,
+        set: Arc::new(set),
+    }
+}
+
+/// The first `n` users of `members` (base and log) as one sorted set. Panics if they do not
+/// hold `n` (a caller takes `n` from a publish, or a seal, of these members).
+pub fn sorted_users(members: &Members, n: u64) -> ColdSet {
     let mut added = Vec::new();
-    // The job's `n` was published with these members: the log holds it.
     assert!(
-        job.members.added_into(job.n, &mut added),
-        "a freeze of hour {} asked for {} users its members do not hold",
-        job.members.hour(),
-        job.n
+        members.added_into(n, &mut added),
+        "hour {}: asked for {} users its members do not hold",
+        members.hour(),
+        n
     );
     added.sort_unstable();
-    let set = match job.members.base() {
+    match members.base() {
         None => ColdSet::from_sorted(&added),
+        Some(base) if added.is_empty() => ColdSet::clone(base),
         Some(base) => {
             // Merge two sorted lists that share nothing (the log holds users new to the base).
-            let mut all = Vec::with_capacity(job.n as usize);
+            let mut all = Vec::with_capacity(n as usize);
             let mut later = added.iter().copied().peekable();
             for x in base.iter() {
                 while let Some(y) = later.next_if(|&y| y < x) {
@@ -133,12 +145,6 @@ pub fn freeze(job: FreezeJob) -> Frozen {
             all.extend(later);
             ColdSet::from_sorted(&all)
         }
-    };
-    Frozen {
-        slot: job.slot,
-        members: job.members,
-        n: job.n,
-        set: Arc::new(set),
     }
 }
 

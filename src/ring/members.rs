@@ -105,8 +105,14 @@ pub enum HourMembers {
     },
     /// Nothing of the hour has been published: no users, zeros.
     NotStarted,
+    /// The hour left the ring and its users wait to be stored in the cold tier
+    /// ([`Leaving`](super::Leaving)): its final counts and its users, as for `InRing`.
+    Leaving {
+        counts: Counts,
+        members: Arc<Members>,
+    },
     /// The hour left the ring: its final counts from the archive (zeros if it never had an
-    /// event). Its users are not in the ring any more.
+    /// event). Its users are not in the ring any more (the cold tier may have them).
     Sealed(Counts),
 }
 
@@ -156,7 +162,13 @@ impl Ring {
                 Standing::InSlot => spin_loop(),
                 Standing::NotStarted => return HourMembers::NotStarted,
                 Standing::Sealed => {
-                    return HourMembers::Sealed(self.archive.get(hour).unwrap_or_default())
+                    // The writer adds a leaving hour before it publishes the slot with the
+                    // new hour, and the cold tier files it before it lets it go (`leaving`).
+                    if let Some((counts, members)) = self.leaving.as_ref().and_then(|l| l.get(hour))
+                    {
+                        return HourMembers::Leaving { counts, members };
+                    }
+                    return HourMembers::Sealed(self.archive.get(hour).unwrap_or_default());
                 }
             }
         }

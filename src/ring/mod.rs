@@ -40,6 +40,7 @@ pub mod archive;
 mod batch;
 pub mod capture;
 pub mod freeze;
+pub mod leaving;
 pub mod members;
 pub mod placement;
 mod prefetch;
@@ -55,6 +56,7 @@ pub use archive::Archive;
 pub use batch::PREFETCH_AHEAD;
 use capture::{Capture, Which};
 pub use capture::{RingImage, SlotImage};
+pub use leaving::{Leaving, LeavingHour};
 pub use members::{HourMembers, Members};
 pub use slot::{Counts, Slot, Snapshot, EMPTY};
 use users::Mixed;
@@ -109,6 +111,9 @@ pub struct Ring {
     duplicates: AtomicU64,
     /// Freezes installed ([`freeze`]). Written by the ring's one writer only.
     freezes: AtomicU64,
+    /// Hours that left with users, until the cold tier has stored them ([`leaving`]); `None`
+    /// when sealed hours keep only their totals (no cold tier).
+    leaving: Option<Arc<Leaving>>,
 }
 
 impl Ring {
@@ -126,7 +131,20 @@ impl Ring {
             sealed_drops: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             freezes: AtomicU64::new(0),
+            leaving: None,
         }
+    }
+
+    /// The same ring, keeping the users of each hour that leaves it in [`leaving`] until a
+    /// cold tier stores them (otherwise a sealed hour keeps only its totals).
+    pub fn keeping_sealed_users(mut self) -> Self {
+        self.leaving = Some(Arc::new(Leaving::default()));
+        self
+    }
+
+    /// The hours that left with users and are not stored yet, if the ring keeps them.
+    pub fn leaving(&self) -> Option<&Arc<Leaving>> {
+        self.leaving.as_ref()
     }
 
     /// Number of slots.
@@ -244,6 +262,8 @@ pub struct RingWriter {
     newest: u32,
     /// A snapshot's capture under way, if any (see [`capture`]).
     capture: Option<Capture>,
+    /// Hours that left the ring with users so far (`Leaving::add`'s count).
+    left: u64,
     /// NEGATIVE CONTROL (loom only): users new to their hour, listed at the next publish's
     /// end instead of before it (see [`list_after_publish`](Self::list_after_publish)).
     #[cfg(hourtally_loom)]
@@ -274,6 +294,7 @@ impl RingWriter {
             dirty: Vec::new(),
             newest: EMPTY,
             capture: None,
+            left: 0,
             #[cfg(hourtally_loom)]
             late_listing: None,
         }
@@ -287,6 +308,11 @@ impl RingWriter {
     /// The newest hour a slot has taken ([`EMPTY`] before the first).
     pub fn newest(&self) -> u32 {
         self.newest
+    }
+
+    /// How many hours left the ring with users so far (0 unless it keeps them).
+    pub fn left(&self) -> u64 {
+        self.left
     }
 
     /// Applies one event to the working copy by the apply rule. Readers see it after the
@@ -319,6 +345,17 @@ impl RingWriter {
                     // Sealed before the slot is published with the new hour (see the module
                     // doc): the archive lock's release and the slot's Release store order it.
                     self.ring.archive.seal(w.snap.hour, w.snap.counts);
+                    // Its users, too, until they are stored (the same order, `leaving`).
+                    if let Some(leaving) = &self.ring.leaving {
+                        if w.snap.counts.unique_users > 0 {
+                            self.left = leaving.add(LeavingHour {
+                                hour: w.snap.hour,
+                                counts: w.snap.counts,
+                                members: Arc::clone(&w.members),
+                                taken_by: event.hour,
+                            });
+                        }
+                    }
                 }
                 w.snap = Snapshot {
                     hour: event.hour,
@@ -397,6 +434,7 @@ impl RingWriter {
     pub fn begin_capture(&mut self, covered: u64) {
         let image = RingImage {
             covered,
+            left_before: self.left,
             sealed_drops: self.ring.sealed_drops(),
             duplicates: self.ring.duplicates(),
             archive: self.ring.archive.entries(),
@@ -473,9 +511,11 @@ impl RingWriter {
 
     /// NEGATIVE CONTROL, compiled only under loom (never in a normal build): [`apply_and_publish`]
     /// with the recycle hand-off in the wrong order. When `event` recycles its slot, the slot
-    /// is published with the new hour *before* the old hour is sealed into the archive, so a
-    /// reader can find the old hour neither in its slot nor in the archive.
-    /// `loom-tests/tests/loom_recycle_vs_readers.rs` checks that loom rejects it.
+    /// is published with the new hour *before* the old hour is sealed into the archive (and
+    /// handed to [`leaving`], if the ring keeps sealed users), so a reader can find the old
+    /// hour neither in its slot nor in the archive (nor its users anywhere).
+    /// `loom-tests/tests/loom_recycle_vs_readers.rs` and `loom_leaving_vs_reader.rs` check
+    /// that loom rejects it.
     ///
     /// [`apply_and_publish`]: Self::apply_and_publish
     #[cfg(hourtally_loom)]
@@ -488,9 +528,18 @@ impl RingWriter {
         }
         // Forget the old hour so that `apply` takes the slot without sealing it, publish,
         // and only then seal: the two steps of the real protocol, swapped.
+        let old_members = Arc::clone(&self.slots[i].members);
         self.slots[i].snap = Snapshot::EMPTY;
         let applied = self.apply_and_publish(event);
         self.ring.archive.seal(old.hour, old.counts);
+        if let Some(leaving) = &self.ring.leaving {
+            self.left = leaving.add(LeavingHour {
+                hour: old.hour,
+                counts: old.counts,
+                members: old_members,
+                taken_by: event.hour,
+            });
+        }
         applied
     }
 

@@ -204,6 +204,7 @@ fn instant_image(w: &RingWriter, covered: u64) -> RingImage {
     archive.sort_unstable_by_key(|(h, _)| *h);
     RingImage {
         covered,
+        left_before: w.left(),
         sealed_drops: w.ring.sealed_drops(),
         duplicates: w.ring.duplicates(),
         archive,

@@ -1,0 +1,248 @@
+//! The cold tier: the users of the hours that left the ring, one checksummed file per hour in
+//! the data directory, read on demand; only an index of the files is in memory.
+//!
+//! ```text
+//! {data dir}/cold/{hour:010}.hcs    one hour's users: a cold set (`coldset`, the HTCS bytes)
+//! ```
+//!
+//! How an hour gets here: when its slot is recycled, the ring's writer hands its users to
+//! [`Leaving`] (in memory; a union reads them there); the freezing thread then
+//! sorts them into a [`ColdSet`] and writes its file durably ([`ColdTier::store_leaving`],
+//! `durable::write_atomically`), files it in the index and only then lets the hour leave
+//! `Leaving`. So a union always finds an hour's users, in the ring, in `Leaving` or here.
+//!
+//! A snapshot stands in for the journal only once every hour that left before it is stored
+//! (`journal::snapshotter` waits for that): the journal, not the snapshot, holds those hours'
+//! events, so a crash before a file is written replays them, the hour leaves the ring again
+//! and is stored then. Storing an hour again writes the same bytes.
+//!
+//! A file is read whole and checked (checksum, structure, and its count of users against the
+//! hour's archived total) before a union counts it: a damaged file fails the range with what
+//! is wrong ([`ColdFault`]), never a wrong count. A full disk fails a store: the hour stays in
+//! `Leaving` (memory) and the store is tried again, which never holds up the writer.
+//!
+//! Retention: an hour's file is removed once the ring has taken an hour
+//! `--cold-retention-hours` later ([`ColdTier::prune`]); its totals stay in the archive as
+//! before. `--ephemeral` (no data directory) keeps no cold tier.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::coldset::{ColdSet, ColdSetError};
+use crate::ring::freeze::sorted_users;
+use crate::ring::Leaving;
+use crate::sync::{AtomicU64, Ordering, RwLock};
+
+/// Default `--cold-retention-hours`: 30 days.
+pub const DEFAULT_RETENTION_HOURS: u32 = 30 * 24;
+
+/// At most one "cold tier: store failed" ERROR per this long; it counts the failures since.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The file name of `hour`'s cold set.
+pub fn file_name(hour: u32) -> String {
+    format!("{hour:010}.hcs")
+}
+
+/// Why an hour's file in the cold tier could not be read back whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ColdFault {
+    #[error("cannot be read: {0}")]
+    Read(io::ErrorKind),
+    #[error("{0}")]
+    Damaged(ColdSetError),
+    #[error("holds {found} users, but its hour counted {expected}")]
+    Count { found: u64, expected: u64 },
+}
+
+/// The cold tier of one data directory.
+#[derive(Debug)]
+pub struct ColdTier {
+    dir: PathBuf,
+    /// Hours kept, counted back from the newest hour the ring has taken.
+    retention_hours: u32,
+    /// Hour → size of its file in bytes: every file of the directory (what is in memory).
+    index: RwLock<BTreeMap<u32, u64>>,
+    /// The index's hours and bytes, for `/metrics` (read without the lock).
+    hours: AtomicU64,
+    bytes: AtomicU64,
+    /// Stores that failed (a full disk, an I/O error), since start.
+    failures: AtomicU64,
+    /// Failures not yet logged, and when the last ERROR was.
+    unlogged: RwLock<(u64, Option<Instant>)>,
+}
+
+impl ColdTier {
+    /// Opens (making it if need be) the cold tier in `dir`: removes unfinished files and
+    /// indexes the others by name. Reads no file's contents.
+    pub fn open(dir: &Path, retention_hours: u32) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        if let Some(parent) = dir.parent() {
+            crate::durable::sync_dir(parent)?;
+        }
+        crate::durable::remove_unfinished(dir)?;
+        let mut index = BTreeMap::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let Some(hour) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".hcs"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            index.insert(hour, entry.metadata()?.len());
+        }
+        let tier = Self {
+            dir: dir.to_path_buf(),
+            retention_hours,
+            index: RwLock::new(BTreeMap::new()),
+            hours: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            unlogged: RwLock::new((0, None)),
+        };
+        tier.edit_index(|i| *i = index);
+        Ok(tier)
+    }
+
+    /// Changes the index under its lock, and its figures with it.
+    fn edit_index<R>(&self, f: impl FnOnce(&mut BTreeMap<u32, u64>) -> R) -> R {
+        self.index.with_write(|i| {
+            let r = f(i);
+            // Relaxed: statistics for `/metrics`; nothing is read through them.
+            self.hours.store(i.len() as u64, Ordering::Relaxed);
+            self.bytes.store(i.values().sum(), Ordering::Relaxed);
+            r
+        })
+    }
+
+    /// The directory of the files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Hours stored and the bytes of their files. Never waits (a coroutine may call it).
+    pub fn figures(&self) -> (u64, u64) {
+        // Relaxed: statistics, each as of some edit of the index.
+        (
+            self.hours.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Stores that failed since start.
+    pub fn failures(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether `hour` is within the retention once the ring has taken `newest`.
+    pub fn keeps(&self, hour: u32, newest: u32) -> bool {
+        u64::from(hour) + u64::from(self.retention_hours) >= u64::from(newest)
+    }
+
+    /// Writes `set` as `hour`'s file, durably, and files it in the index.
+    pub fn store(&self, hour: u32, set: &ColdSet) -> io::Result<()> {
+        let bytes = set.to_bytes();
+        crate::durable::write_atomically(&self.dir, &file_name(hour), &bytes)?;
+        self.edit_index(|i| i.insert(hour, bytes.len() as u64));
+        Ok(())
+    }
+
+    /// `hour`'s users, read and checked against `expected` users; `Ok(None)` if the tier
+    /// has no file for it. The fault is of the file `cold/{file_name(hour)}`.
+    pub fn load(&self, hour: u32, expected: u64) -> Result<Option<ColdSet>, ColdFault> {
+        if self.index.with_read(|i| !i.contains_key(&hour)) {
+            return Ok(None);
+        }
+        let bytes = match fs::read(self.dir.join(file_name(hour))) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Removed since the look at the index (retention).
+                return Ok(None);
+            }
+            Err(e) => return Err(ColdFault::Read(e.kind())),
+        };
+        let set = ColdSet::parse(&bytes).map_err(ColdFault::Damaged)?;
+        if set.len() != expected {
+            return Err(ColdFault::Count {
+                found: set.len(),
+                expected,
+            });
+        }
+        Ok(Some(set))
+    }
+
+    /// Removes the files of hours past the retention once the ring has taken `newest`.
+    /// Returns how many.
+    pub fn prune(&self, newest: u32) -> io::Result<usize> {
+        let old: Vec<u32> = self.index.with_read(|i| {
+            i.keys()
+                .copied()
+                .take_while(|&h| !self.keeps(h, newest))
+                .collect()
+        });
+        for &hour in &old {
+            // Out of the index first: a union that finds it there and then not on disk
+            // treats it as gone, as it is.
+            self.edit_index(|i| i.remove(&hour));
+            match fs::remove_file(self.dir.join(file_name(hour))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !old.is_empty() {
+            crate::durable::sync_dir(&self.dir)?;
+        }
+        Ok(old.len())
+    }
+
+    /// Stores every hour waiting in `leaving`, oldest first, each before it leaves
+    /// `leaving`; an hour already past the retention is let go unstored. Returns `true` when
+    /// none is left; `false` after a store failed (logged at most once a minute), to be
+    /// tried again later.
+    pub fn store_leaving(&self, leaving: &Leaving) -> bool {
+        while let Some(left) = leaving.front() {
+            if self.keeps(left.hour, left.taken_by) {
+                let set = sorted_users(&left.members, left.counts.unique_users);
+                if let Err(e) = self.store(left.hour, &set) {
+                    self.failed(left.hour, &e);
+                    return false;
+                }
+            }
+            leaving.stored();
+            if let Err(e) = self.prune(left.taken_by) {
+                tracing::warn!(error = %e, dir = %self.dir.display(), "cold tier: could not remove an hour past the retention");
+            }
+        }
+        true
+    }
+
+    fn failed(&self, hour: u32, e: &io::Error) {
+        // Relaxed: a statistic.
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.unlogged.with_write(|unlogged| {
+            unlogged.0 += 1;
+            if unlogged.1.is_none_or(|at| at.elapsed() >= FAILURE_LOG_EVERY) {
+                tracing::error!(
+                    hour_start_ms = u64::from(hour) * crate::event::MILLIS_PER_HOUR,
+                    error = %e,
+                    failures = unlogged.0,
+                    dir = %self.dir.display(),
+                    "cold tier: could not store an hour's users; they stay in memory and the store is tried again"
+                );
+                *unlogged = (0, Some(Instant::now()));
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+#[path = "cold_tests.rs"]
+mod tests;
