@@ -14,16 +14,19 @@
 //! A snapshot stands in for the journal only once every hour that left before it is stored
 //! (`journal::snapshotter` waits for that): the journal, not the snapshot, holds those hours'
 //! events, so a crash before a file is written replays them, the hour leaves the ring again
-//! and is stored then. Storing an hour again writes the same bytes.
+//! and is stored then (over any file an earlier run left: the ring's users are the truth).
 //!
 //! A file is read whole and checked (checksum, structure, and its count of users against the
 //! hour's archived total) before a union counts it: a damaged file fails the range with what
 //! is wrong ([`ColdFault`]), never a wrong count. A full disk fails a store: the hour stays in
 //! `Leaving` (memory) and the store is tried again, which never holds up the writer.
 //!
-//! Retention: an hour's file is removed once the ring has taken an hour
-//! `--cold-retention-hours` later ([`ColdTier::prune`]); its totals stay in the archive as
-//! before. `--ephemeral` (no data directory) keeps no cold tier.
+//! Retention: an hour's file is removed when an hour leaves the ring that was taken
+//! `--cold-retention-hours` or more after it ([`ColdTier::prune`], at each store); its
+//! totals stay in the archive as before. `--ephemeral` (no data directory) keeps no cold
+//! tier. A store that keeps failing for a reason other than room (a read-only directory)
+//! holds every later hour in memory, and snapshots wait for it: the server's log says so
+//! once a minute, `hourtally_cold_store_failures_total` counts it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -50,7 +53,7 @@ pub fn file_name(hour: u32) -> String {
 /// Why an hour's file in the cold tier could not be read back whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ColdFault {
-    #[error("cannot be read: {0}")]
+    #[error("{0}")]
     Read(io::ErrorKind),
     #[error("{0}")]
     Damaged(ColdSetError),

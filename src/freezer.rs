@@ -10,13 +10,15 @@
 //! the thread, frozen sets come back. The writer never waits on either.
 //!
 //! The same thread stores the hours that left the ring in the cold tier, when there is one
-//! ([`StoreLeft`], `cold`): the writer tells it after a turn in which an hour left; a store
-//! that failed (a full disk) is tried again every [`STORE_RETRY`] on its own.
+//! ([`StoreLeft`], `cold`): the ring's `Leaving` wakes it as each hour leaves (also during a
+//! journal's replay, when the writer takes no turns); a store that failed (a full disk) is
+//! tried again every [`STORE_RETRY`] on its own.
 
 use std::sync::mpsc;
+use std::time::Instant;
 
 use crate::ring::freeze::{freeze, FreezeJob, Frozen, Installed, Retired};
-use crate::ring::RingWriter;
+use crate::ring::{Ring, RingWriter};
 
 /// Turns between two looks for an hour to freeze again.
 pub const RESCAN_TURNS: u32 = 4096;
@@ -31,6 +33,8 @@ pub type StoreLeft = Box<dyn FnMut() -> bool + Send>;
 enum Work {
     /// Hours left the ring: store them.
     Store,
+    /// The writer is done (its `Freezer` dropped): store what is left and end.
+    Stop,
     Freeze(FreezeJob),
     /// What an install replaced.
     Free(Retired),
@@ -49,8 +53,6 @@ pub struct Freezer {
     held: Option<Frozen>,
     /// The ring's newest hour at the last look.
     seen_newest: u32,
-    /// Hours that had left the ring at the last turn (`RingWriter::left`).
-    seen_left: u64,
     /// Turns since the last look.
     turns: u32,
     /// The thread is gone (it panicked, which the panic hook printed): no more freezes.
@@ -61,6 +63,7 @@ impl std::fmt::Debug for Work {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Work::Store => f.write_str("Store"),
+            Work::Stop => f.write_str("Stop"),
             Work::Freeze(job) => write!(f, "Freeze(hour {})", job.hour()),
             Work::Free(_) => f.write_str("Free"),
             Work::Discard(_) => f.write_str("Discard"),
@@ -70,31 +73,41 @@ impl std::fmt::Debug for Work {
 
 impl Freezer {
     /// Starts the thread; it calls `wake` after each freeze it finishes, so that a sleeping
-    /// writer wakes to install it, and `store` (if any) when hours left the ring.
+    /// writer wakes to install it, and `store` (if any) whenever an hour leaves `ring`.
     pub fn start(
         wake: impl Fn() + Send + 'static,
+        ring: &Ring,
         mut store: Option<StoreLeft>,
     ) -> std::io::Result<Self> {
         let (work, jobs) = mpsc::channel::<Work>();
+        if let (Some(leaving), Some(_)) = (ring.leaving(), &store) {
+            let tell = work.clone();
+            leaving.wake_with(Box::new(move || {
+                // Gone only after a stop; nothing is left to store then.
+                let _ = tell.send(Work::Store);
+            }));
+        }
         let (frozen, done) = mpsc::channel();
         std::thread::Builder::new()
             .name("hourtally-freeze".into())
             .spawn(move || {
-                // Whether a store failed and is to be tried again.
-                let mut retry = false;
+                // When to try a failed store again (`None`: none failed).
+                let mut retry_at: Option<Instant> = None;
                 loop {
-                    let w = if retry {
-                        match jobs.recv_timeout(STORE_RETRY) {
-                            Ok(w) => Some(w),
-                            Err(mpsc::RecvTimeoutError::Timeout) => None,
-                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    let w = match retry_at {
+                        Some(at) => {
+                            match jobs.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                                Ok(w) => Some(w),
+                                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                            }
                         }
-                    } else {
-                        match jobs.recv() {
+                        None => match jobs.recv() {
                             Ok(w) => Some(w),
                             Err(mpsc::RecvError) => break,
-                        }
+                        },
                     };
+                    let mut store_now = retry_at.is_some_and(|at| Instant::now() >= at);
                     match w {
                         Some(Work::Freeze(job)) => {
                             if frozen.send(freeze(job)).is_err() {
@@ -102,19 +115,17 @@ impl Freezer {
                             }
                             wake();
                         }
+                        // Every hour that left before the stop was stored first: each add
+                        // sent its `Store` ahead of this.
+                        Some(Work::Stop) => break,
                         Some(Work::Free(retired)) => drop(retired),
                         Some(Work::Discard(frozen)) => drop(frozen),
-                        Some(Work::Store) | None => {
-                            if let Some(store) = store.as_mut() {
-                                retry = !store();
-                            }
-                        }
+                        Some(Work::Store) | None => store_now = true,
                     }
-                }
-                // The writer is gone (a stop): store what left, once more, for the stop's
-                // last snapshot, which waits for it.
-                if let Some(store) = store.as_mut() {
-                    store();
+                    if let (true, Some(store)) = (store_now, store.as_mut()) {
+                        // Other work never holds a retry off past its time.
+                        retry_at = (!store()).then(|| Instant::now() + STORE_RETRY);
+                    }
                 }
             })?;
         Ok(Self {
@@ -123,7 +134,6 @@ impl Freezer {
             under_way: false,
             held: None,
             seen_newest: crate::ring::EMPTY,
-            seen_left: 0,
             turns: 0,
             gone: false,
         })
@@ -134,10 +144,6 @@ impl Freezer {
         let mut look = false;
         if self.gone {
             return;
-        }
-        if ring.left() != self.seen_left {
-            self.seen_left = ring.left();
-            let _ = self.work.send(Work::Store);
         }
         if self.under_way {
             let frozen = match self.held.take() {
@@ -181,9 +187,19 @@ impl Freezer {
         self.seen_newest = newest;
         self.turns = 0;
         if let Some(job) = ring.freeze_job() {
-            if self.work.send(Work::Freeze(job)).is_ok() {
-                self.under_way = true;
+            match self.work.send(Work::Freeze(job)) {
+                Ok(()) => self.under_way = true,
+                // The thread is gone (it panicked, which the hook printed).
+                Err(_) => self.gone = true,
             }
         }
+    }
+}
+
+impl Drop for Freezer {
+    /// Ends the thread once it has done what it was given (the ring's waker keeps the
+    /// channel open, so the thread would not see it close).
+    fn drop(&mut self) {
+        let _ = self.work.send(Work::Stop);
     }
 }

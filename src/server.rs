@@ -197,7 +197,7 @@ impl Server {
                         .map(|(cold, leaving)| {
                             Box::new(move || cold.store_leaving(&leaving)) as StoreLeft
                         });
-                    Freezer::start(move || applied.wake_popper(), store)
+                    Freezer::start(move || applied.wake_popper(), &ring, store)
                         .map_err(StartError::io("start the freezing thread"))?
                 },
             },

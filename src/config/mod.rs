@@ -235,6 +235,14 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.keeps_cold_tier() && (self.cold_retention_hours as usize) < self.retention_hours {
+            return Err(format!(
+                "--cold-retention-hours ({}) must be 0 or at least --retention-hours ({}): an \
+                 hour leaves the ring only once an hour that much later comes, so a shorter cold \
+                 retention would keep no hour",
+                self.cold_retention_hours, self.retention_hours,
+            ));
+        }
         let retention = self.retention_hours as u32;
         Admission::new(retention, self.max_future_hours).ok_or_else(|| {
             format!(
@@ -369,6 +377,22 @@ mod tests {
         let mut all = vec!["hourtally"];
         all.extend_from_slice(args);
         Config::try_from_args(all).expect("flags parse").validate()
+    }
+
+    #[test]
+    fn a_cold_retention_shorter_than_the_ring_is_refused() {
+        let err = validate(&["--retention-hours", "48", "--cold-retention-hours", "47"])
+            .expect_err("shorter than the ring");
+        assert!(
+            err.starts_with("--cold-retention-hours (47) must be 0 or at least"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        for ok in ["0", "48", "720"] {
+            assert!(validate(&["--retention-hours", "48", "--cold-retention-hours", ok]).is_ok());
+        }
+        // With no cold tier the flag does not matter.
+        assert!(validate(&["--ephemeral", "--cold-retention-hours", "5"]).is_ok());
     }
 
     #[test]

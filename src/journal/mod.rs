@@ -191,7 +191,6 @@ impl Journal {
         self
     }
 
-    /// Closes segments past `bytes` instead of [`SEGMENT_BYTES`].
     /// Takes snapshots only once the hours that left `leaving`'s ring before each are stored
     /// in the cold tier (`cold`): the journal holds their events until then.
     pub fn with_cold_tier(mut self, leaving: Option<Arc<Leaving>>) -> Self {
@@ -201,6 +200,7 @@ impl Journal {
         self
     }
 
+    /// Closes segments past `bytes` instead of [`SEGMENT_BYTES`].
     pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
         self

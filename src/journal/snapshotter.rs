@@ -37,7 +37,7 @@ fn wait_for_cold(leaving: &Leaving, image: &RingImage) -> Result<(), String> {
         if Instant::now() >= deadline {
             return Err(format!(
                 "event {}: {} hour(s) that left the ring before it are not in the cold tier yet \
-                 (its store is failing: see the cold tier's errors)",
+                 (their store is failing or stopped: see the server's log)",
                 image.covered,
                 image.left_before - stored
             ));

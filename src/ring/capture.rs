@@ -221,6 +221,56 @@ impl Capture {
 }
 
 impl RingWriter {
+    /// Begins capturing the ring as it is now, after `covered` journaled events (call between
+    /// batches). See the module doc.
+    pub fn begin_capture(&mut self, covered: u64) {
+        let image = RingImage {
+            covered,
+            left_before: self.left,
+            sealed_drops: self.ring.sealed_drops(),
+            duplicates: self.ring.duplicates(),
+            archive: self.ring.archive.entries(),
+            slots: self
+                .slots
+                .iter()
+                .map(|w| SlotImage {
+                    hour: w.snap.hour,
+                    counts: w.snap.counts,
+                    base: w.base.clone(),
+                    users: Vec::with_capacity(w.users.len() as usize),
+                    ids: Vec::with_capacity(w.ids.len() as usize),
+                })
+                .collect(),
+        };
+        let nonempty: Vec<bool> = self
+            .slots
+            .iter()
+            .flat_map(|w| [!w.users.is_empty(), !w.ids.is_empty()])
+            .collect();
+        self.capture = Some(Capture::new(image, &nonempty));
+    }
+
+    /// Whether a capture is under way.
+    pub fn is_capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// Copies about `budget` more fingerprints of the capture under way (whole stripes); the
+    /// image once it is complete.
+    pub fn capture_step(&mut self, budget: usize) -> Option<RingImage> {
+        let capture = self.capture.as_mut()?;
+        let slots = &self.slots;
+        capture.step(budget, |i, which| match which {
+            Which::Users => &slots[i].users,
+            Which::Ids => &slots[i].ids,
+        });
+        if capture.is_complete() {
+            self.capture.take().map(Capture::into_image)
+        } else {
+            None
+        }
+    }
+
     /// Loads `image` into this writer's ring, which must be new, and publishes it. Refuses
     /// an image of another capacity or whose user lists disagree with its counts.
     pub fn restore(&mut self, image: &RingImage) -> Result<(), String> {

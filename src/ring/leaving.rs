@@ -41,21 +41,49 @@ struct Queue {
     added: u64,
 }
 
+/// What [`Leaving::add`] calls after each hour it adds: tells the storing thread.
+pub type Waker = Box<dyn Fn() + Send + Sync>;
+
 /// The hours that left the ring with users, oldest first, until each is stored.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Leaving {
     queue: RwLock<Queue>,
+    /// Called after each add (set once, before the writer starts).
+    waker: RwLock<Option<Waker>>,
+}
+
+impl std::fmt::Debug for Leaving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.queue.with_read(|q| {
+            f.debug_struct("Leaving")
+                .field("hours", &q.hours.len())
+                .field("added", &q.added)
+                .finish()
+        })
+    }
 }
 
 impl Leaving {
-    /// Adds an hour that left (the ring's writer, at a recycle). Returns how many were added
-    /// so far.
+    /// Calls `wake` after each hour added from now on, so that hours are stored as they
+    /// leave, also while a journal is replayed (when the writer takes no turns).
+    pub fn wake_with(&self, wake: Waker) {
+        self.waker.with_write(|w| *w = Some(wake));
+    }
+
+    /// Adds an hour that left (the ring's writer, at a recycle) and wakes the storing
+    /// thread. Returns how many were added so far.
     pub(super) fn add(&self, hour: LeavingHour) -> u64 {
-        self.queue.with_write(|q| {
+        let added = self.queue.with_write(|q| {
             q.hours.push_back(hour);
             q.added += 1;
             q.added
-        })
+        });
+        self.waker.with_read(|w| {
+            if let Some(wake) = w {
+                wake();
+            }
+        });
+        added
     }
 
     /// The users of `hour`, if it left and is not stored yet.

@@ -39,6 +39,8 @@
 pub mod archive;
 mod batch;
 pub mod capture;
+#[cfg(hourtally_loom)]
+mod controls;
 pub mod freeze;
 pub mod leaving;
 pub mod members;
@@ -429,56 +431,6 @@ impl RingWriter {
         Applied::Counted
     }
 
-    /// Begins capturing the ring as it is now, after `covered` journaled events (call between
-    /// batches). See [`capture`].
-    pub fn begin_capture(&mut self, covered: u64) {
-        let image = RingImage {
-            covered,
-            left_before: self.left,
-            sealed_drops: self.ring.sealed_drops(),
-            duplicates: self.ring.duplicates(),
-            archive: self.ring.archive.entries(),
-            slots: self
-                .slots
-                .iter()
-                .map(|w| SlotImage {
-                    hour: w.snap.hour,
-                    counts: w.snap.counts,
-                    base: w.base.clone(),
-                    users: Vec::with_capacity(w.users.len() as usize),
-                    ids: Vec::with_capacity(w.ids.len() as usize),
-                })
-                .collect(),
-        };
-        let nonempty: Vec<bool> = self
-            .slots
-            .iter()
-            .flat_map(|w| [!w.users.is_empty(), !w.ids.is_empty()])
-            .collect();
-        self.capture = Some(Capture::new(image, &nonempty));
-    }
-
-    /// Whether a capture is under way.
-    pub fn is_capturing(&self) -> bool {
-        self.capture.is_some()
-    }
-
-    /// Copies about `budget` more fingerprints of the capture under way (whole stripes); the
-    /// image once it is complete.
-    pub fn capture_step(&mut self, budget: usize) -> Option<RingImage> {
-        let capture = self.capture.as_mut()?;
-        let slots = &self.slots;
-        capture.step(budget, |i, which| match which {
-            Which::Users => &slots[i].users,
-            Which::Ids => &slots[i].ids,
-        });
-        if capture.is_complete() {
-            self.capture.take().map(Capture::into_image)
-        } else {
-            None
-        }
-    }
-
     /// Publishes every slot changed since the last call.
     pub fn publish(&mut self) {
         for i in self.dirty.drain(..) {
@@ -492,54 +444,10 @@ impl RingWriter {
         }
     }
 
-    /// NEGATIVE CONTROL, compiled only under loom: from now on each user new to its hour is
-    /// listed in its `Members` only after the publish that counts it, so a reader can take a
-    /// count whose users are not listed yet. `loom-tests/tests/loom_members_vs_writer.rs`
-    /// checks that loom finds it.
-    #[cfg(hourtally_loom)]
-    #[doc(hidden)]
-    pub fn list_after_publish(&mut self) {
-        self.late_listing = Some(Vec::new());
-    }
-
     /// Applies and publishes one event at once (tests and models; the writer thread batches).
     pub fn apply_and_publish(&mut self, event: Event) -> Applied {
         let applied = self.apply(event);
         self.publish();
-        applied
-    }
-
-    /// NEGATIVE CONTROL, compiled only under loom (never in a normal build): [`apply_and_publish`]
-    /// with the recycle hand-off in the wrong order. When `event` recycles its slot, the slot
-    /// is published with the new hour *before* the old hour is sealed into the archive (and
-    /// handed to [`leaving`], if the ring keeps sealed users), so a reader can find the old
-    /// hour neither in its slot nor in the archive (nor its users anywhere).
-    /// `loom-tests/tests/loom_recycle_vs_readers.rs` and `loom_leaving_vs_reader.rs` check
-    /// that loom rejects it.
-    ///
-    /// [`apply_and_publish`]: Self::apply_and_publish
-    #[cfg(hourtally_loom)]
-    #[doc(hidden)]
-    pub fn apply_and_publish_before_seal(&mut self, event: Event) -> Applied {
-        let i = event.hour as usize % self.slots.len();
-        let old = self.slots[i].snap;
-        if old.hour == EMPTY || standing(old.hour, event.hour) != Standing::NotStarted {
-            return self.apply_and_publish(event);
-        }
-        // Forget the old hour so that `apply` takes the slot without sealing it, publish,
-        // and only then seal: the two steps of the real protocol, swapped.
-        let old_members = Arc::clone(&self.slots[i].members);
-        self.slots[i].snap = Snapshot::EMPTY;
-        let applied = self.apply_and_publish(event);
-        self.ring.archive.seal(old.hour, old.counts);
-        if let Some(leaving) = &self.ring.leaving {
-            self.left = leaving.add(LeavingHour {
-                hour: old.hour,
-                counts: old.counts,
-                members: old_members,
-                taken_by: event.hour,
-            });
-        }
         applied
     }
 

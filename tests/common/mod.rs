@@ -355,7 +355,8 @@ impl DataDir {
     }
 
     /// Makes this the data directory an earlier run of a ring of `retention_hours` slots
-    /// left: its journal holds `events` (as one group), replayed at the next start.
+    /// left: its journal holds `events` (in groups of at most `MAX_GROUP`), replayed at the
+    /// next start.
     pub fn with_journal(&self, retention_hours: u32, events: &[hourtally::event::Event]) {
         std::fs::create_dir_all(self.0.join("journal")).expect("mkdir");
         std::fs::write(
@@ -364,7 +365,10 @@ impl DataDir {
         )
         .expect("meta");
         let mut segment = Vec::new();
-        hourtally::record::encode_group(&mut segment, 0, events);
+        for (k, group) in events.chunks(hourtally::record::MAX_GROUP).enumerate() {
+            let first = (k * hourtally::record::MAX_GROUP) as u64;
+            hourtally::record::encode_group(&mut segment, first, group);
+        }
         std::fs::write(self.segment(), segment).expect("write the segment");
     }
 }
