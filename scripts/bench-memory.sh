@@ -69,40 +69,20 @@ cat >"$TMP/post.py" <<'EOF'
 import socket, sys, time
 from multiprocessing import Process
 
-host, port = sys.argv[1].rsplit(":", 1)
+sys.path.insert(0, sys.argv[8])
+from pipeline import send
+
+addr = sys.argv[1]
+host, port = addr.rsplit(":", 1)
 port = int(port)
 ts, prefix, n, conns, expect = int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 ids = sys.argv[7] == "1"
-WINDOW = 512
 
 def post(lo, hi):
-    s = socket.create_connection((host, port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    buf = b""
-    for a in range(lo, hi, WINDOW):
-        b = min(a + WINDOW, hi)
-        s.sendall(b"".join(
-            b"POST /analytics?timestamp=%d&user=%s%d%s&impression HTTP/1.1\r\nHost: bench\r\n\r\n"
-            % (ts, prefix.encode(), u, b"&event_id=e%s%d" % (prefix.encode(), u) if ids else b"")
-            for u in range(a, b)))
-        want = b - a
-        while want:
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                sys.exit("the server closed the connection")
-            buf += chunk
-            # Whole answers only (a 204 has no body: its head ends it).
-            pos = 0
-            while want:
-                end = buf.find(b"\r\n\r\n", pos)
-                if end < 0:
-                    break
-                if not buf.startswith(b"HTTP/1.1 204 ", pos):
-                    sys.exit("an answer other than 204: %r" % buf[pos:pos + 200])
-                pos = end + 4
-                want -= 1
-            buf = buf[pos:]
-    s.close()
+    send(addr, (
+        b"POST /analytics?timestamp=%d&user=%s%d%s&impression HTTP/1.1\r\nHost: bench\r\n\r\n"
+        % (ts, prefix.encode(), u, b"&event_id=e%s%d" % (prefix.encode(), u) if ids else b"")
+        for u in range(lo, hi)))
 
 step = (n + conns - 1) // conns
 ps = [Process(target=post, args=(i * step, min(n, (i + 1) * step))) for i in range(conns)]
@@ -166,7 +146,7 @@ for n in $USERS; do
         ts=$((ts - 7200000))
     fi
     client() {
-        "${PIN_CLIENT[@]}" python3 "$TMP/post.py" "$addr" "$ts" "$@" || {
+        "${PIN_CLIENT[@]}" python3 "$TMP/post.py" "$addr" "$ts" "$@" "$PWD/scripts" || {
             echo "bench-memory: the client failed; the server's log ends:" >&2
             tail -5 "$log" >&2
             exit 1
@@ -182,7 +162,7 @@ for n in $USERS; do
     anon1=$(kib "$SERVER_PID" RssAnon)
     rss2=
     if [[ $FROZEN == 1 ]]; then
-        "${PIN_CLIENT[@]}" python3 "$TMP/post.py" "$addr" "$now" z 1 1 1 0
+        "${PIN_CLIENT[@]}" python3 "$TMP/post.py" "$addr" "$now" z 1 1 1 0 "$PWD/scripts"
         for _ in $(seq 600); do
             frozen=$(curl -fsS "http://$addr/metrics" | awk '$1 == "hourtally_hours_frozen_total" { print $2 }')
             [[ ${frozen:-0} -ge 1 ]] && break

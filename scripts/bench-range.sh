@@ -28,13 +28,14 @@ fi
 source scripts/lib.sh
 
 cat >"$TMP/post.py" <<'EOF'
-import socket, sys
+import sys
 from multiprocessing import Process
 
-host, port = sys.argv[1].rsplit(":", 1)
-port = int(port)
+sys.path.insert(0, sys.argv[6])
+from pipeline import send
+
+addr = sys.argv[1]
 first_ts, hours, users, conns = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-WINDOW = 512
 
 def names(hour):
     # The first half the same in every hour, the second half this hour's own.
@@ -48,34 +49,7 @@ def requests(conn):
             if k % conns == conn:
                 yield b"POST /analytics?timestamp=%d&user=%s&click HTTP/1.1\r\nHost: b\r\n\r\n" % (ts, name)
 
-def post(conn):
-    s = socket.create_connection((host, port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    buf = b""
-    gen = requests(conn)
-    while True:
-        batch = [r for _, r in zip(range(WINDOW), gen)]
-        if not batch:
-            break
-        s.sendall(b"".join(batch))
-        want = len(batch)
-        while want:
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                sys.exit("the server closed the connection")
-            buf += chunk
-            pos = 0
-            while want:
-                end = buf.find(b"\r\n\r\n", pos)
-                if end < 0:
-                    break
-                if not buf.startswith(b"HTTP/1.1 204 ", pos):
-                    sys.exit("an answer other than 204: %r" % buf[pos:pos + 200])
-                pos = end + 4
-                want -= 1
-            buf = buf[pos:]
-
-ps = [Process(target=post, args=(c,)) for c in range(conns)]
+ps = [Process(target=send, args=(addr, requests(c))) for c in range(conns)]
 for p in ps:
     p.start()
 for p in ps:
@@ -105,7 +79,7 @@ first=$(((hour - 1 - HOURS) * 3600000))
 last=$(((hour - 2) * 3600000))
 echo "posting $HOURS hours x $USERS users ($((HOURS * USERS)) events) ..." >&2
 t0=$(date +%s)
-python3 "$TMP/post.py" "$addr" "$first" "$HOURS" "$USERS" "$CONNS"
+python3 "$TMP/post.py" "$addr" "$first" "$HOURS" "$USERS" "$CONNS" "$PWD/scripts"
 curl -fsS -X POST "http://$addr/analytics?timestamp=$now&user=now&click" >/dev/null
 echo "posted in $(($(date +%s) - t0)) s; waiting for $HOURS freezes ..." >&2
 for _ in $(seq 1200); do
