@@ -20,9 +20,15 @@
 //!
 //! Parameter names are matched as sent, without percent-decoding.
 
+mod post;
+mod range;
+
+pub use post::parse_post;
+pub use range::{parse_range, HourRange};
+
 use crate::bytes;
 use crate::event::{
-    event_id_fingerprint, fingerprint, hour_of, Event, Kind, MAX_EVENT_ID_BYTES, MAX_TIMESTAMP_MS,
+    event_id_fingerprint, fingerprint, hour_of, MAX_EVENT_ID_BYTES, MAX_TIMESTAMP_MS,
 };
 
 /// The longest user name, in bytes after percent-decoding.
@@ -358,153 +364,5 @@ pub fn wants_fresh(query: &[u8]) -> Result<bool, QueryError> {
     }
 }
 
-/// The hours a range query asks for: `from` and `to` in milliseconds, both included by
-/// their hours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HourRange {
-    /// The hour of `from`.
-    pub first: u32,
-    /// The hour of `to` (at least `first`).
-    pub last: u32,
-}
-
-impl HourRange {
-    /// The hours in the range, both ends included.
-    pub fn len(&self) -> u32 {
-        self.last - self.first + 1
-    }
-
-    /// Never: a range holds at least the hour of `from`.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    pub fn hours(&self) -> std::ops::RangeInclusive<u32> {
-        self.first..=self.last
-    }
-}
-
-/// A GET of `/analytics/hours`: `from` and `to` by the rules of `timestamp`, `from <= to`,
-/// and at most `max_hours` hours from the hour of `from` to that of `to`, both included.
-/// Errors come in that order: each bound alone (`from` first), then the pair.
-pub fn parse_range(query: &[u8], max_hours: u32) -> Result<HourRange, QueryError> {
-    let (mut from, mut to) = (None, None);
-    for pair in query.split(|&b| b == b'&') {
-        let (key, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-            None => (pair, &pair[pair.len()..]),
-        };
-        match key {
-            b"from" => set_once(&mut from, value, "from")?,
-            b"to" => set_once(&mut to, value, "to")?,
-            _ => {}
-        }
-    }
-    let from = bound(from, "from")?;
-    let to = bound(to, "to")?;
-    if from > to {
-        return Err(QueryError::RangeReversed);
-    }
-    let range = HourRange {
-        first: hour_of(from),
-        last: hour_of(to),
-    };
-    if range.len() > max_hours {
-        return Err(QueryError::RangeTooLong { max_hours });
-    }
-    Ok(range)
-}
-
-/// A POST's query: the event it reports.
-pub fn parse_post(query: &[u8]) -> Result<Event, QueryError> {
-    match usual_post(query) {
-        Some(event) => Ok(event),
-        None => parse_post_scanned(query),
-    }
-}
-
-/// The event of a POST query in the usual shape, `timestamp=DIGITS&user=NAME&click` (or
-/// `&impression`), with or without `&event_id=ID` right after the name or at the end, read in
-/// one pass; `None` for anything else (which the general scan answers, errors included).
-#[inline]
-fn usual_post(query: &[u8]) -> Option<Event> {
-    let rest = query.strip_prefix(b"timestamp=")?;
-    // The digits end at the first non-digit, which must be the `&`.
-    let (ms, digits) = leading_timestamp(rest)?;
-    let rest = rest[digits..].strip_prefix(b"&user=")?;
-    // One scan finds the name's end and any escape in it.
-    let stop = bytes::find_any(rest, [b'&', b'%', b'+'])?;
-    // The usual name has nothing to decode; one with an escape (or empty, or too long)
-    // takes the general scan.
-    if rest[stop] != b'&' || !(1..=MAX_USER_BYTES).contains(&stop) {
-        return None;
-    }
-    let user = fingerprint(&rest[..stop]);
-    let kind = match &rest[stop + 1..] {
-        b"click" => Kind::Click,
-        b"impression" => Kind::Impression,
-        tail => return usual_post_with_id(hour_of(ms), user, tail),
-    };
-    Some(Event::new(hour_of(ms), user, kind))
-}
-
-/// The rest of [`usual_post`] after the user name when it is not just the kind: the kind
-/// with `event_id=ID&` before it or `&event_id=ID` after it. Out of line, so that the usual
-/// POST without an id is read by the same instructions as before ids existed.
-#[inline(never)]
-fn usual_post_with_id(hour: u32, user: u64, mut tail: &[u8]) -> Option<Event> {
-    let mut id = 0;
-    if let Some(after) = tail.strip_prefix(b"event_id=") {
-        // An id before the kind: it ends at the `&`.
-        let end = bytes::find_any(after, [b'&', b'%', b'+'])?;
-        if after[end] != b'&' {
-            return None;
-        }
-        id = usual_event_id(&after[..end])?;
-        tail = &after[end + 1..];
-    }
-    let (kind, after) = if let Some(after) = tail.strip_prefix(b"click") {
-        (Kind::Click, after)
-    } else {
-        (Kind::Impression, tail.strip_prefix(b"impression")?)
-    };
-    if !after.is_empty() {
-        // Only an id may follow the kind, and only if none came before it.
-        if id != 0 {
-            return None;
-        }
-        let value = after.strip_prefix(b"&event_id=")?;
-        if bytes::find_any(value, [b'&', b'%', b'+']).is_some() {
-            return None;
-        }
-        id = usual_event_id(value)?;
-    }
-    Some(Event::new(hour, user, kind).with_id(id))
-}
-
-/// The fingerprint of an event id with nothing to decode, if it is 1 to
-/// [`MAX_EVENT_ID_BYTES`] bytes (`None`: the general scan answers).
-#[inline]
-fn usual_event_id(value: &[u8]) -> Option<u64> {
-    (1..=MAX_EVENT_ID_BYTES)
-        .contains(&value.len())
-        .then(|| event_id_fingerprint(value))
-}
-
-/// [`parse_post`] of any query, by the general scan.
-fn parse_post_scanned(query: &[u8]) -> Result<Event, QueryError> {
-    let raw = scan(query, true)?;
-    let hour = hour_of(timestamp(raw.timestamp)?);
-    let user = user(raw.user)?;
-    let kind = match (raw.click, raw.impression) {
-        (true, false) => Kind::Click,
-        (false, true) => Kind::Impression,
-        (false, false) => return Err(QueryError::KindMissing),
-        (true, true) => return Err(QueryError::KindBoth),
-    };
-    Ok(Event::new(hour, user, kind).with_id(event_id(raw.event_id)?))
-}
-
 #[cfg(test)]
-#[path = "query_tests.rs"]
 mod tests;

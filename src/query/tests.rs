@@ -1,6 +1,8 @@
 //! Tests of `query`: the rows of the API table, and the one-pass paths against the general scan.
 
+use super::post::{parse_post_scanned, usual_post};
 use super::*;
+use crate::event::{Event, Kind};
 use proptest::prelude::*;
 use QueryError::*;
 
