@@ -4,7 +4,8 @@
 //! loop) drives `session` (framing a byte stream into requests, without I/O; each head is read
 //! by `head`'s fast path, or by httparse), which calls `routes` ([`Service`]: what each
 //! request gets). `route` is the route table (path and method → [`route::Route`], its labels,
-//! why a request has none); `hours` answers a range of hours, `assets` the dashboard's files,
+//! why a request has none); `hours` answers a range of hours, `range` unique users over one
+//! (on the ranges thread of `crate::uniques`), `assets` the dashboard's files,
 //! `metrics_page` `/metrics` (from the counters of `tally`); `response` holds the answers
 //! (`Answer`, `Body`) and writes them (`counts_answers` those of `GET /analytics`, once per
 //! change of the counts, per connection); `error` and `status` are the one table of what each
@@ -27,6 +28,7 @@ pub mod head;
 pub mod hours;
 pub mod limits;
 pub mod metrics_page;
+pub mod range;
 pub mod response;
 pub mod route;
 pub mod routes;

@@ -10,6 +10,7 @@ use super::date::Clock;
 use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
 use super::metrics_page::{self, Gauges};
+use super::range;
 use super::response::{self, AfterAnswer, Answer, Body, PROMETHEUS};
 pub use super::route::Method;
 use super::route::{misroute, route_of, Route};
@@ -32,7 +33,7 @@ use crate::readiness::{Readiness, Starting};
 use crate::ring::Ring;
 use crate::shared_log::SharedLog;
 use crate::sync::Arc;
-use crate::uniques::{RangeError, Uniques};
+use crate::uniques::Uniques;
 
 /// The OpenAPI description of every route (`GET /openapi.json`), kept beside the routes it
 /// describes so that a change to one shows in the diff of the other.
@@ -289,32 +290,6 @@ impl Service {
         Ok(hour)
     }
 
-    /// A GET of `/analytics/range`: the range's counts, unique users over all its hours, from
-    /// the ranges thread. The coroutine waits on a channel for it (never its OS thread).
-    fn range(&self, query: &[u8]) -> Result<Answer, ApiError> {
-        let range = query::parse_range(query, self.limits.max_range_hours)?;
-        let uniques = self.uniques.as_ref().ok_or(RangeError::Busy)?;
-        let (tx, rx) = may::sync::mpsc::channel();
-        uniques.ask(range, move |answer| {
-            // The request may be gone (its connection closed); nothing waits then.
-            let _ = tx.send(answer);
-        })?;
-        // No answer at all only if the thread died with the range: not counted.
-        let c = rx.recv().unwrap_or(Err(RangeError::Failed))?;
-        let mut body = String::with_capacity(64);
-        let mut num = itoa::Buffer::new();
-        for (name, v) in [
-            ("unique_users,", c.unique_users),
-            ("clicks,", c.clicks),
-            ("impressions,", c.impressions),
-        ] {
-            body.push_str(name);
-            body.push_str(num.format(v));
-            body.push('\n');
-        }
-        Ok(Answer::text(Body::Page(body)))
-    }
-
     /// Checks a POST before its body is read (for `Expect: 100-continue`): the error it will
     /// get whatever the body holds, if any.
     pub fn precheck(&self, method: Method, target: &[u8], clock: &Clock) -> Option<ApiError> {
@@ -422,7 +397,9 @@ impl Service {
                 query,
                 headers,
             ),
-            (Route::AnalyticsRange, None) => self.range(query),
+            (Route::AnalyticsRange, None) => {
+                range::answer(self.uniques.as_ref(), self.limits.max_range_hours, query)
+            }
             (Route::Healthz, _) => Ok(Answer::text(Body::Static(b"ok\n"))),
             (Route::Readyz, _) => {
                 let not_ready = |line| {
