@@ -425,3 +425,4 @@ pub mod cluster;
 pub mod impair;
 pub mod nats;
 pub mod netns;
+pub mod partitioned;
