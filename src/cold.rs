@@ -16,8 +16,9 @@
 //! events, so a crash before a file is written replays them, the hour leaves the ring again
 //! and is stored then (over any file an earlier run left: the ring's users are the truth).
 //!
-//! A file is read whole and checked (checksum, structure, and its count of users against the
-//! hour's archived total) before a union counts it: a damaged file fails the range with what
+//! A file is mapped read-only (`ColdSet::map_file`: page cache, never a heap copy) and checked
+//! whole (checksum, structure, and its count of users against the hour's archived total)
+//! before a union counts it: a damaged file fails the range with what
 //! is wrong ([`ColdFault`]), never a wrong count. A full disk fails a store: the hour stays in
 //! `Leaving` (memory) and the store is tried again, which never holds up the writer.
 //!
@@ -163,15 +164,20 @@ impl ColdTier {
         if self.index.with_read(|i| !i.contains_key(&hour)) {
             return Ok(None);
         }
-        let bytes = match fs::read(self.dir.join(file_name(hour))) {
-            Ok(bytes) => bytes,
+        let file = match fs::File::open(self.dir.join(file_name(hour))) {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // Removed since the look at the index (retention).
                 return Ok(None);
             }
             Err(e) => return Err(ColdFault::Read(e.kind())),
         };
-        let set = ColdSet::parse(&bytes).map_err(ColdFault::Damaged)?;
+        // Mapped, not read into the heap: a range over many hours holds page cache.
+        let set = match ColdSet::map_file(&file) {
+            Ok(Ok(set)) => set,
+            Ok(Err(damage)) => return Err(ColdFault::Damaged(damage)),
+            Err(e) => return Err(ColdFault::Read(e.kind())),
+        };
         if set.len() != expected {
             return Err(ColdFault::Count {
                 found: set.len(),

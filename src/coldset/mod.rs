@@ -1,6 +1,6 @@
 //! An hour's user fingerprints, compressed close to the information floor. The ring keeps
-//! each hour that is over as one of these (a frozen hour, `ring::freeze`), and it is the
-//! format a cold tier on disk will write (the bytes below).
+//! each hour that is over as one of these (a frozen hour, `ring::freeze`), and the cold tier
+//! (`cold`) keeps each hour that left the ring as a file of the bytes below.
 //!
 //! ## Why Elias-Fano
 //!
@@ -25,11 +25,19 @@
 //! crc32 of all the above (u32 LE) | "HTCE"
 //! ```
 //!
-//! `upper_bits = n + (2⁶⁴ >> l)`. A file is read whole and checked (checksum, lengths, the
+//! `upper_bits = n + (2⁶⁴ >> l)`. A file is read (or mapped, [`ColdSet::map_file`]) whole and checked (checksum, lengths, the
 //! count of ones, values strictly increasing) before any answer comes from it: a damaged set
 //! is refused with what is wrong, never counted. In memory next to the bytes: the position of
 //! every [`SAMPLE`]-th zero of the upper vector, so that a lookup scans at most that many
 //! zeros' worth of words (about 0.05 bytes per value).
+
+mod union;
+mod words;
+
+pub use union::union_count;
+use words::Words;
+
+use crate::sync::Arc;
 
 /// Version of the cold set format.
 pub const COLD_SET_VERSION: u16 = 1;
@@ -62,6 +70,74 @@ fn u64_le(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// What a set's bytes say of it, checked (`Head::check`) before any of its words are read.
+struct Head {
+    n: u64,
+    l: u32,
+    upper_bits: u64,
+    low_words: usize,
+    upper_words: usize,
+}
+
+impl Head {
+    /// The header, checksum, end mark and lengths of `bytes` (module doc).
+    fn check(bytes: &[u8]) -> Result<Head, ColdSetError> {
+        if bytes.len() < HEAD + TAIL || &bytes[..4] != MAGIC {
+            return Err(ColdSetError::NotASet);
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != COLD_SET_VERSION {
+            return Err(ColdSetError::Version(version));
+        }
+        let (body, tail) = bytes.split_at(bytes.len() - TAIL);
+        if &tail[4..] != END {
+            return Err(ColdSetError::Damaged("no end mark"));
+        }
+        if u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) != crc32fast::hash(body) {
+            return Err(ColdSetError::Checksum);
+        }
+        let l = u32::from(body[6]);
+        let n = u64_le(body, 8);
+        let upper_bits = u64_le(body, 16);
+        // Every value takes at least one bit of the body: a larger count is damage, and
+        // the sizes below cannot overflow.
+        if n > 8 * body.len() as u64 || l > 63 {
+            return Err(ColdSetError::Damaged("a count larger than the file"));
+        }
+        if body[7] != 0 || l != low_bits(n) || upper_bits != n + (u64::MAX >> l) + 1 {
+            return Err(ColdSetError::Damaged(
+                "a header that no set of its size has",
+            ));
+        }
+        let (low_words, upper_words) = (words(n * u64::from(l)), words(upper_bits));
+        if (body.len() - HEAD) as u64 != 8 * (low_words as u64 + upper_words as u64) {
+            return Err(ColdSetError::Damaged(
+                "its length disagrees with its header",
+            ));
+        }
+        Ok(Head {
+            n,
+            l,
+            upper_bits,
+            low_words,
+            upper_words,
+        })
+    }
+
+    /// The set of these words, checked (`ColdSet::check`).
+    fn set(self, low: Words, upper: Words) -> Result<ColdSet, ColdSetError> {
+        ColdSet {
+            n: self.n,
+            l: self.l,
+            low,
+            upper,
+            upper_bits: self.upper_bits,
+            zeros: Vec::new(),
+        }
+        .check()
+    }
+}
+
 /// The low-bit width for `n` values: `⌊log2(2⁶⁴/n)⌋` (at most 63).
 fn low_bits(n: u64) -> u32 {
     match n {
@@ -89,8 +165,8 @@ pub fn encode(sorted: &[u64]) -> Vec<u8> {
 pub struct ColdSet {
     n: u64,
     l: u32,
-    low: Vec<u64>,
-    upper: Vec<u64>,
+    low: Words,
+    upper: Words,
     upper_bits: u64,
     /// `zeros[k]`: the position of zero number `k · SAMPLE` (0-based) in `upper`.
     zeros: Vec<u64>,
@@ -127,8 +203,8 @@ impl ColdSet {
         let mut set = ColdSet {
             n,
             l,
-            low,
-            upper,
+            low: Words::Owned(low),
+            upper: Words::Owned(upper),
             upper_bits,
             zeros: Vec::new(),
         };
@@ -144,7 +220,7 @@ impl ColdSet {
         out.extend_from_slice(&[self.l as u8, 0]);
         out.extend_from_slice(&self.n.to_le_bytes());
         out.extend_from_slice(&self.upper_bits.to_le_bytes());
-        for w in self.low.iter().chain(&self.upper) {
+        for w in self.low.iter().chain(self.upper.iter()) {
             out.extend_from_slice(&w.to_le_bytes());
         }
         let crc = crc32fast::hash(&out);
@@ -153,53 +229,36 @@ impl ColdSet {
         out
     }
 
-    /// Reads and checks `bytes` (module doc: every check before any answer).
+    /// Reads and checks `bytes` (module doc: every check before any answer); the set owns a
+    /// copy of its words.
     pub fn parse(bytes: &[u8]) -> Result<Self, ColdSetError> {
-        if bytes.len() < HEAD + TAIL || &bytes[..4] != MAGIC {
-            return Err(ColdSetError::NotASet);
+        let head = Head::check(bytes)?;
+        let word = |k: usize| u64_le(bytes, HEAD + 8 * k);
+        let low = Words::Owned((0..head.low_words).map(word).collect());
+        let upper = (head.low_words..head.low_words + head.upper_words).map(word);
+        head.set(low, Words::Owned(upper.collect()))
+    }
+
+    /// Reads and checks the cold set in `file` as [`parse`](Self::parse) does, its words left
+    /// in the file's pages, mapped read-only (`words`: no copy, no heap of the set's size).
+    /// The outer error is the file's (it could not be mapped); the inner one its contents'.
+    pub fn map_file(file: &std::fs::File) -> std::io::Result<Result<Self, ColdSetError>> {
+        if file.metadata()?.len() < (HEAD + TAIL) as u64 {
+            return Ok(Err(ColdSetError::NotASet));
         }
-        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != COLD_SET_VERSION {
-            return Err(ColdSetError::Version(version));
-        }
-        let (body, tail) = bytes.split_at(bytes.len() - TAIL);
-        if &tail[4..] != END {
-            return Err(ColdSetError::Damaged("no end mark"));
-        }
-        if u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) != crc32fast::hash(body) {
-            return Err(ColdSetError::Checksum);
-        }
-        let l = u32::from(body[6]);
-        let n = u64_le(body, 8);
-        let upper_bits = u64_le(body, 16);
-        // Every value takes at least one bit of the body: a larger count is damage, and
-        // the sizes below cannot overflow.
-        if n > 8 * body.len() as u64 || l > 63 {
-            return Err(ColdSetError::Damaged("a count larger than the file"));
-        }
-        if body[7] != 0 || l != low_bits(n) || upper_bits != n + (u64::MAX >> l) + 1 {
-            return Err(ColdSetError::Damaged(
-                "a header that no set of its size has",
-            ));
-        }
-        let (low_words, upper_words) = (words(n * u64::from(l)), words(upper_bits));
-        if (body.len() - HEAD) as u64 != 8 * (low_words as u64 + upper_words as u64) {
-            return Err(ColdSetError::Damaged(
-                "its length disagrees with its header",
-            ));
-        }
-        let word = |k: usize| u64_le(body, HEAD + 8 * k);
-        let low: Vec<u64> = (0..low_words).map(word).collect();
-        let upper: Vec<u64> = (low_words..low_words + upper_words).map(word).collect();
-        let set = ColdSet {
-            n,
-            l,
-            low,
-            upper,
-            upper_bits,
-            zeros: Vec::new(),
+        let map = Arc::new(words::Mapping::of(file)?);
+        let bytes = map.bytes();
+        let head = match Head::check(bytes) {
+            Ok(head) => head,
+            Err(e) => return Ok(Err(e)),
         };
-        set.check()
+        let low = Words::mapped(&map, HEAD, head.low_words);
+        let upper = Words::mapped(&map, HEAD + 8 * head.low_words, head.upper_words);
+        Ok(match (low, upper) {
+            (Some(low), Some(upper)) => head.set(low, upper),
+            // Not aligned, or a big-endian target: a copy, as `parse` makes.
+            _ => Self::parse(bytes),
+        })
     }
 
     /// Checks the upper vector and the order of the values, and builds the zero samples.
@@ -363,134 +422,5 @@ impl Iterator for Values<'_> {
     }
 }
 
-/// Values a union counts at a time: a slice of the value space expected to hold about this
-/// many values from all the sets together, so that its table (four times as many cells)
-/// stays in the first-level cache. (1 024 counted the 24-hour union of `benches/cold.rs` in
-/// 479 ms, 4 096 in 706 ms, 256 in 520 ms, with the values taken one at a time.)
-const UNION_CHUNK: u64 = 1024;
-
-/// The number of distinct values over `sets`.
-///
-/// The value space is cut into slices by its top bits, about [`UNION_CHUNK`] values a slice
-/// over all the sets; each set's values come in order, so a slice's are the next ones of each
-/// set. They are decoded into one buffer, set after set, then counted in a small
-/// open-addressing table, sized for the buffer before the first insert and emptied cell by
-/// cell after the slice. Placement multiplies by a random odd key, so that values crafted to
-/// collide (fingerprints of chosen names) cost probes, never a wrong count. (A merge of the
-/// sorted sets through a binary heap took twice as long: BENCHMARKS.md, "The cold set".)
-pub fn union_count(sets: &[&ColdSet]) -> u64 {
-    let total: u64 = sets.iter().map(|s| s.len()).sum();
-    if total == 0 {
-        return 0;
-    }
-    let slice_log = (total / UNION_CHUNK).max(1).ilog2();
-    let slices = 1u64 << slice_log;
-    let mut cursors: Vec<Values<'_>> = sets.iter().map(|s| s.iter()).collect();
-    let mut table = Table::new(4 * UNION_CHUNK as usize);
-    let mut buf = Vec::with_capacity(2 * UNION_CHUNK as usize);
-    let mut count = 0;
-    for slice in 0..slices {
-        // The values of this slice: below the next slice's first value (the last: all left).
-        let end = if slice + 1 < slices {
-            (slice + 1) << (64 - slice_log)
-        } else {
-            u64::MAX
-        };
-        let last = slice + 1 == slices;
-        buf.clear();
-        for c in &mut cursors {
-            c.take_below(end, last, &mut buf);
-        }
-        count += table.count(&buf);
-    }
-    count
-}
-
-impl Values<'_> {
-    /// Appends to `out` the next values below `end` (all that are left if `all`): how
-    /// [`union_count`] takes a set's values a slice at a time.
-    #[inline]
-    fn take_below(&mut self, end: u64, all: bool, out: &mut Vec<u64>) {
-        let set = self.set;
-        loop {
-            while self.ones == 0 {
-                self.word += 1;
-                match set.upper.get(self.word) {
-                    Some(&w) => self.ones = w,
-                    None => return,
-                }
-            }
-            let pos = self.word as u64 * 64 + u64::from(self.ones.trailing_zeros());
-            let x = ((pos - self.i) << set.l) | set.low(self.i);
-            if !all && x >= end {
-                return;
-            }
-            out.push(x);
-            self.ones &= self.ones - 1;
-            self.i += 1;
-        }
-    }
-}
-
-/// The table of [`union_count`]: distinct values of one slice, 0 marking a free cell (the
-/// value 0 is counted apart), and the cells taken, to empty them after.
-struct Table {
-    cells: Vec<u64>,
-    taken: Vec<usize>,
-    key: u64,
-    bits: u32,
-}
-
-impl Table {
-    fn new(size: usize) -> Self {
-        let size = size.next_power_of_two();
-        Table {
-            cells: vec![0; size],
-            taken: Vec::with_capacity(size / 2),
-            key: ahash::RandomState::new().hash_one(0u64) | 1,
-            bits: size.ilog2(),
-        }
-    }
-
-    /// The distinct values of `values`; leaves the table empty.
-    fn count(&mut self, values: &[u64]) -> u64 {
-        // At most half full whatever the values: no growth check per insert.
-        if 2 * values.len() > self.cells.len() {
-            *self = Table {
-                key: self.key,
-                ..Table::new(2 * values.len())
-            };
-        }
-        let mask = self.cells.len() - 1;
-        let shift = 64 - self.bits;
-        let mut zero = false;
-        for &x in values {
-            if x == 0 {
-                zero = true;
-                continue;
-            }
-            let mut at = (x.wrapping_mul(self.key) >> shift) as usize;
-            loop {
-                let y = self.cells[at];
-                if y == 0 {
-                    self.cells[at] = x;
-                    self.taken.push(at);
-                    break;
-                }
-                if y == x {
-                    break;
-                }
-                at = (at + 1) & mask;
-            }
-        }
-        let n = self.taken.len() as u64 + u64::from(zero);
-        for at in self.taken.drain(..) {
-            self.cells[at] = 0;
-        }
-        n
-    }
-}
-
 #[cfg(test)]
-#[path = "coldset_tests.rs"]
 mod tests;

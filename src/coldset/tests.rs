@@ -51,6 +51,48 @@ fn every_cut_and_every_flipped_bit_is_refused() {
     }
 }
 
+/// `bytes` written to a file of a fresh directory, mapped (`ColdSet::map_file`).
+fn mapped(bytes: &[u8]) -> Result<ColdSet, ColdSetError> {
+    let dir = crate::durable::TempDir::new("coldset");
+    let path = dir.0.join("set.hcs");
+    std::fs::write(&path, bytes).expect("write");
+    let file = std::fs::File::open(&path).expect("open");
+    // The mapping outlives the file's name and its directory: the set holds it.
+    ColdSet::map_file(&file).expect("the file maps")
+}
+
+#[test]
+fn a_mapped_set_is_the_set_parsed_and_answers_alike() {
+    for n in [0, 1, 65, 4097, 100_000] {
+        let values = spread(n, 5);
+        let bytes = encode(&values);
+        let set = mapped(&bytes).expect("valid");
+        assert!(format!("{set:?}").contains("mapped"), "{set:?}");
+        assert_eq!(set, ColdSet::parse(&bytes).expect("valid"));
+        assert_eq!(set.iter().collect::<Vec<_>>(), values);
+        assert!(values.iter().step_by(97).all(|&v| set.contains(v)));
+        assert_eq!(union_count(&[&set, &ColdSet::from_sorted(&values)]), n);
+    }
+}
+
+#[test]
+fn a_mapped_file_is_refused_as_its_bytes_are() {
+    let bytes = encode(&spread(40, 6));
+    for cut in [0, 1, HEAD, HEAD + TAIL, bytes.len() / 2, bytes.len() - 1] {
+        assert_eq!(
+            mapped(&bytes[..cut]).err(),
+            ColdSet::parse(&bytes[..cut]).err(),
+            "cut at {cut}"
+        );
+        assert!(mapped(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    for bit in (0..bytes.len() * 8).step_by(7) {
+        let mut bad = bytes.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(mapped(&bad).is_err(), "bit {bit}");
+    }
+}
+
 #[test]
 fn a_set_whose_checksum_was_redone_over_damage_is_still_refused() {
     // Damage that a checksum written afterwards would hide: a one of the upper vector
