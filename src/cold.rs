@@ -173,7 +173,11 @@ impl ColdTier {
             Err(e) => return Err(ColdFault::Read(e.kind())),
         };
         // Mapped, not read into the heap: a range over many hours holds page cache.
-        let set = match ColdSet::map_file(&file) {
+        // SAFETY: this process writes the cold tier's files only by renaming a new file over
+        // an old one (`store`) and removes them by unlinking (`prune`): neither changes the
+        // pages of a file it mapped. Nobody else may edit `cold/` in place while the server
+        // runs (README, "Durability").
+        let set = match unsafe { ColdSet::map_file(&file) } {
             Ok(Ok(set)) => set,
             Ok(Err(damage)) => return Err(ColdFault::Damaged(damage)),
             Err(e) => return Err(ColdFault::Read(e.kind())),

@@ -62,6 +62,19 @@ impl Model {
     }
 }
 
+/// POSTs a click (or an impression) of `user` at `ts` on `conn`, checks its 204, and adds it
+/// to `model`.
+fn post_counted(conn: &mut common::Conn, model: &mut Model, ts: u64, user: &str, click: bool) {
+    let kind = if click { "click" } else { "impression" };
+    conn.write(
+        format!("POST /analytics?timestamp={ts}&user={user}&{kind} HTTP/1.1\r\nHost: t\r\n\r\n")
+            .as_bytes(),
+    );
+    let r = conn.response(false);
+    assert_eq!(r.status, 204, "{r:?}");
+    model.add(ts / HOUR, user, click);
+}
+
 fn range(s: &TestServer, from: u64, to: u64) -> Response {
     s.get(&format!("/analytics/range?from={from}&to={to}"))
 }
@@ -105,17 +118,8 @@ fn load(s: &TestServer, h: u64, per_client: usize) -> Model {
                     let hour = h - x % 5;
                     let user = format!("u{}", (x >> 8) % 300);
                     let click = !(x >> 20).is_multiple_of(3);
-                    let kind = if click { "click" } else { "impression" };
                     let ts = hour * HOUR + (x >> 24) % HOUR;
-                    conn.write(
-                        format!(
-                            "POST /analytics?timestamp={ts}&user={user}&{kind} HTTP/1.1\r\nHost: t\r\n\r\n"
-                        )
-                        .as_bytes(),
-                    );
-                    let r = conn.response(false);
-                    assert_eq!(r.status, 204, "{r:?}");
-                    model.add(hour, &user, click);
+                    post_counted(&mut conn, &mut model, ts, &user, click);
                 }
                 model
             })
@@ -302,18 +306,7 @@ fn load_current_hour(s: &TestServer, h: u64, first: u64, per_client: usize) -> M
                 let mut conn = common::Conn::new(std::net::TcpStream::connect(addr).unwrap());
                 for i in 0..per_client as u64 {
                     let user = format!("u{}", (i * 7 + c * 13) % 60);
-                    let click = i % 3 != 0;
-                    let kind = if click { "click" } else { "impression" };
-                    conn.write(
-                        format!(
-                            "POST /analytics?timestamp={}&user={user}&{kind} HTTP/1.1\r\nHost: t\r\n\r\n",
-                            h * HOUR + i
-                        )
-                        .as_bytes(),
-                    );
-                    let r = conn.response(false);
-                    assert_eq!(r.status, 204, "{r:?}");
-                    model.add(h, &user, click);
+                    post_counted(&mut conn, &mut model, h * HOUR + i, &user, i % 3 != 0);
                 }
                 model
             })

@@ -37,7 +37,9 @@ mod words;
 pub use union::union_count;
 use words::Words;
 
-use crate::sync::Arc;
+// Not `crate::sync`'s: this count of a file mapping is no part of a protocol between threads
+// that the loom models check (loom's `Arc` exists only inside a model).
+use std::sync::Arc;
 
 /// Version of the cold set format.
 pub const COLD_SET_VERSION: u16 = 1;
@@ -172,6 +174,18 @@ pub struct ColdSet {
     zeros: Vec<u64>,
 }
 
+/// Value `i`'s low bits of `l`, in the low words `low`.
+#[inline]
+fn low_of(low: &[u64], l: u32, i: u64) -> u64 {
+    let at = i * u64::from(l);
+    let (w, b) = ((at / 64) as usize, at % 64);
+    let mut v = low[w] >> b;
+    if b + u64::from(l) > 64 {
+        v |= low[w + 1] << (64 - b);
+    }
+    v & ((1u64 << l) - 1)
+}
+
 impl ColdSet {
     /// The set of `sorted`, strictly increasing fingerprints.
     ///
@@ -242,11 +256,18 @@ impl ColdSet {
     /// Reads and checks the cold set in `file` as [`parse`](Self::parse) does, its words left
     /// in the file's pages, mapped read-only (`words`: no copy, no heap of the set's size).
     /// The outer error is the file's (it could not be mapped); the inner one its contents'.
-    pub fn map_file(file: &std::fs::File) -> std::io::Result<Result<Self, ColdSetError>> {
-        if file.metadata()?.len() < (HEAD + TAIL) as u64 {
+    ///
+    /// # Safety
+    /// Nothing may write or truncate the file in place while the set (or a clone of it)
+    /// lives: the set's words are its pages, checked once, here. (Replacing the file by a
+    /// rename, or removing it, is fine: the mapping keeps the old inode.) A read error of
+    /// the disk under a mapped page, or a file cut short by another process, is a `SIGBUS`
+    /// that stops the process.
+    pub unsafe fn map_file(file: &std::fs::File) -> std::io::Result<Result<Self, ColdSetError>> {
+        let map = Arc::new(words::Mapping::of(file)?);
+        if map.len() < HEAD + TAIL {
             return Ok(Err(ColdSetError::NotASet));
         }
-        let map = Arc::new(words::Mapping::of(file)?);
         let bytes = map.bytes();
         let head = match Head::check(bytes) {
             Ok(head) => head,
@@ -324,13 +345,7 @@ impl ColdSet {
     /// Value `i`'s low bits.
     #[inline]
     fn low(&self, i: u64) -> u64 {
-        let at = i * u64::from(self.l);
-        let (w, b) = ((at / 64) as usize, at % 64);
-        let mut v = self.low[w] >> b;
-        if b + u64::from(self.l) > 64 {
-            v |= self.low[w + 1] << (64 - b);
-        }
-        v & ((1u64 << self.l) - 1)
+        low_of(&self.low, self.l, i)
     }
 
     /// The position just after zero number `k` (0-based) of the upper vector, that is where
@@ -385,7 +400,9 @@ impl ColdSet {
     /// The values, in increasing order.
     pub fn iter(&self) -> Values<'_> {
         Values {
-            set: self,
+            upper: &self.upper,
+            low: &self.low,
+            l: self.l,
             word: 0,
             ones: self.upper.first().copied().unwrap_or(0),
             i: 0,
@@ -397,7 +414,11 @@ impl ColdSet {
 /// each with its low bits.
 #[derive(Debug)]
 pub struct Values<'s> {
-    set: &'s ColdSet,
+    /// The set's upper and low words, taken once (a mapped set's are behind a `match`).
+    upper: &'s [u64],
+    low: &'s [u64],
+    /// Low bits a value.
+    l: u32,
     /// The upper word being read, and its ones not yet read.
     word: usize,
     ones: u64,
@@ -412,11 +433,11 @@ impl Iterator for Values<'_> {
     fn next(&mut self) -> Option<u64> {
         while self.ones == 0 {
             self.word += 1;
-            self.ones = *self.set.upper.get(self.word)?;
+            self.ones = *self.upper.get(self.word)?;
         }
         let pos = self.word as u64 * 64 + u64::from(self.ones.trailing_zeros());
         self.ones &= self.ones - 1;
-        let x = ((pos - self.i) << self.set.l) | self.set.low(self.i);
+        let x = ((pos - self.i) << self.l) | low_of(self.low, self.l, self.i);
         self.i += 1;
         Some(x)
     }

@@ -1,6 +1,6 @@
 //! The number of distinct values over several cold sets: what a range of hours counts.
 
-use super::{ColdSet, Values};
+use super::{low_of, ColdSet, Values};
 
 /// Values a union counts at a time: a slice of the value space expected to hold about this
 /// many values from all the sets together, so that its table (four times as many cells)
@@ -50,17 +50,16 @@ impl Values<'_> {
     /// [`union_count`] takes a set's values a slice at a time.
     #[inline]
     fn take_below(&mut self, end: u64, all: bool, out: &mut Vec<u64>) {
-        let set = self.set;
         loop {
             while self.ones == 0 {
                 self.word += 1;
-                match set.upper.get(self.word) {
+                match self.upper.get(self.word) {
                     Some(&w) => self.ones = w,
                     None => return,
                 }
             }
             let pos = self.word as u64 * 64 + u64::from(self.ones.trailing_zeros());
-            let x = ((pos - self.i) << set.l) | set.low(self.i);
+            let x = ((pos - self.i) << self.l) | low_of(self.low, self.l, self.i);
             if !all && x >= end {
                 return;
             }

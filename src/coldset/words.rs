@@ -1,15 +1,18 @@
 //! The words of a cold set: its own, or a file's, mapped read-only into memory.
 //!
 //! A set built from values, or parsed from bytes, owns its words. A set read from a file for
-//! a union (`ColdSet::map_file`) uses the file's pages where they are: no copy, and no memory
-//! of the process's own, so a range over many hours costs page cache (which the kernel can
-//! take back under pressure) rather than a heap the size of every hour it reads.
+//! a union (`ColdSet::map_file`) uses the file's pages where they are: no copy and no heap,
+//! so a range over many hours costs page cache (counted in the process's RSS while resident,
+//! but clean pages the kernel can take back under pressure and read again) rather than a
+//! heap the size of every hour it reads. The price: a disk's read error under a mapped page
+//! arrives as `SIGBUS`, which stops the process, where a `read` would have failed one range.
 
 use std::fs::File;
 use std::io;
 use std::ops::Deref;
 
-use crate::sync::Arc;
+// Not `crate::sync`'s: see `coldset`'s import.
+use std::sync::Arc;
 
 /// A file mapped read-only, unmapped when dropped.
 #[derive(Debug)]
@@ -18,21 +21,26 @@ pub(super) struct Mapping {
     len: usize,
 }
 
-// SAFETY: the mapping is read-only (`PROT_READ`, private) and nothing of this process writes
-// it, so sharing its address between threads shares immutable bytes; it is unmapped only by
-// `Drop`, once no `Words` holds it.
+// SAFETY: the mapping is read-only (`PROT_READ`, private), nothing of this process writes it
+// and `ColdSet::map_file`'s caller promises that nothing else writes the file in place, so
+// sharing its address between threads shares immutable bytes; it is unmapped only by `Drop`,
+// once no `Words` holds it.
 unsafe impl Send for Mapping {}
 // SAFETY: as for `Send`: no interior mutability, every access is a read.
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// Maps the whole of `file` (at least one byte long) read-only.
+    /// Maps the whole of `file` read-only (an empty file: a mapping of no bytes).
     pub(super) fn of(file: &File) -> io::Result<Mapping> {
         use std::os::fd::AsRawFd;
         let len = usize::try_from(file.metadata()?.len())
             .map_err(|_| io::Error::other("a file larger than the address space"))?;
         if len == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "an empty file"));
+            // mmap refuses a length of 0; no bytes need no mapping.
+            return Ok(Mapping {
+                ptr: std::ptr::NonNull::<u64>::dangling().as_ptr().cast(),
+                len: 0,
+            });
         }
         // SAFETY: a new private read-only mapping of `len` bytes of an open file descriptor;
         // the kernel picks the address, so it overlaps nothing of ours. The result is checked
@@ -56,18 +64,27 @@ impl Mapping {
         })
     }
 
+    /// How many bytes are mapped (the file's length when it was mapped).
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The file's bytes.
     pub(super) fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr` is the start of a live read-only mapping of `len` bytes (unmapped only
-        // in `drop`, which needs `&mut self`). The cold tier never truncates a file it may
-        // have mapped: it replaces files by renaming a new one over them, which leaves the
-        // mapped inode whole.
+        // in `drop`, which needs `&mut self`), or a dangling aligned pointer with `len` 0. The
+        // bytes do not change under the slice: `ColdSet::map_file`'s caller promises that
+        // nothing writes or truncates the file in place (the cold tier replaces files by
+        // renaming a new one over them, which leaves the mapped inode whole).
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
         // SAFETY: `ptr`/`len` are the mapping `of` made; no slice of it outlives `self` (every
         // `Words` that reads it holds an `Arc` of it).
         unsafe {
