@@ -12,7 +12,8 @@
 //! The same thread stores the hours that left the ring in the cold tier, when there is one
 //! ([`StoreLeft`], `cold`): the ring's `Leaving` wakes it as each hour leaves (also during a
 //! journal's replay, when the writer takes no turns); a store that failed (a full disk) is
-//! tried again every [`STORE_RETRY`] on its own.
+//! tried again every [`STORE_RETRY`] on its own. And it counts late events (`late`), woken
+//! by the ring's late queue, before any store that comes after them: one thread, one order.
 
 use std::sync::mpsc;
 use std::time::Instant;
@@ -33,6 +34,8 @@ pub type StoreLeft = Box<dyn FnMut() -> bool + Send>;
 enum Work {
     /// Hours left the ring: store them.
     Store,
+    /// Late events (or a snapshot's mark) were queued: count them.
+    Late,
     /// The writer is done (its `Freezer` dropped): store what is left and end.
     Stop,
     Freeze(FreezeJob),
@@ -63,6 +66,7 @@ impl std::fmt::Debug for Work {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Work::Store => f.write_str("Store"),
+            Work::Late => f.write_str("Late"),
             Work::Stop => f.write_str("Stop"),
             Work::Freeze(job) => write!(f, "Freeze(hour {})", job.hour()),
             Work::Free(_) => f.write_str("Free"),
@@ -73,11 +77,13 @@ impl std::fmt::Debug for Work {
 
 impl Freezer {
     /// Starts the thread; it calls `wake` after each freeze it finishes, so that a sleeping
-    /// writer wakes to install it, and `store` (if any) whenever an hour leaves `ring`.
+    /// writer wakes to install it, `store` (if any) whenever an hour leaves `ring`, and
+    /// `late` (if any) whenever the writer queues a late event or a snapshot's mark.
     pub fn start(
         wake: impl Fn() + Send + 'static,
         ring: &Ring,
         mut store: Option<StoreLeft>,
+        mut late: Option<StoreLeft>,
     ) -> std::io::Result<Self> {
         let (work, jobs) = mpsc::channel::<Work>();
         if let (Some(leaving), Some(_)) = (ring.leaving(), &store) {
@@ -87,11 +93,18 @@ impl Freezer {
                 let _ = tell.send(Work::Store);
             }));
         }
+        if let (Some(queue), Some(_)) = (ring.late(), &late) {
+            let tell = work.clone();
+            queue.wake_with(Box::new(move || {
+                let _ = tell.send(Work::Late);
+            }));
+        }
         let (frozen, done) = mpsc::channel();
         std::thread::Builder::new()
             .name("hourtally-freeze".into())
             .spawn(move || {
-                // When to try a failed store again (`None`: none failed).
+                // What failed and is to be tried again, and when (`None`: nothing failed).
+                let (mut store_failing, mut late_failing) = (false, false);
                 let mut retry_at: Option<Instant> = None;
                 loop {
                     let w = match retry_at {
@@ -107,7 +120,8 @@ impl Freezer {
                             Err(mpsc::RecvError) => break,
                         },
                     };
-                    let mut store_now = retry_at.is_some_and(|at| Instant::now() >= at);
+                    let due = retry_at.is_some_and(|at| Instant::now() >= at);
+                    let (mut store_now, mut late_now) = (due && store_failing, due && late_failing);
                     match w {
                         Some(Work::Freeze(job)) => {
                             if frozen.send(freeze(job)).is_err() {
@@ -120,11 +134,26 @@ impl Freezer {
                         Some(Work::Stop) => break,
                         Some(Work::Free(retired)) => drop(retired),
                         Some(Work::Discard(frozen)) => drop(frozen),
-                        Some(Work::Store) | None => store_now = true,
+                        Some(Work::Store) => store_now = true,
+                        Some(Work::Late) => late_now = true,
+                        None => {}
+                    }
+                    // Late events first: one queued before an hour left is counted before
+                    // that hour's store may remove an older hour's file (retention).
+                    if let (true, Some(late)) = (late_now, late.as_mut()) {
+                        late_failing = !late();
                     }
                     if let (true, Some(store)) = (store_now, store.as_mut()) {
+                        store_failing = !store();
+                    }
+                    if store_now || late_now {
                         // Other work never holds a retry off past its time.
-                        retry_at = (!store()).then(|| Instant::now() + STORE_RETRY);
+                        retry_at = match retry_at {
+                            _ if !(store_failing || late_failing) => None,
+                            // A try that is not due yet keeps its time.
+                            Some(at) if !due => Some(at),
+                            _ => Some(Instant::now() + STORE_RETRY),
+                        };
                     }
                 }
             })?;

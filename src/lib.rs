@@ -82,6 +82,8 @@ pub mod http;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod journal;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
+pub mod late;
+#[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod log;
 #[cfg(all(feature = "server", not(hourtally_loom)))]
 pub mod metrics;

@@ -14,6 +14,7 @@ use crate::histogram::BatchStats;
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{accept, conn, Service};
 use crate::journal::{DataDir, JournalHealth};
+use crate::late::LateCounts;
 use crate::readiness::Readiness;
 use crate::ring::{Ring, RingWriter};
 use crate::start::{Fatal, Mode, Recovery, StartError};
@@ -139,10 +140,15 @@ impl Server {
             _ => None,
         };
         let ring = match cold {
-            Some(_) => Ring::new(config.retention_hours).keeping_sealed_users(),
+            Some(_) => Ring::new(config.retention_hours)
+                .keeping_sealed_users()
+                .counting_late_events(config.cold_retention_hours),
             None => Ring::new(config.retention_hours),
         };
         let ring = Arc::new(ring);
+        let late = cold
+            .clone()
+            .map(|cold| Arc::new(LateCounts::new(ring.clone(), cold)));
         let readiness = Arc::new(Readiness::default());
         let writer_stats = Arc::new(BatchStats::default());
         let publisher_stats = Arc::new(BatchStats::default());
@@ -156,7 +162,7 @@ impl Server {
             )?;
             (mode, Some(running))
         } else {
-            (crate::single::start(config, data)?, None)
+            (crate::single::start(config, data, late.clone())?, None)
         };
         let Mode {
             posts,
@@ -171,7 +177,7 @@ impl Server {
             .with_ack(ack)
             .with_batch_stats(writer_stats.clone(), publisher_stats)
             .with_uniques(
-                Uniques::start(ring.clone(), cold.clone())
+                Uniques::start(ring.clone(), cold.clone(), late.clone())
                     .map_err(StartError::io("start the ranges thread"))?,
             );
         if let Some(journal) = &journal {
@@ -197,7 +203,10 @@ impl Server {
                         .map(|(cold, leaving)| {
                             Box::new(move || cold.store_leaving(&leaving)) as StoreLeft
                         });
-                    Freezer::start(move || applied.wake_popper(), &ring, store)
+                    let count_late = late
+                        .clone()
+                        .map(|late| Box::new(move || late.apply()) as StoreLeft);
+                    Freezer::start(move || applied.wake_popper(), &ring, store, count_late)
                         .map_err(StartError::io("start the freezing thread"))?
                 },
             },

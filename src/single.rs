@@ -8,6 +8,7 @@ use crate::ack::{Ack, DurableWaiters};
 use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::journal::{snapshot, DataDir, FsyncPolicy, Journal, JournalHealth};
+use crate::late::LateCounts;
 use crate::ring::RingWriter;
 use crate::start::{Applying, Mode, Recovery, StartError};
 use crate::sync::Arc;
@@ -17,7 +18,11 @@ pub const ALWAYS_BATCH: usize = 16 * 1024;
 
 /// A single server's mode: the writer applies the queue the edge pushes into, journaling
 /// every batch first (unless ephemeral: `data` is `None`).
-pub fn start(config: &Config, data: Option<DataDir>) -> Result<Mode, StartError> {
+pub fn start(
+    config: &Config,
+    data: Option<DataDir>,
+    late: Option<Arc<LateCounts>>,
+) -> Result<Mode, StartError> {
     let policy = config.fsync_policy();
     let always = data.is_some() && policy == FsyncPolicy::Always;
     let mut ingest = Ingest::new(config.queue_capacity);
@@ -41,6 +46,7 @@ pub fn start(config: &Config, data: Option<DataDir>) -> Result<Mode, StartError>
         log: None,
         recovery: Box::new(Replay {
             data,
+            late,
             policy,
             snapshot_every: config.snapshot_every(),
             segment_bytes: config.journal_segment_bytes,
@@ -54,6 +60,8 @@ pub fn start(config: &Config, data: Option<DataDir>) -> Result<Mode, StartError>
 /// A single server's recovery: its data directory's newest snapshot and journal.
 struct Replay {
     data: Option<DataDir>,
+    /// The late events' counts, to take back a snapshot's late users.
+    late: Option<Arc<LateCounts>>,
     policy: FsyncPolicy,
     snapshot_every: Option<Duration>,
     segment_bytes: u64,
@@ -66,6 +74,7 @@ impl Recovery for Replay {
     fn recover(self: Box<Self>, ring: &mut RingWriter) -> Result<Option<Applying>, StartError> {
         let Replay {
             data,
+            late,
             policy,
             snapshot_every,
             segment_bytes,
@@ -82,10 +91,17 @@ impl Recovery for Replay {
                 hold: None,
             }));
         };
-        let journal = recover(&mut data, policy, snapshot_every, health, ring)?
-            .with_cold_tier(ring.ring().leaving().cloned())
-            .with_segment_bytes(segment_bytes)
-            .with_waiters(waiters);
+        let journal = recover(
+            &mut data,
+            policy,
+            snapshot_every,
+            health,
+            ring,
+            late.as_deref(),
+        )?
+        .with_cold_tier(ring.ring().leaving().cloned(), late)
+        .with_segment_bytes(segment_bytes)
+        .with_waiters(waiters);
         Ok(Some(Applying {
             sink: Some(Box::new(journal)),
             // One fdatasync covers a batch: let batches grow while it runs.
@@ -106,6 +122,7 @@ fn recover(
     snapshot_every: Option<Duration>,
     health: Arc<JournalHealth>,
     ring_writer: &mut RingWriter,
+    late: Option<&LateCounts>,
 ) -> Result<Journal, StartError> {
     let started = std::time::Instant::now();
     let dir = data.path().to_path_buf();
@@ -126,6 +143,17 @@ fn recover(
         Some(image) => {
             if let Err(e) = ring_writer.restore(image) {
                 return Err(fail("the snapshot", &e));
+            }
+            match late {
+                Some(late) => late.restore(&image.late),
+                None if !image.late.is_empty() => {
+                    return Err(fail(
+                        "the snapshot",
+                        &"it holds late events' users, and this server counts no late events \
+                          (it keeps no cold tier: --cold-retention-hours 0?)",
+                    ))
+                }
+                None => {}
             }
             image.covered
         }

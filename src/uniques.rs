@@ -19,6 +19,7 @@
 use crate::cold::{ColdFault, ColdTier};
 use crate::coldset::{union_count, ColdSet};
 use crate::counts::Counts;
+use crate::late::LateCounts;
 use crate::query::HourRange;
 use crate::ring::{HourMembers, Ring};
 use crate::sync::{Arc, AtomicUsize, Ordering};
@@ -58,15 +59,31 @@ pub enum RangeError {
 }
 
 /// The counts of `range`: unique users over all its hours, clicks and impressions summed.
-/// Hours that left the ring are read from `cold`, if the server keeps a cold tier. May wait
-/// briefly for a lock of the writer's and reads files: call it from an OS thread, not a
-/// coroutine.
-pub fn count(ring: &Ring, cold: Option<&ColdTier>, range: HourRange) -> Result<Counts, RangeError> {
+/// Hours that left the ring are read from `cold`, if the server keeps a cold tier, with the
+/// late events `late` counted for them. May wait briefly for a lock of the writer's and maps
+/// files: call it from an OS thread, not a coroutine.
+pub fn count(
+    ring: &Ring,
+    cold: Option<&ColdTier>,
+    late: Option<&LateCounts>,
+    range: HourRange,
+) -> Result<Counts, RangeError> {
     let mut total = Counts::default();
     let mut sets: Vec<Arc<ColdSet>> = Vec::new();
     let mut loose = Vec::new();
     for hour in range.hours() {
-        let counts = match ring.members(hour) {
+        let members = ring.members(hour);
+        // An hour that left the ring and had late events: its counts and late users (`late`
+        // publishes a view before the archive entry it raises, so with no view the archive
+        // still holds the hour's count when it left).
+        let view = match members {
+            HourMembers::Leaving { .. } | HourMembers::Sealed(_) => late.and_then(|l| l.view(hour)),
+            HourMembers::InRing { .. } | HourMembers::NotStarted => None,
+        };
+        if let Some(view) = &view {
+            loose.extend_from_slice(&view.users);
+        }
+        let counts = match members {
             HourMembers::InRing { counts, members } | HourMembers::Leaving { counts, members } => {
                 let listed = members.added_into(counts.unique_users, &mut loose);
                 assert!(
@@ -74,18 +91,21 @@ pub fn count(ring: &Ring, cold: Option<&ColdTier>, range: HourRange) -> Result<C
                     "hour {hour}: a published count its members do not hold"
                 );
                 sets.extend(members.base().cloned());
-                counts
+                view.map_or(counts, |v| v.counts)
             }
             HourMembers::NotStarted => continue,
-            HourMembers::Sealed(counts) if counts.unique_users == 0 => counts,
             HourMembers::Sealed(counts) => {
-                let Some(cold) = cold else {
-                    return Err(RangeError::NoUsers { hour });
-                };
-                match cold.load(hour, counts.unique_users) {
-                    Ok(Some(set)) => sets.push(Arc::new(set)),
-                    Ok(None) => return Err(RangeError::NoUsers { hour }),
-                    Err(fault) => return Err(RangeError::Unreadable { hour, fault }),
+                let (counts, base_len) =
+                    view.map_or((counts, counts.unique_users), |v| (v.counts, v.base_len));
+                if base_len > 0 {
+                    let Some(cold) = cold else {
+                        return Err(RangeError::NoUsers { hour });
+                    };
+                    match cold.load(hour, base_len) {
+                        Ok(Some(set)) => sets.push(Arc::new(set)),
+                        Ok(None) => return Err(RangeError::NoUsers { hour }),
+                        Err(fault) => return Err(RangeError::Unreadable { hour, fault }),
+                    }
                 }
                 counts
             }
@@ -113,8 +133,9 @@ struct Job {
 #[derive(Debug)]
 pub struct Uniques {
     jobs: mpsc::Sender<Job>,
-    /// The cold tier the thread reads, if the server keeps one.
+    /// The cold tier the thread reads, if the server keeps one, and its late events.
     cold: Option<Arc<ColdTier>>,
+    late: Option<Arc<LateCounts>>,
     /// Ranges sent and not yet answered.
     waiting: Arc<AtomicUsize>,
 }
@@ -126,11 +147,16 @@ impl std::fmt::Debug for Job {
 }
 
 impl Uniques {
-    /// Starts the thread, which counts ranges of `ring` (and of `cold`, its cold tier).
-    pub fn start(ring: Arc<Ring>, cold: Option<Arc<ColdTier>>) -> std::io::Result<Self> {
+    /// Starts the thread, which counts ranges of `ring` (and of `cold`, its cold tier, with
+    /// the late events of `late`).
+    pub fn start(
+        ring: Arc<Ring>,
+        cold: Option<Arc<ColdTier>>,
+        late: Option<Arc<LateCounts>>,
+    ) -> std::io::Result<Self> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let waiting = Arc::new(AtomicUsize::new(0));
-        let tier = cold.clone();
+        let (tier, late_counts) = (cold.clone(), late.clone());
         let left = Arc::clone(&waiting);
         std::thread::Builder::new()
             .name("hourtally-ranges".into())
@@ -139,7 +165,7 @@ impl Uniques {
                     // A panic in the count (a broken invariant; the hook prints it) fails
                     // this range only: the thread goes on serving the next ones.
                     let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        count(&ring, cold.as_deref(), job.range)
+                        count(&ring, cold.as_deref(), late.as_deref(), job.range)
                     }))
                     .unwrap_or(Err(RangeError::Failed));
                     (job.reply)(answer);
@@ -150,6 +176,7 @@ impl Uniques {
         Ok(Self {
             jobs,
             cold: tier,
+            late: late_counts,
             waiting,
         })
     }
@@ -157,6 +184,11 @@ impl Uniques {
     /// The cold tier ranges read, if the server keeps one.
     pub fn cold(&self) -> Option<&Arc<ColdTier>> {
         self.cold.as_ref()
+    }
+
+    /// The late events' counts ranges read, if the server counts them.
+    pub fn late(&self) -> Option<&Arc<LateCounts>> {
+        self.late.as_ref()
     }
 
     /// Asks for `range`; `reply` gets the answer on the thread. [`RangeError::Busy`] (and

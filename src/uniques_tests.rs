@@ -18,11 +18,17 @@ struct Model {
 
 impl Model {
     fn apply(&mut self, capacity: u32, e: Event) {
+        self.apply_with_late(capacity, e, false);
+    }
+
+    /// The apply rule; with `late`, an event whose slot holds a newer hour is counted into
+    /// its hour all the same (a late event, within any window the tests use).
+    fn apply_with_late(&mut self, capacity: u32, e: Event, late: bool) {
         let slot = self.slot_hour.entry(e.hour % capacity).or_insert(e.hour);
-        if *slot > e.hour {
+        if *slot > e.hour && !late {
             return;
         }
-        *slot = e.hour;
+        *slot = (*slot).max(e.hour);
         self.users.entry(e.hour).or_default().insert(e.user);
         let kind = match e.kind {
             Kind::Click => &mut self.clicks,
@@ -101,7 +107,7 @@ proptest! {
             }
             for &(first, len) in &ranges {
                 let range = HourRange { first, last: first + len };
-                prop_assert_eq!(count(&ring, None, range), model.range(Some(CAPACITY), range));
+                prop_assert_eq!(count(&ring, None, None, range), model.range(Some(CAPACITY), range));
             }
         }
     }
@@ -140,8 +146,66 @@ proptest! {
             }
             for &(first, len) in &ranges {
                 let range = HourRange { first, last: first + len };
-                prop_assert_eq!(count(&ring, Some(&cold), range), model.range(None, range));
+                prop_assert_eq!(count(&ring, Some(&cold), None, range), model.range(None, range));
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// With late events, every event counts into its hour wherever the hour is: a range is
+    /// the union of the model's sets and every hour reads its own counts, with the late
+    /// events counted between some batches and the hours stored between others.
+    #[test]
+    fn with_late_events_a_range_and_an_hour_count_every_event_of_their_hours(
+        batches in prop::collection::vec(
+            (prop::collection::vec(event(), 0..30), 0u8..4),
+            1..6,
+        ),
+        ranges in prop::collection::vec((95u32..120, 0u32..25), 1..6),
+    ) {
+        const CAPACITY: u32 = 6;
+        let dir = crate::durable::TempDir::new("uniques-late");
+        let cold = Arc::new(ColdTier::open(&dir.0.join("cold"), 1000).unwrap());
+        let ring = Arc::new(
+            Ring::new(CAPACITY as usize)
+                .keeping_sealed_users()
+                .counting_late_events(1000),
+        );
+        let late = crate::late::LateCounts::new(ring.clone(), cold.clone());
+        let leaving = ring.leaving().unwrap().clone();
+        let mut writer = RingWriter::new(Arc::clone(&ring));
+        let mut model = Model::default();
+        for (batch, step) in batches {
+            for e in batch {
+                writer.apply(e);
+                model.apply_with_late(CAPACITY, e, true);
+            }
+            writer.publish();
+            // Bit 0: store the hours that left; bit 1: count the late events. Ranges are
+            // checked once both are done (counts of late events not yet counted lag).
+            if step & 1 == 1 {
+                prop_assert!(cold.store_leaving(&leaving));
+            }
+            if step & 2 == 2 {
+                prop_assert!(late.apply());
+            }
+        }
+        prop_assert!(late.apply());
+        prop_assert!(cold.store_leaving(&leaving));
+        for &(first, len) in &ranges {
+            let range = HourRange { first, last: first + len };
+            prop_assert_eq!(count(&ring, Some(&cold), Some(&late), range), model.range(None, range));
+        }
+        for (&hour, users) in &model.users {
+            let want = Counts {
+                unique_users: users.len() as u64,
+                clicks: model.clicks.get(&hour).copied().unwrap_or(0),
+                impressions: model.impressions.get(&hour).copied().unwrap_or(0),
+            };
+            prop_assert_eq!(ring.read(hour), want, "hour {}", hour);
         }
     }
 }
@@ -161,12 +225,15 @@ fn a_damaged_cold_file_fails_the_range_and_names_it() {
         first: 10,
         last: 12,
     };
-    assert_eq!(count(&ring, Some(&cold), range).unwrap().unique_users, 4);
+    assert_eq!(
+        count(&ring, Some(&cold), None, range).unwrap().unique_users,
+        4
+    );
     let path = dir.0.join("cold").join(crate::cold::file_name(10));
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[30] ^= 1;
     std::fs::write(&path, bytes).unwrap();
-    let err = count(&ring, Some(&cold), range).unwrap_err();
+    let err = count(&ring, Some(&cold), None, range).unwrap_err();
     assert!(
         matches!(err, RangeError::Unreadable { hour: 10, .. }),
         "{err:?}"
@@ -182,6 +249,7 @@ fn a_damaged_cold_file_fails_the_range_and_names_it() {
         count(
             &ring,
             Some(&cold),
+            None,
             HourRange {
                 first: 11,
                 last: 12
@@ -207,7 +275,7 @@ fn a_user_in_three_hours_is_one_user_of_the_range() {
         last: 12,
     };
     assert_eq!(
-        count(&ring, None, range),
+        count(&ring, None, None, range),
         Ok(Counts {
             unique_users: 2,
             clicks: 3,
@@ -227,13 +295,14 @@ fn a_range_with_an_hour_that_left_the_ring_with_users_is_refused_naming_the_hour
     // Hour 14 takes hour 10's slot; hour 11 never had an event.
     writer.apply(Event::new(14, 2, Kind::Click));
     writer.publish();
-    let err = count(&ring, None, HourRange { first: 9, last: 14 }).unwrap_err();
+    let err = count(&ring, None, None, HourRange { first: 9, last: 14 }).unwrap_err();
     assert_eq!(err, RangeError::NoUsers { hour: 10 });
     assert!(err.to_string().contains("36000000 ms"), "{err}");
     // Without hour 10 the range is counted; the empty sealed hour 11 is no obstacle.
     assert_eq!(
         count(
             &ring,
+            None,
             None,
             HourRange {
                 first: 11,
@@ -253,7 +322,7 @@ fn the_thread_answers_each_range_and_refuses_beyond_the_waiting_bound() {
     writer.apply(Event::new(5, 1, Kind::Click));
     writer.apply(Event::new(6, 1, Kind::Impression));
     writer.publish();
-    let uniques = Uniques::start(ring, None).unwrap();
+    let uniques = Uniques::start(ring, None, None).unwrap();
     // Hold the thread on a first range until told, so that others wait behind it.
     let (go, wait) = mpsc::channel::<()>();
     let (answers, got) = mpsc::channel();
@@ -291,7 +360,7 @@ fn the_thread_answers_each_range_and_refuses_beyond_the_waiting_bound() {
 #[test]
 fn once_the_thread_is_gone_ranges_fail_rather_than_wait_or_say_busy() {
     let ring = Arc::new(Ring::new(8));
-    let uniques = Uniques::start(ring, None).unwrap();
+    let uniques = Uniques::start(ring, None, None).unwrap();
     let range = HourRange { first: 5, last: 6 };
     // A reply that panics ends the thread (a count that panics does not: it is caught).
     let (done, ended) = mpsc::channel::<()>();

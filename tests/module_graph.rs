@@ -34,8 +34,9 @@ const TIERS: &[&[&str]] = &[
         "coldset",
     ],
     &["conns", "metrics", "ring"],
-    // The hours that left the ring, on disk.
+    // The hours that left the ring, on disk, and their late events.
     &["cold"],
+    &["late"],
     // The core: the queue into the one writer, and what the writer hands each batch to.
     &["ingest", "uniques", "freezer"],
     &["writer"],

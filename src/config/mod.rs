@@ -244,7 +244,7 @@ impl Config {
             ));
         }
         let retention = self.retention_hours as u32;
-        Admission::new(retention, self.max_future_hours).ok_or_else(|| {
+        let admission = Admission::new(retention, self.max_future_hours).ok_or_else(|| {
             format!(
                 "--retention-hours ({retention}) must be at least --max-future-hours ({}) + {}: \
                  with less, one POST for a future hour could seal an hour that already has \
@@ -252,6 +252,13 @@ impl Config {
                 self.max_future_hours,
                 ADMISSION_MARGIN_HOURS + 1,
             )
+        })?;
+        // With a cold tier, an event of an hour that left the ring is counted late, as far
+        // back as the cold retention (`late`).
+        Ok(if self.keeps_cold_tier() {
+            admission.with_late(self.cold_retention_hours)
+        } else {
+            admission
         })
     }
 
@@ -444,7 +451,12 @@ mod tests {
             let err = parse(r, f).expect_err("refused");
             assert!(err.contains("--retention-hours"), "{err}");
         }
-        assert_eq!(parse("3", "1").map(|a| a.max_past_hours), Ok(0));
-        assert_eq!(parse("48", "1").map(|a| a.max_past_hours), Ok(45));
+        // By default a server keeps a cold tier of 720 hours: late events reach back 717
+        // hours, events with an id the ring's window.
+        let windows = |a: Admission| (a.max_past_hours, a.max_past_with_id);
+        assert_eq!(parse("3", "1").map(windows), Ok((717, 0)));
+        assert_eq!(parse("48", "1").map(windows), Ok((717, 45)));
+        let ephemeral = Config::parse_from(["hourtally", "--ephemeral"]).validate();
+        assert_eq!(ephemeral.map(windows), Ok((45, 45)));
     }
 }

@@ -15,10 +15,19 @@ pub const ADMISSION_MARGIN_HOURS: u32 = 1;
 /// hours less than `retention` apart, as long as the clocks that admitted them differ by at
 /// most [`ADMISSION_MARGIN_HOURS`] hour boundaries. So no admitted event can seal another
 /// (ARCHITECTURE.md, "What a 204 means").
+///
+/// With a cold tier, an event of an hour that left the ring is counted late, as far back as
+/// the cold retention (`late`; ARCHITECTURE.md, "What a 204 means", has the same proof with
+/// it in place of the ring's): [`with_late`](Self::with_late) widens `max_past_hours` to
+/// match. Event ids are remembered only while their hour is in the ring, so an event with
+/// an id keeps the ring's window ([`check_id`](Self::check_id)): a retry is recognised or
+/// refused, never counted twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Admission {
     pub max_past_hours: u32,
     pub max_future_hours: u32,
+    /// How far back an event with an id may reach: the ring's window.
+    pub max_past_with_id: u32,
 }
 
 impl Admission {
@@ -31,7 +40,32 @@ impl Admission {
         Some(Self {
             max_past_hours,
             max_future_hours,
+            max_past_with_id: max_past_hours,
         })
+    }
+
+    /// The same window, reaching back as far as late events of a cold retention of
+    /// `cold_hours` are counted (at least the ring's: `cold_hours ≥ retention`).
+    pub fn with_late(self, cold_hours: u32) -> Self {
+        let late = cold_hours
+            .saturating_sub(self.max_future_hours)
+            .saturating_sub(ADMISSION_MARGIN_HOURS + 1);
+        Self {
+            max_past_hours: late.max(self.max_past_with_id),
+            ..self
+        }
+    }
+
+    /// Whether an event of `hour` that carries an event id may be taken: the ring's window,
+    /// where its id is remembered.
+    #[inline]
+    pub fn check_id(&self, hour: u32, now_hour: u64) -> Result<(), RejectError> {
+        if u64::from(hour) + u64::from(self.max_past_with_id) < now_hour {
+            return Err(RejectError::TooOldForId {
+                max_past_hours: self.max_past_with_id,
+            });
+        }
+        Ok(())
     }
 
     /// Whether an event of `hour` may be taken when the clock's hour is `now_hour`.
@@ -55,6 +89,25 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_late_events_the_window_reaches_the_cold_retention_but_not_for_event_ids() {
+        let a = Admission::new(48, 1).expect("a window").with_late(720);
+        assert_eq!((a.max_past_hours, a.max_past_with_id), (717, 45));
+        let now = 1000;
+        assert_eq!(a.check(283, now), Ok(()));
+        assert_eq!(
+            a.check(282, now),
+            Err(RejectError::TooOldHour {
+                max_past_hours: 717
+            })
+        );
+        assert_eq!(a.check_id(955, now), Ok(()));
+        assert_eq!(
+            a.check_id(954, now),
+            Err(RejectError::TooOldForId { max_past_hours: 45 })
+        );
+    }
 
     #[test]
     fn admission_window_follows_retention_future_and_margin() {

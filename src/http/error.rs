@@ -16,6 +16,8 @@ pub enum RejectError {
     FutureHour { max_future_hours: u32 },
     #[error("timestamp: the hour is too old (this server takes events up to {max_past_hours} hour(s) before its clock's hour)")]
     TooOldHour { max_past_hours: u32 },
+    #[error("timestamp: the hour is too old for an event with an id (ids are remembered for events up to {max_past_hours} hour(s) before the server's clock's hour, so a retry could not be told from a new event; without an id an older event is counted late)")]
+    TooOldForId { max_past_hours: u32 },
     #[error("timestamp: the hour is sealed (its slot now holds a newer hour)")]
     SealedHour,
     #[error("queue full: the writer cannot keep up; the event was not taken, retry")]
@@ -170,6 +172,7 @@ reasons! {
     ColdSetUnreadable "cold_set_unreadable" InternalServerError,
     FutureHour "future_hour" UnprocessableContent,
     TooOldHour "too_old_hour" UnprocessableContent,
+    TooOldForId "too_old_for_id" UnprocessableContent,
     SealedHour "sealed_hour" UnprocessableContent,
     QueueFull "queue_full" ServiceUnavailable,
     ShuttingDown "shutting_down" ServiceUnavailable,
@@ -228,6 +231,7 @@ impl ApiError {
             ApiError::Reject(r) => match r {
                 RejectError::FutureHour { .. } => Reason::FutureHour,
                 RejectError::TooOldHour { .. } => Reason::TooOldHour,
+                RejectError::TooOldForId { .. } => Reason::TooOldForId,
                 RejectError::SealedHour => Reason::SealedHour,
                 RejectError::QueueFull => Reason::QueueFull,
                 RejectError::ShuttingDown => Reason::ShuttingDown,
@@ -310,7 +314,7 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_status_close_and_headers() {
-        let cases: [(ApiError, u16, bool, &str); 40] = [
+        let cases: [(ApiError, u16, bool, &str); 41] = [
             (RangeError::NoUsers { hour: 7 }.into(), 422, false, ""),
             (RangeError::Failed.into(), 500, false, ""),
             (
@@ -382,6 +386,12 @@ mod tests {
                     max_future_hours: 1,
                 }
                 .into(),
+                422,
+                false,
+                "",
+            ),
+            (
+                RejectError::TooOldForId { max_past_hours: 45 }.into(),
                 422,
                 false,
                 "",

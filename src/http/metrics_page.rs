@@ -17,6 +17,8 @@ pub struct Gauges<'a> {
     pub freezes: u64,
     /// The cold tier's `(hours, bytes, failed stores)`, if the server keeps one.
     pub cold: Option<(u64, u64, u64)>,
+    /// Late events `(counted, times an hour's users could not be read)`, if counted.
+    pub late: Option<(u64, u64)>,
     pub queued: usize,
     pub queue_capacity: usize,
     pub open_connections: usize,
@@ -114,6 +116,20 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
             "counter",
             "Stores of an hour's users into the cold tier that failed (a full disk): the hour stays in memory and the store is tried again.",
             failures,
+        );
+    }
+    if let Some((counted, unreadable)) = g.late {
+        p.one(
+            "hourtally_events_late_total",
+            "counter",
+            "Late events counted: events of hours that had left the ring, within the cold retention.",
+            counted,
+        );
+        p.one(
+            "hourtally_late_unreadable_total",
+            "counter",
+            "Times the users of an hour with late events could not be read (its late events wait, in order, and are tried again).",
+            unreadable,
         );
     }
     p.one(

@@ -248,6 +248,9 @@ impl Service {
             }
             event.id = id;
         }
+        if event.id != 0 {
+            self.admission.check_id(event.hour, clock.hour())?;
+        }
         // With refusals (`--fsync always`), a POST goes on to the disk, which takes it or
         // refuses it: that try is also how the journal finds that space came back. Unless
         // the journal holds failed writes to retry: its group would only queue behind them.
@@ -261,8 +264,9 @@ impl Service {
         if self.log.as_ref().is_some_and(|l| l.refusing()) {
             return Err(RejectError::LogFailing.into());
         }
-        // Advisory: only clocks further apart than the admission margin get here.
-        if self.ring.is_sealed(event.hour) {
+        // Advisory: only clocks further apart than the admission margin get here. With a cold
+        // tier an admitted event of a sealed hour is late, and counted (`late`).
+        if self.ring.late().is_none() && self.ring.is_sealed(event.hour) {
             return Err(RejectError::SealedHour.into());
         }
         let to_api = |e| match e {
@@ -311,6 +315,11 @@ impl Service {
                 .as_ref()
                 .and_then(|u| u.cold())
                 .map(|c| (c.figures().0, c.figures().1, c.failures())),
+            late: self
+                .uniques
+                .as_ref()
+                .and_then(|u| u.late())
+                .map(|l| l.figures()),
             queued: self.ingest.queued()
                 + self.log.as_ref().map_or(0, |_| self.applied_from.queued()),
             queue_capacity: self.ingest.capacity(),

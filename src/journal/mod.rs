@@ -45,6 +45,7 @@ pub use dir::{DataDir, DataDirError};
 use snapshotter::Snapshots;
 
 use crate::event::Event;
+use crate::late::LateCounts;
 use crate::ring::{Leaving, RingImage};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 use crate::writer::Sink;
@@ -192,11 +193,15 @@ impl Journal {
     }
 
     /// Takes snapshots only once the hours that left `leaving`'s ring before each are stored
-    /// in the cold tier (`cold`): the journal holds their events until then.
-    pub fn with_cold_tier(mut self, leaving: Option<Arc<Leaving>>) -> Self {
-        if let Some(leaving) = leaving {
-            self.snapshots.wait_for(leaving);
-        }
+    /// in the cold tier (`cold`), and the late events before each are counted (`late`): the
+    /// journal holds their events until then.
+    pub fn with_cold_tier(
+        mut self,
+        leaving: Option<Arc<Leaving>>,
+        late: Option<Arc<LateCounts>>,
+    ) -> Self {
+        self.snapshots
+            .wait_for(snapshotter::Waits { leaving, late });
         self
     }
 

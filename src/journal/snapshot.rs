@@ -1,16 +1,19 @@
 //! Snapshots: the ring at one journal position, in a file of its own.
 //!
 //! ```text
-//! "HTSNAP" | version (u16 LE: 1 or 2) | slots (u32) | 0 (u32) | covered (u64) | sealed_drops (u64)
-//! version 2 only: duplicates (u64)
+//! "HTSNAP" | version (u16 LE: 1, 2 or 3) | slots (u32) | 0 (u32) | covered (u64) | sealed_drops (u64)
+//! versions 2 and 3: duplicates (u64)
 //! archive entries (u64), each: hour (u32) | 0 (u32) | unique (u64) | clicks (u64) | impressions (u64)
 //! per slot: hour (u32) | 0 (u32) | unique | clicks | impressions | users (u64) | users × fingerprint (u64)
-//!           version 2 only: ids (u64) | ids × event id fingerprint (u64)
+//!           versions 2 and 3: ids (u64) | ids × event id fingerprint (u64)
+//! version 3 only: late hours (u64), each: hour (u32) | 0 (u32) | users (u64) | users × fingerprint (u64)
 //! crc32 of all the above (u32) | "HTSE"
 //! ```
 //!
 //! Version 2 adds what event ids need: each slot's counted ids and the count of repeats
-//! dropped. A ring that has never seen an id is written as version 1, byte for byte what a
+//! dropped. Version 3 adds the users late events counted in hours that had left the ring
+//! (`late`), whose counts are in the archive entries; it is written only when there are
+//! some. A ring that has never seen an id is written as version 1, byte for byte what a
 //! build without ids wrote, so such a data directory still opens with one; this build reads
 //! both.
 //!
@@ -28,8 +31,8 @@ use crate::counts::Counts;
 use crate::event::{MAX_TIMESTAMP_MS, MILLIS_PER_HOUR};
 use crate::ring::{RingImage, SlotImage, EMPTY};
 
-/// The newest version of the snapshot format (this build reads it and version 1).
-pub const SNAPSHOT_VERSION: u16 = 2;
+/// The newest version of the snapshot format (this build reads it and every older one).
+pub const SNAPSHOT_VERSION: u16 = 3;
 const MAGIC: &[u8; 6] = b"HTSNAP";
 const END: &[u8; 4] = b"HTSE";
 
@@ -45,8 +48,15 @@ pub fn encode(image: &RingImage) -> Vec<u8> {
         .iter()
         .map(|s| s.user_count() as usize + s.ids.len())
         .sum();
-    let ids = image.duplicates != 0 || image.slots.iter().any(|s| !s.ids.is_empty());
-    let version: u16 = if ids { 2 } else { 1 };
+    let late = !image.late.is_empty();
+    let ids = late || image.duplicates != 0 || image.slots.iter().any(|s| !s.ids.is_empty());
+    let version: u16 = if late {
+        3
+    } else if ids {
+        2
+    } else {
+        1
+    };
     let mut out =
         Vec::with_capacity(48 + image.archive.len() * 32 + image.slots.len() * 48 + users * 8 + 8);
     out.extend_from_slice(MAGIC);
@@ -79,6 +89,17 @@ pub fn encode(image: &RingImage) -> Vec<u8> {
             out.extend_from_slice(&(slot.ids.len() as u64).to_le_bytes());
             for id in &slot.ids {
                 out.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+    }
+    if late {
+        out.extend_from_slice(&(image.late.len() as u64).to_le_bytes());
+        for (hour, users) in &image.late {
+            out.extend_from_slice(&hour.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&(users.len() as u64).to_le_bytes());
+            for fp in users {
+                out.extend_from_slice(&fp.to_le_bytes());
             }
         }
     }
@@ -208,11 +229,31 @@ pub fn decode(bytes: &[u8]) -> Result<RingImage, String> {
             ids,
         });
     }
+    let mut late = Vec::new();
+    if version >= 3 {
+        let hours = c.u64()?;
+        if hours > (c.0.len() / 16) as u64 {
+            return Err("late hours larger than the file".into());
+        }
+        for _ in 0..hours {
+            let hour = c.u32()?;
+            if c.u32()? != 0 {
+                return Err("a reserved word is not zero".into());
+            }
+            if hour > max_hour {
+                return Err(format!("late hour {hour} out of range"));
+            }
+            let n = c.u64()?;
+            late.push((hour, c.fingerprints(n)?));
+        }
+    }
     if !c.0.is_empty() {
         return Err("bytes after the last slot".into());
     }
     Ok(RingImage {
         covered,
+        late_marked: false,
+        late,
         // Not in the file: a restored ring's hours that left before it are on disk already.
         left_before: 0,
         sealed_drops,
@@ -295,6 +336,8 @@ mod tests {
         RingImage {
             covered: 42,
             left_before: 0,
+            late_marked: false,
+            late: Vec::new(),
             sealed_drops: 3,
             duplicates: 0,
             archive: vec![(400_000, c(5, 6, 7)), (400_002, c(1, 1, 0))],

@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::snapshot;
+use crate::late::LateCounts;
 use crate::ring::{Leaving, RingImage};
 
 /// At most one "snapshot failed" ERROR per this long; it counts the failures since the last.
@@ -22,8 +23,36 @@ pub(super) const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 type Written = Result<(u64, u64, Duration), String>;
 
 /// How long a snapshot waits for the cold tier to store the hours that left the ring before
-/// it (`cold`) before it fails (and the journal is kept whole).
+/// it (`cold`), and for the late events before it to be counted (`late`), before it fails
+/// (and the journal is kept whole).
 pub(super) const COLD_WAIT: Duration = Duration::from_secs(30);
+
+/// What a snapshot of a ring with a cold tier waits for: the hours that left before it to
+/// be stored, and the late counts at its position.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Waits {
+    pub leaving: Option<Arc<Leaving>>,
+    pub late: Option<Arc<LateCounts>>,
+}
+
+impl Waits {
+    /// Waits for both, and merges the late counts into `image`.
+    fn complete(&self, image: &mut RingImage) -> Result<(), String> {
+        if let Some(leaving) = &self.leaving {
+            wait_for_cold(leaving, image)?;
+        }
+        if image.late_marked {
+            let late = self.late.as_ref().ok_or_else(|| {
+                format!(
+                    "event {}: late counts owed and nobody counts them",
+                    image.covered
+                )
+            })?;
+            late.take_image(image.covered, COLD_WAIT)?.merge_into(image);
+        }
+        Ok(())
+    }
+}
 
 /// Waits until the hours that had left the ring when `image` was captured are stored in the
 /// cold tier: until then the journal, not the image, holds their users.
@@ -60,10 +89,9 @@ pub(super) struct Snapshots {
     /// Failures since the last one logged, and when that was: a disk that stays full fails
     /// every attempt, and one ERROR per [`FAILURE_LOG_EVERY`] says so.
     failures: (u64, Option<Instant>),
-    to_thread: Option<mpsc::Sender<(RingImage, Option<Arc<Leaving>>)>>,
-    /// The ring's hours that left and are not stored yet, if it keeps them: a snapshot is
-    /// written only once those that left before it are stored.
-    leaving: Option<Arc<Leaving>>,
+    to_thread: Option<mpsc::Sender<(RingImage, Waits)>>,
+    /// What a snapshot waits for before it is written (a ring with a cold tier).
+    waits: Waits,
     from_thread: mpsc::Receiver<Written>,
     thread: Option<JoinHandle<()>>,
 }
@@ -79,17 +107,17 @@ impl Snapshots {
             );
         }
         let on_disk = snapshot::list(&dir)?;
-        let (to_thread, images) = mpsc::channel::<(RingImage, Option<Arc<Leaving>>)>();
+        let (to_thread, images) = mpsc::channel::<(RingImage, Waits)>();
         let (results, from_thread) = mpsc::channel::<Written>();
         let thread_dir = dir.clone();
         let thread = std::thread::Builder::new()
             .name("hourtally-snapshot".into())
             .spawn(move || {
-                for (image, leaving) in images {
+                for (mut image, waits) in images {
                     let started = Instant::now();
                     let users = image.slots.iter().map(|s| s.user_count()).sum();
-                    let result = leaving
-                        .map_or(Ok(()), |l| wait_for_cold(&l, &image))
+                    let result = waits
+                        .complete(&mut image)
                         .and_then(|()| {
                             snapshot::write(&thread_dir, &image)
                                 .map_err(|e| format!("event {}: {e}", image.covered))
@@ -108,7 +136,7 @@ impl Snapshots {
             on_disk,
             failures: (0, None),
             to_thread: Some(to_thread),
-            leaving: None,
+            waits: Waits::default(),
             from_thread,
             thread: Some(thread),
         })
@@ -136,17 +164,20 @@ impl Snapshots {
         self.last_at = Instant::now();
     }
 
-    /// Snapshots wait for `leaving`'s hours to be stored (see the field).
-    pub(super) fn wait_for(&mut self, leaving: Arc<Leaving>) {
-        self.leaving = Some(leaving);
+    /// Snapshots wait for these (see the field).
+    pub(super) fn wait_for(&mut self, waits: Waits) {
+        self.waits = waits;
     }
 
     /// Hands a finished capture to the snapshot thread.
     pub(super) fn send(&mut self, image: RingImage) {
         debug_assert_eq!(self.in_flight, Some(image.covered));
-        let leaving = self.leaving.clone();
-        let sent = self.to_thread.as_ref().map(|t| t.send((image, leaving)));
-        if !matches!(sent, Some(Ok(()))) {
+        let waits = self.waits.clone();
+        let sent = self
+            .to_thread
+            .as_ref()
+            .is_some_and(|t| t.send((image, waits)).is_ok());
+        if !sent {
             tracing::error!("snapshot thread is gone; no more snapshots");
             self.in_flight = None;
         }

@@ -1,8 +1,9 @@
 //! Sealed hours: the final counts of every hour whose slot was recycled for a newer hour.
 //!
-//! A few bytes an hour, kept forever (a year is 8 760 entries). Written only by the writer,
-//! once per recycled slot, under a short write lock; read for the rare GET of an hour that
-//! has left the ring.
+//! A few bytes an hour, kept forever (a year is 8 760 entries). Written by the writer, once
+//! per recycled slot, under a short write lock, and afterwards only by the late thread, as
+//! late events raise an hour's counts (`late`); read for the rare GET of an hour that has
+//! left the ring.
 
 use ahash::AHashMap;
 
@@ -26,6 +27,15 @@ impl Archive {
         self.hours.with_write(|hours| {
             let previous = hours.insert(hour, counts);
             debug_assert!(previous.is_none(), "hour {hour} sealed twice");
+        });
+    }
+
+    /// Sets the counts of a sealed hour (or of an hour that never had an event in the ring)
+    /// to `counts`, which late events raised (`late`: the late thread, the only writer of an
+    /// entry once its hour is sealed).
+    pub fn count_late(&self, hour: u32, counts: Counts) {
+        self.hours.with_write(|hours| {
+            hours.insert(hour, counts);
         });
     }
 

@@ -46,6 +46,13 @@ pub struct RingImage {
     /// the journal holds their events, not the image, so it stands in for the journal only
     /// once the cold tier has stored that many (`Leaving::stored_count`). Not in the file.
     pub left_before: u64,
+    /// Whether the late thread owes this image the late counts at its position (a
+    /// [`Late::Mark`](super::Late::Mark) was queued at the capture): the image is complete
+    /// only once they are merged in (`late::LateImage::merge_into`). Not in the file.
+    pub late_marked: bool,
+    /// The late users of each hour that has any, by hour: users counted by late events, none
+    /// of them in the hour's cold set. Their counts are in `archive`.
+    pub late: Vec<(u32, Vec<u64>)>,
     /// Events the apply rule had dropped as sealed.
     pub sealed_drops: u64,
     /// Events the apply rule had dropped as repeats of an event id of their hour.
@@ -224,9 +231,14 @@ impl RingWriter {
     /// Begins capturing the ring as it is now, after `covered` journaled events (call between
     /// batches). See the module doc.
     pub fn begin_capture(&mut self, covered: u64) {
+        if let Some(late) = &self.ring.late {
+            late.add(super::Late::Mark(covered));
+        }
         let image = RingImage {
             covered,
             left_before: self.left,
+            late_marked: self.ring.late.is_some(),
+            late: Vec::new(),
             sealed_drops: self.ring.sealed_drops(),
             duplicates: self.ring.duplicates(),
             archive: self.ring.archive.entries(),

@@ -17,7 +17,9 @@
 //!   fingerprint; if it was new, `unique += 1`; add the kind.
 //! - `s` is empty or holds an older hour: seal the old hour into the archive, clear `s`
 //!   (its users and its ids), take `h`, apply.
-//! - `s` holds a newer hour: `h` is sealed; the event is dropped and counted.
+//! - `s` holds a newer hour: `h` is sealed. In a ring that counts late events, if `h` is at
+//!   most the late window before the newest hour taken, the event is late: queued, in order,
+//!   for the thread that counts it ([`late`]). Otherwise it is dropped and counted.
 //!
 //! So an event id is remembered as long as its hour holds its slot: until an event of an hour
 //! `capacity` (`--retention-hours`) or more hours later takes it, which the admission window
@@ -42,6 +44,7 @@ pub mod capture;
 #[cfg(hourtally_loom)]
 mod controls;
 pub mod freeze;
+pub mod late;
 pub mod leaving;
 pub mod members;
 pub mod placement;
@@ -58,6 +61,7 @@ pub use archive::Archive;
 pub use batch::PREFETCH_AHEAD;
 use capture::{Capture, Which};
 pub use capture::{RingImage, SlotImage};
+pub use late::{Late, LateQueue};
 pub use leaving::{Leaving, LeavingHour};
 pub use members::{HourMembers, Members};
 pub use slot::{Counts, Slot, Snapshot, EMPTY};
@@ -116,6 +120,9 @@ pub struct Ring {
     /// Hours that left with users, until the cold tier has stored them ([`leaving`]); `None`
     /// when sealed hours keep only their totals (no cold tier).
     leaving: Option<Arc<Leaving>>,
+    /// Late events, on their way to the thread that counts them ([`late`]); `None` when an
+    /// event of a sealed hour is dropped (no cold tier).
+    late: Option<Arc<LateQueue>>,
 }
 
 impl Ring {
@@ -134,6 +141,7 @@ impl Ring {
             duplicates: AtomicU64::new(0),
             freezes: AtomicU64::new(0),
             leaving: None,
+            late: None,
         }
     }
 
@@ -147,6 +155,19 @@ impl Ring {
     /// The hours that left with users and are not stored yet, if the ring keeps them.
     pub fn leaving(&self) -> Option<&Arc<Leaving>> {
         self.leaving.as_ref()
+    }
+
+    /// The same ring, counting an event of a sealed hour at most `window` hours before its
+    /// newest hour as late ([`late`]) instead of dropping it. For a ring that keeps its
+    /// sealed hours' users ([`keeping_sealed_users`](Self::keeping_sealed_users)).
+    pub fn counting_late_events(mut self, window: u32) -> Self {
+        self.late = Some(Arc::new(LateQueue::new(window)));
+        self
+    }
+
+    /// The queue of late events, if the ring counts them.
+    pub fn late(&self) -> Option<&Arc<LateQueue>> {
+        self.late.as_ref()
     }
 
     /// Number of slots.
@@ -226,6 +247,9 @@ pub enum Applied {
     Counted,
     /// Its hour is sealed: dropped (and counted as such).
     Sealed,
+    /// Its hour left the ring within the late window: handed to the late thread, which
+    /// counts it (`late`).
+    Late,
     /// Its hour had counted its event id already: dropped (and counted as such).
     Duplicate,
 }
@@ -337,6 +361,13 @@ impl RingWriter {
         let hint = match standing(w.snap.hour, event.hour) {
             Standing::InSlot => hint,
             Standing::Sealed => {
+                if let Some(late) = &self.ring.late {
+                    // Sequence-derived: the newest hour taken, never a clock.
+                    if u64::from(event.hour) + u64::from(late.window()) >= u64::from(self.newest) {
+                        late.add(Late::Event(event));
+                        return Applied::Late;
+                    }
+                }
                 // Relaxed: a statistic; single writer, so load-add-store is exact.
                 let drops = self.ring.sealed_drops.load(Ordering::Relaxed);
                 self.ring.sealed_drops.store(drops + 1, Ordering::Relaxed);

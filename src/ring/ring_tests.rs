@@ -205,6 +205,8 @@ fn instant_image(w: &RingWriter, covered: u64) -> RingImage {
     RingImage {
         covered,
         left_before: w.left(),
+        late_marked: false,
+        late: Vec::new(),
         sealed_drops: w.ring.sealed_drops(),
         duplicates: w.ring.duplicates(),
         archive,

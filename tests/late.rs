@@ -1,0 +1,144 @@
+//! Late events (README, "Late events"), against the real binary over real TCP: a POST for an
+//! hour that left the ring, within the cold retention, is answered 204 and counted exactly
+//! (its user against the hour's users when it left), in the hour's GET and in every range;
+//! after a kill -9 and its replay, and after a graceful stop and its snapshot; a POST further
+//! back than the retention is refused.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::{not_near_an_hour_boundary, now_ms, parse_counts, DataDir, TestServer};
+use hourtally::event::{fingerprint, Event, Kind, MILLIS_PER_HOUR};
+
+const HOUR: u64 = MILLIS_PER_HOUR;
+
+/// Each hour's users and kinds, as sent (every POST answered 204, every journal event).
+#[derive(Default)]
+struct Model(BTreeMap<u64, (BTreeSet<String>, u64, u64)>);
+
+impl Model {
+    fn add(&mut self, hour: u64, user: &str, click: bool) {
+        let h = self.0.entry(hour).or_default();
+        h.0.insert(user.to_owned());
+        if click {
+            h.1 += 1;
+        } else {
+            h.2 += 1;
+        }
+    }
+
+    fn hour(&self, hour: u64) -> (u64, u64, u64) {
+        self.0
+            .get(&hour)
+            .map_or((0, 0, 0), |(u, c, i)| (u.len() as u64, *c, *i))
+    }
+
+    fn range(&self, first: u64, last: u64) -> (u64, u64, u64) {
+        let users: BTreeSet<&String> = self.0.range(first..=last).flat_map(|(_, h)| &h.0).collect();
+        let (c, i) = self
+            .0
+            .range(first..=last)
+            .fold((0, 0), |(c, i), (_, h)| (c + h.1, i + h.2));
+        (users.len() as u64, c, i)
+    }
+}
+
+/// A journal of the 12 hours before `h` (users from a pool of 40), for a ring of 3 slots.
+fn journal(dir: &DataDir, h: u64) -> Model {
+    let mut model = Model::default();
+    let mut events = Vec::new();
+    for back in (1..=12u64).rev() {
+        for i in 0..30u64 {
+            let user = format!("u{}", (i * 7 + back * 3) % 40);
+            events.push(Event::new(
+                (h - back) as u32,
+                fingerprint(user.as_bytes()),
+                Kind::Click,
+            ));
+            model.add(h - back, &user, true);
+        }
+    }
+    dir.with_journal(3, &events);
+    model
+}
+
+/// Every hour of `hours` reads its model's counts (waiting, bounded, for the late thread),
+/// and every range of them its union.
+fn assert_everything(s: &TestServer, model: &Model, hours: std::ops::RangeInclusive<u64>) {
+    for hour in hours.clone() {
+        let want = model.hour(hour);
+        assert_eq!(s.wait_counts(hour * HOUR, want), want, "hour {hour}");
+    }
+    for first in hours.clone() {
+        for last in first..=*hours.end() {
+            let r = s.get(&format!(
+                "/analytics/range?from={}&to={}",
+                first * HOUR,
+                last * HOUR + 1
+            ));
+            assert_eq!(r.status, 200, "{first}..={last}: {r:?}");
+            assert_eq!(
+                parse_counts(&r.body),
+                model.range(first, last),
+                "hours {first}..={last}"
+            );
+        }
+    }
+}
+
+#[test]
+fn late_events_count_exactly_in_hours_and_ranges_after_kill_9_and_after_a_snapshot() {
+    not_near_an_hour_boundary(Duration::from_secs(60));
+    let h = now_ms() / HOUR;
+    let dir = DataDir::new("late");
+    let mut model = journal(&dir, h);
+    let args = ["--data-dir", dir.arg(), "--retention-hours", "3"];
+    let s = TestServer::start(&args);
+    // Late events for the hours that left the ring (users of the pool and new ones), for
+    // an hour 30 back that never had one, and events of the current hour.
+    let mut c = s.connect();
+    let mut posts = String::new();
+    let mut sent = Vec::new();
+    for i in 0..400u64 {
+        let hour = match i % 5 {
+            0 => h,
+            4 => h - 30,
+            k => h - 4 - (i / 5 + k) % 8,
+        };
+        let user = format!("u{}", (i * 13) % 60);
+        let click = i % 3 != 0;
+        let kind = if click { "click" } else { "impression" };
+        posts.push_str(&format!(
+            "POST /analytics?timestamp={}&user={user}&{kind} HTTP/1.1\r\nHost: t\r\n\r\n",
+            hour * HOUR + i
+        ));
+        sent.push((hour, user, click));
+    }
+    c.write(posts.as_bytes());
+    for (hour, user, click) in sent {
+        let r = c.response(false);
+        assert_eq!(r.status, 204, "hour {hour}: {r:?}");
+        model.add(hour, &user, click);
+    }
+    assert_everything(&s, &model, h - 31..=h);
+
+    // A kill -9: the journal's replay counts the late events again, against the files.
+    s.kill9();
+    let s = TestServer::start(&args);
+    assert_everything(&s, &model, h - 31..=h);
+
+    // A graceful stop: its snapshot holds the late users; nothing is replayed.
+    let (status, _) = s.terminate();
+    assert!(status.success());
+    let s = TestServer::start(&args);
+    assert_everything(&s, &model, h - 31..=h);
+
+    // Further back than --cold-retention-hours (720): refused, not counted.
+    let r = s.post(&format!(
+        "/analytics?timestamp={}&user=x&click",
+        (h - 800) * HOUR
+    ));
+    r.assert_reason(422, "too old");
+}
