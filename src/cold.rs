@@ -22,9 +22,10 @@
 //! is wrong ([`ColdFault`]), never a wrong count. A full disk fails a store: the hour stays in
 //! `Leaving` (memory) and the store is tried again, which never holds up the writer.
 //!
-//! Retention: an hour's file is removed when an hour leaves the ring that was taken
-//! `--cold-retention-hours` or more after it ([`ColdTier::prune`], at each store); its
-//! totals stay in the archive as before. `--ephemeral` (no data directory) keeps no cold
+//! Retention: an hour's file is removed once the older of the two kept snapshots had taken an
+//! hour more than `--cold-retention-hours` after it ([`ColdTier::prune`], called by the
+//! journal as the snapshots move on: a late event a replay from a kept snapshot could count
+//! is never of a removed hour); its totals stay in the archive as before. `--ephemeral` (no data directory) keeps no cold
 //! tier. A store that keeps failing for a reason other than room (a read-only directory)
 //! holds every later hour in memory, and snapshots wait for it: the server's log says so
 //! once a minute, `hourtally_cold_store_failures_total` counts it.
@@ -139,6 +140,12 @@ impl ColdTier {
         )
     }
 
+    /// Whether the tier has a file of `hour`, if that can be told without waiting for the
+    /// index's lock (a coroutine may ask).
+    pub fn try_has(&self, hour: u32) -> Option<bool> {
+        self.index.try_with_read(|i| i.contains_key(&hour))
+    }
+
     /// Stores that failed since start.
     pub fn failures(&self) -> u64 {
         // Relaxed: a statistic.
@@ -192,7 +199,9 @@ impl ColdTier {
     }
 
     /// Removes the files of hours past the retention once the ring has taken `newest`.
-    /// Returns how many.
+    /// Returns how many. The journal calls it when its older kept snapshot moves on
+    /// (`journal::snapshotter`), with that snapshot's newest hour: no replay from a kept
+    /// snapshot can then count a late event of a removed hour.
     pub fn prune(&self, newest: u32) -> io::Result<usize> {
         let old: Vec<u32> = self.index.with_read(|i| {
             i.keys()
@@ -230,9 +239,6 @@ impl ColdTier {
                 }
             }
             leaving.stored();
-            if let Err(e) = self.prune(left.taken_by) {
-                tracing::warn!(error = %e, dir = %self.dir.display(), "cold tier: could not remove an hour past the retention");
-            }
         }
         true
     }

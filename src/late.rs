@@ -12,19 +12,22 @@
 //!
 //! What others read, each consistent on its own:
 //! - a GET of the hour: its archive entry, raised after each batch of late events;
-//! - a range: the hour's [`LateView`] (counts, the base's size and the late users, replaced
-//!   whole after each batch), published *before* the archive entry, so a range that finds no
-//!   view finds the archive entry still at the base's count;
+//! - a range: the hour's [`LateView`] (counts, the base's size and how many late users of
+//!   the hour's append-only log it counts: nothing is copied per batch), published *before*
+//!   the archive entry, so a range that finds no view finds the archive entry still at the
+//!   base's count;
 //! - a snapshot: at its capture the writer queued a mark at its journal position; when this
 //!   thread reaches it, every late event before the position is counted and none after, and
 //!   it leaves a [`LateImage`] of exactly that state for the snapshot thread
 //!   ([`LateCounts::take_image`]), which merges it into the image (format version 3).
 //!
-//! An hour whose base cannot be read (its file damaged, a failing disk) holds every late
-//! event from there on, in order, and is tried again (every second, with the stores): late
-//! events are never counted out of order or without their base, and snapshots wait for them.
+//! The edge refuses a late POST for an hour whose users are not kept (it left the ring before
+//! this server kept a cold tier). An event whose hour's users still cannot be read here (its
+//! file damaged or removed from outside) is dropped, counted in
+//! `hourtally_late_dropped_total` and logged: never counted without its base, never holding
+//! up the others. The bases of the [`BASES_KEPT`] hours used last stay read between batches.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::cold::ColdTier;
@@ -32,18 +35,30 @@ use crate::coldset::ColdSet;
 use crate::counts::Counts;
 use crate::event::{Event, Kind};
 use crate::ring::freeze::sorted_users;
+use crate::ring::userlog::UserLog;
 use crate::ring::{Late, Ring, RingImage};
 use crate::sync::{Arc, AtomicU64, Ordering, RwLock};
 
 /// One hour's late state, as a range reads it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct LateView {
     /// The hour's counts: what it had when it left, and its late events.
     pub counts: Counts,
     /// Users of the hour when it left (its cold set's size).
     pub base_len: u64,
-    /// The users late events counted, none of them in the base, in the order counted.
-    pub users: Vec<u64>,
+    /// The users late events counted, none of them in the base, in the order counted: the
+    /// first `late_users` of the hour's log (the late thread appends to it before it
+    /// publishes a view that counts them; the views' lock orders the two).
+    log: Arc<UserLog>,
+    pub late_users: u64,
+}
+
+impl LateView {
+    /// Appends the late users this view counts to `out`.
+    pub fn users_into(&self, out: &mut Vec<u64>) {
+        let listed = self.log.read_into(self.late_users, out);
+        assert!(listed, "a late view counts users its log does not hold");
+    }
 }
 
 /// The late state at a snapshot's position: each hour's counts and late users.
@@ -78,19 +93,76 @@ struct LateHour {
     /// The hour's users when it left; read when its first late event comes.
     base: Option<Arc<ColdSet>>,
     base_len: u64,
-    /// Late users, as a set and in the order counted.
+    /// Late users, as a set, and listed for readers in the order counted.
     users: HashSet<u64, ahash::RandomState>,
-    order: Vec<u64>,
+    log: Arc<UserLog>,
     counts: Counts,
+    /// When its last late event was counted (`State::used`).
+    last_used: u64,
 }
+
+impl LateHour {
+    fn new(counts: Counts, base_len: u64) -> Self {
+        LateHour {
+            base: None,
+            base_len,
+            users: HashSet::with_hasher(ahash::RandomState::new()),
+            log: Arc::new(UserLog::new()),
+            counts,
+            last_used: 0,
+        }
+    }
+
+    /// Counts `user` as late; whether it was new to the hour.
+    fn add_user(&mut self, user: u64) -> bool {
+        let new = self.users.insert(user);
+        if new {
+            self.log.append(self.users.len() as u64 - 1, user);
+        }
+        new
+    }
+
+    /// The late users, in the order counted.
+    fn listed(&self) -> Vec<u64> {
+        let mut out = Vec::with_capacity(self.users.len());
+        let listed = self.log.read_into(self.users.len() as u64, &mut out);
+        debug_assert!(listed);
+        out
+    }
+}
+
+/// Hours whose base stays read (mapped, or a set) between batches: the most recently used.
+const BASES_KEPT: usize = 8;
 
 /// The late thread's own state.
 #[derive(Debug, Default)]
 struct State {
     hours: BTreeMap<u32, LateHour>,
-    /// Messages taken from the ring's queue and not done yet (all of them, once an hour's
-    /// base could not be read: they wait in order).
-    held: VecDeque<Late>,
+    /// Late events taken so far, to order the hours' last uses.
+    used: u64,
+}
+
+impl State {
+    /// Lets go of the bases of all but the [`BASES_KEPT`] hours used last (read again when
+    /// their next late event comes), so that a year of hours with late events does not hold
+    /// a year of sets (or of mapped files the retention removed).
+    fn evict_bases(&mut self) {
+        let mut with_base: Vec<(u64, u32)> = self
+            .hours
+            .iter()
+            .filter(|(_, h)| h.base.is_some())
+            .map(|(hour, h)| (h.last_used, *hour))
+            .collect();
+        if with_base.len() <= BASES_KEPT {
+            return;
+        }
+        with_base.sort_unstable();
+        for &(_, hour) in &with_base[..with_base.len() - BASES_KEPT] {
+            if let Some(h) = self.hours.get_mut(&hour) {
+                h.base = None;
+            }
+        }
+    }
 }
 
 /// Late events' counts: the late thread's state and what readers see of it.
@@ -105,7 +177,7 @@ pub struct LateCounts {
     images: RwLock<Vec<LateImage>>,
     /// Late events counted since start.
     counted: AtomicU64,
-    /// Times an hour's base could not be read.
+    /// Late events dropped: their hour's users could not be read.
     failures: AtomicU64,
 }
 
@@ -130,19 +202,29 @@ impl LateCounts {
         self.state.with_write(|state| {
             for (hour, users) in late {
                 let counts = self.ring.archive().get(*hour).unwrap_or_default();
-                let mut set = HashSet::with_hasher(ahash::RandomState::new());
-                set.extend(users.iter().copied());
-                let h = LateHour {
-                    base: None,
-                    base_len: counts.unique_users.saturating_sub(users.len() as u64),
-                    users: set,
-                    order: users.clone(),
-                    counts,
-                };
+                let base_len = counts.unique_users.saturating_sub(users.len() as u64);
+                let mut h = LateHour::new(counts, base_len);
+                for &user in users {
+                    h.add_user(user);
+                }
                 self.publish(*hour, &h);
                 state.hours.insert(*hour, h);
             }
         });
+    }
+
+    /// The cold tier the bases are read from.
+    pub fn cold(&self) -> &Arc<ColdTier> {
+        &self.cold
+    }
+
+    /// Forgets the late state of every hour `cold` no longer keeps once the ring has taken
+    /// `newest` (the retention removed its file): no late event can come for it any more.
+    pub fn forget_past(&self, newest: u32, cold: &ColdTier) {
+        let keeps = |hour: &u32| cold.keeps(*hour, newest);
+        self.state
+            .with_write(|state| state.hours.retain(|h, _| keeps(h)));
+        self.views.with_write(|views| views.retain(|h, _| keeps(h)));
     }
 
     /// The late state of `hour`, if late events came for it.
@@ -150,7 +232,8 @@ impl LateCounts {
         self.views.with_read(|v| v.get(&hour).cloned())
     }
 
-    /// Late events counted since start, and times a base could not be read.
+    /// Late events counted since start, and late events dropped (their hour's users could
+    /// not be read).
     pub fn figures(&self) -> (u64, u64) {
         // Relaxed: statistics.
         (
@@ -160,7 +243,7 @@ impl LateCounts {
     }
 
     /// Counts every late event the writer queued, in its order; leaves an image at each
-    /// mark. `false` if an hour's base could not be read: the rest waits, to be tried again.
+    /// mark. Always `true`: an event whose hour's users cannot be read is dropped (below).
     pub fn apply(&self) -> bool {
         let Some(queue) = self.ring.late() else {
             return true;
@@ -168,17 +251,13 @@ impl LateCounts {
         self.state.with_write(|state| {
             let mut taken = Vec::new();
             queue.take(&mut taken);
-            state.held.extend(taken);
             let mut touched = Vec::new();
-            let mut done = true;
-            while let Some(&late) = state.held.front() {
+            for late in taken {
                 match late {
                     Late::Event(event) => {
-                        if !self.count(state, event) {
-                            done = false;
-                            break;
+                        if self.count(state, event) {
+                            touched.push(event.hour);
                         }
-                        touched.push(event.hour);
                     }
                     Late::Mark(covered) => {
                         self.publish_touched(state, &mut touched);
@@ -187,32 +266,32 @@ impl LateCounts {
                             hours: state
                                 .hours
                                 .iter()
-                                .map(|(h, s)| (*h, s.counts, s.order.clone()))
+                                .map(|(h, s)| (*h, s.counts, s.listed()))
                                 .collect(),
                         };
                         self.images.with_write(|i| i.push(image));
                     }
                 }
-                state.held.pop_front();
             }
             self.publish_touched(state, &mut touched);
-            done
-        })
+            state.evict_bases();
+        });
+        true
     }
 
-    /// Counts one late event; `false` if its hour's base could not be read.
+    /// Counts one late event; `false` if it was dropped: its hour's users cannot be read
+    /// (its file damaged or gone). The edge refuses late POSTs for hours whose users are not
+    /// kept, so only a fault of the disk gets here; the outcome is as stable as the disk's
+    /// state (a replay over the same files drops the same events), and it is counted
+    /// (`hourtally_late_dropped_total`) and logged.
     fn count(&self, state: &mut State, event: Event) -> bool {
         let hour = event.hour;
+        state.used += 1;
+        let used = state.used;
         let h = state.hours.entry(hour).or_insert_with(|| {
             // Its counts when it left (zeros if it never had an event in the ring).
             let counts = self.ring.archive().get(hour).unwrap_or_default();
-            LateHour {
-                base: None,
-                base_len: counts.unique_users,
-                users: HashSet::with_hasher(ahash::RandomState::new()),
-                order: Vec::new(),
-                counts,
-            }
+            LateHour::new(counts, counts.unique_users)
         });
         if h.base.is_none() {
             match self.base(hour, h.base_len) {
@@ -224,9 +303,9 @@ impl LateCounts {
                 }
             }
         }
+        h.last_used = used;
         let base = h.base.as_ref().is_some_and(|b| b.contains(event.user));
-        if !base && h.users.insert(event.user) {
-            h.order.push(event.user);
+        if !base && h.add_user(event.user) {
             h.counts.unique_users += 1;
         }
         match event.kind {
@@ -252,7 +331,7 @@ impl LateCounts {
             Ok(None) => {
                 tracing::error!(
                     hour_start_ms = u64::from(hour) * crate::event::MILLIS_PER_HOUR,
-                    "late events: the hour's users are in no cold file; its late events wait"
+                    "late events: the hour's users are in no cold file; its late event is dropped"
                 );
                 None
             }
@@ -261,7 +340,7 @@ impl LateCounts {
                     hour_start_ms = u64::from(hour) * crate::event::MILLIS_PER_HOUR,
                     file = %crate::cold::file_name(hour),
                     error = %fault,
-                    "late events: the hour's users cannot be read; its late events wait"
+                    "late events: the hour's users cannot be read; its late event is dropped"
                 );
                 None
             }
@@ -285,7 +364,8 @@ impl LateCounts {
         let view = Arc::new(LateView {
             counts: h.counts,
             base_len: h.base_len,
-            users: h.order.clone(),
+            log: Arc::clone(&h.log),
+            late_users: h.users.len() as u64,
         });
         self.views.with_write(|v| v.insert(hour, view));
         self.ring.archive().count_late(hour, h.counts);
@@ -308,8 +388,8 @@ impl LateCounts {
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "event {covered}: the late events before it are not counted yet (an \
-                     hour's users cannot be read: see the server's log)"
+                    "event {covered}: the late events before it are not counted yet (the \
+                     thread that counts them is behind or gone: see the server's log)"
                 ));
             }
             std::thread::sleep(Duration::from_millis(10));

@@ -80,12 +80,17 @@ impl Server {
         let data = if config.ephemeral {
             None
         } else {
-            let dir = DataDir::open(&config.data_dir, config.retention_hours as u32).map_err(
-                |source| StartError::DataDir {
+            let cold_hours = if config.keeps_cold_tier() {
+                config.cold_retention_hours
+            } else {
+                0
+            };
+            let dir = DataDir::open(&config.data_dir, config.retention_hours as u32)
+                .and_then(|dir| dir.with_cold_retention(cold_hours))
+                .map_err(|source| StartError::DataDir {
                     listen: config.listen.clone(),
                     source,
-                },
-            )?;
+                })?;
             Some(dir)
         };
         let workers = config.effective_workers();

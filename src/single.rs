@@ -99,7 +99,11 @@ impl Recovery for Replay {
             ring,
             late.as_deref(),
         )?
-        .with_cold_tier(ring.ring().leaving().cloned(), late)
+        .with_cold_tier(
+            ring.ring().leaving().cloned(),
+            late.clone(),
+            late.map(|l| Arc::clone(l.cold())),
+        )
         .with_segment_bytes(segment_bytes)
         .with_waiters(waiters);
         Ok(Some(Applying {

@@ -81,7 +81,7 @@ pub fn count(
             HourMembers::InRing { .. } | HourMembers::NotStarted => None,
         };
         if let Some(view) = &view {
-            loose.extend_from_slice(&view.users);
+            view.users_into(&mut loose);
         }
         let counts = match members {
             HourMembers::InRing { counts, members } | HourMembers::Leaving { counts, members } => {

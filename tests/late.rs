@@ -142,3 +142,51 @@ fn late_events_count_exactly_in_hours_and_ranges_after_kill_9_and_after_a_snapsh
     ));
     r.assert_reason(422, "too old");
 }
+
+/// An hour that left the ring before the server kept a cold tier has no users to count a
+/// late event against: its late POST is refused (never counted without them), and one of an
+/// hour whose file exists is counted.
+#[test]
+fn a_late_post_for_an_hour_whose_users_were_not_kept_is_refused() {
+    not_near_an_hour_boundary(Duration::from_secs(30));
+    let h = now_ms() / HOUR;
+    let dir = DataDir::new("late-unkept");
+    let mut model = journal(&dir, h);
+    // First without a cold tier: the replay makes h-12..=h-4 leave with only their totals.
+    let s = TestServer::start(&[
+        "--data-dir",
+        dir.arg(),
+        "--retention-hours",
+        "3",
+        "--cold-retention-hours",
+        "0",
+    ]);
+    let (status, _) = s.terminate();
+    assert!(status.success());
+    let s = TestServer::start(&["--data-dir", dir.arg(), "--retention-hours", "3"]);
+    let r = s.post(&format!(
+        "/analytics?timestamp={}&user=late&click",
+        (h - 6) * HOUR
+    ));
+    r.assert_reason(422, "before this server kept its users");
+    assert_eq!(s.counts((h - 6) * HOUR), model.hour(h - 6));
+    // The current hour takes h-3's slot: h-3 leaves now, with a file; a late POST counts.
+    let now = h * HOUR;
+    assert_eq!(
+        s.post(&format!("/analytics?timestamp={now}&user=n&click"))
+            .status,
+        204
+    );
+    model.add(h, "n", true);
+    let want = (model.hour(h - 3).0, model.hour(h - 3).1, 0);
+    assert_eq!(s.wait_counts((h - 3) * HOUR, want), want);
+    // In the ring, waiting to be stored, or stored: its users are kept, so it counts.
+    let r = s.post(&format!(
+        "/analytics?timestamp={}&user=late&click",
+        (h - 3) * HOUR
+    ));
+    assert_eq!(r.status, 204, "{r:?}");
+    model.add(h - 3, "late", true);
+    let want = model.hour(h - 3);
+    assert_eq!(s.wait_counts((h - 3) * HOUR, want), want);
+}

@@ -269,21 +269,7 @@ fn journal_of_past_hours_of(dir: &DataDir, h: u64, hours: u64, per_hour: usize) 
 fn wait_cold_files(dir: &DataDir, n: usize) -> Vec<u64> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let mut hours: Vec<u64> = std::fs::read_dir(dir.0.join("cold"))
-            .map(|entries| {
-                entries
-                    .filter_map(|e| {
-                        e.ok()?
-                            .file_name()
-                            .to_str()?
-                            .strip_suffix(".hcs")?
-                            .parse()
-                            .ok()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        hours.sort_unstable();
+        let hours = cold_files(dir);
         if hours.len() == n {
             return hours;
         }
@@ -423,10 +409,10 @@ fn a_stop_during_a_replay_that_made_hours_leave_stores_them_and_is_prompt() {
 
 #[test]
 fn hours_past_the_cold_retention_lose_their_files_and_a_range_over_them_is_refused() {
-    not_near_an_hour_boundary(Duration::from_secs(20));
+    not_near_an_hour_boundary(Duration::from_secs(30));
     let h = now_ms() / HOUR;
     let dir = DataDir::new("range-cold-retention");
-    let model = journal_of_past_hours(&dir, h, 12);
+    let mut model = journal_of_past_hours(&dir, h, 12);
     let s = TestServer::start(&[
         "--data-dir",
         dir.arg(),
@@ -434,23 +420,71 @@ fn hours_past_the_cold_retention_lose_their_files_and_a_range_over_them_is_refus
         "3",
         "--cold-retention-hours",
         "5",
+        "--snapshot-interval-s",
+        "1",
     ]);
-    // The ring took h-1 last: hours before h-6 are past 5 hours.
-    assert_eq!(wait_cold_files(&dir, 3), vec![h - 6, h - 5, h - 4]);
+    // Every hour that left is stored: a file goes only once the older of the two kept
+    // snapshots had taken an hour more than 5 hours after it.
     assert_eq!(
-        s.wait_counts((h - 1) * HOUR, model.range(h - 1, h - 1)),
-        model.range(h - 1, h - 1)
+        wait_cold_files(&dir, 9),
+        (h - 12..=h - 4).collect::<Vec<_>>()
     );
-    assert_eq!(range_counts(&s, h - 6, h), model.range(h - 6, h));
-    let r = range(&s, (h - 7) * HOUR, h * HOUR);
+    // The current hour (h-3 leaves), and events while snapshots are taken (one a second,
+    // when there is something new): the kept snapshots move on to newest hour h, and hours
+    // before h-5 lose their files.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut i = 0;
+    let files = loop {
+        let ts = h * HOUR + i;
+        assert_eq!(
+            s.post(&format!("/analytics?timestamp={ts}&user=n{i}&click"))
+                .status,
+            204
+        );
+        model.add(h, &format!("n{i}"), true);
+        i += 1;
+        let files = cold_files(&dir);
+        if files == vec![h - 5, h - 4, h - 3] {
+            break files;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cold/ holds {files:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(files.len(), 3);
+    wait_applied(&s, &model);
+    assert_eq!(range_counts(&s, h - 5, h), model.range(h - 5, h));
+    let r = range(&s, (h - 6) * HOUR, h * HOUR);
     r.assert_reason(422, "past --cold-retention-hours");
     assert!(
-        r.text().contains(&format!("{} ms", (h - 7) * HOUR)),
+        r.text().contains(&format!("{} ms", (h - 6) * HOUR)),
         "{}",
         r.text()
     );
     // Its totals stay.
-    assert_eq!(s.counts((h - 7) * HOUR), model.range(h - 7, h - 7));
+    assert_eq!(s.counts((h - 6) * HOUR), model.range(h - 6, h - 6));
+}
+
+/// The hours `cold/` holds files of, now.
+fn cold_files(dir: &DataDir) -> Vec<u64> {
+    let mut hours: Vec<u64> = std::fs::read_dir(dir.0.join("cold"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| {
+                    e.ok()?
+                        .file_name()
+                        .to_str()?
+                        .strip_suffix(".hcs")?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    hours.sort_unstable();
+    hours
 }
 
 #[test]

@@ -20,6 +20,8 @@ pub enum RejectError {
     TooOldForId { max_past_hours: u32 },
     #[error("timestamp: the hour is sealed (its slot now holds a newer hour)")]
     SealedHour,
+    #[error("timestamp: the hour left the ring before this server kept its users (no cold file), so a late event for it cannot be counted exactly")]
+    LateWithoutUsers,
     #[error("queue full: the writer cannot keep up; the event was not taken, retry")]
     QueueFull,
     #[error("shutting down: the event was not taken, retry on another server")]
@@ -174,6 +176,7 @@ reasons! {
     TooOldHour "too_old_hour" UnprocessableContent,
     TooOldForId "too_old_for_id" UnprocessableContent,
     SealedHour "sealed_hour" UnprocessableContent,
+    LateWithoutUsers "late_without_users" UnprocessableContent,
     QueueFull "queue_full" ServiceUnavailable,
     ShuttingDown "shutting_down" ServiceUnavailable,
     Recovering "recovering" ServiceUnavailable,
@@ -233,6 +236,7 @@ impl ApiError {
                 RejectError::TooOldHour { .. } => Reason::TooOldHour,
                 RejectError::TooOldForId { .. } => Reason::TooOldForId,
                 RejectError::SealedHour => Reason::SealedHour,
+                RejectError::LateWithoutUsers => Reason::LateWithoutUsers,
                 RejectError::QueueFull => Reason::QueueFull,
                 RejectError::ShuttingDown => Reason::ShuttingDown,
                 RejectError::Recovering(_) => Reason::Recovering,
@@ -314,7 +318,7 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_status_close_and_headers() {
-        let cases: [(ApiError, u16, bool, &str); 41] = [
+        let cases: [(ApiError, u16, bool, &str); 42] = [
             (RangeError::NoUsers { hour: 7 }.into(), 422, false, ""),
             (RangeError::Failed.into(), 500, false, ""),
             (
@@ -403,6 +407,7 @@ mod tests {
                 "",
             ),
             (RejectError::SealedHour.into(), 422, false, ""),
+            (RejectError::LateWithoutUsers.into(), 422, false, ""),
             (
                 RejectError::QueueFull.into(),
                 503,

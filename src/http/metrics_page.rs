@@ -17,7 +17,7 @@ pub struct Gauges<'a> {
     pub freezes: u64,
     /// The cold tier's `(hours, bytes, failed stores)`, if the server keeps one.
     pub cold: Option<(u64, u64, u64)>,
-    /// Late events `(counted, times an hour's users could not be read)`, if counted.
+    /// Late events `(counted, dropped: their hour's users could not be read)`, if counted.
     pub late: Option<(u64, u64)>,
     pub queued: usize,
     pub queue_capacity: usize,
@@ -118,7 +118,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
             failures,
         );
     }
-    if let Some((counted, unreadable)) = g.late {
+    if let Some((counted, dropped)) = g.late {
         p.one(
             "hourtally_events_late_total",
             "counter",
@@ -126,10 +126,10 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
             counted,
         );
         p.one(
-            "hourtally_late_unreadable_total",
+            "hourtally_late_dropped_total",
             "counter",
-            "Times the users of an hour with late events could not be read (its late events wait, in order, and are tried again).",
-            unreadable,
+            "Late events dropped because their hour's users could not be read (a damaged or removed cold file; logged).",
+            dropped,
         );
     }
     p.one(

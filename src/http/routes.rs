@@ -224,6 +224,36 @@ impl Service {
         }
     }
 
+    /// Whether the users of `hour`, which left the ring, are kept for its late events: it
+    /// had none, or they wait to be stored, or the cold tier has its file. Never parks the
+    /// thread: a lock held right now yields the coroutine and asks again.
+    fn users_kept(&self, hour: u32) -> bool {
+        let had = loop {
+            match self.ring.archive().try_get(hour) {
+                Ok(counts) => break counts.map_or(0, |c| c.unique_users),
+                Err(()) => may::coroutine::yield_now(),
+            }
+        };
+        if had == 0 {
+            return true;
+        }
+        loop {
+            let leaving = self
+                .ring
+                .leaving()
+                .map_or(Some(false), |l| l.try_contains(hour));
+            let filed = self
+                .uniques
+                .as_ref()
+                .and_then(|u| u.cold())
+                .map_or(Some(false), |c| c.try_has(hour));
+            match (leaving, filed) {
+                (Some(leaving), Some(filed)) => return leaving || filed,
+                _ => may::coroutine::yield_now(),
+            }
+        }
+    }
+
     /// A POST's event, if its query is valid and its hour admitted: what is known before its
     /// body, and the same whatever the body holds.
     fn admit(&self, query: &[u8], clock: &Clock) -> Result<Event, ApiError> {
@@ -265,9 +295,19 @@ impl Service {
             return Err(RejectError::LogFailing.into());
         }
         // Advisory: only clocks further apart than the admission margin get here. With a cold
-        // tier an admitted event of a sealed hour is late, and counted (`late`).
-        if self.ring.late().is_none() && self.ring.is_sealed(event.hour) {
-            return Err(RejectError::SealedHour.into());
+        // tier an admitted event of a sealed hour is late, and counted (`late`), if it is
+        // within the late window and its hour's users are kept.
+        match (self.ring.late(), self.ring.sealed_by(event.hour)) {
+            (_, None) => {}
+            (None, Some(_)) => return Err(RejectError::SealedHour.into()),
+            (Some(late), Some(holder)) => {
+                if u64::from(event.hour) + u64::from(late.window()) < u64::from(holder) {
+                    return Err(RejectError::SealedHour.into());
+                }
+                if !self.users_kept(event.hour) {
+                    return Err(RejectError::LateWithoutUsers.into());
+                }
+            }
         }
         let to_api = |e| match e {
             PushError::Full => RejectError::QueueFull.into(),

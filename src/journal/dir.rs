@@ -26,6 +26,12 @@ pub enum DataDirError {
         found: u32,
         wanted: u32,
     },
+    #[error("{path}: written with --cold-retention-hours {found}, this server has {wanted}: the journal's late events were counted under {found} and would be replayed under another rule; start it with --cold-retention-hours {found}, or give it a new --data-dir")]
+    OtherColdRetention {
+        path: PathBuf,
+        found: u32,
+        wanted: u32,
+    },
     #[error("{path}: format version {found}, this build reads {FORMAT_VERSION}: run the build that wrote it, or give this one a new --data-dir")]
     OtherVersion { path: PathBuf, found: String },
     #[error("{0}: not an hourtally meta file (expected `hourtally-data VERSION` and `retention_hours=N`)")]
@@ -46,6 +52,10 @@ pub struct DataDir {
     /// so a start that fails leaves the directory as it found it.
     unstamped: bool,
     retention_hours: u32,
+    /// The cold retention `meta` records (`None`: written before it recorded one), and the
+    /// one this server runs with (`with_cold_retention`; 0: no cold tier).
+    recorded_cold: Option<u32>,
+    cold_retention_hours: u32,
 }
 
 /// Takes an exclusive `flock` on `file` without waiting: `Ok(false)` if another holds it.
@@ -87,12 +97,9 @@ impl DataDir {
             return Err(DataDirError::Locked(path.to_path_buf()));
         }
         let meta_path = path.join("meta");
-        let unstamped = match fs::read_to_string(&meta_path) {
-            Ok(text) => {
-                check_meta(&meta_path, &text, retention_hours)?;
-                false
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        let (unstamped, recorded_cold) = match fs::read_to_string(&meta_path) {
+            Ok(text) => (false, check_meta(&meta_path, &text, retention_hours)?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (true, None),
             Err(e) => return Err(io_err(&meta_path)(e)),
         };
         Ok(DataDir {
@@ -101,7 +108,29 @@ impl DataDir {
             _dir_lock: dir_lock,
             unstamped,
             retention_hours,
+            recorded_cold,
+            cold_retention_hours: 0,
         })
+    }
+
+    /// The server runs with a cold tier of `hours` (0: none). Whether an event of a sealed
+    /// hour is late depends on it (`ring::late`), so a directory whose journal may hold late
+    /// events counted under another retention is refused; one that recorded none (or 0) takes
+    /// any, and records it at the [`stamp`](Self::stamp).
+    pub fn with_cold_retention(mut self, hours: u32) -> Result<Self, DataDirError> {
+        match self.recorded_cold {
+            Some(found) if found != 0 && found != hours => {
+                return Err(DataDirError::OtherColdRetention {
+                    path: self.path.join("meta"),
+                    found,
+                    wanted: hours,
+                })
+            }
+            Some(found) if found == hours => {}
+            _ => self.unstamped = true,
+        }
+        self.cold_retention_hours = hours;
+        Ok(self)
     }
 
     pub fn path(&self) -> &Path {
@@ -112,8 +141,9 @@ impl DataDir {
     /// start refused for another reason writes nothing.
     pub fn stamp(&mut self) -> io::Result<()> {
         if self.unstamped {
-            write_meta(&self.path, self.retention_hours)?;
+            write_meta(&self.path, self.retention_hours, self.cold_retention_hours)?;
             self.unstamped = false;
+            self.recorded_cold = Some(self.cold_retention_hours);
         }
         Ok(())
     }
@@ -150,7 +180,8 @@ fn sync_parent(path: &Path) -> io::Result<()> {
     File::open(parent)?.sync_all()
 }
 
-fn check_meta(path: &Path, text: &str, wanted: u32) -> Result<(), DataDirError> {
+/// Checks `meta`'s version and retention; returns the cold retention it records, if any.
+fn check_meta(path: &Path, text: &str, wanted: u32) -> Result<Option<u32>, DataDirError> {
     let mut lines = text.lines();
     let version = lines
         .next()
@@ -174,16 +205,27 @@ fn check_meta(path: &Path, text: &str, wanted: u32) -> Result<(), DataDirError> 
             wanted,
         });
     }
-    Ok(())
+    match lines
+        .next()
+        .map(|l| l.strip_prefix("cold_retention_hours="))
+    {
+        None => Ok(None),
+        Some(Some(v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| DataDirError::BadMeta(path.to_path_buf())),
+        Some(None) => Err(DataDirError::BadMeta(path.to_path_buf())),
+    }
 }
 
 /// Writes `meta` atomically: a temporary file, synced, renamed, and the directory synced.
-fn write_meta(dir: &Path, retention_hours: u32) -> io::Result<()> {
+fn write_meta(dir: &Path, retention_hours: u32, cold_retention_hours: u32) -> io::Result<()> {
     let tmp = dir.join("meta.tmp");
     let mut f = File::create(&tmp)?;
+    // An older build reads the first two lines only.
     write!(
         f,
-        "hourtally-data {FORMAT_VERSION}\nretention_hours={retention_hours}\n"
+        "hourtally-data {FORMAT_VERSION}\nretention_hours={retention_hours}\ncold_retention_hours={cold_retention_hours}\n"
     )?;
     f.sync_all()?;
     fs::rename(&tmp, dir.join("meta"))?;

@@ -361,3 +361,37 @@ proptest! {
         prop_assert_eq!(replayed.archive().try_len(), live.archive().try_len());
     }
 }
+
+#[test]
+fn a_data_directory_keeps_its_cold_retention_and_refuses_another() {
+    let dir = TempDir::new("journal");
+    let open = |cold: u32| DataDir::open(&dir.0, 48).and_then(|d| d.with_cold_retention(cold));
+    // A directory an older build stamped: no cold retention recorded, any is taken.
+    fs::write(dir.0.join("meta"), "hourtally-data 1\nretention_hours=48\n").expect("meta");
+    let mut data = open(720).expect("taken");
+    data.stamp().expect("stamp");
+    drop(data);
+    let meta = fs::read_to_string(dir.0.join("meta")).expect("meta");
+    assert!(meta.ends_with("cold_retention_hours=720\n"), "{meta}");
+    // The journal's late events were counted under 720: another retention, or none, would
+    // replay them under another rule.
+    for other in [0, 100] {
+        let err = open(other).expect_err("refused");
+        assert!(
+            matches!(err, DataDirError::OtherColdRetention { found: 720, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("--cold-retention-hours 720"),
+            "{err}"
+        );
+    }
+    drop(open(720).expect("the same one"));
+    // A directory that ran without a cold tier takes one.
+    fs::write(
+        dir.0.join("meta"),
+        "hourtally-data 1\nretention_hours=48\ncold_retention_hours=0\n",
+    )
+    .expect("meta");
+    drop(open(100).expect("taken"));
+}

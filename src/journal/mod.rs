@@ -44,6 +44,7 @@ use crate::record::{self, encode_group};
 pub use dir::{DataDir, DataDirError};
 use snapshotter::Snapshots;
 
+use crate::cold::ColdTier;
 use crate::event::Event;
 use crate::late::LateCounts;
 use crate::ring::{Leaving, RingImage};
@@ -194,14 +195,19 @@ impl Journal {
 
     /// Takes snapshots only once the hours that left `leaving`'s ring before each are stored
     /// in the cold tier (`cold`), and the late events before each are counted (`late`): the
-    /// journal holds their events until then.
+    /// journal holds their events until then. Also lets `cold` go of the files of hours past
+    /// its retention as the kept snapshots move on (`Snapshots::prune_cold`).
     pub fn with_cold_tier(
         mut self,
         leaving: Option<Arc<Leaving>>,
         late: Option<Arc<LateCounts>>,
+        cold: Option<Arc<ColdTier>>,
     ) -> Self {
-        self.snapshots
-            .wait_for(snapshotter::Waits { leaving, late });
+        self.snapshots.wait_for(snapshotter::Waits {
+            leaving,
+            late,
+            cold,
+        });
         self
     }
 
@@ -389,6 +395,7 @@ impl Journal {
         let Some(floor) = self.snapshots.floor() else {
             return;
         };
+        self.snapshots.prune_cold(floor);
         while self.segments.len() > 1 && self.segments[1] <= floor {
             let first = self.segments.remove(0);
             let path = self.dir.join(segment_name(first));

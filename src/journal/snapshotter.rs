@@ -13,14 +13,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::snapshot;
+use crate::cold::ColdTier;
 use crate::late::LateCounts;
 use crate::ring::{Leaving, RingImage};
 
 /// At most one "snapshot failed" ERROR per this long; it counts the failures since the last.
 pub(super) const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// What the snapshot thread reports: the position written and how long it took, or why not.
-type Written = Result<(u64, u64, Duration), String>;
+/// What the snapshot thread reports of a snapshot written: its position, its users, how long
+/// it took, and the newest hour its ring had taken.
+type Written = Result<(u64, u64, Duration, u32), String>;
 
 /// How long a snapshot waits for the cold tier to store the hours that left the ring before
 /// it (`cold`), and for the late events before it to be counted (`late`), before it fails
@@ -33,6 +35,19 @@ pub(super) const COLD_WAIT: Duration = Duration::from_secs(30);
 pub(super) struct Waits {
     pub leaving: Option<Arc<Leaving>>,
     pub late: Option<Arc<LateCounts>>,
+    /// The cold tier whose files the kept snapshots let go of (`prune_cold`).
+    pub cold: Option<Arc<ColdTier>>,
+}
+
+/// The newest hour the ring of `image` had taken (0 if none).
+fn newest_hour(image: &RingImage) -> u32 {
+    image
+        .slots
+        .iter()
+        .map(|s| s.hour)
+        .filter(|&h| h != crate::ring::EMPTY)
+        .max()
+        .unwrap_or(0)
 }
 
 impl Waits {
@@ -86,6 +101,8 @@ pub(super) struct Snapshots {
     in_flight: Option<u64>,
     /// Positions of the snapshots on disk, oldest first.
     on_disk: Vec<u64>,
+    /// The newest hour each snapshot written by this run had taken, by position.
+    newest: std::collections::BTreeMap<u64, u32>,
     /// Failures since the last one logged, and when that was: a disk that stays full fails
     /// every attempt, and one ERROR per [`FAILURE_LOG_EVERY`] says so.
     failures: (u64, Option<Instant>),
@@ -122,7 +139,7 @@ impl Snapshots {
                             snapshot::write(&thread_dir, &image)
                                 .map_err(|e| format!("event {}: {e}", image.covered))
                         })
-                        .map(|_| (image.covered, users, started.elapsed()));
+                        .map(|_| (image.covered, users, started.elapsed(), newest_hour(&image)));
                     if results.send(result).is_err() {
                         return;
                     }
@@ -134,6 +151,7 @@ impl Snapshots {
             last_at: Instant::now(),
             in_flight: None,
             on_disk,
+            newest: std::collections::BTreeMap::new(),
             failures: (0, None),
             to_thread: Some(to_thread),
             waits: Waits::default(),
@@ -191,7 +209,8 @@ impl Snapshots {
             self.in_flight = None;
             self.last_at = Instant::now();
             match result {
-                Ok((covered, users, took)) => {
+                Ok((covered, users, took, newest)) => {
+                    self.newest.insert(covered, newest);
                     tracing::info!(
                         covered,
                         users,
@@ -227,6 +246,32 @@ impl Snapshots {
             }
         }
         written
+    }
+
+    /// Lets the cold tier go of what no kept snapshot, nor the journal after it, can need:
+    /// the files (and late counts) of hours more than the cold retention before the newest
+    /// hour of the snapshot at `floor` (the older kept one). A late event after `floor` is
+    /// of an hour within the retention of a newest hour at least that one (the apply rule),
+    /// so a replay from either kept snapshot never looks for a file removed here.
+    pub(super) fn prune_cold(&mut self, floor: u64) {
+        self.newest.retain(|&covered, _| covered >= floor);
+        let (Some(cold), Some(&newest)) = (&self.waits.cold, self.newest.get(&floor)) else {
+            return;
+        };
+        match cold.prune(newest) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(
+                removed,
+                newest_hour = newest,
+                "cold tier: removed the files of hours past the retention"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cold tier: could not remove an hour past the retention")
+            }
+        }
+        if let Some(late) = &self.waits.late {
+            late.forget_past(newest, cold);
+        }
     }
 
     /// The position below which no kept snapshot needs the journal: the older of the two

@@ -67,14 +67,21 @@ impl LateQueue {
         self.waker.with_write(|w| *w = Some(wake));
     }
 
-    /// Adds a message (the ring's writer) and wakes the late thread.
+    /// Adds a message (the ring's writer) and wakes the late thread if the queue was empty:
+    /// the thread takes the whole queue each time it is woken ([`take`](Self::take)), so a
+    /// message added to a queue that is not empty is taken with the one that woke it.
     pub(super) fn add(&self, late: Late) {
-        self.queue.with_write(|q| q.push_back(late));
-        self.waker.with_read(|w| {
-            if let Some(wake) = w {
-                wake();
-            }
+        let was_empty = self.queue.with_write(|q| {
+            q.push_back(late);
+            q.len() == 1
         });
+        if was_empty {
+            self.waker.with_read(|w| {
+                if let Some(wake) = w {
+                    wake();
+                }
+            });
+        }
     }
 
     /// Takes every message waiting, oldest first (the late thread).

@@ -96,6 +96,12 @@ impl Leaving {
         })
     }
 
+    /// Whether `hour` waits here, if that can be told without waiting for the lock.
+    pub fn try_contains(&self, hour: u32) -> Option<bool> {
+        self.queue
+            .try_with_read(|q| q.hours.iter().any(|h| h.hour == hour))
+    }
+
     /// The oldest hour not stored yet.
     pub fn front(&self) -> Option<LeavingHour> {
         self.queue.with_read(|q| q.hours.front().cloned())

@@ -51,7 +51,7 @@ pub mod placement;
 mod prefetch;
 pub mod slot;
 mod stripe;
-mod userlog;
+pub mod userlog;
 pub mod users;
 mod zeroed;
 
@@ -216,6 +216,14 @@ impl Ring {
         standing(self.slot(hour).hour(), hour) == Standing::Sealed
     }
 
+    /// The hour `hour`'s slot is published holding, if it is newer than `hour` (the hour
+    /// is sealed). Advisory, as [`is_sealed`](Self::is_sealed).
+    #[inline]
+    pub fn sealed_by(&self, hour: u32) -> Option<u32> {
+        let holder = self.slot(hour).hour();
+        (standing(holder, hour) == Standing::Sealed).then_some(holder)
+    }
+
     /// The archive of sealed hours.
     pub fn archive(&self) -> &Archive {
         &self.archive
@@ -362,8 +370,14 @@ impl RingWriter {
             Standing::InSlot => hint,
             Standing::Sealed => {
                 if let Some(late) = &self.ring.late {
-                    // Sequence-derived: the newest hour taken, never a clock.
-                    if u64::from(event.hour) + u64::from(late.window()) >= u64::from(self.newest) {
+                    // Sequence-derived: the newest hour taken, never a clock. An event with an
+                    // id is never late: ids are remembered in the ring only, so a retry of a
+                    // late one could count twice (the edge keeps such events to the ring's
+                    // window; this is the safety net if a clock stepped).
+                    if event.id == 0
+                        && u64::from(event.hour) + u64::from(late.window())
+                            >= u64::from(self.newest)
+                    {
                         late.add(Late::Event(event));
                         return Applied::Late;
                     }
