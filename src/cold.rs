@@ -23,8 +23,8 @@
 //! `Leaving` (memory) and the store is tried again, which never holds up the writer.
 //!
 //! Retention: an hour's file is removed once the older of the two kept snapshots had taken an
-//! hour more than `--cold-retention-hours` after it ([`ColdTier::prune`], called by the
-//! journal as the snapshots move on: a late event a replay from a kept snapshot could count
+//! hour more than `--cold-retention-hours` after it ([`ColdTier::prune`], on the late thread
+//! as the snapshots move on: a late event a replay from a kept snapshot could count
 //! is never of a removed hour); its totals stay in the archive as before. `--ephemeral` (no data directory) keeps no cold
 //! tier. A store that keeps failing for a reason other than room (a read-only directory)
 //! holds every later hour in memory, and snapshots wait for it: the server's log says so
@@ -198,17 +198,19 @@ impl ColdTier {
         Ok(Some(set))
     }
 
-    /// Removes the files of hours past the retention once the ring has taken `newest`.
-    /// Returns how many. The journal calls it when its older kept snapshot moves on
-    /// (`journal::snapshotter`), with that snapshot's newest hour: no replay from a kept
-    /// snapshot can then count a late event of a removed hour.
-    pub fn prune(&self, newest: u32) -> io::Result<usize> {
+    /// Removes the files of hours past the retention once the ring has taken `newest`, and
+    /// returns those hours (out of the index, so gone for readers) with the first error met
+    /// (a file left behind is only space). The late thread calls it when the older kept
+    /// snapshot moves on (`late::LateCounts::request_prune`), with that snapshot's newest
+    /// hour: no replay from a kept snapshot can then count a late event of a removed hour.
+    pub fn prune(&self, newest: u32) -> (Vec<u32>, Option<io::Error>) {
         let old: Vec<u32> = self.index.with_read(|i| {
             i.keys()
                 .copied()
                 .take_while(|&h| !self.keeps(h, newest))
                 .collect()
         });
+        let mut error = None;
         for &hour in &old {
             // Out of the index first: a union that finds it there and then not on disk
             // treats it as gone, as it is.
@@ -216,13 +218,17 @@ impl ColdTier {
             match fs::remove_file(self.dir.join(file_name(hour))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
             }
         }
         if !old.is_empty() {
-            crate::durable::sync_dir(&self.dir)?;
+            if let Err(e) = crate::durable::sync_dir(&self.dir) {
+                error.get_or_insert(e);
+            }
         }
-        Ok(old.len())
+        (old, error)
     }
 
     /// Stores every hour waiting in `leaving`, oldest first, each before it leaves

@@ -60,6 +60,8 @@ pub struct Freezer {
     turns: u32,
     /// The thread is gone (it panicked, which the panic hook printed): no more freezes.
     gone: bool,
+    /// The thread, joined when this is dropped.
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Work {
@@ -100,7 +102,7 @@ impl Freezer {
             }));
         }
         let (frozen, done) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("hourtally-freeze".into())
             .spawn(move || {
                 // What failed and is to be tried again, and when (`None`: nothing failed).
@@ -138,8 +140,8 @@ impl Freezer {
                         Some(Work::Late) => late_now = true,
                         None => {}
                     }
-                    // Late events first: one queued before an hour left is counted before
-                    // that hour's store may remove an older hour's file (retention).
+                    // Late events first, then the stores (the late thread also removes the
+                    // files past the retention, after the late events it has).
                     if let (true, Some(late)) = (late_now, late.as_mut()) {
                         late_failing = !late();
                     }
@@ -165,6 +167,7 @@ impl Freezer {
             seen_newest: crate::ring::EMPTY,
             turns: 0,
             gone: false,
+            thread: Some(thread),
         })
     }
 
@@ -227,8 +230,13 @@ impl Freezer {
 
 impl Drop for Freezer {
     /// Ends the thread once it has done what it was given (the ring's waker keeps the
-    /// channel open, so the thread would not see it close).
+    /// channel open, so the thread would not see it close), and waits for it: a stop's last
+    /// stores, late events and removals of files past the retention are done before the
+    /// data directory's lock is let go.
     fn drop(&mut self) {
         let _ = self.work.send(Work::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

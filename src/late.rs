@@ -37,7 +37,7 @@ use crate::event::{Event, Kind};
 use crate::ring::freeze::sorted_users;
 use crate::ring::userlog::UserLog;
 use crate::ring::{Late, Ring, RingImage};
-use crate::sync::{Arc, AtomicU64, Ordering, RwLock};
+use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering, RwLock};
 
 /// One hour's late state, as a range reads it.
 #[derive(Clone, Debug)]
@@ -179,6 +179,9 @@ pub struct LateCounts {
     counted: AtomicU64,
     /// Late events dropped: their hour's users could not be read.
     failures: AtomicU64,
+    /// The newest hour of the older kept snapshot, when it moved on and its prune is not
+    /// done yet (0: none asked).
+    prune_to: AtomicU32,
 }
 
 impl LateCounts {
@@ -193,6 +196,7 @@ impl LateCounts {
             images: RwLock::new(Vec::new()),
             counted: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            prune_to: AtomicU32::new(0),
         }
     }
 
@@ -213,18 +217,51 @@ impl LateCounts {
         });
     }
 
-    /// The cold tier the bases are read from.
-    pub fn cold(&self) -> &Arc<ColdTier> {
-        &self.cold
+    /// Asks the late thread to remove the cold files (and late state) of hours past the
+    /// retention once the ring has taken `newest`: the older kept snapshot's newest hour, as
+    /// it moves on (`journal::snapshotter`). The thread does it after the late events it has
+    /// (none of which is of such an hour), so the writer, which asks, never waits on files.
+    pub fn request_prune(&self, newest: u32) {
+        // Relaxed: a request; the thread reads the files and its state under their own locks.
+        self.prune_to.fetch_max(newest, Ordering::Relaxed);
+        if let Some(queue) = self.ring.late() {
+            queue.wake();
+        }
     }
 
-    /// Forgets the late state of every hour `cold` no longer keeps once the ring has taken
-    /// `newest` (the retention removed its file): no late event can come for it any more.
-    pub fn forget_past(&self, newest: u32, cold: &ColdTier) {
-        let keeps = |hour: &u32| cold.keeps(*hour, newest);
-        self.state
-            .with_write(|state| state.hours.retain(|h, _| keeps(h)));
-        self.views.with_write(|views| views.retain(|h, _| keeps(h)));
+    /// Does an asked-for prune (the late thread): the hours the cold tier removed lose their
+    /// late state too.
+    fn prune(&self, state: &mut State) {
+        // Relaxed: see `request_prune`.
+        let newest = self.prune_to.swap(0, Ordering::Relaxed);
+        if newest == 0 {
+            return;
+        }
+        let (removed, error) = self.cold.prune(newest);
+        if let Some(e) = error {
+            tracing::warn!(error = %e, dir = %self.cold.dir().display(), "cold tier: could not remove the file of an hour past the retention");
+        }
+        if !removed.is_empty() {
+            tracing::info!(
+                hours = removed.len(),
+                newest_hour = newest,
+                "cold tier: removed the files of hours past the retention"
+            );
+        }
+        for hour in &removed {
+            state.hours.remove(hour);
+        }
+        self.views.with_write(|views| {
+            for hour in &removed {
+                views.remove(hour);
+            }
+        });
+    }
+
+    /// The late view of `hour` if there is one, without waiting for the lock (`None` when it
+    /// is held: ask again).
+    pub fn try_view(&self, hour: u32) -> Option<Option<Arc<LateView>>> {
+        self.views.try_with_read(|v| v.get(&hour).cloned())
     }
 
     /// The late state of `hour`, if late events came for it.
@@ -275,6 +312,7 @@ impl LateCounts {
             }
             self.publish_touched(state, &mut touched);
             state.evict_bases();
+            self.prune(state);
         });
         true
     }

@@ -99,11 +99,7 @@ impl Recovery for Replay {
             ring,
             late.as_deref(),
         )?
-        .with_cold_tier(
-            ring.ring().leaving().cloned(),
-            late.clone(),
-            late.map(|l| Arc::clone(l.cold())),
-        )
+        .with_cold_tier(ring.ring().leaving().cloned(), late)
         .with_segment_bytes(segment_bytes)
         .with_waiters(waiters);
         Ok(Some(Applying {
@@ -143,11 +139,14 @@ fn recover(
     for why in &skipped {
         tracing::warn!(reason = %why, "snapshot unreadable; falling back on an older one and more of the journal");
     }
+    // The restored snapshot's position and newest hour (the cold tier's retention).
+    let mut restored = None;
     let from = match &image {
         Some(image) => {
             if let Err(e) = ring_writer.restore(image) {
                 return Err(fail("the snapshot", &e));
             }
+            restored = Some((image.covered, ring_writer.newest()));
             match late {
                 Some(late) => late.restore(&image.late),
                 None if !image.late.is_empty() => {
@@ -185,7 +184,10 @@ fn recover(
                 took_ms = started.elapsed().as_millis() as u64,
                 "recovered"
             );
-            Ok(journal)
+            Ok(match restored {
+                Some((covered, newest)) => journal.restored_from(covered, newest),
+                None => journal,
+            })
         }
         Err(e) => Err(fail("the journal", &e)),
     }

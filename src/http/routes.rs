@@ -228,10 +228,17 @@ impl Service {
     /// had none, or they wait to be stored, or the cold tier has its file. Never parks the
     /// thread: a lock held right now yields the coroutine and asks again.
     fn users_kept(&self, hour: u32) -> bool {
+        // What it had when it left: its late view's base if late events came for it (their
+        // count raises its archive entry), else its archive entry. The view is published
+        // before the archive entry is raised, so the archive is read first.
+        let late = self.uniques.as_ref().and_then(|u| u.late());
         let had = loop {
-            match self.ring.archive().try_get(hour) {
-                Ok(counts) => break counts.map_or(0, |c| c.unique_users),
-                Err(()) => may::coroutine::yield_now(),
+            let archived = self.ring.archive().try_get(hour);
+            let view = late.map_or(Some(None), |l| l.try_view(hour));
+            match (archived, view) {
+                (_, Some(Some(view))) => break view.base_len,
+                (Ok(counts), Some(None)) => break counts.map_or(0, |c| c.unique_users),
+                _ => may::coroutine::yield_now(),
             }
         };
         if had == 0 {

@@ -44,7 +44,6 @@ use crate::record::{self, encode_group};
 pub use dir::{DataDir, DataDirError};
 use snapshotter::Snapshots;
 
-use crate::cold::ColdTier;
 use crate::event::Event;
 use crate::late::LateCounts;
 use crate::ring::{Leaving, RingImage};
@@ -195,19 +194,22 @@ impl Journal {
 
     /// Takes snapshots only once the hours that left `leaving`'s ring before each are stored
     /// in the cold tier (`cold`), and the late events before each are counted (`late`): the
-    /// journal holds their events until then. Also lets `cold` go of the files of hours past
-    /// its retention as the kept snapshots move on (`Snapshots::prune_cold`).
+    /// journal holds their events until then. Also has `late` remove the files of hours past
+    /// the cold retention as the kept snapshots move on (`Snapshots::prune_cold`).
     pub fn with_cold_tier(
         mut self,
         leaving: Option<Arc<Leaving>>,
         late: Option<Arc<LateCounts>>,
-        cold: Option<Arc<ColdTier>>,
     ) -> Self {
-        self.snapshots.wait_for(snapshotter::Waits {
-            leaving,
-            late,
-            cold,
-        });
+        self.snapshots
+            .wait_for(snapshotter::Waits { leaving, late });
+        self
+    }
+
+    /// The snapshot this start restored (at `covered`) had taken `newest`: when a later
+    /// snapshot makes it the older kept one, the cold tier's retention moves on from it.
+    pub fn restored_from(mut self, covered: u64, newest: u32) -> Self {
+        self.snapshots.remember(covered, newest);
         self
     }
 

@@ -13,7 +13,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::snapshot;
-use crate::cold::ColdTier;
 use crate::late::LateCounts;
 use crate::ring::{Leaving, RingImage};
 
@@ -35,8 +34,6 @@ pub(super) const COLD_WAIT: Duration = Duration::from_secs(30);
 pub(super) struct Waits {
     pub leaving: Option<Arc<Leaving>>,
     pub late: Option<Arc<LateCounts>>,
-    /// The cold tier whose files the kept snapshots let go of (`prune_cold`).
-    pub cold: Option<Arc<ColdTier>>,
 }
 
 /// The newest hour the ring of `image` had taken (0 if none).
@@ -252,25 +249,20 @@ impl Snapshots {
     /// the files (and late counts) of hours more than the cold retention before the newest
     /// hour of the snapshot at `floor` (the older kept one). A late event after `floor` is
     /// of an hour within the retention of a newest hour at least that one (the apply rule),
-    /// so a replay from either kept snapshot never looks for a file removed here.
+    /// so a replay from either kept snapshot never looks for a file removed here. The late
+    /// thread removes them (`LateCounts::request_prune`): this runs on the writer.
     pub(super) fn prune_cold(&mut self, floor: u64) {
         self.newest.retain(|&covered, _| covered >= floor);
-        let (Some(cold), Some(&newest)) = (&self.waits.cold, self.newest.get(&floor)) else {
-            return;
-        };
-        match cold.prune(newest) {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(
-                removed,
-                newest_hour = newest,
-                "cold tier: removed the files of hours past the retention"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "cold tier: could not remove an hour past the retention")
-            }
+        if let (Some(late), Some(&newest)) = (&self.waits.late, self.newest.get(&floor)) {
+            late.request_prune(newest);
         }
-        if let Some(late) = &self.waits.late {
-            late.forget_past(newest, cold);
+    }
+
+    /// The snapshot at `covered`, on disk, had taken `newest` (the one a start restored: the
+    /// later stop's snapshot makes it the floor, `prune_cold`).
+    pub(super) fn remember(&mut self, covered: u64, newest: u32) {
+        if self.on_disk.contains(&covered) {
+            self.newest.insert(covered, newest);
         }
     }
 

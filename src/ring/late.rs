@@ -84,6 +84,15 @@ impl LateQueue {
         }
     }
 
+    /// Wakes the late thread (for work that is not a message: `late::LateCounts::request_prune`).
+    pub fn wake(&self) {
+        self.waker.with_read(|w| {
+            if let Some(wake) = w {
+                wake();
+            }
+        });
+    }
+
     /// Takes every message waiting, oldest first (the late thread).
     pub fn take(&self, into: &mut Vec<Late>) {
         self.queue.with_write(|q| into.extend(q.drain(..)));
