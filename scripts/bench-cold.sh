@@ -27,38 +27,13 @@ target=${CARGO_TARGET_DIR:-target}/release
 HOURTALLY=${HOURTALLY:-$target/hourtally}
 source scripts/lib.sh
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
 
-# start DIR ARGS...: the server on DIR; sets ADDR once it listens.
+# start DIR ARGS...: the server on DIR (ADDR, SERVER_PID).
 start() {
     local dir=$1
     shift
-    local log=$TMP/server.log
-    "$HOURTALLY" --data-dir "$dir" --retention-hours 3 --listen 127.0.0.1:0 "$@" >"$log" 2>&1 &
-    SERVER_PID=$!
-    ADDR=""
-    for _ in $(seq 200); do
-        ADDR=$(awk '/ listening / { for (i = 1; i <= NF; i++) if ($i ~ /^addr=/) { print substr($i, 6); exit } }' "$log")
-        [[ -n $ADDR ]] && break
-        sleep 0.05
-    done
-    [[ -n $ADDR ]] || { cat "$log" >&2; exit 1; }
-}
-
-# metric NAME: its value on /metrics (empty if absent or the server is not ready).
-metric() { curl -fsS "http://$ADDR/metrics" 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'; }
-
-# wait_for NAME VALUE: until /metrics shows NAME >= VALUE (bounded).
-wait_for() {
-    for _ in $(seq 3000); do
-        local v
-        v=$(metric "$1")
-        [[ -n $v && $v -ge $2 ]] && return 0
-        sleep 0.1
-    done
-    echo "$1 never reached $2" >&2
-    exit 1
+    start_server "$TMP/server.log" "$HOURTALLY" --data-dir "$dir" --retention-hours 3 --listen 127.0.0.1:0 "$@"
 }
 
 echo "writing a journal of $HOURS hours x $USERS users ..." >&2

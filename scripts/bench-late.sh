@@ -24,8 +24,6 @@ target=${CARGO_TARGET_DIR:-target}/release
 HOURTALLY=${HOURTALLY:-$target/hourtally}
 source scripts/lib.sh
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 cat >"$TMP/post.py" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[5])
@@ -36,27 +34,8 @@ send(addr, (b"POST /analytics?timestamp=%d&user=%s%d&click HTTP/1.1\r\nHost: b\r
 PY
 
 read -r first _ < <("$target/examples/journal_of_hours" "$TMP/data" 6 "$USERS" | paste -sd' ')
-log=$TMP/server.log
-"$HOURTALLY" --data-dir "$TMP/data" --retention-hours 3 --listen 127.0.0.1:0 >"$log" 2>&1 &
-SERVER_PID=$!
-addr=""
-for _ in $(seq 200); do
-    addr=$(awk '/ listening / { for (i = 1; i <= NF; i++) if ($i ~ /^addr=/) { print substr($i, 6); exit } }' "$log")
-    [[ -n $addr ]] && break
-    sleep 0.05
-done
-[[ -n $addr ]] || { cat "$log" >&2; exit 1; }
-metric() { curl -fsS "http://$addr/metrics" 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'; }
-wait_for() {
-    for _ in $(seq 6000); do
-        local v
-        v=$(metric "$1")
-        [[ -n $v && $v -ge $2 ]] && return 0
-        sleep 0.05
-    done
-    echo "$1 never reached $2" >&2
-    exit 1
-}
+start_server "$TMP/server.log" "$HOURTALLY" --data-dir "$TMP/data" --retention-hours 3 --listen 127.0.0.1:0
+addr=$ADDR
 wait_for hourtally_cold_hours 3
 now=$(($(date +%s) * 1000))
 tick=$(getconf CLK_TCK)

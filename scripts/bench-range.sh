@@ -58,21 +58,9 @@ for p in ps:
         sys.exit(1)
 EOF
 
-# cpu_ticks PID: utime + stime of the process, in clock ticks.
-cpu_ticks() {
-    awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
-
+start_server "$TMP/server.log" "$HOURTALLY" --ephemeral --listen 127.0.0.1:0 --queue-capacity 8388608
+addr=$ADDR
 log=$TMP/server.log
-"$HOURTALLY" --ephemeral --listen 127.0.0.1:0 --queue-capacity 8388608 >"$log" 2>&1 &
-SERVER_PID=$!
-addr=""
-for _ in $(seq 200); do
-    addr=$(awk '/ listening / { for (i = 1; i <= NF; i++) if ($i ~ /^addr=/) { print substr($i, 6); exit } }' "$log")
-    [[ -n $addr ]] && break
-    sleep 0.05
-done
-[[ -n $addr ]] || { cat "$log" >&2; exit 1; }
 now=$(($(date +%s) * 1000))
 hour=$((now / 3600000))
 first=$(((hour - 1 - HOURS) * 3600000))
