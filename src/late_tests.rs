@@ -213,3 +213,27 @@ fn an_event_with_an_id_is_never_late() {
     assert!(s.late.apply());
     assert_eq!(s.ring.read(10), counts(5, 5, 0));
 }
+
+#[test]
+fn the_writer_wakes_the_late_thread_only_when_its_queue_was_empty_and_none_is_lost() {
+    use std::sync::atomic::{AtomicUsize, Ordering as O};
+    let mut s = setup().with_hour_10_left();
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&wakes);
+    let queue = s.ring.late().expect("late events").clone();
+    queue.wake_with(Box::new(move || {
+        counted.fetch_add(1, O::Relaxed);
+    }));
+    // Three late events before the thread takes them: one wake-up, and it takes all three.
+    for u in [97, 98, 99] {
+        assert_eq!(s.writer.apply(click(10, u)), Applied::Late);
+    }
+    assert_eq!(wakes.load(O::Relaxed), 1);
+    assert!(s.late.apply());
+    assert_eq!(s.ring.read(10), counts(8, 8, 0));
+    // The queue is empty again: the next event wakes it again.
+    assert_eq!(s.writer.apply(click(10, 96)), Applied::Late);
+    assert_eq!(wakes.load(O::Relaxed), 2);
+    assert!(s.late.apply());
+    assert_eq!(s.ring.read(10), counts(9, 9, 0));
+}
