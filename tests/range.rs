@@ -75,6 +75,22 @@ fn post_counted(conn: &mut common::Conn, model: &mut Model, ts: u64, user: &str,
     model.add(ts / HOUR, user, click);
 }
 
+/// `GET /analytics/range` from the start of hour `first` to the start of hour `last` on
+/// `conn`: its counts, once it answered 200.
+fn ask_range(conn: &mut common::Conn, first: u64, last: u64) -> (u64, u64, u64) {
+    conn.write(
+        format!(
+            "GET /analytics/range?from={}&to={} HTTP/1.1\r\nHost: t\r\n\r\n",
+            first * HOUR,
+            last * HOUR
+        )
+        .as_bytes(),
+    );
+    let r = conn.response(false);
+    assert_eq!(r.status, 200, "{r:?}");
+    parse_counts(&r.body)
+}
+
 fn range(s: &TestServer, from: u64, to: u64) -> Response {
     s.get(&format!("/analytics/range?from={from}&to={to}"))
 }
@@ -133,17 +149,7 @@ fn load(s: &TestServer, h: u64, per_client: usize) -> Model {
             let mut conn = common::Conn::new(std::net::TcpStream::connect(addr).unwrap());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let first = h - 4 + asked % 5;
-                conn.write(
-                    format!(
-                        "GET /analytics/range?from={}&to={} HTTP/1.1\r\nHost: t\r\n\r\n",
-                        first * HOUR,
-                        h * HOUR
-                    )
-                    .as_bytes(),
-                );
-                let r = conn.response(false);
-                assert_eq!(r.status, 200, "{r:?}");
-                let (u, c, i) = parse_counts(&r.body);
+                let (u, c, i) = ask_range(&mut conn, first, h);
                 // At most the 300 users of the pool, and never more events than sent.
                 assert!(u <= 300 && u <= c + i, "{u} {c} {i}");
                 assert!(c + i <= 4 * per_client as u64, "{c} {i}");
@@ -302,17 +308,7 @@ fn load_current_hour(s: &TestServer, h: u64, first: u64, per_client: usize) -> M
     let mut model = Model::default();
     let mut asked = 0;
     while !clients.iter().all(|c| c.is_finished()) || asked == 0 {
-        conn.write(
-            format!(
-                "GET /analytics/range?from={}&to={} HTTP/1.1\r\nHost: t\r\n\r\n",
-                (first + asked % 4) * HOUR,
-                h * HOUR
-            )
-            .as_bytes(),
-        );
-        let r = conn.response(false);
-        assert_eq!(r.status, 200, "{r:?}");
-        let (u, c, i) = parse_counts(&r.body);
+        let (u, c, i) = ask_range(&mut conn, first + asked % 4, h);
         // At most the pools' 60 users, and never fewer than the past hours' events.
         assert!(u <= 60 && u <= c + i, "{u} {c} {i}");
         asked += 1;
