@@ -28,6 +28,7 @@ pub mod head;
 pub mod hours;
 pub mod limits;
 pub mod metrics_page;
+pub mod post;
 pub mod range;
 pub mod response;
 pub mod route;

@@ -10,6 +10,8 @@ use super::date::Clock;
 use super::error::{ApiError, HttpError, RejectError};
 use super::limits::Limits;
 use super::metrics_page::{self, Gauges};
+use super::post::PostPath;
+pub use super::post::PostRun;
 use super::range;
 use super::response::{self, AfterAnswer, Answer, Body, PROMETHEUS};
 pub use super::route::Method;
@@ -23,10 +25,8 @@ use crate::ack::Ack;
 use crate::alarms::Alarms;
 use crate::conns::Connections;
 use crate::counts::Counts;
-use crate::event::Event;
 use crate::histogram::BatchStats;
-use crate::ingest::Producer;
-use crate::ingest::{Ingest, PushError};
+use crate::ingest::Ingest;
 use crate::journal::JournalHealth;
 use crate::query;
 use crate::readiness::{Readiness, Starting};
@@ -38,32 +38,6 @@ use crate::uniques::Uniques;
 /// The OpenAPI description of every route (`GET /openapi.json`), kept beside the routes it
 /// describes so that a change to one shows in the diff of the other.
 const OPENAPI: &[u8] = include_str!("openapi.json").as_bytes();
-
-/// A connection's run of POSTs ([`Ingest::producer`]): its entry into the ingest gate, once
-/// a POST began it, and the source its events carry (`Event::src`: with `--fsync always`,
-/// the connection's slot, so that the writer can tell it which of them a failed group
-/// refused; 0 otherwise).
-#[derive(Debug, Default)]
-pub struct PostRun<'s> {
-    pub producer: Option<Producer<'s>>,
-    pub src: u16,
-}
-
-/// The event id of an `Idempotency-Key` header, if the request has one (at most one).
-fn idempotency_key(headers: &[httparse::Header<'_>]) -> Result<Option<u64>, ApiError> {
-    const NAME: &str = "idempotency-key";
-    let mut found = None;
-    for h in headers {
-        // The length first: most fields are not this one, and are told apart in one compare.
-        if h.name.len() == NAME.len() && h.name.eq_ignore_ascii_case(NAME) {
-            if found.is_some() {
-                return Err(query::QueryError::Duplicate("Idempotency-Key").into());
-            }
-            found = Some(query::header_event_id(h.value)?);
-        }
-    }
-    Ok(found)
-}
 
 /// Everything the routes share: the ring, the ingest path, limits, counters.
 #[derive(Debug)]
@@ -212,6 +186,18 @@ impl Service {
         self.conns.draining() || self.ingest.is_closed()
     }
 
+    /// What the POST path reads of the state (`post`).
+    fn post_path(&self) -> PostPath<'_> {
+        PostPath {
+            ring: &self.ring,
+            ingest: &self.ingest,
+            admission: &self.admission,
+            journal: self.journal.as_deref(),
+            log: self.log.as_deref(),
+            uniques: self.uniques.as_ref(),
+        }
+    }
+
     /// The counts of `hour`, never parking the OS thread: if the archive lock is held by the
     /// writer for an instant, the coroutine yields and tries again. The one way every route
     /// reads an hour (`/analytics`, each row of `/analytics/hours`).
@@ -222,112 +208,6 @@ impl Service {
             }
             may::coroutine::yield_now();
         }
-    }
-
-    /// Whether the users of `hour`, which left the ring, are kept for its late events: it
-    /// had none, or they wait to be stored, or the cold tier has its file. Never parks the
-    /// thread: a lock held right now yields the coroutine and asks again.
-    fn users_kept(&self, hour: u32) -> bool {
-        // What it had when it left: its late view's base if late events came for it (their
-        // count raises its archive entry), else its archive entry. The view is published
-        // before the archive entry is raised, so the archive is read first.
-        let late = self.uniques.as_ref().and_then(|u| u.late());
-        let had = loop {
-            let archived = self.ring.archive().try_get(hour);
-            let view = late.map_or(Some(None), |l| l.try_view(hour));
-            match (archived, view) {
-                (_, Some(Some(view))) => break view.base_len,
-                (Ok(counts), Some(None)) => break counts.map_or(0, |c| c.unique_users),
-                _ => may::coroutine::yield_now(),
-            }
-        };
-        if had == 0 {
-            return true;
-        }
-        loop {
-            let leaving = self
-                .ring
-                .leaving()
-                .map_or(Some(false), |l| l.try_contains(hour));
-            let filed = self
-                .uniques
-                .as_ref()
-                .and_then(|u| u.cold())
-                .map_or(Some(false), |c| c.try_has(hour));
-            match (leaving, filed) {
-                (Some(leaving), Some(filed)) => return leaving || filed,
-                _ => may::coroutine::yield_now(),
-            }
-        }
-    }
-
-    /// A POST's event, if its query is valid and its hour admitted: what is known before its
-    /// body, and the same whatever the body holds.
-    fn admit(&self, query: &[u8], clock: &Clock) -> Result<Event, ApiError> {
-        let event = query::parse_post(query)?;
-        self.admission.check(event.hour, clock.hour())?;
-        Ok(event)
-    }
-
-    /// Validates, admits and queues one POST of `/analytics`, through the run of pushes
-    /// `run` (entered here if the run has not begun).
-    fn post<'s>(
-        &'s self,
-        query: &[u8],
-        headers: &[httparse::Header<'_>],
-        clock: &Clock,
-        run: &mut PostRun<'s>,
-    ) -> Result<(), ApiError> {
-        let mut event = self.admit(query, clock)?;
-        if let Some(id) = idempotency_key(headers)? {
-            if event.id != 0 {
-                return Err(query::QueryError::EventIdBoth.into());
-            }
-            event.id = id;
-        }
-        if event.id != 0 {
-            self.admission.check_id(event.hour, clock.hour())?;
-        }
-        // With refusals (`--fsync always`), a POST goes on to the disk, which takes it or
-        // refuses it: that try is also how the journal finds that space came back. Unless
-        // the journal holds failed writes to retry: its group would only queue behind them.
-        if self
-            .journal
-            .as_ref()
-            .is_some_and(|j| j.failing() && (run.src == 0 || j.holding()))
-        {
-            return Err(RejectError::JournalFailing.into());
-        }
-        if self.log.as_ref().is_some_and(|l| l.refusing()) {
-            return Err(RejectError::LogFailing.into());
-        }
-        // Advisory: only clocks further apart than the admission margin get here. With a cold
-        // tier an admitted event of a sealed hour is late, and counted (`late`), if it is
-        // within the late window and its hour's users are kept.
-        match (self.ring.late(), self.ring.sealed_by(event.hour)) {
-            (_, None) => {}
-            (None, Some(_)) => return Err(RejectError::SealedHour.into()),
-            (Some(late), Some(holder)) => {
-                if u64::from(event.hour) + u64::from(late.window()) < u64::from(holder) {
-                    return Err(RejectError::SealedHour.into());
-                }
-                if !self.users_kept(event.hour) {
-                    return Err(RejectError::LateWithoutUsers.into());
-                }
-            }
-        }
-        let to_api = |e| match e {
-            PushError::Full => RejectError::QueueFull.into(),
-            PushError::Closed => RejectError::ShuttingDown.into(),
-        };
-        let src = run.src;
-        let producer = match &mut run.producer {
-            Some(producer) => producer,
-            None => run
-                .producer
-                .insert(self.ingest.producer_for(src).map_err(to_api)?),
-        };
-        producer.push(event).map_err(to_api)
     }
 
     /// Validates a GET of `/analytics`; in a cluster, waits first if it asks for `fresh=1`.
@@ -348,7 +228,7 @@ impl Service {
         if path != b"/analytics" || method != Method::Post {
             return None;
         }
-        self.admit(query, clock).err()
+        self.post_path().admit(query, clock).err()
     }
 
     fn gauges(&self) -> Gauges<'_> {
@@ -438,15 +318,17 @@ impl Service {
             (Route::AnalyticsGet, None) => self
                 .get(query)
                 .map(|hour| Answer::text(Body::Counts(hour, self.read_counts(hour)))),
-            (Route::AnalyticsPost, None) => self.post(query, headers, clock, run).map(|()| {
-                tally.accepted += 1;
-                Answer {
-                    status: Status::NoContent,
-                    content_type: "",
-                    extra_headers: "",
-                    body: Body::Static(b""),
-                }
-            }),
+            (Route::AnalyticsPost, None) => {
+                self.post_path().post(query, headers, clock, run).map(|()| {
+                    tally.accepted += 1;
+                    Answer {
+                        status: Status::NoContent,
+                        content_type: "",
+                        extra_headers: "",
+                        body: Body::Static(b""),
+                    }
+                })
+            }
             (Route::AnalyticsHours, None) => hours::answer(
                 self.limits.max_range_hours,
                 |hour| self.read_counts(hour),
