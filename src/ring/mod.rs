@@ -21,6 +21,8 @@
 //!   most the late window before the newest hour taken, the event is late: queued, in order,
 //!   for the thread that counts it ([`late`]). Otherwise it is dropped and counted.
 //!
+//! The first rule is `RingWriter::apply`'s hot path; the other two, rare, are in `recycle`.
+//!
 //! So an event id is remembered as long as its hour holds its slot: until an event of an hour
 //! `capacity` (`--retention-hours`) or more hours later takes it, which the admission window
 //! keeps from happening while a POST can still reach back to the hour.
@@ -49,6 +51,7 @@ pub mod leaving;
 pub mod members;
 pub mod placement;
 mod prefetch;
+mod recycle;
 pub mod slot;
 mod stripe;
 pub mod userlog;
@@ -362,73 +365,18 @@ impl RingWriter {
     fn apply_hinted(&mut self, event: Event, hint: Option<Mixed>) -> Applied {
         let i = event.hour as usize % self.slots.len();
         debug_assert!(i < self.slots.len());
-        let w = &mut self.slots[i];
         // A hint is the user mixed by this slot's set, taken while the slot held the event's
         // hour: it is this set's only if the slot holds that hour still (a slot's hour only
         // moves forward, so no recycle came in between).
-        let hint = match standing(w.snap.hour, event.hour) {
+        let hint = match standing(self.slots[i].snap.hour, event.hour) {
             Standing::InSlot => hint,
-            Standing::Sealed => {
-                if let Some(late) = &self.ring.late {
-                    // Sequence-derived: the newest hour taken, never a clock. An event with an
-                    // id is never late: ids are remembered in the ring only, so a retry of a
-                    // late one could count twice (the edge keeps such events to the ring's
-                    // window; this is the safety net if a clock stepped).
-                    if event.id == 0
-                        && u64::from(event.hour) + u64::from(late.window())
-                            >= u64::from(self.newest)
-                    {
-                        late.add(Late::Event(event));
-                        return Applied::Late;
-                    }
-                }
-                // Relaxed: a statistic; single writer, so load-add-store is exact.
-                let drops = self.ring.sealed_drops.load(Ordering::Relaxed);
-                self.ring.sealed_drops.store(drops + 1, Ordering::Relaxed);
-                return Applied::Sealed;
-            }
+            Standing::Sealed => return self.late_or_sealed(event),
             Standing::NotStarted => {
-                if w.snap.hour != EMPTY {
-                    // Sealed before the slot is published with the new hour (see the module
-                    // doc): the archive lock's release and the slot's Release store order it.
-                    self.ring.archive.seal(w.snap.hour, w.snap.counts);
-                    // Its users, too, until they are stored (the same order, `leaving`).
-                    if let Some(leaving) = &self.ring.leaving {
-                        if w.snap.counts.unique_users > 0 {
-                            self.left = leaving.add(LeavingHour {
-                                hour: w.snap.hour,
-                                counts: w.snap.counts,
-                                members: Arc::clone(&w.members),
-                                taken_by: event.hour,
-                            });
-                        }
-                    }
-                }
-                w.snap = Snapshot {
-                    hour: event.hour,
-                    counts: Counts::default(),
-                };
-                let old = std::mem::take(&mut w.users);
-                let old_ids = std::mem::take(&mut w.ids);
-                w.base = None;
-                w.logged = 0;
-                if self.newest == EMPTY || event.hour > self.newest {
-                    self.newest = event.hour;
-                }
-                // Before the slot is published with the new hour (see `Ring::members`).
-                w.members = Arc::new(Members::new(event.hour));
-                let members = Arc::clone(&w.members);
-                // The old members are freed (if no reader holds them) after the lock, so
-                // that readers do not wait on the free.
-                let old_members =
-                    self.ring.members[i].with_write(|m| std::mem::replace(m, members));
-                drop(old_members);
-                if let Some(c) = self.capture.as_mut() {
-                    c.retire(i, old, old_ids);
-                }
+                self.recycle(i, event.hour);
                 None
             }
         };
+        let w = &mut self.slots[i];
         if event.id != 0 {
             if !w.ids.insert(event.id) {
                 // Relaxed: a statistic; single writer, so load-add-store is exact.
