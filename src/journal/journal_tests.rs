@@ -4,7 +4,9 @@ use super::*;
 use crate::event::Kind;
 use crate::record::encode_group;
 use crate::ring::{Ring, RingWriter};
+use crate::writer::Sink;
 use proptest::prelude::*;
+use std::fs;
 
 use crate::durable::TempDir;
 
