@@ -93,12 +93,15 @@
 //! slot go untagged). A batch holding an untagged event cannot be refused: the journal holds
 //! and retries it as before.
 
+mod idle;
+
 use crate::event::Event;
 use crate::freezer::Freezer;
 use crate::histogram::BatchStats;
 pub use crate::ingest::{Ingest, PushError};
 use crate::ring::{RingImage, RingWriter};
-use crate::sync::{sleep_thread, spin_loop, yield_thread, Ordering};
+use crate::sync::Ordering;
+use idle::Waiting;
 
 /// Default queue capacity (`--queue-capacity`): 1 Mi events, 24 MiB.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
@@ -368,9 +371,7 @@ impl Writer {
         let ingest = self.ingest.clone();
         let ingest = &*ingest;
         let mut applied: u64 = 0;
-        let mut idle_turns: u32 = 0;
-        // The queue stayed empty for [`QUIET`]: the next sleep first makes writes durable.
-        let mut quiet = false;
+        let mut waiting = Waiting::default();
         loop {
             self.batch.clear();
             if !ingest.queue.is_empty() {
@@ -410,88 +411,13 @@ impl Writer {
                 if let Some(sink) = self.sink.as_mut() {
                     sink.published();
                 }
-                idle_turns = 0;
-                quiet = false;
+                waiting = Waiting::default();
                 continue;
             }
             // The queue was empty.
-            if ingest.stop_requested() {
-                if ingest.queue.is_empty() {
-                    if self.sink.is_some() {
-                        // Finish a capture under way, then take the stopping one.
-                        self.snapshot_turn(usize::MAX, true);
-                        self.snapshot_turn(usize::MAX, true);
-                    }
-                    if let Some(sink) = self.sink.as_mut() {
-                        sink.finish();
-                    }
-                    return self.ring;
-                }
-                continue;
+            if self.idle_turn::<FENCE>(ingest, &mut waiting) {
+                return self.ring;
             }
-            if idle_turns == 0 && self.cuts {
-                // Everything popped so far is durable: a cut over an empty queue completes at
-                // once and releases producers whose events went out in the last batch.
-                // Takes a waiting producer's request (module doc) before announcing.
-                ingest.take_cut_request();
-                self.open_cut(ingest);
-                self.advance_cut(ingest, 0);
-            }
-            if idle_turns == 0 {
-                // A freeze finished while the queue is empty (its thread woke us): install it.
-                if let Some(freezer) = self.freezer.as_mut() {
-                    freezer.turn(&mut self.ring);
-                }
-            }
-            if idle_turns == 0 && self.sink.is_some() {
-                self.snapshot_turn(CAPTURE_BUDGET, false);
-                if let Some(sink) = self.sink.as_mut() {
-                    sink.idle(false);
-                }
-            }
-            if idle_turns < self.spin_limit {
-                idle_turns += 1;
-                // Exponential backoff: 2, 4 … 64 pause hints between two looks at the queue,
-                // so an idle writer does not keep pulling the queue's cache lines away from
-                // producers on other cores (about 25 µs in all before it starts yielding).
-                for _ in 0..1u32 << idle_turns.min(6) {
-                    spin_loop();
-                }
-                continue;
-            }
-            if idle_turns < 2 * self.spin_limit {
-                idle_turns += 1;
-                yield_thread();
-                continue;
-            }
-            // About to sleep: finish a capture under way (nothing else is waiting), then
-            // install a freeze that waited for it: its thread woke us already, and nothing
-            // else may come to wake us again.
-            self.snapshot_turn(usize::MAX, false);
-            if let Some(freezer) = self.freezer.as_mut() {
-                freezer.turn(&mut self.ring);
-            }
-            let mut nap = None;
-            if let Some(sink) = self.sink.as_mut() {
-                sink.idle(quiet);
-                quiet = false;
-                if sink.stalled() {
-                    // Parking could wait forever (POSTs are refused meanwhile, so nothing may
-                    // come to wake it): nap, then retry. Producers see `idle == false`.
-                    sleep_thread(STALLED_NAP);
-                    idle_turns = 0;
-                    continue;
-                }
-                if sink.unsynced() {
-                    // Sleep at most QUIET: if the queue is still empty then, sync.
-                    nap = Some(QUIET);
-                }
-            }
-            // The writer half of the park handshake (module doc).
-            let slept = nap.map(|_| std::time::Instant::now());
-            ingest.park_when_idle::<FENCE>(self.cuts, nap);
-            quiet = slept.is_some_and(|t| t.elapsed() >= QUIET) && ingest.queue.is_empty();
-            idle_turns = 0;
         }
     }
 }
