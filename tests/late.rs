@@ -6,44 +6,12 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{not_near_an_hour_boundary, now_ms, parse_counts, DataDir, TestServer};
+use common::{not_near_an_hour_boundary, now_ms, DataDir, Model, TestServer};
 use hourtally::event::{fingerprint, Event, Kind, MILLIS_PER_HOUR};
 
 const HOUR: u64 = MILLIS_PER_HOUR;
-
-/// Each hour's users and kinds, as sent (every POST answered 204, every journal event).
-#[derive(Default)]
-struct Model(BTreeMap<u64, (BTreeSet<String>, u64, u64)>);
-
-impl Model {
-    fn add(&mut self, hour: u64, user: &str, click: bool) {
-        let h = self.0.entry(hour).or_default();
-        h.0.insert(user.to_owned());
-        if click {
-            h.1 += 1;
-        } else {
-            h.2 += 1;
-        }
-    }
-
-    fn hour(&self, hour: u64) -> (u64, u64, u64) {
-        self.0
-            .get(&hour)
-            .map_or((0, 0, 0), |(u, c, i)| (u.len() as u64, *c, *i))
-    }
-
-    fn range(&self, first: u64, last: u64) -> (u64, u64, u64) {
-        let users: BTreeSet<&String> = self.0.range(first..=last).flat_map(|(_, h)| &h.0).collect();
-        let (c, i) = self
-            .0
-            .range(first..=last)
-            .fold((0, 0), |(c, i), (_, h)| (c + h.1, i + h.2));
-        (users.len() as u64, c, i)
-    }
-}
 
 /// A journal of the 12 hours before `h` (users from a pool of 40), for a ring of 3 slots.
 fn journal(dir: &DataDir, h: u64) -> Model {
@@ -71,21 +39,7 @@ fn assert_everything(s: &TestServer, model: &Model, hours: std::ops::RangeInclus
         let want = model.hour(hour);
         assert_eq!(s.wait_counts(hour * HOUR, want), want, "hour {hour}");
     }
-    for first in hours.clone() {
-        for last in first..=*hours.end() {
-            let r = s.get(&format!(
-                "/analytics/range?from={}&to={}",
-                first * HOUR,
-                last * HOUR + 1
-            ));
-            assert_eq!(r.status, 200, "{first}..={last}: {r:?}");
-            assert_eq!(
-                parse_counts(&r.body),
-                model.range(first, last),
-                "hours {first}..={last}"
-            );
-        }
-    }
+    common::ranges::assert_every_range(s, model, hours);
 }
 
 #[test]

@@ -15,6 +15,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
 // Each test binary uses a part of the helpers (as `dead_code` above says for the rest).
 #[allow(unused_imports)]
 pub use client::{parse_counts, pipelining_poster, Conn, Posted, Response};
+#[allow(unused_imports)]
+pub use ranges::Model;
 
 /// Milliseconds since the epoch now.
 pub fn now_ms() -> u64 {
@@ -426,3 +428,4 @@ pub mod impair;
 pub mod nats;
 pub mod netns;
 pub mod partitioned;
+pub mod ranges;
