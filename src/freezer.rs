@@ -31,6 +31,10 @@ pub const STORE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// is left to store, `false` if one failed and the store is to be tried again.
 pub type StoreLeft = Box<dyn FnMut() -> bool + Send>;
 
+/// Counts the late events queued so far (`late::LateCounts::apply`). Never fails: an event
+/// whose hour's users cannot be read is dropped, and counted as such.
+pub type CountLate = Box<dyn FnMut() + Send>;
+
 enum Work {
     /// Hours left the ring: store them.
     Store,
@@ -85,7 +89,7 @@ impl Freezer {
         wake: impl Fn() + Send + 'static,
         ring: &Ring,
         mut store: Option<StoreLeft>,
-        mut late: Option<StoreLeft>,
+        mut late: Option<CountLate>,
     ) -> std::io::Result<Self> {
         let (work, jobs) = mpsc::channel::<Work>();
         if let (Some(leaving), Some(_)) = (ring.leaving(), &store) {
@@ -106,7 +110,7 @@ impl Freezer {
             .name("hourtally-freeze".into())
             .spawn(move || {
                 // What failed and is to be tried again, and when (`None`: nothing failed).
-                let (mut store_failing, mut late_failing) = (false, false);
+                let mut store_failing = false;
                 let mut retry_at: Option<Instant> = None;
                 loop {
                     let w = match retry_at {
@@ -123,7 +127,8 @@ impl Freezer {
                         },
                     };
                     let due = retry_at.is_some_and(|at| Instant::now() >= at);
-                    let (mut store_now, mut late_now) = (due && store_failing, due && late_failing);
+                    let mut store_now = due && store_failing;
+                    let mut late_now = false;
                     match w {
                         Some(Work::Freeze(job)) => {
                             if frozen.send(freeze(job)).is_err() {
@@ -143,15 +148,15 @@ impl Freezer {
                     // Late events first, then the stores (the late thread also removes the
                     // files past the retention, after the late events it has).
                     if let (true, Some(late)) = (late_now, late.as_mut()) {
-                        late_failing = !late();
+                        late();
                     }
                     if let (true, Some(store)) = (store_now, store.as_mut()) {
                         store_failing = !store();
                     }
-                    if store_now || late_now {
+                    if store_now {
                         // Other work never holds a retry off past its time.
                         retry_at = match retry_at {
-                            _ if !(store_failing || late_failing) => None,
+                            _ if !store_failing => None,
                             // A try that is not due yet keeps its time.
                             Some(at) if !due => Some(at),
                             _ => Some(Instant::now() + STORE_RETRY),

@@ -280,10 +280,11 @@ impl LateCounts {
     }
 
     /// Counts every late event the writer queued, in its order; leaves an image at each
-    /// mark. Always `true`: an event whose hour's users cannot be read is dropped (below).
-    pub fn apply(&self) -> bool {
+    /// mark. An event whose hour's users cannot be read is dropped (below), so nothing is
+    /// left to retry.
+    pub fn apply(&self) {
         let Some(queue) = self.ring.late() else {
-            return true;
+            return;
         };
         self.state.with_write(|state| {
             let mut taken = Vec::new();
@@ -314,7 +315,6 @@ impl LateCounts {
             state.evict_bases();
             self.prune(state);
         });
-        true
     }
 
     /// Counts one late event; `false` if it was dropped: its hour's users cannot be read

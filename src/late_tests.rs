@@ -96,7 +96,7 @@ fn a_late_event_counts_its_user_once_against_the_users_the_hour_had_when_it_left
         s.writer.publish();
         // Queued, not yet counted: the hour reads as it left.
         assert_eq!(s.ring.read(10), counts(5, 5, 0));
-        assert!(s.late.apply());
+        s.late.apply();
         assert_eq!(s.ring.read(10), counts(6, 8, 1), "stored: {stored}");
         let view = s.late.view(10).expect("a view");
         let mut users = Vec::new();
@@ -119,7 +119,7 @@ fn an_event_further_back_than_the_window_is_sealed_and_dropped() {
     assert_eq!(s.ring.sealed_drops(), 1);
     // Hour 13 (the same slot) is within it: late, though it never had an event in the ring.
     assert_eq!(s.writer.apply(click(13, 4)), Applied::Late);
-    assert!(s.late.apply());
+    s.late.apply();
     assert_eq!(s.ring.read(13), counts(1, 1, 0));
     assert_eq!(s.range(13, 13), counts(1, 1, 0));
 }
@@ -140,7 +140,7 @@ fn the_late_counts_at_a_snapshots_mark_go_through_its_bytes_and_back() {
         }
     };
     assert!(image.late_marked);
-    assert!(s.late.apply());
+    s.late.apply();
     s.late
         .take_image(7, Duration::from_secs(1))
         .expect("the mark was reached")
@@ -172,7 +172,7 @@ fn the_late_counts_at_a_snapshots_mark_go_through_its_bytes_and_back() {
     for u in [100, 99] {
         assert_eq!(w.apply(click(10, u)), Applied::Late);
     }
-    assert!(late.apply());
+    late.apply();
     assert_eq!(restored.read(10), counts(7, 8, 0));
     let range = crate::uniques::count(
         &restored,
@@ -198,7 +198,7 @@ fn a_late_event_whose_hours_users_cannot_be_read_is_dropped_and_the_others_count
     assert_eq!(s.writer.apply(click(10, 99)), Applied::Late);
     assert_eq!(s.writer.apply(click(11, 98)), Applied::Late);
     s.writer.publish();
-    assert!(s.late.apply());
+    s.late.apply();
     assert_eq!(s.late.figures(), (1, 1));
     // Never counted without its hour's users; the next hour's event is not held up.
     assert_eq!(s.ring.read(10), counts(5, 5, 0));
@@ -210,7 +210,7 @@ fn an_event_with_an_id_is_never_late() {
     let mut s = setup().with_hour_10_left();
     let e = click(10, 99).with_id(7);
     assert_eq!(s.writer.apply(e), Applied::Sealed);
-    assert!(s.late.apply());
+    s.late.apply();
     assert_eq!(s.ring.read(10), counts(5, 5, 0));
 }
 
@@ -229,11 +229,11 @@ fn the_writer_wakes_the_late_thread_only_when_its_queue_was_empty_and_none_is_lo
         assert_eq!(s.writer.apply(click(10, u)), Applied::Late);
     }
     assert_eq!(wakes.load(O::Relaxed), 1);
-    assert!(s.late.apply());
+    s.late.apply();
     assert_eq!(s.ring.read(10), counts(8, 8, 0));
     // The queue is empty again: the next event wakes it again.
     assert_eq!(s.writer.apply(click(10, 96)), Applied::Late);
     assert_eq!(wakes.load(O::Relaxed), 2);
-    assert!(s.late.apply());
+    s.late.apply();
     assert_eq!(s.ring.read(10), counts(9, 9, 0));
 }

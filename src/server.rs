@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::clock::coarse_monotonic_ms;
 use crate::cold::ColdTier;
 use crate::config::Config;
-use crate::freezer::{Freezer, StoreLeft};
+use crate::freezer::{CountLate, Freezer, StoreLeft};
 use crate::histogram::BatchStats;
 use crate::http::limits::WRITE_TIMEOUT;
 use crate::http::{accept, conn, Service};
@@ -210,7 +210,7 @@ impl Server {
                         });
                     let count_late = late
                         .clone()
-                        .map(|late| Box::new(move || late.apply()) as StoreLeft);
+                        .map(|late| Box::new(move || late.apply()) as CountLate);
                     Freezer::start(move || applied.wake_popper(), &ring, store, count_late)
                         .map_err(StartError::io("start the freezing thread"))?
                 },
