@@ -63,6 +63,15 @@ pub enum ColdFault {
     Count { found: u64, expected: u64 },
 }
 
+/// Why a file fetched for the cold tier was not taken in ([`ColdTier::adopt`]).
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    #[error("the fetched file {0}")]
+    Fault(ColdFault),
+    #[error("cannot write it: {0}")]
+    Write(io::Error),
+}
+
 /// The cold tier of one data directory.
 #[derive(Debug)]
 pub struct ColdTier {
@@ -144,6 +153,33 @@ impl ColdTier {
     /// index's lock (a coroutine may ask).
     pub fn try_has(&self, hour: u32) -> Option<bool> {
         self.index.try_with_read(|i| i.contains_key(&hour))
+    }
+
+    /// The hours the tier has files of, oldest first.
+    pub fn hours(&self) -> Vec<u32> {
+        self.index.with_read(|i| i.keys().copied().collect())
+    }
+
+    /// The bytes of `hour`'s file, as stored (a cluster's server uploads them for the
+    /// servers that catch up from its snapshots).
+    pub fn read_file(&self, hour: u32) -> io::Result<Vec<u8>> {
+        fs::read(self.dir.join(file_name(hour)))
+    }
+
+    /// Takes in `bytes` as `hour`'s file (fetched from the cluster's object store): checked
+    /// whole, and its users against `expected`, before it is written durably and indexed.
+    pub fn adopt(&self, hour: u32, bytes: &[u8], expected: u64) -> Result<(), AdoptError> {
+        let set = ColdSet::parse(bytes).map_err(|e| AdoptError::Fault(ColdFault::Damaged(e)))?;
+        if set.len() != expected {
+            return Err(AdoptError::Fault(ColdFault::Count {
+                found: set.len(),
+                expected,
+            }));
+        }
+        crate::durable::write_atomically(&self.dir, &file_name(hour), bytes)
+            .map_err(AdoptError::Write)?;
+        self.edit_index(|i| i.insert(hour, bytes.len() as u64));
+        Ok(())
     }
 
     /// Stores that failed since start.

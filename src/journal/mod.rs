@@ -45,6 +45,7 @@ use crate::durable::sync_dir;
 use crate::record::{self, encode_group};
 pub use dir::{DataDir, DataDirError};
 use snapshotter::Snapshots;
+pub use snapshotter::{Waits, COLD_WAIT};
 
 use crate::event::Event;
 use crate::late::LateCounts;

@@ -26,30 +26,20 @@ type Written = Result<(u64, u64, Duration, u32), String>;
 /// How long a snapshot waits for the cold tier to store the hours that left the ring before
 /// it (`cold`), and for the late events before it to be counted (`late`), before it fails
 /// (and the journal is kept whole).
-pub(super) const COLD_WAIT: Duration = Duration::from_secs(30);
+pub const COLD_WAIT: Duration = Duration::from_secs(30);
 
 /// What a snapshot of a ring with a cold tier waits for: the hours that left before it to
-/// be stored, and the late counts at its position.
+/// be stored, and the late counts at its position. A single server's snapshot thread and the
+/// cluster's snapshot store both wait for them.
 #[derive(Clone, Debug, Default)]
-pub(super) struct Waits {
+pub struct Waits {
     pub leaving: Option<Arc<Leaving>>,
     pub late: Option<Arc<LateCounts>>,
 }
 
-/// The newest hour the ring of `image` had taken (0 if none).
-fn newest_hour(image: &RingImage) -> u32 {
-    image
-        .slots
-        .iter()
-        .map(|s| s.hour)
-        .filter(|&h| h != crate::ring::EMPTY)
-        .max()
-        .unwrap_or(0)
-}
-
 impl Waits {
-    /// Waits for both, and merges the late counts into `image`.
-    fn complete(&self, image: &mut RingImage) -> Result<(), String> {
+    /// Waits for both (at most [`COLD_WAIT`] each), and merges the late counts into `image`.
+    pub fn complete(&self, image: &mut RingImage) -> Result<(), String> {
         if let Some(leaving) = &self.leaving {
             wait_for_cold(leaving, image)?;
         }
@@ -136,7 +126,7 @@ impl Snapshots {
                             snapshot::write(&thread_dir, &image)
                                 .map_err(|e| format!("event {}: {e}", image.covered))
                         })
-                        .map(|_| (image.covered, users, started.elapsed(), newest_hour(&image)));
+                        .map(|_| (image.covered, users, started.elapsed(), image.newest_hour()));
                     if results.send(result).is_err() {
                         return;
                     }

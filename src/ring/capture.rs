@@ -63,6 +63,32 @@ pub struct RingImage {
     pub slots: Vec<SlotImage>,
 }
 
+impl RingImage {
+    /// The newest hour the ring had taken (0 if none).
+    pub fn newest_hour(&self) -> u32 {
+        self.slots
+            .iter()
+            .map(|s| s.hour)
+            .filter(|&h| h != EMPTY)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The hours that had left the ring with users, with the users each had when it left
+    /// (its archived count less its late users): what the cold tier holds of them.
+    pub fn left_with_users(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.archive.iter().filter_map(|&(hour, counts)| {
+            let late = self
+                .late
+                .iter()
+                .find(|(h, _)| *h == hour)
+                .map_or(0, |(_, users)| users.len() as u64);
+            let base = counts.unique_users.saturating_sub(late);
+            (base > 0).then_some((hour, base))
+        })
+    }
+}
+
 /// One slot of a [`RingImage`].
 #[derive(Clone, Debug)]
 pub struct SlotImage {
