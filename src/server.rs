@@ -158,9 +158,17 @@ impl Server {
         let writer_stats = Arc::new(BatchStats::default());
         let publisher_stats = Arc::new(BatchStats::default());
         let (mode, cluster) = if config.cluster.enabled() {
+            let cluster_cold = cold.clone().map(|tier| crate::cluster::ClusterCold {
+                tier,
+                waits: crate::journal::Waits {
+                    leaving: ring.leaving().cloned(),
+                    late: late.clone(),
+                },
+            });
             let (mode, running) = crate::cluster::run::start(
                 config,
                 data,
+                cluster_cold,
                 readiness.clone(),
                 publisher_stats.clone(),
                 fatal.clone(),

@@ -69,7 +69,10 @@ fn kill9_of_a_server_under_load_then_restart_gives_exact_totals_everywhere() {
     let _ = std::fs::remove_dir_all(&dir);
     let dir_arg = dir.to_str().expect("utf-8").to_owned();
     let a = start(&args, &["--data-dir", &dir_arg]);
-    let b = start(&args, &[]);
+    // A data directory of its own: every server of a stream keeps the same cold tier (the
+    // stream records --cold-retention-hours, and an --ephemeral server keeps none).
+    let b_dir = common::DataDir::new("cluster-kill9-b");
+    let b = start(&args, &["--data-dir", b_dir.arg()]);
     let ts = now_ms();
     let la = Loader::start(&a, ts, "a", u64::MAX);
     let lb = Loader::start(&b, ts, "b", u64::MAX);
@@ -376,4 +379,89 @@ fn a_server_waiting_for_nats_at_start_says_so_in_its_503s_then_serves() {
     let r = s.post(&format!("/analytics?timestamp={ts}&user=a&click"));
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(fresh_counts(&s, ts), (1, 1, 0));
+}
+
+/// Unique users over ranges reach into the cold tier on every server of a cluster alike:
+/// each server stores the hours that leave its ring from the stream, late events for them
+/// are counted on every server, and a server that catches up from a snapshot fetches from
+/// the bucket the files of the hours that left before it (it never saw them leave).
+#[test]
+fn every_server_answers_ranges_over_cold_hours_and_late_events_alike_and_a_new_one_fetches_the_files(
+) {
+    use common::ranges::{assert_every_range, post_counted};
+    use common::{not_near_an_hour_boundary, DataDir, Model};
+    const HOUR: u64 = hourtally::event::MILLIS_PER_HOUR;
+    let _serial = serial();
+    not_near_an_hour_boundary(Duration::from_secs(90));
+    let nats = NatsCluster::start("cold", 3);
+    let dirs = [
+        DataDir::new("cluster-cold-a"),
+        DataDir::new("cluster-cold-b"),
+        DataDir::new("cluster-cold-c"),
+    ];
+    let server = |dir: &DataDir| {
+        let mut args = cluster_args(&nats);
+        args.extend(["--retention-hours", "3", "--snapshot-interval-s", "1"].map(str::to_owned));
+        start(&args, &["--data-dir", dir.arg()])
+    };
+    let (a, b) = (server(&dirs[0]), server(&dirs[1]));
+    let h = now_ms() / HOUR;
+    let mut model = Model::default();
+    let (mut on_a, mut on_b) = (a.connect(), b.connect());
+    // Hours h-12 ..= h in order, half through each server (users from a pool of 40): each
+    // hour from h-9 on makes an older one leave every ring of 3 slots.
+    for back in (0..=12u64).rev() {
+        for i in 0..20u64 {
+            let user = format!("u{}", (i * 7 + back * 3) % 40);
+            let conn = if i % 2 == 0 { &mut on_a } else { &mut on_b };
+            post_counted(conn, &mut model, (h - back) * HOUR + i, &user, i % 3 != 0);
+        }
+    }
+    // Late events for hours that left the rings: users they had, and new ones.
+    for (back, user) in [
+        (10, "u3"),
+        (10, "late1"),
+        (7, "late1"),
+        (5, "u9"),
+        (5, "late2"),
+    ] {
+        post_counted(&mut on_a, &mut model, (h - back) * HOUR + 7, user, true);
+        post_counted(&mut on_b, &mut model, (h - back) * HOUR + 8, user, false);
+    }
+    let check = |s: &TestServer, model: &Model, who: &str| {
+        for hour in h - 12..=h {
+            let want = model.hour(hour);
+            assert_eq!(s.wait_counts(hour * HOUR, want), want, "{who}: hour {hour}");
+        }
+        assert_every_range(s, model, h - 12..=h);
+    };
+    check(&a, &model, "A");
+    check(&b, &model, "B");
+
+    // A snapshot in the bucket (a trickle of POSTs of hour h until one is stored), then a
+    // server with an empty data directory: it restores the snapshot, so it never sees the
+    // hours before it leave its ring; their users come from the bucket.
+    let mut t = Tally::default();
+    post_until_snapshot(&a, h * HOUR + 1, &mut t);
+    for i in 0..t.clicks {
+        model.add(h, &format!("trickle{i}"), true);
+    }
+    let c = server(&dirs[2]);
+    let fetched = c
+        .early_lines()
+        .iter()
+        .find(|l| l.contains("fetched the cold tier's files"))
+        .unwrap_or_else(|| panic!("C fetched no cold files: {:?}", c.early_lines()));
+    let n: u64 = log_field(fetched, "fetched")
+        .and_then(|n| n.parse().ok())
+        .expect("fetched=");
+    assert!(n >= 9, "{fetched}");
+    check(&c, &model, "C");
+    check(&a, &model, "A, after");
+    // A late event after C joined counts on all three alike.
+    let mut on_c = c.connect();
+    post_counted(&mut on_c, &mut model, (h - 11) * HOUR, "late3", true);
+    for (s, who) in [(&a, "A"), (&b, "B"), (&c, "C")] {
+        check(s, &model, who);
+    }
 }

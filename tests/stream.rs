@@ -109,8 +109,9 @@ fn a_stream_deleted_and_re_created_stops_the_servers_on_it_and_is_refused_at_res
 /// how events apply (`--retention-hours`, the ring) must be one for every server of a stream:
 /// a server with `--max-future-hours 30` beside one with the default answered 204 for events
 /// the other's apply rule dropped as sealed. The stream records them; a server that differs is
-/// refused at start (exit 2). A stream an older server made, which records only the retention,
-/// gets the rest recorded by the first server that starts on it.
+/// refused at start (exit 2). So must `--cold-retention-hours` (which events are late), as
+/// each server keeps it (0 with `--ephemeral`). A stream an older server made, which records
+/// only the retention, gets the rest recorded by the first server that starts on it.
 #[test]
 fn servers_whose_admission_or_ring_flags_differ_from_the_streams_are_refused() {
     let _serial = serial();
@@ -135,7 +136,7 @@ fn servers_whose_admission_or_ring_flags_differ_from_the_streams_are_refused() {
     });
     assert_eq!(
         description.as_deref(),
-        Some("hourtally events; retention_hours=48; max_future_hours=1")
+        Some("hourtally events; retention_hours=48; max_future_hours=1; cold_retention_hours=0")
     );
     for (flag, value, theirs) in [
         ("--max-future-hours", "30", "1"),
@@ -150,6 +151,17 @@ fn servers_whose_admission_or_ring_flags_differ_from_the_streams_are_refused() {
             "{err}"
         );
     }
+    // A server with a cold tier (a data directory, and the default 720 hours) beside one that
+    // keeps none (A, --ephemeral): it would count late the events A drops as sealed.
+    let dir = common::DataDir::new("stream-flags-cold");
+    let mut all: Vec<&str> = vec!["--listen", "127.0.0.1:0", "--data-dir", dir.arg()];
+    all.extend(args.iter().map(String::as_str));
+    let (code, err) = common::exit_of(&all, Duration::from_secs(30));
+    assert_eq!(code, Some(2), "a server with a cold tier started: {err}");
+    assert!(
+        err.contains("--cold-retention-hours 720 differs from the stream hourtally's 0"),
+        "{err}"
+    );
     let ts = now_ms();
     assert_eq!(
         a.post(&format!("/analytics?timestamp={ts}&user=u&click"))

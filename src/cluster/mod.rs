@@ -40,10 +40,24 @@ pub mod state;
 
 use std::path::Path;
 
+use crate::cold::ColdTier;
 use crate::config::ClusterFlags;
+use crate::journal::Waits;
 use crate::shared_log::SharedLog;
+use crate::sync::Arc;
 
 pub use state::{ClusterFigures, ClusterState};
+
+/// A cluster server's cold tier (`--cold-retention-hours` with a data directory): derived
+/// from the stream like the ring. Its files are this server's own, stored as hours leave its
+/// ring; before a snapshot goes to the bucket, the files it would need are uploaded there
+/// (`cold-{hour}`), and a server that catches up from it fetches the ones it lacks.
+#[derive(Clone, Debug)]
+pub struct ClusterCold {
+    pub tier: Arc<ColdTier>,
+    /// What a snapshot waits for: the hours that left before it stored, its late counts.
+    pub waits: Waits,
+}
 
 /// This server's node id: `--node-id`, else the one kept in the data directory (made and
 /// kept there on first start), else (with `--ephemeral`) a new random one.

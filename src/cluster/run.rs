@@ -9,12 +9,13 @@ use tokio::sync::{mpsc, watch};
 use super::feed::{ClusterSink, Feed};
 use super::nats::{self, Bootstrap, Wiring};
 use super::outbox::{Outbox, RETRY_FOR};
-use super::{node_id, random_u64, ClusterEdge, ClusterState};
+use super::{node_id, random_u64, ClusterCold, ClusterEdge, ClusterState};
 use crate::ack::{Ack, DurableWaiters};
 use crate::config::{AckMode, Config};
 use crate::histogram::BatchStats;
 use crate::ingest::Ingest;
 use crate::journal::DataDir;
+use crate::late::LateCounts;
 use crate::publisher::Publisher;
 use crate::readiness::{Readiness, Starting};
 use crate::ring::{RingImage, RingWriter};
@@ -42,6 +43,7 @@ pub struct Running {
 pub fn start(
     config: &Config,
     data: Option<DataDir>,
+    cold: Option<ClusterCold>,
     readiness: Arc<Readiness>,
     publisher_stats: Arc<BatchStats>,
     fatal: Fatal,
@@ -118,6 +120,12 @@ pub fn start(
             max_age: Duration::from_secs(flags.stream_max_age_hours * 3600),
             retention_hours: config.retention_hours,
             max_future_hours: config.max_future_hours,
+            cold_retention_hours: if cold.is_some() {
+                config.cold_retention_hours
+            } else {
+                0
+            },
+            cold: cold.clone(),
             id_prefix: format!("{node}-{boot:016x}-"),
             state: state.clone(),
             publish_ingest: publish_ingest.clone(),
@@ -155,6 +163,7 @@ pub fn start(
             snapshots: snapshots_tx,
             readiness,
             data,
+            late: cold.and_then(|c| c.waits.late),
         }),
     };
     Ok((
@@ -181,6 +190,8 @@ struct CatchUp {
     readiness: Arc<Readiness>,
     /// The data directory's lock (node id), held while the writer runs.
     data: Option<DataDir>,
+    /// The late events' counts, to take back a snapshot's late users.
+    late: Option<Arc<LateCounts>>,
 }
 
 impl Recovery for CatchUp {
@@ -195,6 +206,20 @@ impl Recovery for CatchUp {
                 ring.restore(image).map_err(|e| {
                     StartError::Cluster(format!("cannot restore the cluster's snapshot: {e}"))
                 })?;
+                match &self.late {
+                    Some(late) => late.restore(&image.late),
+                    // The stream records the cold retention, so every server counts late
+                    // events or none does; a snapshot with late users and none here is a
+                    // defect, not a choice.
+                    None if !image.late.is_empty() => {
+                        return Err(StartError::Cluster(
+                            "the cluster's snapshot holds late events' users, and this server \
+                             counts no late events (it keeps no cold tier)"
+                                .into(),
+                        ))
+                    }
+                    None => {}
+                }
                 image.covered
             }
             None => 0,

@@ -112,8 +112,8 @@ pub struct Config {
 
     /// Hours a sealed hour keeps its users (in --data-dir's cold/, one file an hour), counted
     /// back from the newest hour: unique users over a range reach back this far. 0 keeps none.
-    /// Totals of sealed hours are kept forever either way. A single server only (a cluster
-    /// keeps no cold tier yet), never with --ephemeral.
+    /// Totals of sealed hours are kept forever either way. Never with --ephemeral. In a
+    /// cluster every server must keep the same (the stream records it).
     #[arg(long, env = "HOURTALLY_COLD_RETENTION_HOURS", default_value_t = crate::cold::DEFAULT_RETENTION_HOURS,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub cold_retention_hours: u32,
@@ -262,10 +262,10 @@ impl Config {
         })
     }
 
-    /// Whether sealed hours keep their users in a cold tier: a single server with a data
-    /// directory and a cold retention.
+    /// Whether sealed hours keep their users in a cold tier: a data directory and a cold
+    /// retention (a single server or a cluster's).
     pub fn keeps_cold_tier(&self) -> bool {
-        !self.ephemeral && !self.cluster.enabled() && self.cold_retention_hours > 0
+        !self.ephemeral && self.cold_retention_hours > 0
     }
 
     /// The journal's fsync policy.

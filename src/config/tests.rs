@@ -136,4 +136,18 @@ fn a_retention_that_a_future_post_could_seal_is_refused() {
     assert_eq!(parse("48", "1").map(windows), Ok((717, 45)));
     let ephemeral = Config::parse_from(["hourtally", "--ephemeral"]).validate();
     assert_eq!(ephemeral.map(windows), Ok((45, 45)));
+    // A cluster's server with a data directory keeps one too (the stream records it); an
+    // --ephemeral one keeps none.
+    let cluster = |extra: &[&str]| {
+        let mut args = vec!["hourtally", "--nats", "nats://a:4222"];
+        args.extend_from_slice(extra);
+        let c = Config::parse_from(args);
+        (c.keeps_cold_tier(), c.validate().map(windows))
+    };
+    assert_eq!(cluster(&[]), (true, Ok((717, 45))));
+    assert_eq!(cluster(&["--ephemeral"]), (false, Ok((45, 45))));
+    assert_eq!(
+        cluster(&["--cold-retention-hours", "0"]),
+        (false, Ok((45, 45)))
+    );
 }

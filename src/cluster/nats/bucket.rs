@@ -7,8 +7,9 @@ use async_nats::jetstream::{self, object_store, stream};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{Wiring, KEEP_SNAPSHOTS};
+use super::{cold, Wiring, KEEP_SNAPSHOTS};
 use crate::cluster::state::{bump, ClusterState};
+use crate::cluster::ClusterCold;
 use crate::journal::snapshot;
 use crate::ring::RingImage;
 use crate::sync::Arc;
@@ -111,20 +112,72 @@ pub(super) async fn load_newest(store: &object_store::ObjectStore) -> Option<Loa
     None
 }
 
+/// The object metadata key that records the newest hour a snapshot's ring had taken: the
+/// older kept snapshot's decides which cold files may go (`cold::prune`).
+const NEWEST_KEY: &str = "newest_hour";
+
+/// The newest hour of the older kept snapshot's ring, if every kept snapshot records it.
+async fn kept_floor(store: &object_store::ObjectStore) -> Option<u32> {
+    let mut floor: Option<u32> = None;
+    for seq in list_snapshots(store).await.into_iter().take(KEEP_SNAPSHOTS) {
+        let info = store.info(object_name(seq)).await.ok()?;
+        let newest: u32 = info.metadata.get(NEWEST_KEY)?.parse().ok()?;
+        floor = Some(floor.map_or(newest, |f| f.min(newest)));
+    }
+    floor
+}
+
 /// Stores each capture the writer hands over, recording that it was taken from the stream
 /// whose identity is `stream` ([`Loaded::stream`]), then deletes all but the newest few.
+/// With a cold tier, a capture first waits for the hours that left before it to be stored
+/// and for its late counts (`journal::Waits`), and the files the bucket lacks go up before
+/// it: a server that restores it finds every file it needs.
 pub(super) async fn store_snapshots(
     store: object_store::ObjectStore,
     mut images: mpsc::UnboundedReceiver<RingImage>,
     state: Arc<ClusterState>,
     stream: String,
+    cold: Option<ClusterCold>,
 ) {
-    while let Some(image) = images.recv().await {
+    while let Some(mut image) = images.recv().await {
         let covered = image.covered;
         let started = Instant::now();
-        let Ok(bytes) = tokio::task::spawn_blocking(move || snapshot::encode(&image)).await else {
+        let waits = cold.as_ref().map(|c| c.waits.clone());
+        let encoded = tokio::task::spawn_blocking(move || {
+            if let Some(waits) = waits {
+                waits.complete(&mut image)?;
+            }
+            Ok::<_, String>((snapshot::encode(&image), image.newest_hour()))
+        })
+        .await;
+        let Ok(encoded) = encoded else {
             continue;
         };
+        let failed = |why: &str| {
+            bump(&state.snapshot_failures, 1);
+            tracing::warn!(covers = covered, error = %why, "cluster: cannot store a snapshot");
+        };
+        let (bytes, newest) = match encoded {
+            Ok(done) => done,
+            Err(why) => {
+                failed(&why);
+                continue;
+            }
+        };
+        if let Some(cold) = &cold {
+            match cold::upload_missing(&store, &cold.tier).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    files = n,
+                    covers = covered,
+                    "cluster: uploaded cold files the snapshot needs"
+                ),
+                Err(why) => {
+                    failed(&why);
+                    continue;
+                }
+            }
+        }
         let meta = object_store::ObjectMetadata {
             name: object_name(covered),
             description: Some(format!("hourtally ring, stream sequences 1..={covered}")),
@@ -132,6 +185,7 @@ pub(super) async fn store_snapshots(
             metadata: HashMap::from([
                 ("covers".to_owned(), covered.to_string()),
                 (STREAM_KEY.to_owned(), stream.clone()),
+                (NEWEST_KEY.to_owned(), newest.to_string()),
             ]),
             ..Default::default()
         };
@@ -153,15 +207,14 @@ pub(super) async fn store_snapshots(
                 {
                     let _ = store.delete(object_name(old)).await;
                 }
+                if let Some(cold) = &cold {
+                    if let Some(floor) = kept_floor(&store).await {
+                        cold::prune(&store, cold, floor).await;
+                    }
+                }
             }
-            Ok(Err(e)) => {
-                bump(&state.snapshot_failures, 1);
-                tracing::warn!(covers = covered, error = %e, "cluster: cannot store a snapshot");
-            }
-            Err(_) => {
-                bump(&state.snapshot_failures, 1);
-                tracing::warn!(covers = covered, "cluster: storing a snapshot timed out");
-            }
+            Ok(Err(e)) => failed(&e.to_string()),
+            Err(_) => failed("timed out"),
         }
     }
 }

@@ -43,7 +43,7 @@ pub fn supported(version: &str) -> bool {
 /// The flags that decide what a `204` means (the admission window) and how events apply (the
 /// ring's slots): `(flag, key in the stream's description, value)`. Every server of a stream
 /// must give the same, or one could answer `204` for an event another seals.
-fn recorded_flags(w: &Wiring) -> [(&'static str, &'static str, u64); 2] {
+fn recorded_flags(w: &Wiring) -> [(&'static str, &'static str, u64); 3] {
     [
         (
             "--retention-hours",
@@ -54,6 +54,12 @@ fn recorded_flags(w: &Wiring) -> [(&'static str, &'static str, u64); 2] {
             "--max-future-hours",
             "max_future_hours",
             u64::from(w.max_future_hours),
+        ),
+        // Which events of hours that left the ring are late (counted) and which sealed.
+        (
+            "--cold-retention-hours",
+            "cold_retention_hours",
+            u64::from(w.cold_retention_hours),
         ),
     ]
 }
@@ -265,17 +271,29 @@ mod tests {
         let ours = [
             ("--retention-hours", "retention_hours", 48),
             ("--max-future-hours", "max_future_hours", 1),
+            ("--cold-retention-hours", "cold_retention_hours", 720),
         ];
         let d = describe(&ours);
         assert_eq!(
             d,
-            "hourtally events; retention_hours=48; max_future_hours=1"
+            "hourtally events; retention_hours=48; max_future_hours=1; cold_retention_hours=720"
         );
         let pairs = recorded(&d).expect("ours");
         assert_eq!(compare_flags(&ours, &pairs), Ok(vec![]));
         // A stream an older server made records only the retention.
         let old = recorded("hourtally events; retention_hours=48").expect("ours");
-        assert_eq!(compare_flags(&ours, &old), Ok(vec!["max_future_hours"]));
+        assert_eq!(
+            compare_flags(&ours, &old),
+            Ok(vec!["max_future_hours", "cold_retention_hours"])
+        );
+        // A server without a cold tier (0) and one with are refused on each other's stream.
+        let none = recorded(
+            "hourtally events; retention_hours=48; max_future_hours=1; cold_retention_hours=0",
+        );
+        assert_eq!(
+            compare_flags(&ours, &none.expect("ours")),
+            Err(("--cold-retention-hours", 720, "0".to_owned()))
+        );
         let other = recorded("hourtally events; retention_hours=48; max_future_hours=30");
         assert_eq!(
             compare_flags(&ours, &other.expect("ours")),

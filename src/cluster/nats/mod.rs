@@ -19,6 +19,7 @@
 
 mod bucket;
 mod checks;
+mod cold;
 mod consume;
 mod publish;
 
@@ -74,6 +75,11 @@ pub struct Wiring {
     /// same (the stream's description records them; a server with others refuses to start).
     pub retention_hours: usize,
     pub max_future_hours: u32,
+    /// `--cold-retention-hours` as this server keeps it (0: no cold tier): it decides which
+    /// events are late, so the stream's description records it too.
+    pub cold_retention_hours: u32,
+    /// The cold tier, if this server keeps one.
+    pub cold: Option<crate::cluster::ClusterCold>,
     /// `{node}-{boot}-`: the prefix of this process's de-duplication ids.
     pub id_prefix: String,
     pub state: Arc<ClusterState>,
@@ -170,6 +176,22 @@ async fn main(w: Wiring) {
         w.fatal.report(StartError::Cluster(why));
         return;
     }
+    // The cold files the snapshot's hours need, before the writer restores it.
+    if let (Some(cold), Some(loaded)) = (&w.cold, &loaded) {
+        match cold::fetch_missing(&store, &cold.tier, &loaded.image).await {
+            Ok((fetched, missing)) => tracing::info!(
+                fetched,
+                missing,
+                "cluster: fetched the cold tier's files the snapshot's hours need"
+            ),
+            Err(why) => {
+                w.fatal.report(StartError::Cluster(format!(
+                    "cannot fetch the cold tier's files for the snapshot of {covered}: {why}"
+                )));
+                return;
+            }
+        }
+    }
     let last = info.state.last_sequence;
     w.state.saw_stream_last(last);
     tracing::info!(
@@ -233,6 +255,7 @@ async fn main(w: Wiring) {
         w.snapshots,
         w.state.clone(),
         identity,
+        w.cold.clone(),
     ));
 
     // Until shutdown: the senders of `batches`, `snapshots` and `fresh` close as their
