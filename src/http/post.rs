@@ -143,6 +143,15 @@ impl<'s> PostPath<'s> {
                     return Err(RejectError::SealedHour.into());
                 }
                 if !self.users_kept(event.hour) {
+                    // Past the window of the newest hour the ring took (its file may be gone
+                    // with the retention): the writer would seal it. Else its users were
+                    // never kept (it left before this server kept a cold tier).
+                    let newest = self.ring.newest_published();
+                    if newest != crate::ring::EMPTY
+                        && u64::from(event.hour) + u64::from(late.window()) < u64::from(newest)
+                    {
+                        return Err(RejectError::SealedHour.into());
+                    }
                     return Err(RejectError::LateWithoutUsers.into());
                 }
             }

@@ -310,3 +310,44 @@ fn a_server_not_ready_names_its_phase_and_never_goes_back() {
     let (out, _) = feed_all(&service, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(out.ends_with("\r\n\r\nready\n"), "{out}");
 }
+
+/// A late POST (a clock behind the ring's) for an hour whose users are gone, and which the
+/// writer would seal (past the late window of the newest hour taken, though within that of
+/// its own slot's holder), is refused as sealed: its users were kept once, and are gone with
+/// the retention, not "never kept".
+#[test]
+fn a_late_post_past_the_newest_hours_window_is_refused_as_sealed_not_as_never_kept() {
+    use crate::event::{Event, Kind};
+    use crate::ring::RingWriter;
+    let ring = Arc::new(Ring::new(3).keeping_sealed_users().counting_late_events(3));
+    let mut w = RingWriter::new(ring.clone());
+    // Hours 10 ..= 14: 10 and 11 leave the ring; slot 1 holds 13, and 14 is the newest.
+    for hour in 10..=14 {
+        w.apply_and_publish(Event::new(hour, 7, Kind::Click));
+    }
+    // Their users stored and then removed with the retention: not in `Leaving`, no file.
+    let leaving = ring.leaving().expect("kept").clone();
+    while leaving.front().is_some() {
+        leaving.stored();
+    }
+    let service = Service::new(
+        ring,
+        Arc::new(Ingest::new(16)),
+        Limits::default(),
+        Admission::new(3, 1).expect("a window").with_late(3),
+    );
+    service.set_ready();
+    let mut s = Session::new(&service);
+    let mut out = Vec::new();
+    let mut clock = Clock::default();
+    // The clock at hour 10: the POST is admitted, 0 hours back.
+    clock.set(10 * 3_600_000);
+    s.feed(
+        b"POST /analytics?timestamp=36000001&user=x&click HTTP/1.1\r\nHost: x\r\n\r\n",
+        &clock,
+        &mut out,
+    );
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 422 "), "{out}");
+    assert!(out.contains("the hour is sealed"), "{out}");
+}

@@ -227,6 +227,18 @@ impl Ring {
         (standing(holder, hour) == Standing::Sealed).then_some(holder)
     }
 
+    /// The newest hour any slot is published holding ([`EMPTY`] before the first): the
+    /// writer's `RingWriter::newest` as of its last publish, or a batch behind. Advisory, as
+    /// [`is_sealed`](Self::is_sealed); reads every slot's hour.
+    pub fn newest_published(&self) -> u32 {
+        self.slots
+            .iter()
+            .map(|s| s.hour())
+            .filter(|&h| h != EMPTY)
+            .max()
+            .unwrap_or(EMPTY)
+    }
+
     /// The archive of sealed hours.
     pub fn archive(&self) -> &Archive {
         &self.archive
