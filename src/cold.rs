@@ -182,6 +182,33 @@ impl ColdTier {
         Ok(())
     }
 
+    /// Marks the tier as the files of the stream `identity` (a cluster's: its creation time),
+    /// in `cold/stream`. Files of another stream (one deleted and re-created under the same
+    /// name) are removed first; returns how many. A tier that names no stream yet keeps its
+    /// files (a server that kept none before, or a single server's directory).
+    pub fn claim(&self, identity: &str) -> io::Result<usize> {
+        const NAME: &str = "stream";
+        let removed = match fs::read_to_string(self.dir.join(NAME)) {
+            Ok(was) if was.trim() == identity => return Ok(0),
+            Ok(_) => {
+                let hours = self.hours();
+                for &hour in &hours {
+                    self.edit_index(|i| i.remove(&hour));
+                    match fs::remove_file(self.dir.join(file_name(hour))) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                hours.len()
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        crate::durable::write_atomically(&self.dir, NAME, format!("{identity}\n").as_bytes())?;
+        Ok(removed)
+    }
+
     /// Stores that failed since start.
     pub fn failures(&self) -> u64 {
         // Relaxed: a statistic.

@@ -189,3 +189,52 @@ fn an_hour_already_past_the_retention_when_it_leaves_is_not_stored() {
     assert_eq!(cold.figures().0, 0);
     assert!(matches!(ring.members(12), HourMembers::Sealed(_)));
 }
+
+#[test]
+fn a_fetched_file_is_adopted_only_whole_and_with_its_hours_users() {
+    let dir = TempDir::new("cold-adopt");
+    let cold = tier(&dir, 720);
+    let set = set_of(&[3, 1, 4, 1, 5, 9, 2, 6]);
+    let bytes = set.to_bytes();
+    // A damaged copy, and one of another user count, are refused and leave nothing.
+    let mut damaged = bytes.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    assert!(matches!(
+        cold.adopt(7, &damaged, 7),
+        Err(AdoptError::Fault(ColdFault::Damaged(_)))
+    ));
+    assert!(matches!(
+        cold.adopt(7, &bytes, 8),
+        Err(AdoptError::Fault(ColdFault::Count {
+            found: 7,
+            expected: 8
+        }))
+    ));
+    assert_eq!(cold.hours(), Vec::<u32>::new());
+    cold.adopt(7, &bytes, 7).expect("a whole file");
+    assert_eq!(cold.hours(), vec![7]);
+    assert_eq!(cold.load(7, 7), Ok(Some(set)));
+    assert_eq!(cold.read_file(7).expect("its bytes"), bytes);
+}
+
+#[test]
+fn a_tier_claimed_by_another_stream_loses_its_files_and_one_claimed_by_none_keeps_them() {
+    let dir = TempDir::new("cold-claim");
+    let cold = tier(&dir, 720);
+    cold.store(5, &set_of(&[1, 2])).unwrap();
+    // No stream named yet (a directory from before): its files stay.
+    assert_eq!(cold.claim("stream-1").expect("claim"), 0);
+    assert_eq!(cold.hours(), vec![5]);
+    // The same stream again, after a reopen: nothing changes.
+    drop(cold);
+    let cold = tier(&dir, 720);
+    assert_eq!(cold.claim("stream-1").expect("claim"), 0);
+    assert_eq!(cold.hours(), vec![5]);
+    // A stream of the same name created anew: the old stream's files go.
+    cold.store(6, &set_of(&[3])).unwrap();
+    assert_eq!(cold.claim("stream-2").expect("claim"), 2);
+    assert_eq!(cold.hours(), Vec::<u32>::new());
+    assert_eq!(cold.load(5, 2), Ok(None));
+    assert!(!dir.0.join("cold").join(file_name(5)).exists());
+}

@@ -169,6 +169,26 @@ fn servers_whose_admission_or_ring_flags_differ_from_the_streams_are_refused() {
         204
     );
     assert_eq!(fresh_counts(&a, ts), (1, 1, 0));
+    // Two servers that start together on a stream that records too few flags may both
+    // record their own, the last write winning: the running server whose values the stream
+    // no longer holds stops within seconds (exit 2), rather than count by other rules.
+    with_jetstream(&nats, async |js| {
+        let mut s = js.get_stream("hourtally").await.expect("the stream");
+        let mut config = s.info().await.expect("info").config.clone();
+        config.description = Some(
+            "hourtally events; retention_hours=48; max_future_hours=1; cold_retention_hours=720"
+                .into(),
+        );
+        js.update_stream(&config).await.expect("update");
+    });
+    let (status, lines) = a.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(2), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "--cold-retention-hours 0 differs from the stream hourtally's 720, recorded since this server started"
+        )),
+        "{lines:?}"
+    );
 }
 
 /// A message removed from the stream (through the JetStream API) is a gap that no server can

@@ -179,6 +179,10 @@ impl Sink for ClusterSink {
         if self.current.is_some() || self.through <= self.last_covered {
             return None;
         }
+        // One at a time (`ClusterState::snapshot_in_flight`); a stop's snapshot goes anyway.
+        if !stopping && self.state.snapshot_pending() {
+            return None;
+        }
         let due = stopping
             || self
                 .snapshot_every
@@ -189,13 +193,55 @@ impl Sink for ClusterSink {
     fn snapshot(&mut self, image: RingImage) {
         self.last_covered = image.covered;
         self.last_snapshot = Instant::now();
+        self.state.snapshot_sent();
         // A closed channel: the nats thread is gone; the snapshot is not needed then.
-        let _ = self.snapshots.send(image);
+        if self.snapshots.send(image).is_err() {
+            self.state.snapshot_done();
+        }
     }
 
     fn durable(&mut self, _k: u64) {}
 
     fn stalled(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Kind;
+    use crate::ring::{Ring, RingWriter};
+
+    /// A capture handed to the nats thread holds back the next until it is stored (or given
+    /// up): a store may wait for the cold tier and upload files, and images must not pile up
+    /// meanwhile. A stop's snapshot goes anyway.
+    #[test]
+    fn no_capture_begins_while_the_last_one_is_being_stored_but_a_stops_does() {
+        let (feed, state) = (Arc::new(Feed::default()), Arc::new(ClusterState::default()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut sink = ClusterSink::new(feed.clone(), state.clone(), 0, Some(Duration::ZERO), tx);
+        let mut ring = RingWriter::new(Arc::new(Ring::new(3)));
+        let message = |sink: &mut ClusterSink, ring: &mut RingWriter, seq: u64| {
+            feed.messages.push((seq, 1));
+            let e = Event::new(10, seq, Kind::Click);
+            assert!(sink.batch(&[e], false));
+            ring.apply_and_publish(e);
+        };
+        message(&mut sink, &mut ring, 1);
+        let covered = sink.snapshot_due(false).expect("due");
+        ring.begin_capture(covered);
+        let image = loop {
+            if let Some(image) = ring.capture_step(usize::MAX) {
+                break image;
+            }
+        };
+        sink.snapshot(image);
+        assert_eq!(rx.try_recv().map(|i| i.covered), Ok(1));
+        message(&mut sink, &mut ring, 2);
+        assert_eq!(sink.snapshot_due(false), None, "the first is being stored");
+        assert_eq!(sink.snapshot_due(true), Some(2), "a stop's snapshot goes");
+        state.snapshot_done();
+        assert_eq!(sink.snapshot_due(false), Some(2));
     }
 }

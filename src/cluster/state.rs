@@ -34,6 +34,10 @@ pub struct ClusterState {
     /// Snapshots put into the object store, and attempts that failed (nats thread).
     pub snapshots_stored: AtomicU64,
     pub snapshot_failures: AtomicU64,
+    /// A capture was handed to the nats thread and is not stored (or given up) yet: the
+    /// writer begins no other (`ClusterSink::snapshot_due`), as a store may wait a while
+    /// for the cold tier and upload its files.
+    pub snapshot_in_flight: AtomicBool,
     /// Markers published through the stream for fresh reads, acknowledged (nats thread).
     pub fresh_markers: AtomicU64,
     /// When a failed publish, and a consumer's trouble, were last logged (ms since `since`):
@@ -108,6 +112,25 @@ impl ClusterState {
         // Release: pairs with `applied`'s Acquire: a reader that sees `seq` reads a ring
         // holding every event up to it (the ring's own publish came before this store).
         self.applied_seq.store(seq, Ordering::Release);
+    }
+
+    /// A capture goes to the nats thread (writer): no other begins until it is done.
+    pub fn snapshot_sent(&self) {
+        // SeqCst: a flag between two threads, set and read once a snapshot; no ordering
+        // argument needed at this rate.
+        self.snapshot_in_flight.store(true, Ordering::SeqCst);
+    }
+
+    /// The capture handed over last is stored, or given up (nats thread).
+    pub fn snapshot_done(&self) {
+        // SeqCst: as in `snapshot_sent`.
+        self.snapshot_in_flight.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether a capture handed over is still being stored.
+    pub fn snapshot_pending(&self) -> bool {
+        // SeqCst: as in `snapshot_sent`.
+        self.snapshot_in_flight.load(Ordering::SeqCst)
     }
 
     /// The consumer fed the writer message `seq`, of identity `identity`.

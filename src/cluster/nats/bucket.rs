@@ -129,6 +129,8 @@ async fn kept_floor(store: &object_store::ObjectStore) -> Option<u32> {
 
 /// Stores each capture the writer hands over, recording that it was taken from the stream
 /// whose identity is `stream` ([`Loaded::stream`]), then deletes all but the newest few.
+/// One at a time: the writer begins no capture while one is being stored
+/// (`ClusterState::snapshot_done`), so images never pile up here.
 /// With a cold tier, a capture first waits for the hours that left before it to be stored
 /// and for its late counts (`journal::Waits`), and the files the bucket lacks go up before
 /// it: a server that restores it finds every file it needs.
@@ -142,30 +144,35 @@ pub(super) async fn store_snapshots(
     while let Some(mut image) = images.recv().await {
         let covered = image.covered;
         let started = Instant::now();
-        let waits = cold.as_ref().map(|c| c.waits.clone());
+        let for_blocking = cold.clone();
         let encoded = tokio::task::spawn_blocking(move || {
-            if let Some(waits) = waits {
-                waits.complete(&mut image)?;
+            let mut needed = Vec::new();
+            if let Some(cold) = for_blocking {
+                cold.waits.complete(&mut image)?;
+                needed = cold::needed(&cold.tier, &image);
             }
-            Ok::<_, String>((snapshot::encode(&image), image.newest_hour()))
+            Ok::<_, String>((snapshot::encode(&image), image.newest_hour(), needed))
         })
         .await;
-        let Ok(encoded) = encoded else {
-            continue;
-        };
         let failed = |why: &str| {
             bump(&state.snapshot_failures, 1);
             tracing::warn!(covers = covered, error = %why, "cluster: cannot store a snapshot");
         };
-        let (bytes, newest) = match encoded {
-            Ok(done) => done,
-            Err(why) => {
+        let (bytes, newest, needed) = match encoded {
+            Ok(Ok(done)) => done,
+            Ok(Err(why)) => {
                 failed(&why);
+                state.snapshot_done();
+                continue;
+            }
+            Err(e) => {
+                failed(&e.to_string());
+                state.snapshot_done();
                 continue;
             }
         };
         if let Some(cold) = &cold {
-            match cold::upload_missing(&store, &cold.tier).await {
+            match cold::upload_missing(&store, &cold.tier, &needed).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     files = n,
@@ -174,6 +181,7 @@ pub(super) async fn store_snapshots(
                 ),
                 Err(why) => {
                     failed(&why);
+                    state.snapshot_done();
                     continue;
                 }
             }
@@ -209,12 +217,13 @@ pub(super) async fn store_snapshots(
                 }
                 if let Some(cold) = &cold {
                     if let Some(floor) = kept_floor(&store).await {
-                        cold::prune(&store, cold, floor).await;
+                        cold::prune(&store, cold, floor, newest).await;
                     }
                 }
             }
             Ok(Err(e)) => failed(&e.to_string()),
             Err(_) => failed("timed out"),
         }
+        state.snapshot_done();
     }
 }

@@ -43,7 +43,9 @@ pub fn supported(version: &str) -> bool {
 /// The flags that decide what a `204` means (the admission window) and how events apply (the
 /// ring's slots): `(flag, key in the stream's description, value)`. Every server of a stream
 /// must give the same, or one could answer `204` for an event another seals.
-fn recorded_flags(w: &Wiring) -> [(&'static str, &'static str, u64); 3] {
+pub(super) type RecordedFlags = [(&'static str, &'static str, u64); 3];
+
+pub(super) fn recorded_flags(w: &Wiring) -> RecordedFlags {
     [
         (
             "--retention-hours",
@@ -198,11 +200,24 @@ pub(super) fn follows(
     Ok(())
 }
 
+/// The stream a running server follows, as [`watch_stream`] checks it.
+pub(super) struct Watched {
+    pub stream: stream::Stream,
+    /// Its creation time (`follows`).
+    pub identity: String,
+    /// This server's flags that the stream records (`ensure_stream`).
+    pub flags: RecordedFlags,
+    /// Its name, and its snapshot bucket's (for the messages).
+    pub name: String,
+    pub bucket: String,
+}
+
 /// How often a running server checks that the stream is still the one it follows.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 /// Checks every [`WATCH_EVERY`] that the stream is the one this server started on (its
-/// creation time) and has not gone back behind what this server read from it. Either means
+/// creation time), still records this server's `flags`, and has not gone back behind what
+/// this server read from it. Either means
 /// this server can no longer count right: it reports it to `fatal` (the process stops, saying
 /// why) instead of serving counts that stopped moving or differ from the other servers'.
 ///
@@ -214,14 +229,18 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// there means the answer was stale; another one means the stream went back and was written
 /// again (fatal at once); none, on two checks in a row, means it went back.
 pub(super) async fn watch_stream(
-    mut stream: stream::Stream,
-    identity: String,
+    watched: Watched,
     state: Arc<ClusterState>,
     fatal: Fatal,
-    name: String,
-    bucket: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Watched {
+        mut stream,
+        identity,
+        flags,
+        name,
+        bucket,
+    } = watched;
     let mut behind = 0u32;
     while !pause(WATCH_EVERY, &mut shutdown).await {
         // Before the question: whatever the answer says, the stream held this message.
@@ -235,6 +254,16 @@ pub(super) async fn watch_stream(
                 "the stream {name} was deleted and re-created under this server (created {identity}, now {created}): the new stream's events cannot be counted on top of the old ones; restart on the new stream after deleting the bucket {bucket} (the old counts are lost), or restore the old stream"
             )));
             return;
+        }
+        // Two servers that started together on a stream recording too few flags may each
+        // have recorded their own: the one whose values the stream no longer holds stops.
+        if let Some(pairs) = info.config.description.as_deref().and_then(recorded) {
+            if let Err((flag, ours, theirs)) = compare_flags(&flags, &pairs) {
+                fatal.report(StartError::Flags(format!(
+                    "{flag} {ours} differs from the stream {name}'s {theirs}, recorded since this server started (another server started with other flags at the same time); every server of a stream must give the same {flag}"
+                )));
+                return;
+            }
         }
         let last = info.state.last_sequence;
         let Some((fed, was)) = fed else {

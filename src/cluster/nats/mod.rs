@@ -37,7 +37,7 @@ use crate::publisher::Outcome;
 use crate::ring::RingImage;
 use crate::start::{Fatal, StartError};
 use crate::sync::{Arc, AtomicUsize, Ordering};
-use checks::{ensure_stream, follows, supported, watch_stream, MIN_NATS};
+use checks::{ensure_stream, follows, recorded_flags, supported, watch_stream, Watched, MIN_NATS};
 
 /// Longest wait for one publish's acknowledgement before it is retried.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -176,19 +176,37 @@ async fn main(w: Wiring) {
         w.fatal.report(StartError::Cluster(why));
         return;
     }
-    // The cold files the snapshot's hours need, before the writer restores it.
-    if let (Some(cold), Some(loaded)) = (&w.cold, &loaded) {
-        match cold::fetch_missing(&store, &cold.tier, &loaded.image).await {
-            Ok((fetched, missing)) => tracing::info!(
-                fetched,
-                missing,
-                "cluster: fetched the cold tier's files the snapshot's hours need"
-            ),
-            Err(why) => {
+    if let Some(cold) = &w.cold {
+        // Files of another stream (deleted and re-created under this name) are not this
+        // stream's hours.
+        match cold.tier.claim(&identity) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(files = n, stream_created = %identity, "cluster: removed the cold files of another stream of this name")
+            }
+            Err(e) => {
                 w.fatal.report(StartError::Cluster(format!(
-                    "cannot fetch the cold tier's files for the snapshot of {covered}: {why}"
+                    "cannot mark the cold tier as this stream's: {e}"
                 )));
                 return;
+            }
+        }
+        // The files the snapshot's hours need, before the writer restores it.
+        if let Some(loaded) = &loaded {
+            let needed = cold::needed(&cold.tier, &loaded.image);
+            match cold::fetch_missing(&store, &cold.tier, &needed, &mut shutdown).await {
+                Ok((fetched, absent)) => tracing::info!(
+                    fetched,
+                    absent,
+                    "cluster: fetched the cold tier's files the snapshot's hours need"
+                ),
+                Err(cold::FetchError::Stopping) => return,
+                Err(cold::FetchError::Failed(why)) => {
+                    w.fatal.report(StartError::Cluster(format!(
+                        "cannot fetch the cold tier's files for the snapshot of {covered}: {why}"
+                    )));
+                    return;
+                }
             }
         }
     }
@@ -210,12 +228,15 @@ async fn main(w: Wiring) {
         return;
     }
     let watch = tokio::spawn(watch_stream(
-        stream.clone(),
-        identity.clone(),
+        Watched {
+            stream: stream.clone(),
+            identity: identity.clone(),
+            flags: recorded_flags(&w),
+            name: w.stream.clone(),
+            bucket: w.bucket.clone(),
+        },
         w.state.clone(),
         w.fatal.clone(),
-        w.stream.clone(),
-        w.bucket.clone(),
         shutdown.clone(),
     ));
 
