@@ -8,9 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::ranges::{
-    ask_range, assert_every_range, post_counted, range, range_counts, wait_applied,
-};
+use common::ranges::{assert_every_range, post_while_asking, range, range_counts, wait_applied};
 use common::{not_near_an_hour_boundary, now_ms, DataDir, Model, TestServer};
 use hourtally::event::{fingerprint, Event, Kind, MILLIS_PER_HOUR};
 
@@ -63,36 +61,25 @@ fn wait_cold_files(dir: &DataDir, n: usize) -> Vec<u64> {
     }
 }
 
-/// Three clients POST `per_client` events each to the current hour `h` while a fourth asks
-/// for ranges from `first` to `h` and checks each answer. Returns what they sent.
-fn load_current_hour(s: &TestServer, h: u64, first: u64, per_client: usize) -> Model {
-    let addr = s.addr;
-    let clients: Vec<_> = (0..3u64)
-        .map(|c| {
-            std::thread::spawn(move || {
-                let mut model = Model::default();
-                let mut conn = common::Conn::new(std::net::TcpStream::connect(addr).unwrap());
-                for i in 0..per_client as u64 {
-                    let user = format!("u{}", (i * 7 + c * 13) % 60);
-                    post_counted(&mut conn, &mut model, h * HOUR + i, &user, i % 3 != 0);
-                }
-                model
-            })
-        })
-        .collect();
-    let mut conn = common::Conn::new(std::net::TcpStream::connect(addr).unwrap());
-    let mut model = Model::default();
-    let mut asked = 0;
-    while !clients.iter().all(|c| c.is_finished()) || asked == 0 {
-        let (u, c, i) = ask_range(&mut conn, first + asked % 4, h);
-        // At most the pools' 60 users, and never fewer than the past hours' events.
-        assert!(u <= 60 && u <= c + i, "{u} {c} {i}");
-        asked += 1;
-    }
-    for c in clients {
-        model.merge(c.join().expect("a client"));
-    }
-    model
+/// Three clients POST `per_client` events each to the current hour `h` while ranges from
+/// `first` to `h` are asked for and checked. Returns what they sent.
+fn load_current_hour(s: &TestServer, h: u64, first: u64, per_client: u64) -> Model {
+    let event = move |c: u64, i: u64| {
+        let user = format!("u{}", (i * 7 + c * 13) % 60);
+        (h * HOUR + i, user, !i.is_multiple_of(3))
+    };
+    post_while_asking(
+        s,
+        3,
+        per_client,
+        event,
+        |asked| first + asked % 4,
+        h,
+        |(u, c, i)| {
+            // At most the pools' 60 users, and never fewer than the past hours' events.
+            assert!(u <= 60 && u <= c + i, "{u} {c} {i}");
+        },
+    )
 }
 
 #[test]

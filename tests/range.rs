@@ -8,64 +8,45 @@ mod common;
 
 use std::time::Duration;
 
-use common::ranges::{
-    ask_range, assert_every_range, post_counted, range, range_counts, wait_applied,
-};
+use common::ranges::{assert_every_range, post_while_asking, range, range_counts, wait_applied};
 use common::{not_near_an_hour_boundary, now_ms, DataDir, Model, TestServer};
 use hourtally::event::{fingerprint, Event, Kind, MILLIS_PER_HOUR};
 
 const HOUR: u64 = MILLIS_PER_HOUR;
 
 /// Four clients POST `per_client` events each over the hours `h-4..=h` (users from a pool of
-/// 300, so that hours share most of them) while a fifth asks for ranges and checks that no
-/// answer exceeds what the clients send in all. Returns what they sent.
-fn load(s: &TestServer, h: u64, per_client: usize) -> Model {
-    let addr = s.addr;
-    let clients: Vec<_> = (0..4u64)
-        .map(|c| {
-            std::thread::spawn(move || {
-                let mut model = Model::default();
-                let mut conn = common::Conn::new(std::net::TcpStream::connect(addr).unwrap());
-                let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ (c + 1).wrapping_mul(0x9e37_79b9);
-                for _ in 0..per_client {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let hour = h - x % 5;
-                    let user = format!("u{}", (x >> 8) % 300);
-                    let click = !(x >> 20).is_multiple_of(3);
-                    let ts = hour * HOUR + (x >> 24) % HOUR;
-                    post_counted(&mut conn, &mut model, ts, &user, click);
-                }
-                model
-            })
-        })
-        .collect();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut asked = 0;
-            let mut conn = common::Conn::new(std::net::TcpStream::connect(addr).unwrap());
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let first = h - 4 + asked % 5;
-                let (u, c, i) = ask_range(&mut conn, first, h);
-                // At most the 300 users of the pool, and never more events than sent.
-                assert!(u <= 300 && u <= c + i, "{u} {c} {i}");
-                assert!(c + i <= 4 * per_client as u64, "{c} {i}");
-                asked += 1;
-            }
-            asked
-        })
+/// 300, so that hours share most of them) while ranges are asked for and no answer may exceed
+/// what the clients send in all. Returns what they sent.
+fn load(s: &TestServer, h: u64, per_client: u64) -> Model {
+    // The hour back from `h`, the user and the kind of client `c`'s `i`-th event, from a
+    // mix of both (xorshift).
+    let event = move |c: u64, i: u64| {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ (c + 1).wrapping_mul(0x9e37_79b9) ^ (i << 20);
+        for _ in 0..3 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        let ts = (h - x % 5) * HOUR + (x >> 24) % HOUR;
+        (
+            ts,
+            format!("u{}", (x >> 8) % 300),
+            !(x >> 20).is_multiple_of(3),
+        )
     };
-    let mut model = Model::default();
-    for c in clients {
-        model.merge(c.join().expect("a client"));
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let asked = reader.join().expect("the reader");
-    assert!(asked > 0);
-    model
+    post_while_asking(
+        s,
+        4,
+        per_client,
+        event,
+        |asked| h - 4 + asked % 5,
+        h,
+        |(u, c, i)| {
+            // At most the 300 users of the pool, and never more events than sent.
+            assert!(u <= 300 && u <= c + i, "{u} {c} {i}");
+            assert!(c + i <= 4 * per_client, "{c} {i}");
+        },
+    )
 }
 
 /// Waits (bounded) until `hourtally_hours_frozen_total` is at least `n`.

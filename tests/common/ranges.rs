@@ -125,3 +125,43 @@ pub fn wait_applied(s: &TestServer, model: &Model) {
         assert_eq!(s.wait_counts(hour * HOUR, want), want, "hour {hour}");
     }
 }
+
+/// `clients` threads POST `per_client` events each on `s`, client `c`'s `i`-th being
+/// `event(c, i)` (timestamp, user, click), each answered 204; meanwhile this thread asks for
+/// the range from hour `first(asked)` to hour `last` (at least once, until the clients are
+/// done) and checks each answer with `check`. Returns what the clients sent.
+pub fn post_while_asking(
+    s: &TestServer,
+    clients: u64,
+    per_client: u64,
+    event: impl Fn(u64, u64) -> (u64, String, bool) + Send + Copy + 'static,
+    first: impl Fn(u64) -> u64,
+    last: u64,
+    check: impl Fn((u64, u64, u64)),
+) -> Model {
+    let addr = s.addr;
+    let posters: Vec<_> = (0..clients)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut model = Model::default();
+                let mut conn = Conn::new(std::net::TcpStream::connect(addr).expect("connect"));
+                for i in 0..per_client {
+                    let (ts, user, click) = event(c, i);
+                    post_counted(&mut conn, &mut model, ts, &user, click);
+                }
+                model
+            })
+        })
+        .collect();
+    let mut conn = Conn::new(std::net::TcpStream::connect(addr).expect("connect"));
+    let mut asked = 0;
+    while asked == 0 || !posters.iter().all(|p| p.is_finished()) {
+        check(ask_range(&mut conn, first(asked), last));
+        asked += 1;
+    }
+    let mut model = Model::default();
+    for p in posters {
+        model.merge(p.join().expect("a client"));
+    }
+    model
+}
