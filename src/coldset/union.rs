@@ -1,6 +1,6 @@
 //! The number of distinct values over several cold sets: what a range of hours counts.
 
-use super::{low_of, ColdSet, Values};
+use super::{ColdSet, Values};
 
 /// Values a union counts at a time: a slice of the value space expected to hold about this
 /// many values from all the sets together, so that its table (four times as many cells)
@@ -22,7 +22,8 @@ pub fn union_count(sets: &[&ColdSet]) -> u64 {
     if total == 0 {
         return 0;
     }
-    let slice_log = (total / UNION_CHUNK).max(1).ilog2();
+    // At least two slices: a value outside the slice marks a free cell of the table.
+    let slice_log = (total / UNION_CHUNK).max(2).ilog2();
     let slices = 1u64 << slice_log;
     let mut cursors: Vec<Values<'_>> = sets.iter().map(|s| s.iter()).collect();
     let mut table = Table::new(4 * UNION_CHUNK as usize);
@@ -40,7 +41,9 @@ pub fn union_count(sets: &[&ColdSet]) -> u64 {
         for c in &mut cursors {
             c.take_below(end, last, &mut buf);
         }
-        count += table.count(&buf);
+        // No value of the first slice is all ones, none of the others is 0.
+        let free = if slice == 0 { u64::MAX } else { 0 };
+        count += table.count(&buf, free);
     }
     count
 }
@@ -50,31 +53,45 @@ impl Values<'_> {
     /// [`union_count`] takes a set's values a slice at a time.
     #[inline]
     fn take_below(&mut self, end: u64, all: bool, out: &mut Vec<u64>) {
+        let (upper, low, l) = (self.upper, self.low, self.l);
+        let mask = (1u64 << l) - 1;
+        let (mut word, mut ones, mut i) = (self.word, self.ones, self.i);
         loop {
-            while self.ones == 0 {
-                self.word += 1;
-                match self.upper.get(self.word) {
-                    Some(&w) => self.ones = w,
-                    None => return,
+            while ones == 0 {
+                word += 1;
+                match upper.get(word) {
+                    Some(&w) => ones = w,
+                    None => {
+                        (self.word, self.ones, self.i) = (word, ones, i);
+                        return;
+                    }
                 }
             }
-            let pos = self.word as u64 * 64 + u64::from(self.ones.trailing_zeros());
-            let x = ((pos - self.i) << self.l) | low_of(self.low, self.l, self.i);
+            let pos = word as u64 * 64 + u64::from(ones.trailing_zeros());
+            let at = i * u64::from(l);
+            let (w, b) = ((at / 64) as usize, (at % 64) as u32);
+            let pair = u128::from(low[w]) | u128::from(low.get(w + 1).copied().unwrap_or(0)) << 64;
+            let x = ((pos - i) << l) | ((pair >> b) as u64 & mask);
             if !all && x >= end {
-                return;
+                break;
             }
             out.push(x);
-            self.ones &= self.ones - 1;
-            self.i += 1;
+            ones &= ones - 1;
+            i += 1;
         }
+        (self.word, self.ones, self.i) = (word, ones, i);
     }
 }
 
-/// The table of [`union_count`]: distinct values of one slice, 0 marking a free cell (the
-/// value 0 is counted apart), and the cells taken, to empty them after.
+/// The table of [`union_count`]: distinct values of one slice, a value outside the slice
+/// (`free`) marking a free cell, and the cells taken, to free them after.
 struct Table {
     cells: Vec<u64>,
     taken: Vec<usize>,
+    /// The values whose home cell another value held.
+    later: Vec<u64>,
+    /// What the free cells hold.
+    free: u64,
     key: u64,
     bits: u32,
 }
@@ -84,14 +101,16 @@ impl Table {
         let size = size.next_power_of_two();
         Table {
             cells: vec![0; size],
-            taken: Vec::with_capacity(size / 2),
+            taken: Vec::new(),
+            later: Vec::new(),
+            free: 0,
             key: ahash::RandomState::new().hash_one(0u64) | 1,
             bits: size.ilog2(),
         }
     }
 
-    /// The distinct values of `values`; leaves the table empty.
-    fn count(&mut self, values: &[u64]) -> u64 {
+    /// The distinct values of `values`, none of which is `free`; leaves the table empty.
+    fn count(&mut self, values: &[u64], free: u64) -> u64 {
         // At most half full whatever the values: no growth check per insert.
         if 2 * values.len() > self.cells.len() {
             *self = Table {
@@ -99,20 +118,47 @@ impl Table {
                 ..Table::new(2 * values.len())
             };
         }
-        let mask = self.cells.len() - 1;
+        if self.free != free {
+            self.cells.fill(free);
+            self.free = free;
+        }
+        if self.taken.len() < values.len() {
+            self.taken.resize(values.len(), 0);
+        }
+        if self.later.len() < values.len() {
+            self.later.resize(values.len(), 0);
+        }
+        let (cells, taken, later) = (
+            &mut self.cells[..],
+            &mut self.taken[..],
+            &mut self.later[..],
+        );
+        let mask = cells.len() - 1;
         let shift = 64 - self.bits;
-        let mut zero = false;
+        let key = self.key;
+        let mut n = 0;
+        let mut m = 0;
+        // First, without a branch on the values: a value whose home cell is free takes it, one
+        // already there is found, one whose home another value holds waits in `later`. Every
+        // value in the table is then in its home cell, as linear probing would have put it.
         for &x in values {
-            if x == 0 {
-                zero = true;
-                continue;
-            }
-            let mut at = (x.wrapping_mul(self.key) >> shift) as usize;
+            let at = (x.wrapping_mul(key) >> shift) as usize;
+            let y = cells[at];
+            let new = y == free;
+            cells[at] = core::hint::select_unpredictable(new, x, y);
+            taken[n] = at;
+            n += usize::from(new);
+            later[m] = x;
+            m += usize::from(!new & (y != x));
+        }
+        for &x in &later[..m] {
+            let mut at = (x.wrapping_mul(key) >> shift) as usize;
             loop {
-                let y = self.cells[at];
-                if y == 0 {
-                    self.cells[at] = x;
-                    self.taken.push(at);
+                let y = cells[at];
+                if y == free {
+                    cells[at] = x;
+                    taken[n] = at;
+                    n += 1;
                     break;
                 }
                 if y == x {
@@ -121,10 +167,9 @@ impl Table {
                 at = (at + 1) & mask;
             }
         }
-        let n = self.taken.len() as u64 + u64::from(zero);
-        for at in self.taken.drain(..) {
-            self.cells[at] = 0;
+        for &at in &taken[..n] {
+            cells[at] = free;
         }
-        n
+        n as u64
     }
 }
