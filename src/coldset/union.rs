@@ -1,22 +1,26 @@
 //! The number of distinct values over several cold sets: what a range of hours counts.
 
-use super::{ColdSet, Values};
+use super::{low_of, ColdSet, Values};
 
 /// Values a union counts at a time: a slice of the value space expected to hold about this
 /// many values from all the sets together, so that its table (four times as many cells)
 /// stays in the first-level cache. (1 024 counted the 24-hour union of `benches/cold.rs` in
-/// 479 ms, 4 096 in 706 ms, 256 in 520 ms, with the values taken one at a time.)
+/// 479 ms, 4 096 in 706 ms, 256 in 520 ms, with the values taken one at a time; with the
+/// table's first pass free of branches, 512 took 7 % longer than 1 024.)
 const UNION_CHUNK: u64 = 1024;
 
 /// The number of distinct values over `sets`.
 ///
 /// The value space is cut into slices by its top bits, about [`UNION_CHUNK`] values a slice
 /// over all the sets; each set's values come in order, so a slice's are the next ones of each
-/// set. They are decoded into one buffer, set after set, then counted in a small
-/// open-addressing table, sized for the buffer before the first insert and emptied cell by
-/// cell after the slice. Placement multiplies by a random odd key, so that values crafted to
-/// collide (fingerprints of chosen names) cost probes, never a wrong count. (A merge of the
-/// sorted sets through a binary heap took twice as long: BENCHMARKS.md, "The cold set".)
+/// set. They are decoded into one buffer, set after set (asking for the next slice's words
+/// ahead), then counted in a small open-addressing table, sized for the buffer before the
+/// first insert, where any value outside the slice marks a free cell: nothing is emptied
+/// between slices. The table's first pass has no branch on the values (half of them are seen
+/// before, at random); see [`Table::count`]. Placement multiplies by a random odd key, so
+/// that values crafted to collide (fingerprints of chosen names) cost probes, never a wrong
+/// count. (A merge of the sorted sets through a binary heap took twice as long:
+/// BENCHMARKS.md, "The cold set".)
 pub fn union_count(sets: &[&ColdSet]) -> u64 {
     let total: u64 = sets.iter().map(|s| s.len()).sum();
     if total == 0 {
@@ -25,139 +29,155 @@ pub fn union_count(sets: &[&ColdSet]) -> u64 {
     // At least two slices: a value outside the slice marks a free cell of the table.
     let slice_log = (total / UNION_CHUNK).max(2).ilog2();
     let slices = 1u64 << slice_log;
+    let width = 1u64 << (64 - slice_log);
     let mut cursors: Vec<Values<'_>> = sets.iter().map(|s| s.iter()).collect();
     let mut table = Table::new(4 * UNION_CHUNK as usize);
-    let mut buf = Vec::with_capacity(2 * UNION_CHUNK as usize);
+    let mut buf = vec![0; 2 * UNION_CHUNK as usize];
     let mut count = 0;
     for slice in 0..slices {
-        // The values of this slice: below the next slice's first value (the last: all left).
-        let end = if slice + 1 < slices {
-            (slice + 1) << (64 - slice_log)
-        } else {
-            u64::MAX
-        };
+        let start = slice * width;
         let last = slice + 1 == slices;
-        buf.clear();
-        for c in &mut cursors {
-            c.take_below(end, last, &mut buf);
+        // The values of this slice: up to the next slice's first value (the last: all left).
+        let stop = if last { u64::MAX } else { start + (width - 1) };
+        if last {
+            // The cells never taken still hold the table's first mark, all ones: a value of
+            // this slice. Every cell is free here, and 0 is a value of the first slice.
+            table.cells.fill(0);
         }
-        // No value of the first slice is all ones, none of the others is 0.
-        let free = if slice == 0 { u64::MAX } else { 0 };
-        count += table.count(&buf, free);
+        let mut n = 0;
+        for c in &mut cursors {
+            n = c.take_up_to(stop, &mut buf, n);
+        }
+        count += table.count(&mut buf[..n], start, width - 1);
     }
     count
 }
 
 impl Values<'_> {
-    /// Appends to `out` the next values below `end` (all that are left if `all`): how
-    /// [`union_count`] takes a set's values a slice at a time.
-    #[inline]
-    fn take_below(&mut self, end: u64, all: bool, out: &mut Vec<u64>) {
+    /// Writes to `out` from `n` on the next values up to `stop`, growing `out` as needed, and
+    /// returns where they end: how [`union_count`] takes a set's values a slice at a time.
+    #[inline(never)]
+    fn take_up_to(&mut self, stop: u64, out: &mut Vec<u64>, mut n: usize) -> usize {
         let (upper, low, l) = (self.upper, self.low, self.l);
         let mask = (1u64 << l) - 1;
         let (mut word, mut ones, mut i) = (self.word, self.ones, self.i);
-        loop {
+        let first = i;
+        // Where value `i`'s low bits begin.
+        let mut at = i * u64::from(l);
+        'values: loop {
             while ones == 0 {
                 word += 1;
                 match upper.get(word) {
                     Some(&w) => ones = w,
-                    None => {
-                        (self.word, self.ones, self.i) = (word, ones, i);
-                        return;
-                    }
+                    None => break 'values,
                 }
             }
-            let pos = word as u64 * 64 + u64::from(ones.trailing_zeros());
-            let at = i * u64::from(l);
+            // Room for all the ones of this word.
+            if out.len() < n + 64 {
+                out.resize(2 * (n + 64), 0);
+            }
             let (w, b) = ((at / 64) as usize, (at % 64) as u32);
-            let pair = u128::from(low[w]) | u128::from(low.get(w + 1).copied().unwrap_or(0)) << 64;
-            let x = ((pos - i) << l) | ((pair >> b) as u64 & mask);
-            if !all && x >= end {
+            let lows = match low.get(w..w + 2) {
+                Some(&[a, c]) => ((u128::from(c) << 64 | u128::from(a)) >> b) as u64 & mask,
+                _ => low_of(low, l, i),
+            };
+            let pos = word as u64 * 64 + u64::from(ones.trailing_zeros());
+            let x = ((pos - i) << l) | lows;
+            if x > stop {
                 break;
             }
-            out.push(x);
+            out[n] = x;
+            n += 1;
             ones &= ones - 1;
             i += 1;
+            at += u64::from(l);
         }
         (self.word, self.ones, self.i) = (word, ones, i);
+        // The next slice most likely takes as many values as this one: have their words on
+        // the way to the cache by then. Read one after another, the sets' words would stream
+        // in, but a union reads a few lines of each set in turn, more streams than the
+        // hardware follows.
+        let bits = (i - first) * u64::from(l);
+        let lines = (bits / 512 + 2).min(MAX_READ_AHEAD);
+        for k in 0..lines {
+            read_ahead(low, (at / 64) as usize + 8 * k as usize);
+        }
+        read_ahead(upper, word + 8);
+        n
     }
 }
 
-/// The table of [`union_count`]: distinct values of one slice, a value outside the slice
-/// (`free`) marking a free cell, and the cells taken, to free them after.
+/// Cache lines of a set's low words that a union asks for ahead of a slice, at most.
+const MAX_READ_AHEAD: u64 = 16;
+
+/// Asks for the cache line of `words[at]`, if there is one, to be brought into the cache.
+#[inline(always)]
+fn read_ahead(words: &[u64], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(w) = words.get(at) {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch reads nothing the program sees and cannot fault, and the address
+        // is that of a word of `words` besides.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((w as *const u64).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (words, at);
+}
+
+/// The table of [`union_count`]: distinct values of one slice at their cells, any value
+/// outside the slice marking a free cell (a value of an earlier slice, or the mark the cells
+/// were made with), so that nothing is emptied between slices.
 struct Table {
     cells: Vec<u64>,
-    taken: Vec<usize>,
-    /// The values whose home cell another value held.
-    later: Vec<u64>,
-    /// What the free cells hold.
-    free: u64,
     key: u64,
     bits: u32,
 }
 
+/// Cells of [`Table`] at first: 32 KiB, in the first-level cache beside a slice's values. A
+/// table of this size has its index bounds known to the compiler.
+const TABLE_BITS: u32 = 12;
+
 impl Table {
+    /// A table of at least `size` cells, all holding all ones (no value of a first slice).
     fn new(size: usize) -> Self {
-        let size = size.next_power_of_two();
+        Self::filled(size, u64::MAX, ahash::RandomState::new().hash_one(0u64) | 1)
+    }
+
+    /// A table of at least `size` cells (and at least `1 << TABLE_BITS`), all holding `free`.
+    fn filled(size: usize, free: u64, key: u64) -> Self {
+        let size = size.next_power_of_two().max(1 << TABLE_BITS);
         Table {
-            cells: vec![0; size],
-            taken: Vec::new(),
-            later: Vec::new(),
-            free: 0,
-            key: ahash::RandomState::new().hash_one(0u64) | 1,
+            cells: vec![free; size],
+            key,
             bits: size.ilog2(),
         }
     }
 
-    /// The distinct values of `values`, none of which is `free`; leaves the table empty.
-    fn count(&mut self, values: &[u64], free: u64) -> u64 {
-        // At most half full whatever the values: no growth check per insert.
+    /// The distinct values of `values`, all from `start` to `start + span`; the table holds
+    /// no value of that range before. Reorders and overwrites `values`.
+    #[inline(never)]
+    fn count(&mut self, values: &mut [u64], start: u64, span: u64) -> u64 {
+        // At most half full whatever the values: no growth check per insert. A slice of more
+        // values (rare, or crafted) has a table of its own, whose cells hold a value outside
+        // the range (its top bits differ from all of the range's); this one stays in the cache.
         if 2 * values.len() > self.cells.len() {
-            *self = Table {
-                key: self.key,
-                ..Table::new(2 * values.len())
-            };
+            return Table::filled(2 * values.len(), !start, self.key).count(values, start, span);
         }
-        if self.free != free {
-            self.cells.fill(free);
-            self.free = free;
-        }
-        if self.taken.len() < values.len() {
-            self.taken.resize(values.len(), 0);
-        }
-        if self.later.len() < values.len() {
-            self.later.resize(values.len(), 0);
-        }
-        let (cells, taken, later) = (
-            &mut self.cells[..],
-            &mut self.taken[..],
-            &mut self.later[..],
-        );
+        let key = self.key;
+        let (n, later) = match <&mut [u64; 1 << TABLE_BITS]>::try_from(&mut self.cells[..]) {
+            Ok(cells) => first_pass(cells, 64 - TABLE_BITS, key, values, start, span),
+            Err(_) => first_pass(&mut self.cells, 64 - self.bits, key, values, start, span),
+        };
+        let cells = &mut self.cells[..];
         let mask = cells.len() - 1;
         let shift = 64 - self.bits;
-        let key = self.key;
-        let mut n = 0;
-        let mut m = 0;
-        // First, without a branch on the values: a value whose home cell is free takes it, one
-        // already there is found, one whose home another value holds waits in `later`. Every
-        // value in the table is then in its home cell, as linear probing would have put it.
-        for &x in values {
-            let at = (x.wrapping_mul(key) >> shift) as usize;
-            let y = cells[at];
-            let new = y == free;
-            cells[at] = core::hint::select_unpredictable(new, x, y);
-            taken[n] = at;
-            n += usize::from(new);
-            later[m] = x;
-            m += usize::from(!new & (y != x));
-        }
-        for &x in &later[..m] {
+        let mut n = n;
+        for &x in &values[..later] {
             let mut at = (x.wrapping_mul(key) >> shift) as usize;
             loop {
                 let y = cells[at];
-                if y == free {
+                if y.wrapping_sub(start) > span {
                     cells[at] = x;
-                    taken[n] = at;
                     n += 1;
                     break;
                 }
@@ -167,9 +187,36 @@ impl Table {
                 at = (at + 1) & mask;
             }
         }
-        for &at in &taken[..n] {
-            cells[at] = free;
-        }
-        n as u64
+        n
     }
+}
+
+/// The first pass of [`Table::count`], without a branch on the values: a value whose home
+/// cell is free takes it, one already there is found, one whose home another value holds is
+/// moved to the front of `values`, to be placed after. Every value in the table is then in
+/// its home cell, as linear probing would have put it. Returns the values placed and how
+/// many wait.
+#[inline(always)]
+fn first_pass(
+    cells: &mut [u64],
+    shift: u32,
+    key: u64,
+    values: &mut [u64],
+    start: u64,
+    span: u64,
+) -> (u64, usize) {
+    let mut n = 0;
+    let mut m = 0;
+    for j in 0..values.len() {
+        let x = values[j];
+        let at = (x.wrapping_mul(key) >> shift) as usize;
+        let y = cells[at];
+        let new = y.wrapping_sub(start) > span;
+        cells[at] = core::hint::select_unpredictable(new, x, y);
+        n += u64::from(new);
+        // `m <= j`: a value is moved only over those before it.
+        values[m] = x;
+        m += usize::from(!new & (y != x));
+    }
+    (n, m)
 }
