@@ -6,13 +6,18 @@ use super::{low_of, ColdSet, Values};
 /// many values from all the sets together, so that its table (four times as many cells)
 /// stays in the first-level cache. (1 024 counted the 24-hour union of `benches/cold.rs` in
 /// 479 ms, 4 096 in 706 ms, 256 in 520 ms, with the values taken one at a time; with the
-/// table's first pass free of branches, 512 took 7 % longer than 1 024.)
+/// table's first pass free of branches, 512 took 7 % longer than 1 024, 2 048 4 % longer.)
 const UNION_CHUNK: u64 = 1024;
+
+/// Values a slice takes of each set, at least: each set's turn in a slice costs a few
+/// mispredicted branches whatever it takes. (168 sets of a million values each: 1 095 ms with
+/// slices of 1 024 values, about 8 a set, 916 ms with 2 048, 918 ms with 4 096.)
+const PER_SET: u64 = 12;
 
 /// The number of distinct values over `sets`.
 ///
 /// The value space is cut into slices by its top bits, about [`UNION_CHUNK`] values a slice
-/// over all the sets; each set's values come in order, so a slice's are the next ones of each
+/// over all the sets (more for many sets: [`PER_SET`]); each set's values come in order, so a slice's are the next ones of each
 /// set. They are decoded into one buffer, set after set (asking for the next slice's words
 /// ahead), then counted in a small open-addressing table, sized for the buffer before the
 /// first insert, where any value outside the slice marks a free cell: nothing is emptied
@@ -45,12 +50,13 @@ fn count_slices(sets: &[&ColdSet]) -> u64 {
         return 0;
     }
     // At least two slices: a value outside the slice marks a free cell of the table.
-    let slice_log = (total / UNION_CHUNK).max(2).ilog2();
+    let chunk = UNION_CHUNK.max(PER_SET * sets.len() as u64);
+    let slice_log = (total / chunk).max(2).ilog2();
     let slices = 1u64 << slice_log;
     let width = 1u64 << (64 - slice_log);
     let mut cursors: Vec<Values<'_>> = sets.iter().map(|s| s.iter()).collect();
-    let mut table = Table::new(4 * UNION_CHUNK as usize);
-    let mut buf = vec![0; 2 * UNION_CHUNK as usize];
+    let mut table = Table::new(4 * chunk as usize);
+    let mut buf = vec![0; 2 * chunk as usize];
     let mut count = 0;
     for slice in 0..slices {
         let start = slice * width;
@@ -135,8 +141,8 @@ struct Table {
     bits: u32,
 }
 
-/// Cells of [`Table`] at first: 32 KiB, in the first-level cache beside a slice's values. A
-/// table of this size has its index bounds known to the compiler.
+/// Cells of [`Table`], at least: 32 KiB, in the first-level cache beside a slice's values. A
+/// table of this size, or twice it, has its index bounds known to the compiler.
 const TABLE_BITS: u32 = 12;
 
 impl Table {
@@ -166,9 +172,13 @@ impl Table {
             return Table::filled(2 * values.len(), !start, self.key).count(values, start, span);
         }
         let key = self.key;
-        let (n, later) = match <&mut [u64; 1 << TABLE_BITS]>::try_from(&mut self.cells[..]) {
-            Ok(cells) => first_pass(cells, 64 - TABLE_BITS, key, values, start, span),
-            Err(_) => first_pass(&mut self.cells, 64 - self.bits, key, values, start, span),
+        let cells = &mut self.cells[..];
+        let (n, later) = if let Ok(cells) = <&mut [u64; 1 << TABLE_BITS]>::try_from(&mut *cells) {
+            first_pass(cells, 64 - TABLE_BITS, key, values, start, span)
+        } else if let Ok(cells) = <&mut [u64; 2 << TABLE_BITS]>::try_from(&mut *cells) {
+            first_pass(cells, 63 - TABLE_BITS, key, values, start, span)
+        } else {
+            first_pass(cells, 64 - self.bits, key, values, start, span)
         };
         let cells = &mut self.cells[..];
         let mask = cells.len() - 1;
