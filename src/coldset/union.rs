@@ -36,7 +36,11 @@ pub fn union_count(sets: &[&ColdSet]) -> u64 {
 }
 
 /// [`count_slices`] with BMI2's shifts by a register (one micro-operation each, against
-/// two or three for `shl`/`shr` by `cl`).
+/// two or three for `shl`/`shr` by `cl`). Measured, the shifts themselves gain little: the
+/// same binary with this path turned off took 88-92 ms for 24 sets against 87-90, 863 ms for
+/// 168 against 851. What counts more is that the counting is a function of its own: written
+/// as one `#[inline(never)]` function without this path, it took 94 ms and 905 ms, and
+/// inlined into its caller, 168 sets took 1 213 ms.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "bmi1,bmi2")]
 fn bmi2(sets: &[&ColdSet]) -> u64 {
