@@ -152,6 +152,29 @@ fn a_union_whose_values_all_fall_in_one_slice_still_counts_each_once() {
     assert_eq!(union_count(&sets.iter().collect::<Vec<_>>()), want);
 }
 
+#[test]
+fn a_union_of_many_sets_takes_more_values_a_slice_and_counts_each_once() {
+    // 200 sets: slices of at least `PER_SET` values of each (more than `UNION_CHUNK` in all),
+    // half of each set's values shared by every set, as the hours of a week share users.
+    let shared = spread(300, 7);
+    let sets: Vec<ColdSet> = (0..200u64)
+        .map(|h| {
+            let mut v: Vec<u64> = spread(40, 100 + h)
+                .into_iter()
+                .chain(shared.clone())
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            ColdSet::parse(&encode(&v)).expect("valid")
+        })
+        .collect();
+    let want: BTreeSet<u64> = sets.iter().flat_map(|s| s.iter()).collect();
+    assert_eq!(
+        union_count(&sets.iter().collect::<Vec<_>>()),
+        want.len() as u64
+    );
+}
+
 proptest! {
     // Sets of thousands of values: fewer cases than the default, each covering several
     // slices of a union.

@@ -18,8 +18,7 @@ const PER_SET: u64 = 12;
 ///
 /// The value space is cut into slices by its top bits, about [`UNION_CHUNK`] values a slice
 /// over all the sets (more for many sets: [`PER_SET`]); each set's values come in order, so a slice's are the next ones of each
-/// set. They are decoded into one buffer, set after set (asking for the next slice's words
-/// ahead), then counted in a small open-addressing table, sized for the buffer before the
+/// set. They are decoded into one buffer, set after set, then counted in a small open-addressing table, sized for the buffer before the
 /// first insert, where any value outside the slice marks a free cell: nothing is emptied
 /// between slices. The table's first pass has no branch on the values (half of them are seen
 /// before, at random); see [`Table::count`]. Placement multiplies by a random odd key, so
