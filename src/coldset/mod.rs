@@ -311,19 +311,25 @@ impl ColdSet {
     fn sample_zeros(&self) -> Vec<u64> {
         let spare = self.upper.len() as u64 * 64 - self.upper_bits;
         let mut zeros = Vec::with_capacity((self.upper_bits - self.n).div_ceil(SAMPLE) as usize);
-        let mut seen = 0u64;
+        // Zeros seen before this word; the next sampled zero is number `next`.
+        let (mut seen, mut next) = (0u64, 0u64);
         for (k, &w) in self.upper.iter().enumerate() {
             let mut z = !w;
             if k + 1 == self.upper.len() && spare > 0 {
                 z &= u64::MAX >> spare;
             }
-            while z != 0 {
-                if seen.is_multiple_of(SAMPLE) {
-                    zeros.push(k as u64 * 64 + u64::from(z.trailing_zeros()));
+            let here = u64::from(z.count_ones());
+            // Most words hold no sampled zero: counted, not walked.
+            while next < seen + here {
+                // Zero number `next` is this word's `next - seen`-th (0-based).
+                let mut y = z;
+                for _ in 0..next - seen {
+                    y &= y - 1;
                 }
-                seen += 1;
-                z &= z - 1;
+                zeros.push(k as u64 * 64 + u64::from(y.trailing_zeros()));
+                next += SAMPLE;
             }
+            seen += here;
         }
         zeros
     }

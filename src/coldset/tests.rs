@@ -30,6 +30,18 @@ fn a_set_reads_back_as_written_and_answers_membership() {
 }
 
 #[test]
+fn membership_finds_every_value_of_a_large_set() {
+    // Hundreds of zero samples (one per `SAMPLE` zeros of the upper vector, about one zero a
+    // value for fingerprints): a wrong sample sends the lookups of its stretch astray.
+    let values = spread(60_000, 3);
+    let set = ColdSet::parse(&encode(&values)).expect("valid");
+    assert!(values.iter().all(|&x| set.contains(x)));
+    for x in spread(2_000, 4) {
+        assert_eq!(set.contains(x), values.binary_search(&x).is_ok(), "{x}");
+    }
+}
+
+#[test]
 fn the_extremes_of_the_value_space_are_values_like_any() {
     let values = vec![0, 1, 2, u64::MAX / 2, u64::MAX - 1, u64::MAX];
     let set = ColdSet::parse(&encode(&values)).expect("valid");
