@@ -231,6 +231,21 @@ impl ColdTier {
     /// `hour`'s users, read and checked against `expected` users; `Ok(None)` if the tier
     /// has no file for it. The fault is of the file `cold/{file_name(hour)}`.
     pub fn load(&self, hour: u32, expected: u64) -> Result<Option<ColdSet>, ColdFault> {
+        self.load_checking(hour, expected, true)
+    }
+
+    /// [`load`](Self::load) for a union (`coldset::union_count`), which checks the values'
+    /// order as it reads them: the file's every other check, here.
+    pub fn load_for_union(&self, hour: u32, expected: u64) -> Result<Option<ColdSet>, ColdFault> {
+        self.load_checking(hour, expected, false)
+    }
+
+    fn load_checking(
+        &self,
+        hour: u32,
+        expected: u64,
+        order: bool,
+    ) -> Result<Option<ColdSet>, ColdFault> {
         if self.index.with_read(|i| !i.contains_key(&hour)) {
             return Ok(None);
         }
@@ -247,7 +262,14 @@ impl ColdTier {
         // an old one (`store`) and removes them by unlinking (`prune`): neither changes the
         // pages of a file it mapped. Nobody else may edit `cold/` in place while the server
         // runs (README, "Durability").
-        let set = match unsafe { ColdSet::map_file(&file) } {
+        let mapped = unsafe {
+            if order {
+                ColdSet::map_file(&file)
+            } else {
+                ColdSet::map_file_for_union(&file)
+            }
+        };
+        let set = match mapped {
             Ok(Ok(set)) => set,
             Ok(Err(damage)) => return Err(ColdFault::Damaged(damage)),
             Err(e) => return Err(ColdFault::Read(e.kind())),

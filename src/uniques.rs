@@ -17,7 +17,7 @@
 //! its own ([`Uniques`]), one range at a time, at most [`MAX_WAITING`] waiting.
 
 use crate::cold::{ColdFault, ColdTier};
-use crate::coldset::{union_count, ColdSet};
+use crate::coldset::{union_count, ColdSet, ColdSetError, OutOfOrder};
 use crate::counts::Counts;
 use crate::late::LateCounts;
 use crate::query::HourRange;
@@ -70,6 +70,8 @@ pub fn count(
 ) -> Result<Counts, RangeError> {
     let mut total = Counts::default();
     let mut sets: Vec<Arc<ColdSet>> = Vec::new();
+    // Which of `sets` are files of the cold tier, and of which hour.
+    let mut filed: Vec<(usize, u32)> = Vec::new();
     let mut loose = Vec::new();
     for hour in range.hours() {
         let members = ring.members(hour);
@@ -101,8 +103,11 @@ pub fn count(
                     let Some(cold) = cold else {
                         return Err(RangeError::NoUsers { hour });
                     };
-                    match cold.load(hour, base_len) {
-                        Ok(Some(set)) => sets.push(Arc::new(set)),
+                    match cold.load_for_union(hour, base_len) {
+                        Ok(Some(set)) => {
+                            sets.push(Arc::new(set));
+                            filed.push((sets.len() - 1, hour));
+                        }
                         Ok(None) => return Err(RangeError::NoUsers { hour }),
                         Err(fault) => return Err(RangeError::Unreadable { hour, fault }),
                     }
@@ -118,7 +123,19 @@ pub fn count(
     let loose = ColdSet::from_sorted(&loose);
     let mut all: Vec<&ColdSet> = sets.iter().map(|s| &**s).collect();
     all.push(&loose);
-    total.unique_users = union_count(&all);
+    total.unique_users = union_count(&all).map_err(|OutOfOrder { set }| {
+        // Only a file's order is left to the union to check: the ring's sets are built in
+        // order.
+        let hour = filed
+            .iter()
+            .find(|&&(i, _)| i == set)
+            .map(|&(_, hour)| hour)
+            .expect("a set out of order is a file's");
+        RangeError::Unreadable {
+            hour,
+            fault: ColdFault::Damaged(ColdSetError::Damaged("values out of order")),
+        }
+    })?;
     Ok(total)
 }
 

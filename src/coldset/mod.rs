@@ -34,7 +34,7 @@
 mod union;
 mod words;
 
-pub use union::union_count;
+pub use union::{union_count, OutOfOrder};
 use words::Words;
 
 // Not `crate::sync`'s: this count of a file mapping is no part of a protocol between threads
@@ -126,8 +126,8 @@ impl Head {
         })
     }
 
-    /// The set of these words, checked (`ColdSet::check`).
-    fn set(self, low: Words, upper: Words) -> Result<ColdSet, ColdSetError> {
+    /// The set of these words, checked (`ColdSet::check`; the values' order only if `order`).
+    fn set(self, low: Words, upper: Words, order: bool) -> Result<ColdSet, ColdSetError> {
         ColdSet {
             n: self.n,
             l: self.l,
@@ -135,8 +135,9 @@ impl Head {
             upper,
             upper_bits: self.upper_bits,
             zeros: Vec::new(),
+            in_order: false,
         }
-        .check()
+        .check(order)
     }
 }
 
@@ -172,6 +173,9 @@ pub struct ColdSet {
     upper_bits: u64,
     /// `zeros[k]`: the position of zero number `k · SAMPLE` (0-based) in `upper`.
     zeros: Vec<u64>,
+    /// Whether its values are known to come in increasing order: built from sorted values,
+    /// or checked. Not for a set mapped for a union, whose union checks them as it reads.
+    in_order: bool,
 }
 
 /// Value `i`'s low bits of `l`, in the low words `low`.
@@ -221,8 +225,10 @@ impl ColdSet {
             upper: Words::Owned(upper),
             upper_bits,
             zeros: Vec::new(),
+            in_order: false,
         };
         set.zeros = set.sample_zeros();
+        set.in_order = true;
         set
     }
 
@@ -250,7 +256,7 @@ impl ColdSet {
         let word = |k: usize| u64_le(bytes, HEAD + 8 * k);
         let low = Words::Owned((0..head.low_words).map(word).collect());
         let upper = (head.low_words..head.low_words + head.upper_words).map(word);
-        head.set(low, Words::Owned(upper.collect()))
+        head.set(low, Words::Owned(upper.collect()), true)
     }
 
     /// Reads and checks the cold set in `file` as [`parse`](Self::parse) does, its words left
@@ -264,6 +270,30 @@ impl ColdSet {
     /// the disk under a mapped page, or a file cut short by another process, is a `SIGBUS`
     /// that stops the process.
     pub unsafe fn map_file(file: &std::fs::File) -> std::io::Result<Result<Self, ColdSetError>> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { Self::map_file_checking(file, true) }
+    }
+
+    /// [`map_file`](Self::map_file) for a union: every check but the values' order, which
+    /// [`union_count`] checks as it reads them (one pass over the values instead of two).
+    /// Such a set is for [`union_count`] only: its membership and its values in order are
+    /// those of a set whose order was checked only if the union found no fault.
+    ///
+    /// # Safety
+    /// As [`map_file`](Self::map_file).
+    pub unsafe fn map_file_for_union(
+        file: &std::fs::File,
+    ) -> std::io::Result<Result<Self, ColdSetError>> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { Self::map_file_checking(file, false) }
+    }
+
+    /// # Safety
+    /// As [`map_file`](Self::map_file).
+    unsafe fn map_file_checking(
+        file: &std::fs::File,
+        order: bool,
+    ) -> std::io::Result<Result<Self, ColdSetError>> {
         let map = Arc::new(words::Mapping::of(file)?);
         if map.len() < HEAD + TAIL {
             return Ok(Err(ColdSetError::NotASet));
@@ -276,14 +306,15 @@ impl ColdSet {
         let low = Words::mapped(&map, HEAD, head.low_words);
         let upper = Words::mapped(&map, HEAD + 8 * head.low_words, head.upper_words);
         Ok(match (low, upper) {
-            (Some(low), Some(upper)) => head.set(low, upper),
+            (Some(low), Some(upper)) => head.set(low, upper, order),
             // Not aligned, or a big-endian target: a copy, as `parse` makes.
             _ => Self::parse(bytes),
         })
     }
 
-    /// Checks the upper vector and the order of the values, and builds the zero samples.
-    fn check(mut self) -> Result<Self, ColdSetError> {
+    /// Checks the upper vector and (if `order`) the order of the values, and builds the zero
+    /// samples.
+    fn check(mut self, order: bool) -> Result<Self, ColdSetError> {
         let spare = self.upper.len() as u64 * 64 - self.upper_bits;
         if spare > 0 && self.upper.last().is_some_and(|w| w >> (64 - spare) != 0) {
             return Err(ColdSetError::Damaged(
@@ -297,6 +328,10 @@ impl ColdSet {
             ));
         }
         self.zeros = self.sample_zeros();
+        if !order {
+            return Ok(self);
+        }
+        self.in_order = true;
         let mut last = None;
         for x in self.iter() {
             if last.is_some_and(|p| p >= x) {
@@ -332,6 +367,12 @@ impl ColdSet {
             seen += here;
         }
         zeros
+    }
+
+    /// Whether its values are known to come in increasing order (all but a set mapped for a
+    /// union, whose order the union checks).
+    pub fn in_order(&self) -> bool {
+        self.in_order
     }
 
     /// How many values.

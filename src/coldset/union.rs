@@ -25,7 +25,11 @@ const PER_SET: u64 = 12;
 /// that values crafted to collide (fingerprints of chosen names) cost probes, never a wrong
 /// count. (A merge of the sorted sets through a binary heap took twice as long:
 /// BENCHMARKS.md, "The cold set".)
-pub fn union_count(sets: &[&ColdSet]) -> u64 {
+///
+/// Each set's values are checked to come in increasing order as they are read (a set mapped
+/// with [`ColdSet::map_file_for_union`] had no other check of it): a set whose values do not
+/// is [`OutOfOrder`], never a count.
+pub fn union_count(sets: &[&ColdSet]) -> Result<u64, OutOfOrder> {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("bmi2") {
         // SAFETY: the processor has BMI2 (checked just above), all that `bmi2` assumes.
@@ -42,15 +46,22 @@ pub fn union_count(sets: &[&ColdSet]) -> u64 {
 /// inlined into its caller, 168 sets took 1 213 ms.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "bmi1,bmi2")]
-fn bmi2(sets: &[&ColdSet]) -> u64 {
+fn bmi2(sets: &[&ColdSet]) -> Result<u64, OutOfOrder> {
     count_slices(sets)
 }
 
+/// A set of [`union_count`] whose values do not come in increasing order (a damaged file):
+/// its index in the sets given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfOrder {
+    pub set: usize,
+}
+
 #[inline(always)]
-fn count_slices(sets: &[&ColdSet]) -> u64 {
+fn count_slices(sets: &[&ColdSet]) -> Result<u64, OutOfOrder> {
     let total: u64 = sets.iter().map(|s| s.len()).sum();
     if total == 0 {
-        return 0;
+        return Ok(0);
     }
     // At least two slices: a value outside the slice marks a free cell of the table.
     let chunk = UNION_CHUNK.max(PER_SET * sets.len() as u64);
@@ -58,6 +69,9 @@ fn count_slices(sets: &[&ColdSet]) -> u64 {
     let slices = 1u64 << slice_log;
     let width = 1u64 << (64 - slice_log);
     let mut cursors: Vec<Values<'_>> = sets.iter().map(|s| s.iter()).collect();
+    // Each set's least next value in order: its last value read, plus one (0 before any).
+    let mut above: Vec<u128> = vec![0; sets.len()];
+    let in_order: Vec<bool> = sets.iter().map(|s| s.in_order()).collect();
     let mut table = Table::new(4 * chunk as usize);
     let mut buf = vec![0; 2 * chunk as usize];
     let mut count = 0;
@@ -72,19 +86,38 @@ fn count_slices(sets: &[&ColdSet]) -> u64 {
             table.cells.fill(0);
         }
         let mut n = 0;
-        for c in &mut cursors {
-            n = c.take_up_to(stop, &mut buf, n);
+        for (set, c) in cursors.iter_mut().enumerate() {
+            let went_back;
+            // Only a set not known to be in order pays for the check.
+            (n, went_back) = if in_order[set] {
+                c.take_up_to::<false>(stop, &mut buf, n, &mut above[set])
+            } else {
+                c.take_up_to::<true>(stop, &mut buf, n, &mut above[set])
+            };
+            if went_back {
+                return Err(OutOfOrder { set });
+            }
         }
         count += table.count(&mut buf[..n], start, width - 1);
     }
-    count
+    Ok(count)
 }
 
 impl Values<'_> {
     /// Writes to `out` from `n` on the next values up to `stop`, growing `out` as needed, and
     /// returns where they end: how [`union_count`] takes a set's values a slice at a time.
+    /// With `CHECK`, also whether a value went back: below `above`, the least value that may
+    /// come next (the last one taken plus one; kept up to date).
     #[inline(always)]
-    fn take_up_to(&mut self, stop: u64, out: &mut Vec<u64>, mut n: usize) -> usize {
+    fn take_up_to<const CHECK: bool>(
+        &mut self,
+        stop: u64,
+        out: &mut Vec<u64>,
+        mut n: usize,
+        above: &mut u128,
+    ) -> (usize, bool) {
+        let mut least = *above;
+        let mut went_back = false;
         let (upper, low, l) = (self.upper, self.low, self.l);
         let mask = (1u64 << l) - 1;
         let (mut word, mut ones, mut i) = (self.word, self.ones, self.i);
@@ -116,6 +149,11 @@ impl Values<'_> {
                     break 'words;
                 }
                 room[k] = x;
+                // No branch: a value that goes back is a damaged file, never the common case.
+                if CHECK {
+                    went_back |= u128::from(x) < least;
+                    least = u128::from(x) + 1;
+                }
                 k += 1;
                 ones &= ones - 1;
                 at += u64::from(l);
@@ -131,7 +169,10 @@ impl Values<'_> {
             }
         }
         (self.word, self.ones, self.i) = (word, ones, i);
-        n
+        if CHECK {
+            *above = least;
+        }
+        (n, went_back)
     }
 }
 
