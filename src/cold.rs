@@ -18,7 +18,8 @@
 //!
 //! A file is mapped read-only (`ColdSet::map_file`: page cache, never a heap copy) and checked
 //! whole (checksum, structure, and its count of users against the hour's archived total)
-//! before a union counts it: a damaged file fails the range with what
+//! before it is read; for a range ([`ColdTier::load_for_union`]) the order of its values is
+//! checked by the union as it reads them. A damaged file fails the range with what
 //! is wrong ([`ColdFault`]), never a wrong count. A full disk fails a store: the hour stays in
 //! `Leaving` (memory) and the store is tried again, which never holds up the writer.
 //!

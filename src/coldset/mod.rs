@@ -26,8 +26,10 @@
 //! ```
 //!
 //! `upper_bits = n + (2⁶⁴ >> l)`. A file is read (or mapped, [`ColdSet::map_file`]) whole and checked (checksum, lengths, the
-//! count of ones, values strictly increasing) before any answer comes from it: a damaged set
-//! is refused with what is wrong, never counted. In memory next to the bytes: the position of
+//! count of ones, the last bit a zero, values strictly increasing) before any answer comes
+//! from it: a damaged set is refused with what is wrong, never counted. A set mapped for a
+//! union ([`ColdSet::map_file_for_union`]) leaves the last check, the order, to the union,
+//! which makes it as it reads the values. In memory next to the bytes: the position of
 //! every [`SAMPLE`]-th zero of the upper vector, so that a lookup scans at most that many
 //! zeros' worth of words (about 0.05 bytes per value).
 
@@ -164,7 +166,9 @@ pub fn encode(sorted: &[u64]) -> Vec<u8> {
 }
 
 /// A cold set, built from sorted values or read back and checked, with its lookup index.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Two sets are equal when their words are (`in_order` says how it was checked, not what it
+/// holds).
+#[derive(Clone, Debug)]
 pub struct ColdSet {
     n: u64,
     l: u32,
@@ -177,6 +181,17 @@ pub struct ColdSet {
     /// or checked. Not for a set mapped for a union, whose union checks them as it reads.
     in_order: bool,
 }
+
+impl PartialEq for ColdSet {
+    fn eq(&self, o: &Self) -> bool {
+        (self.n, self.l, self.upper_bits) == (o.n, o.l, o.upper_bits)
+            && self.low == o.low
+            && self.upper == o.upper
+            && self.zeros == o.zeros
+    }
+}
+
+impl Eq for ColdSet {}
 
 /// Value `i`'s low bits of `l`, in the low words `low`.
 #[inline]
@@ -321,6 +336,14 @@ impl ColdSet {
                 "bits past the end of the upper vector",
             ));
         }
+        // The last bit ends the last bucket: a one there is a value past every bucket, whose
+        // high bits would not fit (`iter` and `contains` would disagree on it).
+        let last = self.upper_bits - 1;
+        if self.upper[(last / 64) as usize] >> (last % 64) & 1 == 1 {
+            return Err(ColdSetError::Damaged(
+                "a value past the last bucket of the upper vector",
+            ));
+        }
         let ones: u64 = self.upper.iter().map(|w| u64::from(w.count_ones())).sum();
         if ones != self.n {
             return Err(ColdSetError::Damaged(
@@ -423,8 +446,12 @@ impl ColdSet {
         }
     }
 
-    /// Whether `x` is in the set.
+    /// Whether `x` is in the set. Not for a set mapped for a union, whose order is unchecked.
     pub fn contains(&self, x: u64) -> bool {
+        debug_assert!(
+            self.in_order,
+            "membership of a set whose order is unchecked"
+        );
         if self.n == 0 {
             return false;
         }

@@ -87,6 +87,25 @@ fn mapped(bytes: &[u8]) -> Result<ColdSet, ColdSetError> {
 }
 
 #[test]
+fn a_file_with_a_value_past_the_last_bucket_is_refused() {
+    // One value, 63 low bits: three upper bits, the value's one at 0 (bucket 0), then the
+    // two buckets' zeros. Its one moved to bit 2, past both, under a checksum that fits: its
+    // high bits would overflow (`2 << 63`), and iteration and membership would disagree.
+    let mut bytes = encode(&[5]);
+    let upper = HEAD + 8;
+    assert_eq!(u64_le(&bytes, upper), 0b001);
+    bytes[upper..upper + 8].copy_from_slice(&0b100u64.to_le_bytes());
+    let body = bytes.len() - TAIL;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+    let damaged = Err(ColdSetError::Damaged(
+        "a value past the last bucket of the upper vector",
+    ));
+    assert_eq!(ColdSet::parse(&bytes), damaged);
+    assert_eq!(mapped_as(&bytes, true), damaged);
+}
+
+#[test]
 fn a_file_whose_values_go_back_is_refused_whole_or_by_the_union_that_reads_it() {
     // [10, 11], rewritten as [10, 5] with a checksum that fits: only the order is wrong.
     // Two values have 63 low bits each: value 1's are bit 63 of low word 0 and bits 0..62

@@ -31,8 +31,9 @@ const PER_SET: u64 = 12;
 /// is [`OutOfOrder`], never a count.
 pub fn union_count(sets: &[&ColdSet]) -> Result<u64, OutOfOrder> {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("bmi2") {
-        // SAFETY: the processor has BMI2 (checked just above), all that `bmi2` assumes.
+    if std::is_x86_feature_detected!("bmi1") && std::is_x86_feature_detected!("bmi2") {
+        // SAFETY: the processor has BMI1 and BMI2 (checked just above), all that `bmi2`
+        // assumes (its `target_feature`).
         return unsafe { bmi2(sets) };
     }
     count_slices(sets)
