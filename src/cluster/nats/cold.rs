@@ -18,7 +18,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::object_store::{self, GetErrorKind, ObjectStore};
-use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::cluster::ClusterCold;
@@ -42,17 +41,10 @@ fn object_name(hour: u32) -> String {
     format!("cold-{hour:010}")
 }
 
-/// The hours the bucket holds files of.
+/// The hours the bucket holds files of (a listing that fails part way fails: an upload or a
+/// removal decided on part of it could be wrong).
 async fn listed(store: &ObjectStore) -> Result<BTreeSet<u32>, String> {
-    let mut hours = BTreeSet::new();
-    let mut list = store.list().await.map_err(|e| e.to_string())?;
-    while let Some(info) = list.next().await {
-        let info = info.map_err(|e| e.to_string())?;
-        if let Some(hour) = info.name.strip_prefix("cold-").and_then(|h| h.parse().ok()) {
-            hours.insert(hour);
-        }
-    }
-    Ok(hours)
+    super::bucket::numbered(store, "cold-", false).await
 }
 
 /// The hours a server restoring `image` needs files of, with the users each had when it left:
