@@ -4,10 +4,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, object_store, stream};
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{cold, Wiring, KEEP_SNAPSHOTS};
+use super::{cold, objects, Wiring, KEEP_SNAPSHOTS};
 use crate::cluster::state::{bump, ClusterState};
 use crate::cluster::ClusterCold;
 use crate::journal::snapshot;
@@ -39,30 +38,10 @@ fn object_name(covered: u64) -> String {
 /// The stream sequences of the snapshots in the bucket, newest first.
 pub(super) async fn list_snapshots(store: &object_store::ObjectStore) -> Vec<u64> {
     // A listing that fails part way gives what it read: fewer snapshots to load or delete.
-    let found: BTreeSet<u64> = numbered(store, "ring-", true).await.unwrap_or_default();
+    let found: BTreeSet<u64> = objects::numbered(store, "ring-", true)
+        .await
+        .unwrap_or_default();
     found.into_iter().rev().collect()
-}
-
-/// The numbers of the objects named `{prefix}{number}` in `store`. An object the listing
-/// fails to read is skipped if `partial`, else the listing fails.
-pub(super) async fn numbered<T: std::str::FromStr + Ord>(
-    store: &object_store::ObjectStore,
-    prefix: &str,
-    partial: bool,
-) -> Result<BTreeSet<T>, String> {
-    let mut found = BTreeSet::new();
-    let mut list = store.list().await.map_err(|e| e.to_string())?;
-    while let Some(info) = list.next().await {
-        let info = match info {
-            Ok(info) => info,
-            Err(_) if partial => break,
-            Err(e) => return Err(e.to_string()),
-        };
-        if let Some(n) = info.name.strip_prefix(prefix).and_then(|n| n.parse().ok()) {
-            found.insert(n);
-        }
-    }
-    Ok(found)
 }
 
 /// The object metadata key that records which stream a snapshot was taken from: the stream's

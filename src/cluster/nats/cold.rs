@@ -44,7 +44,7 @@ fn object_name(hour: u32) -> String {
 /// The hours the bucket holds files of (a listing that fails part way fails: an upload or a
 /// removal decided on part of it could be wrong).
 async fn listed(store: &ObjectStore) -> Result<BTreeSet<u32>, String> {
-    super::bucket::numbered(store, "cold-", false).await
+    super::objects::numbered(store, "cold-", false).await
 }
 
 /// The hours a server restoring `image` needs files of, with the users each had when it left:

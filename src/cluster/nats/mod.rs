@@ -21,6 +21,7 @@ mod bucket;
 mod checks;
 mod cold;
 mod consume;
+mod objects;
 mod publish;
 
 use std::time::Duration;
