@@ -35,6 +35,8 @@
 
 mod lookup;
 mod union;
+#[cfg(target_arch = "x86_64")]
+mod wide;
 mod words;
 
 pub use union::{union_count, OutOfOrder};
@@ -168,7 +170,7 @@ pub fn encode(sorted: &[u64]) -> Vec<u8> {
 
 /// A cold set, built from sorted values or read back and checked, with its lookup index.
 /// Two sets are equal when their words are (`in_order` says how it was checked, not what it
-/// holds).
+/// holds, and the zero samples follow from the words).
 #[derive(Clone, Debug)]
 pub struct ColdSet {
     n: u64,
@@ -176,7 +178,8 @@ pub struct ColdSet {
     low: Words,
     upper: Words,
     upper_bits: u64,
-    /// `zeros[k]`: the position of zero number `k · SAMPLE` (0-based) in `upper`.
+    /// `zeros[k]`: the position of zero number `k · SAMPLE` (0-based) in `upper`. Empty
+    /// for a set mapped for a union, which never answers membership.
     zeros: Vec<u64>,
     /// Whether its values are known to come in increasing order: built from sorted values,
     /// or checked. Not for a set mapped for a union, whose union checks them as it reads.
@@ -188,7 +191,6 @@ impl PartialEq for ColdSet {
         (self.n, self.l, self.upper_bits) == (o.n, o.l, o.upper_bits)
             && self.low == o.low
             && self.upper == o.upper
-            && self.zeros == o.zeros
     }
 }
 
@@ -292,8 +294,9 @@ impl ColdSet {
 
     /// [`map_file`](Self::map_file) for a union: every check but the values' order, which
     /// [`union_count`] checks as it reads them (one pass over the values instead of two).
-    /// Such a set is for [`union_count`] only: its membership and its values in order are
-    /// those of a set whose order was checked only if the union found no fault.
+    /// Such a set is for [`union_count`] only: its values in order are those of a set whose
+    /// order was checked only if the union found no fault, and it has no zero samples, so
+    /// it cannot answer membership.
     ///
     /// # Safety
     /// As [`map_file`](Self::map_file).
@@ -328,8 +331,8 @@ impl ColdSet {
         })
     }
 
-    /// Checks the upper vector and (if `order`) the order of the values, and builds the zero
-    /// samples.
+    /// Checks the upper vector and, if `order`, the order of the values, and builds the zero
+    /// samples (a set left unchecked in order is for a union only, which needs none).
     fn check(mut self, order: bool) -> Result<Self, ColdSetError> {
         let spare = self.upper.len() as u64 * 64 - self.upper_bits;
         if spare > 0 && self.upper.last().is_some_and(|w| w >> (64 - spare) != 0) {
@@ -351,10 +354,11 @@ impl ColdSet {
                 "the upper vector's ones are not one per value",
             ));
         }
-        self.zeros = self.sample_zeros();
         if !order {
+            // For a union only, which never asks membership: no zero samples.
             return Ok(self);
         }
+        self.zeros = self.sample_zeros();
         self.in_order = true;
         let mut last = None;
         for x in self.iter() {

@@ -5,6 +5,16 @@ use super::*;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
+/// The union's count, the same by every decode this processor can run.
+fn union(sets: &[&ColdSet]) -> Result<u64, OutOfOrder> {
+    let ways = union::union_count_every_way(sets);
+    assert!(
+        ways.iter().all(|w| *w == ways[0]),
+        "the decodes disagree: {ways:?}"
+    );
+    ways[0]
+}
+
 fn spread(n: u64, seed: u64) -> Vec<u64> {
     let set: BTreeSet<u64> = (0..n)
         .map(|i| crate::event::fingerprint(&(i ^ seed << 40).to_le_bytes()))
@@ -123,9 +133,36 @@ fn a_file_whose_values_go_back_is_refused_whole_or_by_the_union_that_reads_it() 
     // Mapped for a union, the order is left to the union, which finds it.
     let set = mapped_as(&bytes, true).expect("every other check passes");
     let good = ColdSet::from_sorted(&[1, 2, 3]);
-    assert_eq!(union_count(&[&good, &set]), Err(OutOfOrder { set: 1 }));
-    assert_eq!(union_count(&[&set]), Err(OutOfOrder { set: 0 }));
-    assert_eq!(union_count(&[&good, &good]), Ok(3));
+    assert_eq!(union(&[&good, &set]), Err(OutOfOrder { set: 1 }));
+    assert_eq!(union(&[&set]), Err(OutOfOrder { set: 0 }));
+    assert_eq!(union(&[&good, &good]), Ok(3));
+}
+
+#[test]
+fn a_large_file_whose_values_go_back_in_one_bucket_fails_the_union_by_every_decode() {
+    // Value `j`'s low bits set to 0, where value `j - 1` has the same high bits (and low bits
+    // above 0): `j` goes below `j - 1`, and only the order is wrong. Far from the set's ends,
+    // where the decode takes eight values at a time.
+    let values = spread(5_000, 9);
+    let l = u32::from(encode(&values)[6]);
+    let j = (2_000..3_000)
+        .find(|&j| values[j] >> l == values[j - 1] >> l && values[j - 1] & ((1 << l) - 1) > 0)
+        .expect("two values in one bucket");
+    let mut bytes = encode(&values);
+    for bit in j as u64 * u64::from(l)..(j as u64 + 1) * u64::from(l) {
+        bytes[HEAD + (bit / 8) as usize] &= !(1 << (bit % 8));
+    }
+    let body = bytes.len() - TAIL;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(
+        mapped(&bytes),
+        Err(ColdSetError::Damaged("values out of order"))
+    );
+    let set = mapped_as(&bytes, true).expect("every other check passes");
+    let good = ColdSet::from_sorted(&spread(3_000, 10));
+    assert_eq!(union(&[&good, &set]), Err(OutOfOrder { set: 1 }));
+    assert_eq!(union(&[&set, &good, &good]), Err(OutOfOrder { set: 0 }));
 }
 
 #[test]
@@ -138,7 +175,7 @@ fn a_mapped_set_is_the_set_parsed_and_answers_alike() {
         assert_eq!(set, ColdSet::parse(&bytes).expect("valid"));
         assert_eq!(set.iter().collect::<Vec<_>>(), values);
         assert!(values.iter().step_by(97).all(|&v| set.contains(v)));
-        assert_eq!(union_count(&[&set, &ColdSet::from_sorted(&values)]), Ok(n));
+        assert_eq!(union(&[&set, &ColdSet::from_sorted(&values)]), Ok(n));
     }
 }
 
@@ -198,10 +235,10 @@ fn the_union_counts_each_value_once() {
         .map(|v| ColdSet::parse(&encode(v)).expect("valid"))
         .collect();
     assert_eq!(
-        union_count(&sets.iter().collect::<Vec<_>>()),
+        union(&sets.iter().collect::<Vec<_>>()),
         Ok(both.len() as u64)
     );
-    assert_eq!(union_count(&[]), Ok(0));
+    assert_eq!(union(&[]), Ok(0));
 }
 
 #[test]
@@ -215,7 +252,7 @@ fn a_union_whose_values_all_fall_in_one_slice_still_counts_each_once() {
         .map(|v| ColdSet::parse(&encode(v)).expect("valid"))
         .collect();
     let want = a.iter().chain(&b).collect::<BTreeSet<_>>().len() as u64;
-    assert_eq!(union_count(&sets.iter().collect::<Vec<_>>()), Ok(want));
+    assert_eq!(union(&sets.iter().collect::<Vec<_>>()), Ok(want));
 }
 
 #[test]
@@ -236,7 +273,7 @@ fn a_union_of_many_sets_takes_more_values_a_slice_and_counts_each_once() {
         .collect();
     let want: BTreeSet<u64> = sets.iter().flat_map(|s| s.iter()).collect();
     assert_eq!(
-        union_count(&sets.iter().collect::<Vec<_>>()),
+        union(&sets.iter().collect::<Vec<_>>()),
         Ok(want.len() as u64)
     );
 }
@@ -280,7 +317,7 @@ proptest! {
             .iter()
             .map(|s| ColdSet::parse(&encode(&s.iter().copied().collect::<Vec<_>>())).expect("valid"))
             .collect();
-        prop_assert_eq!(union_count(&cold.iter().collect::<Vec<_>>()), Ok(all.len() as u64));
+        prop_assert_eq!(union(&cold.iter().collect::<Vec<_>>()), Ok(all.len() as u64));
     }
 
     #[test]
