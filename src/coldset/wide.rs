@@ -3,7 +3,7 @@
 //! (detected at run time, `union`'s dispatch), with the same result as the scalar decode.
 //!
 //! For one word of the upper vector, whose ones are the values `i, i + 1, …`:
-//! - `vpcompressb` lists the positions of its ones (up to 64, one byte each) in one
+//! - `vpcompressb` lists the positions of its next eight ones (a byte each) in one
 //!   instruction, where the scalar decode finds them one `tzcnt` at a time;
 //! - eight values at a time: each one's high bits are its position less its index, its low
 //!   bits eight bytes from where they begin, shifted and masked, and the value is both,
@@ -14,11 +14,11 @@
 //!   one above `stop` are taken.
 
 use core::arch::x86_64::{
-    __m512i, _mm512_add_epi64, _mm512_add_epi8, _mm512_and_si512, _mm512_cmple_epu64_mask,
-    _mm512_cvtepu8_epi64, _mm512_loadu_si512, _mm512_maskz_compress_epi8, _mm512_mullo_epi64,
-    _mm512_or_si512, _mm512_permutexvar_epi8, _mm512_set1_epi64, _mm512_set_epi64,
-    _mm512_shuffle_epi8, _mm512_sll_epi64, _mm512_srli_epi64, _mm512_srlv_epi64,
-    _mm512_storeu_si512, _mm512_sub_epi64, _mm_cvtsi64_si128, _mm_loadl_epi64, _pdep_u64,
+    __m512i, _mm512_add_epi64, _mm512_add_epi8, _mm512_and_si512, _mm512_castsi512_si128,
+    _mm512_cmple_epu64_mask, _mm512_cvtepu8_epi64, _mm512_loadu_si512, _mm512_maskz_compress_epi8,
+    _mm512_mullo_epi64, _mm512_or_si512, _mm512_permutexvar_epi8, _mm512_set1_epi64,
+    _mm512_set_epi64, _mm512_shuffle_epi8, _mm512_sll_epi64, _mm512_srli_epi64, _mm512_srlv_epi64,
+    _mm512_storeu_si512, _mm512_sub_epi64, _mm_cvtsi64_si128, _pdep_u64,
 };
 
 /// Bytes 0 to 63: the positions `vpcompressb` picks from.
@@ -61,10 +61,8 @@ pub(super) unsafe fn take_word(
     let count = ones.count_ones() as usize;
     // SAFETY: `POSITIONS` is 64 readable bytes; an unaligned load.
     let all = unsafe { core::ptr::read_unaligned(POSITIONS.as_ptr().cast::<__m512i>()) };
-    let found = _mm512_maskz_compress_epi8(ones, all);
-    let mut positions = [0u8; 72];
-    // SAFETY: `positions` has 64 writable bytes from its start; an unaligned store.
-    unsafe { _mm512_storeu_si512(positions.as_mut_ptr().cast(), found) };
+    // The ones not yet decoded.
+    let mut rest = ones;
     let lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
     let step = _mm512_mullo_epi64(lanes, _mm512_set1_epi64(i64::from(l)));
     let mask = _mm512_set1_epi64(((1u64 << l) - 1) as i64);
@@ -88,9 +86,11 @@ pub(super) unsafe fn take_word(
     while k < count {
         let live = count - k;
         let lanes_live: u8 = if live >= 8 { 0xff } else { (1u8 << live) - 1 };
-        // SAFETY: `k < 64`, and `positions` has eight bytes from any `k` below 64.
-        let bytes = unsafe { _mm_loadl_epi64(positions.as_ptr().add(k).cast()) };
-        let position = _mm512_cvtepu8_epi64(bytes);
+        // The positions of the next eight ones, one byte each.
+        let position = _mm512_cvtepu8_epi64(_mm512_castsi512_si128(_mm512_maskz_compress_epi8(
+            rest, all,
+        )));
+        rest &= !_pdep_u64(0xff, rest);
         // High bits: position - (index - i) + word·64 - i = position + base - k - lane.
         let high = _mm512_sub_epi64(
             _mm512_add_epi64(
