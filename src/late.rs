@@ -62,11 +62,27 @@ impl LateView {
 }
 
 /// The late state at a snapshot's position: each hour's counts and late users.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// The users are not copied where the image is taken (on the late thread, which holds its
+/// state's lock meanwhile): each hour keeps its log and how many of it are counted. The log
+/// only grows, so that prefix is the hour's late users at the position, whatever the late
+/// thread appends after; [`merge_into`](Self::merge_into) copies it, on the snapshot's
+/// thread.
+#[derive(Clone, Debug)]
 pub struct LateImage {
     /// The journal position of the capture (the mark's).
     pub covered: u64,
-    pub hours: Vec<(u32, Counts, Vec<u64>)>,
+    hours: Vec<ImageHour>,
+}
+
+/// One hour of a [`LateImage`].
+#[derive(Clone, Debug)]
+struct ImageHour {
+    hour: u32,
+    counts: Counts,
+    /// The hour's late users in the order counted: the first `users` of them.
+    log: Arc<UserLog>,
+    users: u64,
 }
 
 impl LateImage {
@@ -75,12 +91,20 @@ impl LateImage {
     /// or not yet to it), its late users go to `image.late`.
     pub fn merge_into(self, image: &mut RingImage) {
         debug_assert_eq!(self.covered, image.covered);
-        for (hour, counts, users) in self.hours {
-            match image.archive.binary_search_by_key(&hour, |(h, _)| *h) {
-                Ok(i) => image.archive[i].1 = counts,
-                Err(i) => image.archive.insert(i, (hour, counts)),
+        for h in self.hours {
+            match image
+                .archive
+                .binary_search_by_key(&h.hour, |(hour, _)| *hour)
+            {
+                Ok(i) => image.archive[i].1 = h.counts,
+                Err(i) => image.archive.insert(i, (h.hour, h.counts)),
             }
-            image.late.push((hour, users));
+            // The late thread appended these entries before it left the image, and the
+            // images' lock orders the two threads: they are seen written.
+            let mut users = Vec::with_capacity(h.users as usize);
+            let listed = h.log.read_into(h.users, &mut users);
+            assert!(listed, "a late image counts users its log does not hold");
+            image.late.push((h.hour, users));
         }
         image.late.sort_unstable_by_key(|(h, _)| *h);
         image.late_marked = false;
@@ -122,12 +146,15 @@ impl LateHour {
         new
     }
 
-    /// The late users, in the order counted.
-    fn listed(&self) -> Vec<u64> {
-        let mut out = Vec::with_capacity(self.users.len());
-        let listed = self.log.read_into(self.users.len() as u64, &mut out);
-        debug_assert!(listed);
-        out
+    /// This hour in an image: its counts and the late users counted so far (a prefix of its
+    /// log, not a copy).
+    fn imaged(&self, hour: u32) -> ImageHour {
+        ImageHour {
+            hour,
+            counts: self.counts,
+            log: Arc::clone(&self.log),
+            users: self.users.len() as u64,
+        }
     }
 }
 
@@ -301,11 +328,7 @@ impl LateCounts {
                         self.publish_touched(state, &mut touched);
                         let image = LateImage {
                             covered,
-                            hours: state
-                                .hours
-                                .iter()
-                                .map(|(h, s)| (*h, s.counts, s.listed()))
-                                .collect(),
+                            hours: state.hours.iter().map(|(h, s)| s.imaged(*h)).collect(),
                         };
                         self.images.with_write(|i| i.push(image));
                     }
