@@ -217,48 +217,30 @@ impl Values<'_> {
                     break 'words;
                 }
             }
-            if ones == 0 {
-                // Taken whole by the wide decode.
-            } else if i + 64 <= quick {
-                // Every value of this word has its low bits in the eight bytes from the
-                // byte they begin in.
-                while ones != 0 {
-                    // SAFETY: value `i + k` is below `quick`, so its eight bytes from
-                    // `at / 8` lie inside `low` (`quick_values`); any bytes are a `u64`.
-                    let bytes = unsafe { low.as_ptr().cast::<u8>().add((at / 8) as usize) };
-                    // SAFETY: as above; `read_unaligned` needs no alignment.
-                    let raw = u64::from_le(unsafe { bytes.cast::<u64>().read_unaligned() });
-                    let lows = (raw >> (at % 8)) & mask;
-                    let high = base
-                        .wrapping_sub(k as u64)
-                        .wrapping_add(u64::from(ones.trailing_zeros()));
-                    let x = (high << l) | lows;
-                    if x > stop {
-                        n += k;
-                        i += k as u64;
-                        break 'words;
-                    }
-                    room[k & 63] = x;
-                    k += 1;
-                    ones &= ones - 1;
-                    at += u64::from(l);
+            // Whether every value of this word has its low bits in the eight bytes from the
+            // byte they begin in (one test a word: the loop is compiled once each way).
+            let eight = i + 64 <= quick;
+            while ones != 0 {
+                let lows = if eight {
+                    // SAFETY: value `i + k` is below `quick`, so its eight bytes from `at / 8`
+                    // lie inside `low` (`quick_values`).
+                    unsafe { low_in_eight(low, at) >> (at % 8) & mask }
+                } else {
+                    low_of(low, l, i + k as u64)
+                };
+                let high = base
+                    .wrapping_sub(k as u64)
+                    .wrapping_add(u64::from(ones.trailing_zeros()));
+                let x = (high << l) | lows;
+                if x > stop {
+                    n += k;
+                    i += k as u64;
+                    break 'words;
                 }
-            } else {
-                while ones != 0 {
-                    let lows = low_of(low, l, i + k as u64);
-                    let high = base
-                        .wrapping_sub(k as u64)
-                        .wrapping_add(u64::from(ones.trailing_zeros()));
-                    let x = (high << l) | lows;
-                    if x > stop {
-                        n += k;
-                        i += k as u64;
-                        break 'words;
-                    }
-                    room[k & 63] = x;
-                    k += 1;
-                    ones &= ones - 1;
-                }
+                room[k & 63] = x;
+                k += 1;
+                ones &= ones - 1;
+                at += u64::from(l);
             }
             n += k;
             i += k as u64;
@@ -307,6 +289,23 @@ fn prefetch(p: *const u8) {
     unsafe {
         core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
     };
+}
+
+/// The eight bytes of `low` from bit `at`'s byte, as a little-endian word.
+///
+/// # Safety
+/// They lie inside `low`: `at / 8 + 8 <= 8 · low.len()`.
+#[inline(always)]
+unsafe fn low_in_eight(low: &[u64], at: u64) -> u64 {
+    // SAFETY: the caller's promise: the eight bytes from byte `at / 8` are inside `low`;
+    // any bytes are a `u64`, and `read_unaligned` needs no alignment.
+    u64::from_le(unsafe {
+        low.as_ptr()
+            .cast::<u8>()
+            .add((at / 8) as usize)
+            .cast::<u64>()
+            .read_unaligned()
+    })
 }
 
 /// How many of a set's first values a faster decode may take: [`quick_values`] of 8 bytes,
