@@ -34,6 +34,7 @@
 //! zeros' worth of words (about 0.05 bytes per value).
 
 mod lookup;
+mod take;
 mod union;
 #[cfg(target_arch = "x86_64")]
 mod wide;
