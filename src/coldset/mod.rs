@@ -31,7 +31,8 @@
 //! union ([`ColdSet::map_file_for_union`]) leaves the last check, the order, to the union,
 //! which makes it as it reads the values. In memory next to the bytes: the position of
 //! every [`SAMPLE`]-th zero of the upper vector, so that a lookup scans at most that many
-//! zeros' worth of words (about 0.05 bytes per value).
+//! zeros' worth of words (about 0.05 bytes per value); a set mapped for a union, which never
+//! answers membership, has none.
 
 mod lookup;
 mod take;
@@ -169,7 +170,8 @@ pub fn encode(sorted: &[u64]) -> Vec<u8> {
     ColdSet::from_sorted(sorted).to_bytes()
 }
 
-/// A cold set, built from sorted values or read back and checked, with its lookup index.
+/// A cold set, built from sorted values or read back and checked, with its lookup index
+/// (none for a set mapped for a union).
 /// Two sets are equal when their words are (`in_order` says how it was checked, not what it
 /// holds, and the zero samples follow from the words).
 #[derive(Clone, Debug)]

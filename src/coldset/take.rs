@@ -182,7 +182,7 @@ impl Values<'_> {
 /// nine bytes (`l` above 56), or where the words' bytes in memory are not the file's order
 /// (a big-endian target). Value `i`'s `bytes` bytes from byte `i·l / 8` lie inside `low`
 /// when `i·l ≤ 64·len − 8·bytes`.
-fn quick_values(low: &[u64], l: u32, bytes: u64) -> u64 {
+pub(super) fn quick_values(low: &[u64], l: u32, bytes: u64) -> u64 {
     let bits = 64 * low.len() as u64;
     if l > 56 || cfg!(target_endian = "big") || bits < 8 * bytes {
         return 0;

@@ -166,6 +166,61 @@ fn a_large_file_whose_values_go_back_in_one_bucket_fails_the_union_by_every_deco
 }
 
 #[test]
+fn the_fast_decodes_read_only_bytes_inside_the_low_words() {
+    // Reading past the low words would read the upper words after them (valid memory), so
+    // no union would notice: the bound is checked here, at every width and length.
+    for l in 1..=63u32 {
+        for len in 0..40usize {
+            let low = vec![0u64; len];
+            for bytes in [8u64, 64] {
+                let quick = take::quick_values(&low, l, bytes);
+                if l > 56 {
+                    assert_eq!(quick, 0, "l {l}: a value's bits may spread over nine bytes");
+                }
+                if let Some(last) = quick.checked_sub(1) {
+                    let from = last * u64::from(l) / 8;
+                    assert!(
+                        from + bytes <= 8 * len as u64,
+                        "l {l}, {len} words: value {last}'s {bytes} bytes from byte {from}"
+                    );
+                }
+            }
+        }
+    }
+    // And all but the last few values of a set take the fast decodes.
+    let low = vec![0u64; 1_000];
+    assert!(take::quick_values(&low, 44, 64) >= 64_000 / 44 - 12);
+}
+
+#[test]
+fn files_mapped_for_a_union_count_alike_by_every_decode() {
+    // What the server counts: valid files mapped for a union, whose order the union checks,
+    // from sets of 200 values (56 low bits, the widest the fast decodes take) to 20 000.
+    let shared = spread(100, 11);
+    for (n, sets) in [(200, 6), (3_000, 5), (20_000, 3)] {
+        let files: Vec<ColdSet> = (0..sets)
+            .map(|h| {
+                let mut v: Vec<u64> = spread(n - 100, 20 + h)
+                    .into_iter()
+                    .chain(shared.clone())
+                    .collect();
+                v.sort_unstable();
+                v.dedup();
+                let set = mapped_as(&encode(&v), true).expect("valid");
+                assert!(!set.in_order(), "the union checks its order");
+                set
+            })
+            .collect();
+        let want: BTreeSet<u64> = files.iter().flat_map(|s| s.iter()).collect();
+        assert_eq!(
+            union(&files.iter().collect::<Vec<_>>()),
+            Ok(want.len() as u64),
+            "sets of {n}"
+        );
+    }
+}
+
+#[test]
 fn a_mapped_set_is_the_set_parsed_and_answers_alike() {
     for n in [0, 1, 65, 4097, 100_000] {
         let values = spread(n, 5);
