@@ -73,7 +73,9 @@ impl ColdSet {
 
     /// Whether `x` is in the set. Not for a set mapped for a union, whose order is unchecked.
     pub fn contains(&self, x: u64) -> bool {
-        debug_assert!(
+        // A set mapped for a union has neither its order checked nor zero samples: asking
+        // it would be a defect of the caller, stopped here rather than at a sample missing.
+        assert!(
             self.in_order,
             "membership of a set whose order is unchecked"
         );
