@@ -92,6 +92,13 @@ fn mapped_as(bytes: &[u8], for_union: bool) -> Result<ColdSet, ColdSetError> {
     .expect("the file maps")
 }
 
+/// Writes the checksum that fits `bytes` as they are now: damage the checksum cannot see.
+fn redo_checksum(bytes: &mut [u8]) {
+    let body = bytes.len() - TAIL;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
 fn mapped(bytes: &[u8]) -> Result<ColdSet, ColdSetError> {
     mapped_as(bytes, false)
 }
@@ -105,9 +112,7 @@ fn a_file_with_a_value_past_the_last_bucket_is_refused() {
     let upper = HEAD + 8;
     assert_eq!(u64_le(&bytes, upper), 0b001);
     bytes[upper..upper + 8].copy_from_slice(&0b100u64.to_le_bytes());
-    let body = bytes.len() - TAIL;
-    let crc = crc32fast::hash(&bytes[..body]);
-    bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+    redo_checksum(&mut bytes);
     let damaged = Err(ColdSetError::Damaged(
         "a value past the last bucket of the upper vector",
     ));
@@ -124,9 +129,7 @@ fn a_file_whose_values_go_back_is_refused_whole_or_by_the_union_that_reads_it() 
     let word1 = HEAD + 8;
     assert_eq!(u64_le(&bytes, word1), 5);
     bytes[word1..word1 + 8].copy_from_slice(&2u64.to_le_bytes());
-    let body = bytes.len() - TAIL;
-    let crc = crc32fast::hash(&bytes[..body]);
-    bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+    redo_checksum(&mut bytes);
     let damaged = Err(ColdSetError::Damaged("values out of order"));
     assert_eq!(ColdSet::parse(&bytes), damaged);
     assert_eq!(mapped(&bytes), damaged);
@@ -152,9 +155,7 @@ fn a_large_file_whose_values_go_back_in_one_bucket_fails_the_union_by_every_deco
     for bit in j as u64 * u64::from(l)..(j as u64 + 1) * u64::from(l) {
         bytes[HEAD + (bit / 8) as usize] &= !(1 << (bit % 8));
     }
-    let body = bytes.len() - TAIL;
-    let crc = crc32fast::hash(&bytes[..body]);
-    bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+    redo_checksum(&mut bytes);
     assert_eq!(
         mapped(&bytes),
         Err(ColdSetError::Damaged("values out of order"))
@@ -264,9 +265,7 @@ fn a_set_whose_checksum_was_redone_over_damage_is_still_refused() {
         .expect("a one in the last word");
     let b = upper_at + lowest_one;
     bytes[b] &= bytes[b] - 1;
-    let body = bytes.len() - TAIL;
-    let crc = crc32fast::hash(&bytes[..body]);
-    bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+    redo_checksum(&mut bytes);
     assert!(matches!(
         ColdSet::parse(&bytes),
         Err(ColdSetError::Damaged(_))
