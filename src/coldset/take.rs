@@ -9,8 +9,9 @@ use super::{low_of, Values};
 impl Values<'_> {
     /// Writes to `out` from `n` on the next values up to `stop`, growing `out` as needed, and
     /// returns where they end: how [`union_count`](super::union_count) takes a set's values
-    /// a slice at a time. With `CHECK`, also whether a value went back: below `above`, the
-    /// least value that may come next (the last one taken plus one; kept up to date). With
+    /// a slice at a time. With `CHECK`, also whether a value went back: one not above the
+    /// value taken before it. Only values taken together need comparing: every value taken
+    /// is at most `stop`, and the next call begins with the value that passed it. With
     /// `WIDE` (only from `union`'s `avx512`), eight values at a time. `quick` is the set's
     /// [`Values::quick`].
     #[inline(always)]
@@ -19,7 +20,6 @@ impl Values<'_> {
         stop: u64,
         out: &mut Vec<u64>,
         mut n: usize,
-        above: &mut u128,
         Quick { quick, wide }: Quick,
     ) -> (usize, bool) {
         let from = n;
@@ -105,17 +105,13 @@ impl Values<'_> {
             return (n, false);
         }
         let taken = &out[from..n];
-        let Some(&last) = taken.last() else {
-            return (n, false);
-        };
         // A pass of its own, with no branch: a value that goes back is a damaged file, never
         // the common case.
-        let went_back = u128::from(taken[0]) < *above
-            || taken[1..]
-                .iter()
-                .zip(taken)
-                .fold(false, |back, (x, before)| back | (x <= before));
-        *above = u128::from(last) + 1;
+        let went_back = taken
+            .iter()
+            .skip(1)
+            .zip(taken)
+            .fold(false, |back, (x, before)| back | (x <= before));
         (n, went_back)
     }
 }

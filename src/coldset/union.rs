@@ -124,8 +124,6 @@ fn count_slices<const WIDE: bool>(sets: &[&ColdSet]) -> Result<u64, OutOfOrder> 
     let slices = 1u64 << slice_log;
     let width = 1u64 << (64 - slice_log);
     let mut cursors: Vec<Values<'_>> = sets.iter().map(|s| s.iter()).collect();
-    // Each set's least next value in order: its last value read, plus one (0 before any).
-    let mut above: Vec<u128> = vec![0; sets.len()];
     let in_order: Vec<bool> = sets.iter().map(|s| s.in_order()).collect();
     // Once a set, not once a slice: a division each (168 sets took 1.6 times as long with
     // them computed at every turn of a set).
@@ -148,9 +146,9 @@ fn count_slices<const WIDE: bool>(sets: &[&ColdSet]) -> Result<u64, OutOfOrder> 
             let went_back;
             // Only a set not known to be in order pays for the check.
             (n, went_back) = if in_order[set] {
-                c.take_up_to::<false, WIDE>(stop, &mut buf, n, &mut above[set], quick[set])
+                c.take_up_to::<false, WIDE>(stop, &mut buf, n, quick[set])
             } else {
-                c.take_up_to::<true, WIDE>(stop, &mut buf, n, &mut above[set], quick[set])
+                c.take_up_to::<true, WIDE>(stop, &mut buf, n, quick[set])
             };
             if went_back {
                 return Err(OutOfOrder { set });
