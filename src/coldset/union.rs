@@ -4,11 +4,18 @@ use super::take::Quick;
 use super::{ColdSet, Values};
 
 /// Values a union counts at a time: a slice of the value space expected to hold about this
-/// many values from all the sets together, so that its table (four times as many cells)
-/// stays in the first-level cache. (1 024 counted the 24-hour union of `benches/cold.rs` in
-/// 479 ms, 4 096 in 706 ms, 256 in 520 ms, with the values taken one at a time; with the
-/// table's first pass free of branches, 512 took 7 % longer than 1 024, 2 048 4 % longer.)
+/// many values from all the sets together, counted in a table of [`CELLS_PER_VALUE`] times
+/// as many cells. (1 024 counted the 24-hour union of `benches/cold.rs` in 479 ms, 4 096 in
+/// 706 ms, 256 in 520 ms, with the values taken one at a time; with the table's first pass
+/// free of branches, 512 took 7 % longer than 1 024, 2 048 4 % longer; with the table of 8
+/// cells a value, 512 took 17 % longer from files.)
 const UNION_CHUNK: u64 = 1024;
+
+/// Cells of a union's table for each value a slice is expected to hold. The fewer values
+/// find their home cell taken, the fewer wait for the table's second pass, whose branches
+/// mispredict: 24 sets of a million values from files took 82 ms at 4 cells a value (32 KiB,
+/// the first-level cache), 77 ms at 8 (64 KiB), 77 ms at 16; 2 cells took 94 ms.
+const CELLS_PER_VALUE: u64 = 8;
 
 /// Values a slice takes of each set, at least: each set's turn in a slice costs a few
 /// mispredicted branches whatever it takes. (168 sets of a million values each, from files,
@@ -128,7 +135,7 @@ fn count_slices<const WIDE: bool>(sets: &[&ColdSet]) -> Result<u64, OutOfOrder> 
     // Once a set, not once a slice: a division each (168 sets took 1.6 times as long with
     // them computed at every turn of a set).
     let quick: Vec<Quick> = cursors.iter().map(|c| c.quick(WIDE)).collect();
-    let mut table = Table::new(4 * chunk as usize);
+    let mut table = Table::new((CELLS_PER_VALUE * chunk) as usize);
     let mut buf = vec![0; 2 * chunk as usize];
     let mut count = 0;
     for slice in 0..slices {
@@ -168,9 +175,9 @@ struct Table {
     bits: u32,
 }
 
-/// Cells of [`Table`], at least: 32 KiB, in the first-level cache beside a slice's values. A
-/// table of this size, or twice it, has its index bounds known to the compiler.
-const TABLE_BITS: u32 = 12;
+/// Cells of [`Table`], at least: 64 KiB, [`CELLS_PER_VALUE`] times [`UNION_CHUNK`]. A table
+/// of this size, or twice it, has its index bounds known to the compiler.
+const TABLE_BITS: u32 = 13;
 
 impl Table {
     /// A table of at least `size` cells, all holding all ones (no value of a first slice).
