@@ -224,10 +224,14 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// "Gone back" is never taken from a stream-info answer alone: a node that is catching up,
 /// or an answer that a slow link delayed behind later messages, says the stream ends before
 /// messages this server has read (both seen in the partition tests, as false alarms). So the
-/// last message the consumer fed is taken *before* the question is sent, and when the answer
-/// ends before it, that message is read back from the stream's leader: the same message
-/// there means the answer was stale; another one means the stream went back and was written
-/// again (fatal at once); none, on two checks in a row, means it went back.
+/// last message the consumer fed is taken *before* the question is sent, and read back from
+/// the stream's leader at every check: the same message there means the stream holds what
+/// this server read (an answer that ends before it was stale); another one means the stream
+/// went back and was written again (fatal at once); none, on two checks in a row while the
+/// answer ends before it, means it went back. The read-back at every check, not only when
+/// the answer ends early, finds a stream written past this server again between two checks:
+/// async-nats's ordered consumer re-creates itself after missed heartbeats without an error
+/// to `consume`, so no re-created consumer of ours may read that message back first.
 pub(super) async fn watch_stream(
     watched: Watched,
     state: Arc<ClusterState>,
@@ -269,16 +273,16 @@ pub(super) async fn watch_stream(
         let Some((fed, was)) = fed else {
             continue;
         };
-        if last >= fed {
-            behind = 0;
-            continue;
-        }
+        // Read back at every check, not only when the answer ends before `fed`: a stream that
+        // went back and was written past `fed` between two checks ends after it again.
         match consume::read_back(&stream, fed, was).await {
             ReadBack::Same => behind = 0,
             ReadBack::Other => {
                 fatal.report(consume::another_batch(&name, fed));
                 return;
             }
+            // The stream is past it: the message expired under the stream's limits.
+            ReadBack::Missing if last >= fed => behind = 0,
             ReadBack::Missing => behind += 1,
             ReadBack::NoAnswer => continue,
         }

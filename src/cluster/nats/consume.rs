@@ -2,12 +2,18 @@
 //! fresh reads.
 //!
 //! The consumer knows what it applied last: the sequence and the identity of the message
-//! (its publisher's de-duplication id and its bytes, [`identity`]). Each time it creates
-//! its consumer again (after any error: a NATS node restarted, a reconnect) it reads that
-//! sequence back first. A stream that holds another message there went back under this server
-//! (a NATS node that lost acknowledged messages and handed their sequences to new ones, as
-//! nats-server 2.9.10 did after every node was killed): counting on would make this server's
-//! totals differ from every other's in silence, so it stops, saying so.
+//! (its publisher's de-duplication id and its bytes, [`identity`]). Before it feeds the first
+//! message of each consumer it reads that sequence back. A consumer is new each time this
+//! module creates it (after any error: a NATS node restarted, a reconnect) and each time
+//! async-nats's ordered consumer creates itself again after missed heartbeats, which it does
+//! without an error to this module: that one is known by its name, in each message's info.
+//! A stream that holds another message there went back under this server (a NATS node that
+//! lost acknowledged messages and handed their sequences to new ones, as nats-server 2.9.10
+//! did after every node was killed): counting on would make this server's totals differ
+//! from every other's in silence, so it stops, saying so. Reading back before the first
+//! message, not when the consumer is made, also finds a stream that was behind then and was
+//! written past this server's position after. (`watch_stream` reads it back every 2 s too,
+//! for a stream written up to this server's position and no further.)
 
 use std::time::Duration;
 
@@ -154,14 +160,8 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
             }
         }
         first = false;
-        if let Some((seq, was)) = state.last_fed() {
-            // Read back what was fed last (module doc). A message no longer there is left to
-            // the other checks: it expired, or the stream went back (`watch_stream`).
-            if let ReadBack::Other = read_back(&stream, seq, was).await {
-                fatal.report(another_batch(&name, seq));
-                return;
-            }
-        }
+        // The name of the consumer whose messages were read back before (module doc).
+        let mut checked: Option<String> = None;
         let config = consumer::pull::OrderedConfig {
             filter_subject: subject.clone(),
             deliver_policy: consumer::DeliverPolicy::ByStartSequence {
@@ -247,6 +247,22 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
                     );
                 }
                 break;
+            }
+            if checked.as_deref() != Some(info.consumer) {
+                if let Some((fed, was)) = state.last_fed() {
+                    // Read back what was fed last (module doc). A message no longer there is
+                    // left to the other checks: it expired, or the stream went back
+                    // (`watch_stream`).
+                    match read_back(&stream, fed, was).await {
+                        ReadBack::Other => {
+                            fatal.report(another_batch(&name, fed));
+                            return;
+                        }
+                        ReadBack::NoAnswer => break,
+                        ReadBack::Same | ReadBack::Missing => {}
+                    }
+                }
+                checked = Some(info.consumer.to_owned());
             }
             state.saw_stream_last(seq + pending);
             let events = match record::decode_group(&message.payload) {
