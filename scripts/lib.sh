@@ -24,6 +24,8 @@ trap 'exit 130' INT TERM
 start_server() {
     local log=$1
     shift
+    # Made here, not only by the child's redirection: the wait below may read it first.
+    : >"$log"
     "$@" >"$log" 2>&1 &
     SERVER_PID=$!
     ADDR=""
