@@ -17,7 +17,7 @@
 //! its own ([`Uniques`]), one range at a time, at most [`MAX_WAITING`] waiting.
 
 use crate::cold::{ColdFault, ColdTier};
-use crate::coldset::{union_count, ColdSet, ColdSetError, OutOfOrder};
+use crate::coldset::{union_count, ColdSet, UnionFault};
 use crate::counts::Counts;
 use crate::late::LateCounts;
 use crate::query::HourRange;
@@ -123,17 +123,17 @@ pub fn count(
     let loose = ColdSet::from_sorted(&loose);
     let mut all: Vec<&ColdSet> = sets.iter().map(|s| &**s).collect();
     all.push(&loose);
-    total.unique_users = union_count(&all).map_err(|OutOfOrder { set }| {
-        // Only a file's order is left to the union to check: the ring's sets are built in
-        // order.
+    total.unique_users = union_count(&all).map_err(|UnionFault { set, error }| {
+        // Only a file's order and checksum are left to the union to check: the ring's sets
+        // are built in order, here.
         let hour = filed
             .iter()
             .find(|&&(i, _)| i == set)
             .map(|&(_, hour)| hour)
-            .expect("a set out of order is a file's");
+            .expect("a damaged set is a file's");
         RangeError::Unreadable {
             hour,
-            fault: ColdFault::Damaged(ColdSetError::Damaged("values out of order")),
+            fault: ColdFault::Damaged(error),
         }
     })?;
     Ok(total)

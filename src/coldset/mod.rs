@@ -25,23 +25,26 @@
 //! crc32 of all the above (u32 LE) | "HTCE"
 //! ```
 //!
-//! `upper_bits = n + (2⁶⁴ >> l)`. A file is read (or mapped, [`ColdSet::map_file`]) whole and checked (checksum, lengths, the
-//! count of ones, the last bit a zero, values strictly increasing) before any answer comes
-//! from it: a damaged set is refused with what is wrong, never counted. A set mapped for a
-//! union ([`ColdSet::map_file_for_union`]) leaves the last check, the order, to the union,
-//! which makes it as it reads the values. In memory next to the bytes: the position of
+//! `upper_bits = n + (2⁶⁴ >> l)`. A file is read (or mapped, [`ColdSet::map_file`]) whole
+//! and checked (checksum, lengths, the count of ones, the last bit a zero, values strictly
+//! increasing) before any answer comes from it: a damaged set is refused with what is wrong,
+//! never counted. A set mapped for a union ([`ColdSet::map_file_for_union`]) leaves two
+//! checks to the union, which makes them as it reads the words: the values' order, and the
+//! checksum (`sum`), without which the union gives no count. In memory next to the bytes: the position of
 //! every [`SAMPLE`]-th zero of the upper vector, so that a lookup scans at most that many
 //! zeros' worth of words (about 0.05 bytes per value); a set mapped for a union, which never
 //! answers membership, has none.
 
 mod lookup;
+mod read;
+mod sum;
 mod take;
 mod union;
 #[cfg(target_arch = "x86_64")]
 mod wide;
 mod words;
 
-pub use union::{union_count, OutOfOrder};
+pub use union::{union_count, UnionFault};
 use words::Words;
 
 // Not `crate::sync`'s: this count of a file mapping is no part of a protocol between threads
@@ -56,6 +59,8 @@ const END: &[u8; 4] = b"HTCE";
 const HEAD: usize = 24;
 /// Bytes after the upper words.
 const TAIL: usize = 8;
+/// A set whose values do not come in increasing order.
+pub(crate) const OUT_OF_ORDER: ColdSetError = ColdSetError::Damaged("values out of order");
 /// One zero of the upper vector in this many has its position kept in memory.
 pub const SAMPLE: u64 = 256;
 
@@ -77,75 +82,6 @@ fn u64_le(b: &[u8], at: usize) -> u64 {
     let mut w = [0; 8];
     w.copy_from_slice(&b[at..at + 8]);
     u64::from_le_bytes(w)
-}
-
-/// What a set's bytes say of it, checked (`Head::check`) before any of its words are read.
-struct Head {
-    n: u64,
-    l: u32,
-    upper_bits: u64,
-    low_words: usize,
-    upper_words: usize,
-}
-
-impl Head {
-    /// The header, checksum, end mark and lengths of `bytes` (module doc).
-    fn check(bytes: &[u8]) -> Result<Head, ColdSetError> {
-        if bytes.len() < HEAD + TAIL || &bytes[..4] != MAGIC {
-            return Err(ColdSetError::NotASet);
-        }
-        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != COLD_SET_VERSION {
-            return Err(ColdSetError::Version(version));
-        }
-        let (body, tail) = bytes.split_at(bytes.len() - TAIL);
-        if &tail[4..] != END {
-            return Err(ColdSetError::Damaged("no end mark"));
-        }
-        if u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) != crc32fast::hash(body) {
-            return Err(ColdSetError::Checksum);
-        }
-        let l = u32::from(body[6]);
-        let n = u64_le(body, 8);
-        let upper_bits = u64_le(body, 16);
-        // Every value takes at least one bit of the body: a larger count is damage, and
-        // the sizes below cannot overflow.
-        if n > 8 * body.len() as u64 || l > 63 {
-            return Err(ColdSetError::Damaged("a count larger than the file"));
-        }
-        if body[7] != 0 || l != low_bits(n) || upper_bits != n + (u64::MAX >> l) + 1 {
-            return Err(ColdSetError::Damaged(
-                "a header that no set of its size has",
-            ));
-        }
-        let (low_words, upper_words) = (words(n * u64::from(l)), words(upper_bits));
-        if (body.len() - HEAD) as u64 != 8 * (low_words as u64 + upper_words as u64) {
-            return Err(ColdSetError::Damaged(
-                "its length disagrees with its header",
-            ));
-        }
-        Ok(Head {
-            n,
-            l,
-            upper_bits,
-            low_words,
-            upper_words,
-        })
-    }
-
-    /// The set of these words, checked (`ColdSet::check`; the values' order only if `order`).
-    fn set(self, low: Words, upper: Words, order: bool) -> Result<ColdSet, ColdSetError> {
-        ColdSet {
-            n: self.n,
-            l: self.l,
-            low,
-            upper,
-            upper_bits: self.upper_bits,
-            zeros: Vec::new(),
-            in_order: false,
-        }
-        .check(order)
-    }
 }
 
 /// The low-bit width for `n` values: `⌊log2(2⁶⁴/n)⌋` (at most 63).
@@ -187,6 +123,10 @@ pub struct ColdSet {
     /// Whether its values are known to come in increasing order: built from sorted values,
     /// or checked. Not for a set mapped for a union, whose union checks them as it reads.
     in_order: bool,
+    /// For a set mapped for a union: its file's checksum, which the union compares as it
+    /// reads the words (`sum`). `None` for every other set: built here, or its file's
+    /// checksum compared when it was read.
+    unchecked_sum: Option<u32>,
 }
 
 impl PartialEq for ColdSet {
@@ -247,6 +187,7 @@ impl ColdSet {
             upper_bits,
             zeros: Vec::new(),
             in_order: false,
+            unchecked_sum: None,
         };
         set.zeros = set.sample_zeros();
         set.in_order = true;
@@ -256,11 +197,7 @@ impl ColdSet {
     /// The set's bytes (module doc).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEAD + 8 * (self.low.len() + self.upper.len()) + TAIL);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&COLD_SET_VERSION.to_le_bytes());
-        out.extend_from_slice(&[self.l as u8, 0]);
-        out.extend_from_slice(&self.n.to_le_bytes());
-        out.extend_from_slice(&self.upper_bits.to_le_bytes());
+        out.extend_from_slice(&self.head());
         for w in self.low.iter().chain(self.upper.iter()) {
             out.extend_from_slice(&w.to_le_bytes());
         }
@@ -270,107 +207,15 @@ impl ColdSet {
         out
     }
 
-    /// Reads and checks `bytes` (module doc: every check before any answer); the set owns a
-    /// copy of its words.
-    pub fn parse(bytes: &[u8]) -> Result<Self, ColdSetError> {
-        let head = Head::check(bytes)?;
-        let word = |k: usize| u64_le(bytes, HEAD + 8 * k);
-        let low = Words::Owned((0..head.low_words).map(word).collect());
-        let upper = (head.low_words..head.low_words + head.upper_words).map(word);
-        head.set(low, Words::Owned(upper.collect()), true)
-    }
-
-    /// Reads and checks the cold set in `file` as [`parse`](Self::parse) does, its words left
-    /// in the file's pages, mapped read-only (`words`: no copy, no heap of the set's size).
-    /// The outer error is the file's (it could not be mapped); the inner one its contents'.
-    ///
-    /// # Safety
-    /// Nothing may write or truncate the file in place while the set (or a clone of it)
-    /// lives: the set's words are its pages, checked once, here. (Replacing the file by a
-    /// rename, or removing it, is fine: the mapping keeps the old inode.) A read error of
-    /// the disk under a mapped page, or a file cut short by another process, is a `SIGBUS`
-    /// that stops the process.
-    pub unsafe fn map_file(file: &std::fs::File) -> std::io::Result<Result<Self, ColdSetError>> {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { Self::map_file_checking(file, true) }
-    }
-
-    /// [`map_file`](Self::map_file) for a union: every check but the values' order, which
-    /// [`union_count`] checks as it reads them (one pass over the values instead of two).
-    /// Such a set is for [`union_count`] only: its values in order are those of a set whose
-    /// order was checked only if the union found no fault, and it has no zero samples, so
-    /// it cannot answer membership.
-    ///
-    /// # Safety
-    /// As [`map_file`](Self::map_file).
-    pub unsafe fn map_file_for_union(
-        file: &std::fs::File,
-    ) -> std::io::Result<Result<Self, ColdSetError>> {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { Self::map_file_checking(file, false) }
-    }
-
-    /// # Safety
-    /// As [`map_file`](Self::map_file).
-    unsafe fn map_file_checking(
-        file: &std::fs::File,
-        order: bool,
-    ) -> std::io::Result<Result<Self, ColdSetError>> {
-        let map = Arc::new(words::Mapping::of(file)?);
-        if map.len() < HEAD + TAIL {
-            return Ok(Err(ColdSetError::NotASet));
-        }
-        let bytes = map.bytes();
-        let head = match Head::check(bytes) {
-            Ok(head) => head,
-            Err(e) => return Ok(Err(e)),
-        };
-        let low = Words::mapped(&map, HEAD, head.low_words);
-        let upper = Words::mapped(&map, HEAD + 8 * head.low_words, head.upper_words);
-        Ok(match (low, upper) {
-            (Some(low), Some(upper)) => head.set(low, upper, order),
-            // Not aligned, or a big-endian target: a copy, as `parse` makes.
-            _ => Self::parse(bytes),
-        })
-    }
-
-    /// Checks the upper vector and, if `order`, the order of the values, and builds the zero
-    /// samples (a set left unchecked in order is for a union only, which needs none).
-    fn check(mut self, order: bool) -> Result<Self, ColdSetError> {
-        let spare = self.upper.len() as u64 * 64 - self.upper_bits;
-        if spare > 0 && self.upper.last().is_some_and(|w| w >> (64 - spare) != 0) {
-            return Err(ColdSetError::Damaged(
-                "bits past the end of the upper vector",
-            ));
-        }
-        // The last bit ends the last bucket: a one there is a value past every bucket, whose
-        // high bits would not fit (`iter` and `contains` would disagree on it).
-        let last = self.upper_bits - 1;
-        if self.upper[(last / 64) as usize] >> (last % 64) & 1 == 1 {
-            return Err(ColdSetError::Damaged(
-                "a value past the last bucket of the upper vector",
-            ));
-        }
-        let ones: u64 = self.upper.iter().map(|w| u64::from(w.count_ones())).sum();
-        if ones != self.n {
-            return Err(ColdSetError::Damaged(
-                "the upper vector's ones are not one per value",
-            ));
-        }
-        if !order {
-            // For a union only, which never asks membership: no zero samples.
-            return Ok(self);
-        }
-        self.zeros = self.sample_zeros();
-        self.in_order = true;
-        let mut last = None;
-        for x in self.iter() {
-            if last.is_some_and(|p| p >= x) {
-                return Err(ColdSetError::Damaged("values out of order"));
-            }
-            last = Some(x);
-        }
-        Ok(self)
+    /// The bytes before its words (module doc).
+    fn head(&self) -> [u8; HEAD] {
+        let mut head = [0; HEAD];
+        head[..4].copy_from_slice(MAGIC);
+        head[4..6].copy_from_slice(&COLD_SET_VERSION.to_le_bytes());
+        head[6] = self.l as u8;
+        head[8..16].copy_from_slice(&self.n.to_le_bytes());
+        head[16..24].copy_from_slice(&self.upper_bits.to_le_bytes());
+        head
     }
 
     /// Whether its values are known to come in increasing order (all but a set mapped for a

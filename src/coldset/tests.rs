@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use std::collections::BTreeSet;
 
 /// The union's count, the same by every decode this processor can run.
-fn union(sets: &[&ColdSet]) -> Result<u64, OutOfOrder> {
+fn union(sets: &[&ColdSet]) -> Result<u64, UnionFault> {
     let ways = union::union_count_every_way(sets);
     assert!(
         ways.iter().all(|w| *w == ways[0]),
@@ -136,8 +136,20 @@ fn a_file_whose_values_go_back_is_refused_whole_or_by_the_union_that_reads_it() 
     // Mapped for a union, the order is left to the union, which finds it.
     let set = mapped_as(&bytes, true).expect("every other check passes");
     let good = ColdSet::from_sorted(&[1, 2, 3]);
-    assert_eq!(union(&[&good, &set]), Err(OutOfOrder { set: 1 }));
-    assert_eq!(union(&[&set]), Err(OutOfOrder { set: 0 }));
+    assert_eq!(
+        union(&[&good, &set]),
+        Err(UnionFault {
+            set: 1,
+            error: OUT_OF_ORDER
+        })
+    );
+    assert_eq!(
+        union(&[&set]),
+        Err(UnionFault {
+            set: 0,
+            error: OUT_OF_ORDER
+        })
+    );
     assert_eq!(union(&[&good, &good]), Ok(3));
 }
 
@@ -162,8 +174,84 @@ fn a_large_file_whose_values_go_back_in_one_bucket_fails_the_union_by_every_deco
     );
     let set = mapped_as(&bytes, true).expect("every other check passes");
     let good = ColdSet::from_sorted(&spread(3_000, 10));
-    assert_eq!(union(&[&good, &set]), Err(OutOfOrder { set: 1 }));
-    assert_eq!(union(&[&set, &good, &good]), Err(OutOfOrder { set: 0 }));
+    assert_eq!(
+        union(&[&good, &set]),
+        Err(UnionFault {
+            set: 1,
+            error: OUT_OF_ORDER
+        })
+    );
+    assert_eq!(
+        union(&[&set, &good, &good]),
+        Err(UnionFault {
+            set: 0,
+            error: OUT_OF_ORDER
+        })
+    );
+}
+
+/// Damage a union finds only by the file's checksum, which it compares as it reads: a flipped
+/// bit of some value's low bits (any low bits make a valid set). Mapped for a union such a
+/// file passes every check of the mapping; the union refuses it by every decode, wherever the
+/// bit lies (the first word, the middle, the last word, past several turns of the sums), and
+/// counts the same bytes once their checksum is made to fit.
+#[test]
+fn damage_only_the_checksum_shows_fails_the_union_that_reads_the_file() {
+    let values = spread(200_000, 11);
+    let bytes = encode(&values);
+    let low_bytes = 8 * words(values.len() as u64 * u64::from(low_bits(values.len() as u64)));
+    let good = ColdSet::from_sorted(&spread(50_000, 12));
+    let distinct = spread(200_000, 11)
+        .into_iter()
+        .chain(spread(50_000, 12))
+        .collect::<BTreeSet<u64>>()
+        .len() as u64;
+    let intact = mapped_as(&bytes, true).expect("valid");
+    assert_eq!(union(&[&good, &intact]), Ok(distinct));
+    for at in [0, low_bytes / 2, low_bytes - 1] {
+        let mut bad = bytes.clone();
+        bad[HEAD + at] ^= 0x10;
+        assert_eq!(mapped(&bad), Err(ColdSetError::Checksum), "byte {at}");
+        let set = mapped_as(&bad, true).expect("the mapping's checks pass");
+        let fault = Err(UnionFault {
+            set: 1,
+            error: ColdSetError::Checksum,
+        });
+        assert_eq!(union(&[&good, &set]), fault, "byte {at}");
+        // The same bytes with a checksum that fits: another valid set, counted.
+        redo_checksum(&mut bad);
+        let other = mapped_as(&bad, true).expect("valid");
+        assert!(union(&[&good, &other]).is_ok(), "byte {at}");
+    }
+}
+
+/// A file mapped for a union whose damage the mapping's own checks find is named by its
+/// checksum, as `map_file` names it; an empty set's checksum is compared too (a union of
+/// no values has no slices).
+#[test]
+fn a_file_mapped_for_a_union_names_damage_by_its_checksum_first() {
+    let bytes = encode(&spread(1_000, 13));
+    let mut bad = bytes.clone();
+    // A one added to the upper vector's last word: more ones than values.
+    let last = bytes.len() - TAIL - 8;
+    bad[last] ^= 0x01;
+    assert_eq!(mapped(&bad), Err(ColdSetError::Checksum));
+    assert_eq!(mapped_as(&bad, true), Err(ColdSetError::Checksum));
+    // A header that no set of its size has.
+    let mut bad = bytes.clone();
+    bad[7] = 1;
+    assert_eq!(mapped_as(&bad, true), Err(ColdSetError::Checksum));
+    let mut empty = encode(&[]);
+    let sum = empty.len() - TAIL;
+    empty[sum] ^= 0x01;
+    let set = mapped_as(&empty, true).expect("the mapping's checks pass");
+    assert_eq!(
+        union(&[&set]),
+        Err(UnionFault {
+            set: 0,
+            error: ColdSetError::Checksum
+        })
+    );
 }
 
 #[test]
