@@ -229,9 +229,10 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// this server read (an answer that ends before it was stale); another one means the stream
 /// went back and was written again (fatal at once); none, on two checks in a row while the
 /// answer ends before it, means it went back. The read-back at every check, not only when
-/// the answer ends early, finds a stream written past this server again between two checks:
-/// async-nats's ordered consumer re-creates itself after missed heartbeats without an error
-/// to `consume`, so no re-created consumer of ours may read that message back first.
+/// the answer ends early, finds a stream written again up to that message and no further,
+/// which `consume` never sees (it reads back before the first message of each consumer, and
+/// no message comes); and it stands behind `consume`'s read-back for a stream written past
+/// it.
 pub(super) async fn watch_stream(
     watched: Watched,
     state: Arc<ClusterState>,
@@ -284,6 +285,8 @@ pub(super) async fn watch_stream(
             // The stream is past it: the message expired under the stream's limits.
             ReadBack::Missing if last >= fed => behind = 0,
             ReadBack::Missing => behind += 1,
+            // "Missing twice in a row" means two checks whose answers end before `fed`.
+            ReadBack::NoAnswer if last >= fed => behind = 0,
             ReadBack::NoAnswer => continue,
         }
         if behind >= 2 {

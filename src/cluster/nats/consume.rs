@@ -5,8 +5,9 @@
 //! (its publisher's de-duplication id and its bytes, [`identity`]). Before it feeds the first
 //! message of each consumer it reads that sequence back. A consumer is new each time this
 //! module creates it (after any error: a NATS node restarted, a reconnect) and each time
-//! async-nats's ordered consumer creates itself again after missed heartbeats, which it does
-//! without an error to this module: that one is known by its name, in each message's info.
+//! async-nats's ordered consumer creates itself again after missed heartbeats or a lost
+//! consumer, which it does without an error to this module: that one is known by its name,
+//! in each message's info.
 //! A stream that holds another message there went back under this server (a NATS node that
 //! lost acknowledged messages and handed their sequences to new ones, as nats-server 2.9.10
 //! did after every node was killed): counting on would make this server's totals differ
@@ -258,7 +259,15 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
                             fatal.report(another_batch(&name, fed));
                             return;
                         }
-                        ReadBack::NoAnswer => break,
+                        ReadBack::NoAnswer => {
+                            if state.consumer_log_due() {
+                                tracing::warn!(
+                                    at = fed,
+                                    "cluster: the stream's leader did not answer the read-back of the last message fed; creating the consumer again"
+                                );
+                            }
+                            break;
+                        }
                         ReadBack::Same | ReadBack::Missing => {}
                     }
                 }
