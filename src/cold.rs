@@ -18,8 +18,8 @@
 //!
 //! A file is mapped read-only (`ColdSet::map_file`: page cache, never a heap copy) and checked
 //! whole (checksum, structure, and its count of users against the hour's archived total)
-//! before it is read; for a range ([`ColdTier::load_for_union`]) the order of its values is
-//! checked by the union as it reads them. A damaged file fails the range with what
+//! before it is read; for a range ([`ColdTier::load_for_union`]) the order of its values and
+//! its checksum are checked by the union as it reads them. A damaged file fails the range with what
 //! is wrong ([`ColdFault`]), never a wrong count. A full disk fails a store: the hour stays in
 //! `Leaving` (memory) and the store is tried again, which never holds up the writer.
 //!
@@ -236,7 +236,7 @@ impl ColdTier {
     }
 
     /// [`load`](Self::load) for a union (`coldset::union_count`), which checks the values'
-    /// order as it reads them: the file's every other check, here.
+    /// order and the file's checksum as it reads them: the file's every other check, here.
     pub fn load_for_union(&self, hour: u32, expected: u64) -> Result<Option<ColdSet>, ColdFault> {
         self.load_checking(hour, expected, false)
     }
@@ -276,6 +276,10 @@ impl ColdTier {
             Err(e) => return Err(ColdFault::Read(e.kind())),
         };
         if set.len() != expected {
+            // A set mapped for a union has its checksum still to compare: damage first.
+            if !set.sum_fits() {
+                return Err(ColdFault::Damaged(ColdSetError::Checksum));
+            }
             return Err(ColdFault::Count {
                 found: set.len(),
                 expected,

@@ -130,8 +130,10 @@ impl ColdSet {
     }
 
     /// [`map_file`](Self::map_file) for a union: every check but the values' order and the
-    /// checksum, which [`union_count`] checks as it reads the words (one pass over them
-    /// instead of three: `sum`). Such a set is for [`union_count`] only: its values in order
+    /// checksum, which [`union_count`] checks as it reads the words (`sum`: the low words are
+    /// read once instead of twice, the upper words twice instead of three times, their ones
+    /// counted here).
+    /// Such a set is for [`union_count`] only: its values in order
     /// are those of a set whose order and checksum were checked only if the union found no
     /// fault, and it has no zero samples, so it cannot answer membership. A check here that
     /// fails on a file whose checksum does not fit says [`ColdSetError::Checksum`], as

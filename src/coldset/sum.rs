@@ -97,8 +97,9 @@ fn le_bytes(words: &[u64]) -> &[u8] {
 
 impl ColdSet {
     /// Whether its words give its file's checksum, hashed whole now; true for a set with no
-    /// checksum left to compare.
-    pub(super) fn sum_fits(&self) -> bool {
+    /// checksum left to compare (all but a set mapped for a union). For a fault found
+    /// before the union: damage in a file whose checksum does not fit is named by it.
+    pub fn sum_fits(&self) -> bool {
         Sum::of(self).is_none_or(|sum| sum.fits(&self.iter()))
     }
 }
