@@ -14,7 +14,7 @@ use common::cluster::{
     wait_until, with_jetstream, Loader,
 };
 use common::nats::NatsCluster;
-use common::now_ms;
+use common::{now_ms, TestServer};
 
 /// The nats-server older than the supported ones that the test script installs (Debian's, in
 /// /usr/sbin), or `HOURTALLY_OLD_NATS_SERVER`.
@@ -248,51 +248,34 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// A NATS node whose store went back (restored from an older copy, as nats-server 2.9.10's
-/// leader did after every node was killed: it lost acknowledged messages and gave their
-/// sequences to new ones) under a server that applied the lost messages: the stream's end is
-/// past the server's again, so nothing looked wrong, and the server counted on from there,
-/// its totals different from every other server's for good. Now it reads back the message it
-/// applied last when it reconnects, finds another batch there, and stops, saying so.
-#[test]
-fn a_stream_that_went_back_and_holds_other_batches_where_a_server_applied_stops_it() {
-    let _serial = serial();
-    let mut nats = NatsCluster::start("back", 1);
-    let mut args = cluster_args(&nats);
-    args.extend(["--stream-replicas".into(), "1".into()]);
-    let a = start(&args, &[]);
-    let ts = now_ms();
-    // One message per POST: each waits for the log's acknowledgement.
-    let post = |i: u32| {
-        let r = a.post(&format!("/analytics?timestamp={ts}&user=back{i}&click"));
-        assert_eq!(r.status, 204, "{r:?}");
-    };
-    (0..5).for_each(post);
-    assert_eq!(fresh_counts(&a, ts), (5, 5, 0));
-    // The store as it is now, copied while its node is down.
-    let store = nats.store(0).to_path_buf();
+/// Copies node `i`'s store aside while the node is down (it is started again and waited
+/// for): the store as it is now, for [`restore_store`].
+fn copy_store(nats: &mut NatsCluster, i: usize) -> std::path::PathBuf {
+    let store = nats.store(i).to_path_buf();
     let old = store.with_extension("old");
-    nats.kill9(0);
+    nats.kill9(i);
     copy_dir(&store, &old);
-    nats.restart(0);
-    nats.wait(0);
-    // A reconnects and applies five more messages (6 to 10, fresh markers aside).
-    wait_until("A takes POSTs again", Duration::from_secs(30), || {
-        a.post(&format!("/analytics?timestamp={ts}&user=back5&click"))
-            .status
-            == 204
-    });
-    (6..10).for_each(post);
-    assert_eq!(fresh_counts(&a, ts), (10, 10, 0));
-    // The node comes back with the old store, and other batches take the lost sequences
-    // (and one more) before A is back on it.
-    nats.kill9(0);
+    nats.restart(i);
+    nats.wait(i);
+    old
+}
+
+/// Puts node `i`'s store back to the copy `old` while the node is down: its stream goes
+/// back to what it held then, acknowledged messages lost.
+fn restore_store(nats: &mut NatsCluster, i: usize, old: &std::path::Path) {
+    let store = nats.store(i).to_path_buf();
+    nats.kill9(i);
     std::fs::remove_dir_all(&store).expect("remove the store");
-    copy_dir(&old, &store);
-    nats.restart(0);
-    nats.wait(0);
-    with_jetstream(&nats, async |js| {
-        for _ in 0..20 {
+    copy_dir(old, &store);
+    nats.restart(i);
+    nats.wait(i);
+}
+
+/// Publishes `n` empty messages (as fresh reads' markers are) to the stream, each waited
+/// for: other messages at the sequences they take.
+fn publish_markers(nats: &NatsCluster, n: usize) {
+    with_jetstream(nats, async |js| {
+        for _ in 0..n {
             js.publish("hourtally.events", "".into())
                 .await
                 .expect("publish")
@@ -300,7 +283,57 @@ fn a_stream_that_went_back_and_holds_other_batches_where_a_server_applied_stops_
                 .expect("acknowledged");
         }
     });
-    let (status, lines) = a.wait_exit(Duration::from_secs(30));
+}
+
+/// Ten POSTs to `a` (each a message of the stream, which node `node` holds), the node's store
+/// copied after the first five; then the store put back to that copy, and 20 other messages
+/// published at once over the lost sequences and past them. What `a` said as it stopped
+/// (within 30 s).
+fn went_back_under(
+    a: TestServer,
+    nats: &mut NatsCluster,
+    node: usize,
+    tag: &str,
+) -> (std::process::ExitStatus, Vec<String>) {
+    let ts = now_ms();
+    // One message per POST: each waits for the log's acknowledgement.
+    let post = |i: u32| {
+        let r = a.post(&format!("/analytics?timestamp={ts}&user={tag}{i}&click"));
+        assert_eq!(r.status, 204, "{r:?}");
+    };
+    (0..5).for_each(post);
+    assert_eq!(fresh_counts(&a, ts), (5, 5, 0));
+    let old = copy_store(nats, node);
+    // A takes POSTs again and applies five more messages (6 to 10, fresh markers aside).
+    wait_until("A takes POSTs again", Duration::from_secs(30), || {
+        a.post(&format!("/analytics?timestamp={ts}&user={tag}5&click"))
+            .status
+            == 204
+    });
+    (6..10).for_each(post);
+    assert_eq!(fresh_counts(&a, ts), (10, 10, 0));
+    restore_store(nats, node, &old);
+    publish_markers(nats, 20);
+    let stopped = a.wait_exit(Duration::from_secs(30));
+    let _ = std::fs::remove_dir_all(&old);
+    stopped
+}
+
+/// A NATS node whose store went back (restored from an older copy, as nats-server 2.9.10's
+/// leader did after every node was killed: it lost acknowledged messages and gave their
+/// sequences to new ones) under a server that applied the lost messages: the stream's end is
+/// past the server's again, so nothing looked wrong, and the server counted on from there,
+/// its totals different from every other server's for good. Now it reads back the message it
+/// applied last before it feeds the first message of its consumer made again, finds another
+/// batch there, and stops, saying so.
+#[test]
+fn a_stream_that_went_back_and_holds_other_batches_where_a_server_applied_stops_it() {
+    let _serial = serial();
+    let mut nats = NatsCluster::start("back", 1);
+    let mut args = cluster_args(&nats);
+    args.extend(["--stream-replicas".into(), "1".into()]);
+    let a = start(&args, &[]);
+    let (status, lines) = went_back_under(a, &mut nats, 0, "back");
     assert_eq!(status.code(), Some(1), "{lines:?}");
     assert!(
         lines
@@ -309,7 +342,6 @@ fn a_stream_that_went_back_and_holds_other_batches_where_a_server_applied_stops_
                 && l.contains("the stream went back")),
         "{lines:?}"
     );
-    let _ = std::fs::remove_dir_all(&old);
 }
 
 /// The same store gone back, on a node the server is not connected to (its own link never
@@ -344,45 +376,9 @@ fn a_stream_that_went_back_on_another_node_and_was_written_past_a_server_stops_i
     } else {
         first
     };
-    let ts = now_ms();
-    let post = |i: u32| {
-        let r = a.post(&format!("/analytics?timestamp={ts}&user=rewrite{i}&click"));
-        assert_eq!(r.status, 204, "{r:?}");
-    };
-    (0..5).for_each(post);
-    assert_eq!(fresh_counts(&a, ts), (5, 5, 0));
-    let store = nats.store(s).to_path_buf();
-    let old = store.with_extension("old");
-    nats.kill9(s);
-    copy_dir(&store, &old);
-    nats.restart(s);
-    nats.wait(s);
-    wait_until("A takes POSTs again", Duration::from_secs(30), || {
-        a.post(&format!("/analytics?timestamp={ts}&user=rewrite5&click"))
-            .status
-            == 204
-    });
-    (6..10).for_each(post);
-    assert_eq!(fresh_counts(&a, ts), (10, 10, 0));
-    // The node comes back with the old store, and other messages take the lost sequences and
-    // pass A's at once.
-    nats.kill9(s);
-    std::fs::remove_dir_all(&store).expect("remove the store");
-    copy_dir(&old, &store);
-    nats.restart(s);
-    nats.wait(s);
-    with_jetstream(&nats, async |js| {
-        for _ in 0..20 {
-            js.publish("hourtally.events", "".into())
-                .await
-                .expect("publish")
-                .await
-                .expect("acknowledged");
-        }
-    });
     // Either stop is right: the stream seen behind on two checks before the new messages
     // came (timing decides), or another batch found where the server applied.
-    let (status, lines) = a.wait_exit(Duration::from_secs(30));
+    let (status, lines) = went_back_under(a, &mut nats, s, "rewrite");
     assert_eq!(status.code(), Some(1), "{lines:?}");
     assert!(
         lines
@@ -392,7 +388,6 @@ fn a_stream_that_went_back_on_another_node_and_was_written_past_a_server_stops_i
                 || l.contains("went back: it ends at")),
         "{lines:?}"
     );
-    let _ = std::fs::remove_dir_all(&old);
 }
 
 /// `--ack local` answers `204` once an event is queued on this server. A graceful stop while

@@ -15,6 +15,21 @@ fn union(sets: &[&ColdSet]) -> Result<u64, UnionFault> {
     ways[0]
 }
 
+/// A union's faults: set `set` out of order, or its checksum not fitting.
+fn out_of_order(set: usize) -> Result<u64, UnionFault> {
+    Err(UnionFault {
+        set,
+        error: OUT_OF_ORDER,
+    })
+}
+
+fn checksum(set: usize) -> Result<u64, UnionFault> {
+    Err(UnionFault {
+        set,
+        error: ColdSetError::Checksum,
+    })
+}
+
 fn spread(n: u64, seed: u64) -> Vec<u64> {
     let set: BTreeSet<u64> = (0..n)
         .map(|i| crate::event::fingerprint(&(i ^ seed << 40).to_le_bytes()))
@@ -136,20 +151,8 @@ fn a_file_whose_values_go_back_is_refused_whole_or_by_the_union_that_reads_it() 
     // Mapped for a union, the order is left to the union, which finds it.
     let set = mapped_as(&bytes, true).expect("every other check passes");
     let good = ColdSet::from_sorted(&[1, 2, 3]);
-    assert_eq!(
-        union(&[&good, &set]),
-        Err(UnionFault {
-            set: 1,
-            error: OUT_OF_ORDER
-        })
-    );
-    assert_eq!(
-        union(&[&set]),
-        Err(UnionFault {
-            set: 0,
-            error: OUT_OF_ORDER
-        })
-    );
+    assert_eq!(union(&[&good, &set]), out_of_order(1));
+    assert_eq!(union(&[&set]), out_of_order(0));
     assert_eq!(union(&[&good, &good]), Ok(3));
 }
 
@@ -170,11 +173,7 @@ fn a_large_file_whose_values_go_back_in_one_bucket_fails_the_union_by_every_deco
     // Under the checksum written for the values as they were, the union names the checksum,
     // though it finds the order first.
     let set = mapped_as(&bytes, true).expect("the mapping's checks pass");
-    let checksum = Err(UnionFault {
-        set: 0,
-        error: ColdSetError::Checksum,
-    });
-    assert_eq!(union(&[&set]), checksum);
+    assert_eq!(union(&[&set]), checksum(0));
     redo_checksum(&mut bytes);
     assert_eq!(
         mapped(&bytes),
@@ -182,20 +181,8 @@ fn a_large_file_whose_values_go_back_in_one_bucket_fails_the_union_by_every_deco
     );
     let set = mapped_as(&bytes, true).expect("every other check passes");
     let good = ColdSet::from_sorted(&spread(3_000, 10));
-    assert_eq!(
-        union(&[&good, &set]),
-        Err(UnionFault {
-            set: 1,
-            error: OUT_OF_ORDER
-        })
-    );
-    assert_eq!(
-        union(&[&set, &good, &good]),
-        Err(UnionFault {
-            set: 0,
-            error: OUT_OF_ORDER
-        })
-    );
+    assert_eq!(union(&[&good, &set]), out_of_order(1));
+    assert_eq!(union(&[&set, &good, &good]), out_of_order(0));
 }
 
 /// Damage a union finds only by the file's checksum, which it compares as it reads: a flipped
@@ -221,11 +208,7 @@ fn damage_only_the_checksum_shows_fails_the_union_that_reads_the_file() {
         bad[HEAD + at] ^= 0x10;
         assert_eq!(mapped(&bad), Err(ColdSetError::Checksum), "byte {at}");
         let set = mapped_as(&bad, true).expect("the mapping's checks pass");
-        let fault = Err(UnionFault {
-            set: 1,
-            error: ColdSetError::Checksum,
-        });
-        assert_eq!(union(&[&good, &set]), fault, "byte {at}");
+        assert_eq!(union(&[&good, &set]), checksum(1), "byte {at}");
         // The same bytes with a checksum that fits: another valid set, counted.
         redo_checksum(&mut bad);
         let other = mapped_as(&bad, true).expect("valid");
@@ -253,13 +236,7 @@ fn a_file_mapped_for_a_union_names_damage_by_its_checksum_first() {
     let sum = empty.len() - TAIL;
     empty[sum] ^= 0x01;
     let set = mapped_as(&empty, true).expect("the mapping's checks pass");
-    assert_eq!(
-        union(&[&set]),
-        Err(UnionFault {
-            set: 0,
-            error: ColdSetError::Checksum
-        })
-    );
+    assert_eq!(union(&[&set]), checksum(0));
 }
 
 #[test]
