@@ -125,7 +125,8 @@ pub fn count(
     all.push(&loose);
     total.unique_users = union_count(&all).map_err(|UnionFault { set, error }| {
         // Only a file's order and checksum are left to the union to check: the ring's sets
-        // are built in order, here.
+        // (frozen hours' bases) and the one of loose users built here are in order, and carry
+        // no checksum.
         let hour = filed
             .iter()
             .find(|&&(i, _)| i == set)
