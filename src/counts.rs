@@ -38,6 +38,14 @@ impl std::fmt::Debug for CountsBody {
 }
 
 impl Counts {
+    pub const fn new(unique_users: u64, clicks: u64, impressions: u64) -> Counts {
+        Counts {
+            unique_users,
+            clicks,
+            impressions,
+        }
+    }
+
     /// `unique_users,U\nclicks,C\nimpressions,I\n`, without allocating.
     pub fn render(&self) -> CountsBody {
         let mut body = CountsBody {

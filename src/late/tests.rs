@@ -69,14 +69,6 @@ impl Setup {
     }
 }
 
-fn counts(unique_users: u64, clicks: u64, impressions: u64) -> Counts {
-    Counts {
-        unique_users,
-        clicks,
-        impressions,
-    }
-}
-
 #[test]
 fn a_late_event_counts_its_user_once_against_the_users_the_hour_had_when_it_left() {
     for stored in [false, true] {
@@ -95,15 +87,15 @@ fn a_late_event_counts_its_user_once_against_the_users_the_hour_had_when_it_left
         }
         s.writer.publish();
         // Queued, not yet counted: the hour reads as it left.
-        assert_eq!(s.ring.read(10), counts(5, 5, 0));
+        assert_eq!(s.ring.read(10), Counts::new(5, 5, 0));
         s.late.apply();
-        assert_eq!(s.ring.read(10), counts(6, 8, 1), "stored: {stored}");
+        assert_eq!(s.ring.read(10), Counts::new(6, 8, 1), "stored: {stored}");
         let view = s.late.view(10).expect("a view");
         let mut users = Vec::new();
         view.users_into(&mut users);
         assert_eq!((view.base_len, users), (5, vec![99]));
         // The range reads the hour's base and its late user: users 1..=5 and 99.
-        assert_eq!(s.range(10, 13), counts(6, 11, 1), "stored: {stored}");
+        assert_eq!(s.range(10, 13), Counts::new(6, 11, 1), "stored: {stored}");
         assert_eq!(s.late.figures(), (4, 0));
     }
 }
@@ -120,8 +112,8 @@ fn an_event_further_back_than_the_window_is_sealed_and_dropped() {
     // Hour 13 (the same slot) is within it: late, though it never had an event in the ring.
     assert_eq!(s.writer.apply(click(13, 4)), Applied::Late);
     s.late.apply();
-    assert_eq!(s.ring.read(13), counts(1, 1, 0));
-    assert_eq!(s.range(13, 13), counts(1, 1, 0));
+    assert_eq!(s.ring.read(13), Counts::new(1, 1, 0));
+    assert_eq!(s.range(13, 13), Counts::new(1, 1, 0));
 }
 
 #[test]
@@ -151,9 +143,9 @@ fn the_late_counts_at_a_snapshots_mark_go_through_its_bytes_and_back() {
         .iter()
         .find(|(h, _)| *h == 10)
         .map(|(_, c)| *c);
-    assert_eq!(archived, Some(counts(6, 6, 0)));
+    assert_eq!(archived, Some(Counts::new(6, 6, 0)));
     // The live ring went on to user 100.
-    assert_eq!(s.ring.read(10), counts(7, 7, 0));
+    assert_eq!(s.ring.read(10), Counts::new(7, 7, 0));
 
     let bytes = crate::journal::snapshot::encode(&image);
     let decoded = crate::journal::snapshot::decode(&bytes).expect("decodes");
@@ -167,13 +159,13 @@ fn the_late_counts_at_a_snapshots_mark_go_through_its_bytes_and_back() {
     w.restore(&decoded).expect("restores");
     let late = LateCounts::new(restored.clone(), s.cold.clone());
     late.restore(&decoded.late);
-    assert_eq!(restored.read(10), counts(6, 6, 0));
+    assert_eq!(restored.read(10), Counts::new(6, 6, 0));
     // The journal after the snapshot replays user 100, and 99 again: 99 is no new user.
     for u in [100, 99] {
         assert_eq!(w.apply(click(10, u)), Applied::Late);
     }
     late.apply();
-    assert_eq!(restored.read(10), counts(7, 8, 0));
+    assert_eq!(restored.read(10), Counts::new(7, 8, 0));
     let range = crate::uniques::count(
         &restored,
         Some(&s.cold),
@@ -183,7 +175,7 @@ fn the_late_counts_at_a_snapshots_mark_go_through_its_bytes_and_back() {
             last: 10,
         },
     );
-    assert_eq!(range, Ok(counts(7, 8, 0)));
+    assert_eq!(range, Ok(Counts::new(7, 8, 0)));
 }
 
 #[test]
@@ -201,8 +193,8 @@ fn a_late_event_whose_hours_users_cannot_be_read_is_dropped_and_the_others_count
     s.late.apply();
     assert_eq!(s.late.figures(), (1, 1));
     // Never counted without its hour's users; the next hour's event is not held up.
-    assert_eq!(s.ring.read(10), counts(5, 5, 0));
-    assert_eq!(s.ring.read(11), counts(2, 2, 0));
+    assert_eq!(s.ring.read(10), Counts::new(5, 5, 0));
+    assert_eq!(s.ring.read(11), Counts::new(2, 2, 0));
 }
 
 #[test]
@@ -211,7 +203,7 @@ fn an_event_with_an_id_is_never_late() {
     let e = click(10, 99).with_id(7);
     assert_eq!(s.writer.apply(e), Applied::Sealed);
     s.late.apply();
-    assert_eq!(s.ring.read(10), counts(5, 5, 0));
+    assert_eq!(s.ring.read(10), Counts::new(5, 5, 0));
 }
 
 #[test]
@@ -230,10 +222,10 @@ fn the_writer_wakes_the_late_thread_only_when_its_queue_was_empty_and_none_is_lo
     }
     assert_eq!(wakes.load(O::Relaxed), 1);
     s.late.apply();
-    assert_eq!(s.ring.read(10), counts(8, 8, 0));
+    assert_eq!(s.ring.read(10), Counts::new(8, 8, 0));
     // The queue is empty again: the next event wakes it again.
     assert_eq!(s.writer.apply(click(10, 96)), Applied::Late);
     assert_eq!(wakes.load(O::Relaxed), 2);
     s.late.apply();
-    assert_eq!(s.ring.read(10), counts(9, 9, 0));
+    assert_eq!(s.ring.read(10), Counts::new(9, 9, 0));
 }

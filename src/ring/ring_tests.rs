@@ -8,14 +8,6 @@ fn ev(hour: u32, user: u64, kind: Kind) -> Event {
     Event::new(hour, user, kind)
 }
 
-fn counts(unique_users: u64, clicks: u64, impressions: u64) -> Counts {
-    Counts {
-        unique_users,
-        clicks,
-        impressions,
-    }
-}
-
 #[test]
 fn counts_unique_users_clicks_and_impressions() {
     let mut w = RingWriter::new(Arc::new(Ring::new(4)));
@@ -26,7 +18,7 @@ fn counts_unique_users_clicks_and_impressions() {
     assert_eq!(w.ring().read(10), Counts::default());
     w.publish();
     // ... and exact after it.
-    assert_eq!(w.ring().read(10), counts(2, 1, 2));
+    assert_eq!(w.ring().read(10), Counts::new(2, 1, 2));
     assert_eq!(w.ring().read(11), Counts::default());
 }
 
@@ -42,12 +34,12 @@ fn recycling_seals_the_old_hour_into_the_archive() {
         w.apply_and_publish(ev(6, 3, Kind::Impression)),
         Applied::Counted
     );
-    assert_eq!(ring.archive().get(2), Some(counts(2, 2, 0)));
-    assert_eq!(ring.read(2), counts(2, 2, 0));
-    assert_eq!(ring.read(6), counts(1, 0, 1));
+    assert_eq!(ring.archive().get(2), Some(Counts::new(2, 2, 0)));
+    assert_eq!(ring.read(2), Counts::new(2, 2, 0));
+    assert_eq!(ring.read(6), Counts::new(1, 0, 1));
     // The new hour starts with an empty user set.
     w.apply_and_publish(ev(6, 1, Kind::Click));
-    assert_eq!(ring.read(6), counts(2, 1, 1));
+    assert_eq!(ring.read(6), Counts::new(2, 1, 1));
     assert!(ring.is_sealed(2));
     assert!(!ring.is_sealed(6));
     assert!(!ring.is_sealed(10));
@@ -62,7 +54,7 @@ fn events_of_a_sealed_hour_are_dropped_and_counted() {
     assert_eq!(w.apply_and_publish(ev(2, 1, Kind::Click)), Applied::Sealed);
     assert_eq!(w.ring().sealed_drops(), 1);
     assert_eq!(ring.read(2), Counts::default());
-    assert_eq!(ring.read(6), counts(1, 1, 0));
+    assert_eq!(ring.read(6), Counts::new(1, 1, 0));
     assert!(ring.archive().is_empty());
 }
 
@@ -73,8 +65,8 @@ fn an_hour_that_skipped_the_ring_reads_as_zeros() {
     w.apply_and_publish(ev(1, 1, Kind::Click));
     w.apply_and_publish(ev(9, 1, Kind::Click)); // seals 1; hour 5 never had an event
     assert_eq!(ring.read(5), Counts::default());
-    assert_eq!(ring.read(1), counts(1, 1, 0));
-    assert_eq!(ring.try_read(1), Some(counts(1, 1, 0)));
+    assert_eq!(ring.read(1), Counts::new(1, 1, 0));
+    assert_eq!(ring.try_read(1), Some(Counts::new(1, 1, 0)));
 }
 
 /// The plain model of the apply rule (ARCHITECTURE.md): one map of hours, the same sealing
@@ -109,7 +101,7 @@ impl Model {
     fn read(&self, hour: u32) -> Counts {
         self.hours
             .get(&hour)
-            .map(|(u, c, i)| counts(u.len() as u64, *c, *i))
+            .map(|(u, c, i)| Counts::new(u.len() as u64, *c, *i))
             .unwrap_or_default()
     }
 }
@@ -309,7 +301,7 @@ fn an_event_id_counts_once_per_hour_and_a_recycled_slot_forgets_it() {
         w.apply_and_publish(ev(2, 5, Kind::Impression).with_id(77)),
         Applied::Duplicate
     );
-    assert_eq!(ring.read(2), counts(1, 1, 0));
+    assert_eq!(ring.read(2), Counts::new(1, 1, 0));
     assert_eq!(ring.duplicates(), 2);
     // The same id in another hour is another event; events without ids never repeat.
     assert_eq!(
@@ -318,7 +310,7 @@ fn an_event_id_counts_once_per_hour_and_a_recycled_slot_forgets_it() {
     );
     assert_eq!(w.apply_and_publish(ev(2, 1, Kind::Click)), Applied::Counted);
     assert_eq!(w.apply_and_publish(ev(2, 1, Kind::Click)), Applied::Counted);
-    assert_eq!(ring.read(2), counts(1, 3, 0));
+    assert_eq!(ring.read(2), Counts::new(1, 3, 0));
     // Hour 6 takes slot 2: hour 2's ids go with it (an event of hour 2 is sealed now).
     assert_eq!(
         w.apply_and_publish(ev(6, 1, Kind::Click).with_id(77)),
