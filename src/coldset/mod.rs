@@ -281,3 +281,5 @@ impl Iterator for Values<'_> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod union_tests;
