@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use super::{pause, FreshReply, ACK_TIMEOUT, MAX_EXPIRES, STALL};
+use super::{pause, unless_stopped, FreshReply, ACK_TIMEOUT, MAX_EXPIRES, STALL};
 use crate::cluster::feed::Feed;
 use crate::cluster::state::{bump, ClusterState};
 use crate::ingest::{Ingest, PushError};
@@ -140,7 +140,8 @@ pub(super) struct Consumer {
 
 /// Reads the stream from `next` on, in order, into the writer's queue. A message missing
 /// from the stream (removed through the JetStream API) is a gap no server can count past: it
-/// goes to `fatal`, with the way out.
+/// goes to `fatal`, with the way out. A stop (`stop`) ends it at once, whatever it waits for:
+/// the next message, or an answer from NATS (a consumer made, a read-back, the stream's end).
 pub(super) async fn consume(c: Consumer, mut next: u64) {
     let Consumer {
         stream,
@@ -171,7 +172,10 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
             max_expires: MAX_EXPIRES,
             ..Default::default()
         };
-        let messages = match stream.create_consumer(config).await {
+        let Some(made) = unless_stopped(stream.create_consumer(config), &mut stop).await else {
+            return;
+        };
+        let messages = match made {
             Ok(c) => c.messages().await,
             Err(e) => {
                 if state.consumer_log_due() {
@@ -190,9 +194,10 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
             }
         };
         loop {
-            let item = tokio::select! {
-                item = tokio::time::timeout(STALL, messages.next()) => item,
-                _ = stop.wait_for(|s| *s) => return,
+            let Some(item) =
+                unless_stopped(tokio::time::timeout(STALL, messages.next()), &mut stop).await
+            else {
+                return;
             };
             let message = match item {
                 Ok(Some(Ok(m))) => m,
@@ -205,8 +210,9 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
                 Ok(None) => break,
                 Err(_) => {
                     // Quiet for a while: fine if the stream has nothing more, else recreate.
-                    match stream.get_info().await {
-                        Ok(info) if info.state.last_sequence >= next => {
+                    match unless_stopped(stream.get_info(), &mut stop).await {
+                        None => return,
+                        Some(Ok(info)) if info.state.last_sequence >= next => {
                             if state.consumer_log_due() {
                                 tracing::warn!(
                                     at = next,
@@ -228,11 +234,13 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
                 continue;
             }
             if seq > next {
-                let missing = tokio::time::timeout(ACK_TIMEOUT, stream.get_raw_message(next))
-                    .await
-                    .is_ok_and(|r| {
-                        r.is_err_and(|e| e.kind() == stream::RawMessageErrorKind::NoMessageFound)
-                    });
+                let asked = tokio::time::timeout(ACK_TIMEOUT, stream.get_raw_message(next));
+                let Some(answer) = unless_stopped(asked, &mut stop).await else {
+                    return;
+                };
+                let missing = answer.is_ok_and(|r| {
+                    r.is_err_and(|e| e.kind() == stream::RawMessageErrorKind::NoMessageFound)
+                });
                 if missing {
                     fatal.report(StartError::Cluster(format!(
                         "the stream {name} has no message {next} (it was removed; the next is {seq}): this server applied the stream up to {} and cannot count past the gap. Start it from a snapshot that covers {next}: a server that applied it stores one every --snapshot-interval-s and at a graceful stop, and a starting server loads the newest",
@@ -254,7 +262,11 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
                     // Read back what was fed last (module doc). A message no longer there is
                     // left to the other checks: it expired, or the stream went back
                     // (`watch_stream`).
-                    match read_back(&stream, fed, was).await {
+                    let Some(found) = unless_stopped(read_back(&stream, fed, was), &mut stop).await
+                    else {
+                        return;
+                    };
+                    match found {
                         ReadBack::Other => {
                             fatal.report(another_batch(&name, fed));
                             return;

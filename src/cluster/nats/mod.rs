@@ -365,11 +365,23 @@ async fn connect(
 
 /// Sleeps `d`; true if shutdown began meanwhile.
 async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
-    let stopped = tokio::select! {
-        _ = tokio::time::sleep(d) => false,
-        _ = shutdown.wait_for(|stop| *stop) => true,
-    };
-    stopped || *shutdown.borrow()
+    unless_stopped(tokio::time::sleep(d), shutdown)
+        .await
+        .is_none()
+        || *shutdown.borrow()
+}
+
+/// What `f` gives, or `None` once shutdown begins (or its sender is gone) before it does: a
+/// question to NATS that a stop must not wait for (a node that stopped answering holds it
+/// for the client's request timeout, 10 s).
+async fn unless_stopped<T>(
+    f: impl std::future::Future<Output = T>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<T> {
+    tokio::select! {
+        value = f => Some(value),
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    }
 }
 
 /// Runs `attempt` until it succeeds or shutdown begins, logging a failure now and then.
