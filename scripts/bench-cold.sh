@@ -43,6 +43,7 @@ cp -r "$TMP/cold" "$TMP/none"
 start "$TMP/cold"
 t0=$(date +%s)
 wait_for hourtally_cold_hours "$COLD"
+wait_ready
 echo "replayed and stored $COLD hours in $(($(date +%s) - t0)) s" >&2
 sleep 2
 bytes=$(metric hourtally_cold_bytes)
@@ -66,6 +67,7 @@ stop_server
 
 start "$TMP/none" --cold-retention-hours 0
 wait_for hourtally_archived_hours "$COLD"
+wait_ready
 sleep 2
 rss_none=$(rss_kib "$SERVER_PID")
 stop_server

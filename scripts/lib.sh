@@ -55,3 +55,13 @@ wait_for() {
     echo "$1 never reached $2" >&2
     exit 1
 }
+
+# wait_ready: until /readyz answers 200 (the replay is over; at most 5 minutes).
+wait_ready() {
+    for _ in $(seq 3000); do
+        curl -fs -o /dev/null "http://$ADDR/readyz" && return 0
+        sleep 0.1
+    done
+    echo "the server at $ADDR was not ready within 5 minutes" >&2
+    exit 1
+}
