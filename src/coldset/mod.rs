@@ -20,15 +20,18 @@
 //!
 //! ```text
 //! "HTCS" | version (u16 LE, 1) | l (u8) | 0 (u8) | n (u64 LE) | upper_bits (u64 LE)
-//! low:   ⌈n·l / 64⌉ words (u64 LE): value i's low bits at bit i·l, least significant first
-//! upper: ⌈upper_bits / 64⌉ words (u64 LE): bit j of the vector is bit j % 64 of word j / 64
+//! low:   ⌈n·l / 64⌉ words (u64 LE): value i's low bits at bit i·l, least significant first;
+//!        the bits after the last value's are zeros
+//! upper: ⌈upper_bits / 64⌉ words (u64 LE): bit j of the vector is bit j % 64 of word j / 64;
+//!        the bits after bit upper_bits − 1 are zeros
 //! crc32 of all the above (u32 LE) | "HTCE"
 //! ```
 //!
 //! `upper_bits = n + (2⁶⁴ >> l)`. A file is read (or mapped, [`ColdSet::map_file`]) whole
-//! and checked (checksum, lengths, the count of ones, the last bit a zero, values strictly
-//! increasing) before any answer comes from it: a damaged set is refused with what is wrong,
-//! never counted. A set mapped for a union ([`ColdSet::map_file_for_union`]) leaves two
+//! and checked (checksum, lengths, the count of ones, the last bit a zero, the spare bits
+//! zeros, values strictly increasing) before any answer comes from it: a damaged set is
+//! refused with what is wrong, never counted, and the values of a set it accepts have one
+//! encoding, those bytes. A set mapped for a union ([`ColdSet::map_file_for_union`]) leaves two
 //! checks to the union, which makes them as it reads the words: the values' order, and the
 //! checksum (`sum`), without which the union gives no count. In memory next to the bytes: the position of
 //! every [`SAMPLE`]-th zero of the upper vector, so that a lookup scans at most that many

@@ -191,6 +191,12 @@ impl ColdSet {
     /// Checks the upper vector and, if `order`, the order of the values, and builds the zero
     /// samples (a set left unchecked in order is for a union only, which needs none).
     fn check(mut self, order: bool) -> Result<Self, ColdSetError> {
+        // The bits after the last value's low bits are zeros, as `encode` writes them: no
+        // decode reads them, but a set has one encoding.
+        let spare = self.low.len() as u64 * 64 - self.n * u64::from(self.l);
+        if spare > 0 && self.low.last().is_some_and(|w| w >> (64 - spare) != 0) {
+            return Err(ColdSetError::Damaged("bits past the last value's low bits"));
+        }
         let spare = self.upper.len() as u64 * 64 - self.upper_bits;
         if spare > 0 && self.upper.last().is_some_and(|w| w >> (64 - spare) != 0) {
             return Err(ColdSetError::Damaged(
