@@ -185,3 +185,61 @@ fn a_body_not_complete_within_the_deadline_is_408() {
     );
     assert!(c.is_closed_by_server());
 }
+
+/// A client that sends requests and never reads the answers: once the socket buffers are
+/// full the server's write waits (may's `write_all`, under the write timeout of 10 s) while
+/// the connection's deadlines (1 s here) pass. The sweeper must not wake it there
+/// (`conn::Alarm::without_waker`); the server gives up on the connection once the write
+/// timeout passes, and answers everyone else meanwhile.
+#[test]
+fn a_client_that_never_reads_is_given_up_after_the_write_timeout_and_others_are_answered() {
+    let s = TestServer::start(&["--head-timeout", "1", "--idle-timeout", "1"]);
+    // Open connections but the one that asks.
+    let open = || s.metric("hourtally_connections_open") - 1;
+    let stream = TcpStream::connect(s.addr).expect("connect");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        // About 40 000 answers a batch, far more than both sockets' buffers hold.
+        let batch = b"GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n".repeat(1000);
+        let mut sent = 0usize;
+        while sent < 64 * batch.len() && writer.write_all(&batch).is_ok() {
+            sent += batch.len();
+        }
+        sent
+    });
+    // The server is stuck writing to it: answers no longer leave.
+    let started = Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        assert_eq!(
+            s.get("/healthz").status,
+            200,
+            "another client is not answered"
+        );
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        open() >= 1,
+        "the stuck connection closed before its write timed out"
+    );
+    // Given up within the write timeout (10 s) and the linger (2 s), with room for a busy
+    // machine.
+    let deadline = started + Duration::from_secs(40);
+    while open() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "a client that never reads still holds its connection after 40 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let sent = sender.join().expect("sender");
+    assert!(
+        sent > 0 && answered > 10,
+        "sent {sent}, others answered {answered}"
+    );
+    assert_eq!(s.get("/healthz").status, 200);
+}

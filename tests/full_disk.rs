@@ -274,14 +274,6 @@ impl Drop for FullColdTier {
     }
 }
 
-/// The value of the line `name value` of `/metrics`.
-fn metric(s: &TestServer, name: &str) -> u64 {
-    let page = s.get("/metrics").text();
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {page}"))
-}
-
 /// A full disk under the cold tier while hours leave the ring: the hours stay in memory (a
 /// range over them is exact), POSTs and reads of the current hour go on, no snapshot stands
 /// in for the journal of hours not stored (a kill -9 then loses nothing), and once there is
@@ -343,8 +335,8 @@ fn a_full_cold_tier_neither_loses_a_204_nor_holds_up_the_current_hour_and_heals(
     };
     // The hours that left wait in memory: the union is exact.
     assert_eq!(range(&s), (20, 20, 300));
-    assert!(metric(&s, "hourtally_cold_store_failures_total") >= 1);
-    assert_eq!(metric(&s, "hourtally_cold_hours"), 0);
+    assert!(s.metric("hourtally_cold_store_failures_total") >= 1);
+    assert_eq!(s.metric("hourtally_cold_hours"), 0);
     // Snapshots are due every second while events come; none may stand in for the journal
     // of the hours not stored.
     for i in 0..15 {
@@ -371,7 +363,7 @@ fn a_full_cold_tier_neither_loses_a_204_nor_holds_up_the_current_hour_and_heals(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(metric(&s, "hourtally_cold_hours"), 2);
+    assert_eq!(s.metric("hourtally_cold_hours"), 2);
     assert!(s.terminate().0.success());
     // From the snapshot of the stop and the files alone.
     let s = TestServer::start(&args);

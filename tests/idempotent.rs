@@ -32,15 +32,6 @@ fn post_all(addr: SocketAddr, requests: &[String]) {
     }
 }
 
-/// The value of the series `name` on the server's `/metrics` page.
-fn metric(s: &TestServer, name: &str) -> u64 {
-    let page = s.get("/metrics").text();
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {page}"))
-}
-
 /// `n` clicks of `ids` distinct ids (`{prefix}{i % ids}`), the user `u{i % ids}` each, every
 /// third by the header instead of the parameter.
 fn retries(ts: u64, prefix: &str, n: usize, ids: usize) -> Vec<String> {
@@ -77,7 +68,7 @@ fn an_event_sent_again_with_its_id_counts_once_and_one_without_an_id_counts_each
         ],
     );
     assert_eq!(s.wait_counts(ts, (1, 3, 0)), (1, 3, 0));
-    assert_eq!(metric(&s, "hourtally_events_dropped_duplicate_total"), 5);
+    assert_eq!(s.metric("hourtally_events_dropped_duplicate_total"), 5);
     // The same id in another hour is another event.
     let earlier = ts - 3_600_000;
     post_all(
@@ -106,7 +97,7 @@ fn retries_from_many_connections_at_once_count_each_id_once() {
     post_all(s.addr, &[post_request(ts, "plain", "", "")]);
     assert_eq!(s.wait_counts(ts, (501, 501, 0)), (501, 501, 0));
     assert_eq!(
-        metric(&s, "hourtally_events_dropped_duplicate_total"),
+        s.metric("hourtally_events_dropped_duplicate_total"),
         8000 - 500
     );
 }
@@ -155,7 +146,7 @@ fn ids_are_remembered_across_a_kill_9_and_a_restore_from_a_snapshot() {
     post_all(s.addr, &events);
     post_all(s.addr, &[post_request(ts, "plain", "", "")]);
     assert_eq!(s.wait_counts(ts, (301, 302, 0)), (301, 302, 0));
-    assert_eq!(metric(&s, "hourtally_events_dropped_duplicate_total"), 300);
+    assert_eq!(s.metric("hourtally_events_dropped_duplicate_total"), 300);
     let (status, _) = s.terminate();
     assert!(status.success());
 
@@ -177,7 +168,7 @@ fn ids_are_remembered_across_a_kill_9_and_a_restore_from_a_snapshot() {
     // after them (waiting for the counts alone read the metric with 535 of 600 applied).
     post_all(s.addr, &[post_request(ts, "plain-2", "", "")]);
     assert_eq!(s.wait_counts(ts, (302, 303, 0)), (302, 303, 0));
-    assert_eq!(metric(&s, "hourtally_events_dropped_duplicate_total"), 600);
+    assert_eq!(s.metric("hourtally_events_dropped_duplicate_total"), 600);
 }
 
 /// A retry that reaches another server of the cluster counts once too: the apply rule
@@ -203,7 +194,7 @@ fn in_a_cluster_a_retry_through_another_server_counts_once_on_every_server() {
     for (name, s) in [("A", &a), ("B", &b)] {
         assert_eq!(fresh_counts(s, ts), (400, 400, 0), "server {name}");
         assert_eq!(
-            metric(s, "hourtally_events_dropped_duplicate_total"),
+            s.metric("hourtally_events_dropped_duplicate_total"),
             4000 - 400,
             "server {name}"
         );

@@ -71,6 +71,31 @@ impl Drop for Alarm<'_> {
     }
 }
 
+impl Alarm<'_> {
+    /// Runs `wait`, a wait of may's own on the socket with a timeout (`write_all` under the
+    /// write timeout, a read under a read timeout), with no waker in the cell, so that the
+    /// sweeper cannot wake the connection meanwhile. A wake-up (`WaitIoWaker::wakeup`)
+    /// schedules the coroutine parked on the socket and removes the socket's may timer from
+    /// the thread that wakes; may 0.3.51 does that as if it were the worker that owns the
+    /// timer list (`EventData::schedule`: "safe … since we are running the timer_list in the
+    /// same thread"), so from the sweeper it races the worker on that list. `unregister`
+    /// waits out a wake-up already under way. The cell is registered again after (a close
+    /// passes `again: false`); the next `wait_io` arms its deadline again.
+    fn without_waker<T>(
+        &self,
+        stream: &mut may::net::TcpStream,
+        again: bool,
+        wait: impl FnOnce(&mut may::net::TcpStream) -> T,
+    ) -> T {
+        self.alarms.unregister(self.cell);
+        let done = wait(stream);
+        if again {
+            self.alarms.register(self.cell, IoWaker(stream.waker()));
+        }
+        done
+    }
+}
+
 /// Answers a connection until the peer closes, an error closes it, it idles out, or the
 /// server drains.
 ///
@@ -78,7 +103,9 @@ impl Drop for Alarm<'_> {
 /// `WaitIo::wait_io` for the socket to become readable, for the drain (which shuts the read
 /// side: readable), or for the server's sweeper, which wakes the connection when the deadline
 /// it stored in its alarm cell has passed (`alarms`). No read carries a timeout: `may` would
-/// register and remove a timer on every read that blocks.
+/// register and remove a timer on every read that blocks. The waits that keep one of may's
+/// (a write waiting for room, the 408's write, the linger) run out of the sweeper's reach
+/// ([`Alarm::without_waker`]).
 pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticket<'_>) {
     name_worker_thread();
     let _ = stream.set_nodelay(true);
@@ -136,7 +163,9 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if coarse_monotonic_ms() >= due.at() {
-                    timed_out(stream, service, &mut session, due, &clock, &mut out);
+                    alarm.without_waker(stream, false, |stream| {
+                        timed_out(stream, service, &mut session, due, &clock, &mut out)
+                    });
                     break;
                 }
                 // Woken by bytes, by the drain, or by the sweeper (which disarmed the cell,
@@ -179,7 +208,7 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
                 due = Due::Idle(idle_deadline(coarse_monotonic_ms(), idle_ms));
             }
             if !out.is_empty() {
-                match write_out(stream, &out) {
+                match write_out(stream, &out, &alarm) {
                     Ok(Written::AtOnce) => {}
                     // may's write cleared the socket's event flag: read before waiting.
                     Ok(Written::AfterWaiting) => flag_cleared = true,
@@ -197,7 +226,7 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
             .metrics
             .flush_timed(&mut session.tally, batch_started);
         if close {
-            linger_close(stream);
+            alarm.without_waker(stream, false, linger_close);
             return;
         }
         buf.copy_within(start..filled, 0);
@@ -242,8 +271,13 @@ enum Written {
 }
 
 /// Writes `out` in full: through the non-blocking socket while it takes bytes, then through
-/// may's `write_all`, which waits for room (up to the write timeout).
-fn write_out(stream: &mut may::net::TcpStream, out: &[u8]) -> io::Result<Written> {
+/// may's `write_all`, which waits for room (up to the write timeout), out of the sweeper's
+/// reach ([`Alarm::without_waker`]).
+fn write_out(
+    stream: &mut may::net::TcpStream,
+    out: &[u8],
+    alarm: &Alarm<'_>,
+) -> io::Result<Written> {
     let mut written = 0;
     while written < out.len() {
         match stream.inner_mut().write(&out[written..]) {
@@ -251,7 +285,8 @@ fn write_out(stream: &mut may::net::TcpStream, out: &[u8]) -> io::Result<Written
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                stream.write_all(&out[written..])?;
+                let rest = &out[written..];
+                alarm.without_waker(stream, true, |stream| stream.write_all(rest))?;
                 return Ok(Written::AfterWaiting);
             }
             Err(e) => return Err(e),

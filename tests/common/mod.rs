@@ -264,6 +264,15 @@ impl TestServer {
         }
     }
 
+    /// The value of the series `name` (no labels) on the server's `/metrics` page.
+    pub fn metric(&self, name: &str) -> u64 {
+        let page = self.get("/metrics").text();
+        page.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {page}"))
+    }
+
     /// The server's resident set size, in KiB.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
