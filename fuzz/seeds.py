@@ -105,3 +105,43 @@ snap = snapshot(12, 1, [(900, (3, 4, 5))],
 put("snapshot", "small", b"\x00" + snap)
 put("snapshot", "small_crc_fixed", b"\x01" + snap)
 put("snapshot", "empty_ring", b"\x00" + snapshot(0, 0, [], [(EMPTY, (0, 0, 0), [])] * 2))
+
+# cold_set: mode byte (bit 0: the harness fixes the CRC), then a cold set as
+# src/coldset/mod.rs lays it out (Elias-Fano: low bits, upper vector in unary).
+def low_bits(n):
+    return 63 if n <= 1 else 64 - ((n - 1).bit_length() - 1) - 1
+
+def cold_set(values):
+    n, l = len(values), low_bits(len(values))
+    upper_bits = n + (1 << (64 - l))
+    low = upper = 0
+    for i, x in enumerate(values):
+        low |= (x & ((1 << l) - 1)) << (i * l)
+        upper |= 1 << ((x >> l) + i)
+    body = (b"HTCS" + struct.pack("<HBBQQ", 1, l, 0, n, upper_bits)
+            + low.to_bytes(8 * -(-n * l // 64), "little")
+            + upper.to_bytes(8 * -(-upper_bits // 64), "little"))
+    return body + struct.pack("<I", zlib.crc32(body)) + b"HTCE"
+
+import random
+rng = random.Random(23)
+def spread(n, bits=64):
+    values = set()
+    while len(values) < n:
+        values.add(rng.getrandbits(bits))
+    return sorted(values)
+put("cold_set", "empty", b"\x00" + cold_set([]))
+put("cold_set", "one", b"\x00" + cold_set([0xdead_beef_0123_4567]))
+put("cold_set", "ends", b"\x00" + cold_set([0, 1, (1 << 64) - 2, (1 << 64) - 1]))
+put("cold_set", "spread_400", b"\x00" + cold_set(spread(400)))
+put("cold_set", "spread_4000", b"\x00" + cold_set(spread(4000)))
+# Every value in the union's first slice: more than its table holds (its own table).
+put("cold_set", "crowded_4500", b"\x00" + cold_set(spread(4500, 52)))
+# Two neighbours of one bucket (the same high bits) swapped: a set whose structure and
+# checksum are right and whose values go back, which only an order check finds.
+v = spread(400)
+l = low_bits(len(v))
+i = next(i for i in range(len(v) - 1) if v[i] >> l == v[i + 1] >> l)
+v[i], v[i + 1] = v[i + 1], v[i]
+put("cold_set", "out_of_order", b"\x00" + cold_set(v))
+put("cold_set", "spread_400_crc_fixed", b"\x01" + cold_set(spread(400)))

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${1:-60}
-targets=${TARGETS:-session head query journal_record snapshot}
+targets=${TARGETS:-session head query journal_record snapshot cold_set}
 logs=fuzz/work/logs
 mkdir -p "$logs"
 
@@ -32,8 +32,11 @@ for t in $targets; do
     # The session's stream may be longer than a read buffer (24 KiB by default), so that
     # 414 / 431 under the default limits and the bounded buffer are in reach; libFuzzer's
     # own cap (4096 bytes, from the seeds) would keep them out.
+    # A cold set of more than about 600 values (sets of several slices of a union, a slice
+    # that outgrows the union's table) is longer than 4096 bytes too.
     max_len=4096
     [ "$t" = session ] && max_len=40000
+    [ "$t" = cold_set ] && max_len=40000
     set +e
     cargo +nightly fuzz run -a "$t" "fuzz/work/$t" "fuzz/corpus/$t" -- \
         -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 -timeout=10 \
