@@ -189,20 +189,28 @@ fn a_body_not_complete_within_the_deadline_is_408() {
 /// A client that sends requests and never reads the answers: once the socket buffers are
 /// full the server's write waits (may's `write_all`, under the write timeout of 10 s) while
 /// the connection's deadlines (1 s here) pass. The sweeper must not wake it there
-/// (`conn::Alarm::without_waker`); the server gives up on the connection once the write
-/// timeout passes, and answers everyone else meanwhile.
+/// (`conn::Alarm::without_waker`; it counts its wake-ups in
+/// `hourtally_connections_woken_total`); the server gives up on the connection once the
+/// write timeout passes, and answers everyone else meanwhile.
 #[test]
 fn a_client_that_never_reads_is_given_up_after_the_write_timeout_and_others_are_answered() {
     let s = TestServer::start(&["--head-timeout", "1", "--idle-timeout", "1"]);
     // Open connections but the one that asks.
     let open = || s.metric("hourtally_connections_open") - 1;
+    let woken_before = s.metric("hourtally_connections_woken_total");
     let stream = TcpStream::connect(s.addr).expect("connect");
     stream
         .set_write_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
+    // One request answered first, so that the connection waits for the next with its idle
+    // deadline in its alarm cell, then the flood.
+    let mut first = Conn::new(stream.try_clone().expect("clone"));
+    first.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(first.response(false).status, 200);
     let mut writer = stream.try_clone().expect("clone");
     let sender = std::thread::spawn(move || {
-        // About 40 000 answers a batch, far more than both sockets' buffers hold.
+        // A thousand requests a batch, whose answers (the OpenAPI document each) are far
+        // more than both sockets' buffers hold.
         let batch = b"GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n".repeat(1000);
         let mut sent = 0usize;
         while sent < 64 * batch.len() && writer.write_all(&batch).is_ok() {
@@ -225,6 +233,12 @@ fn a_client_that_never_reads_is_given_up_after_the_write_timeout_and_others_are_
     assert!(
         open() >= 1,
         "the stuck connection closed before its write timed out"
+    );
+    // Its deadlines passed in the write, and the others' connections close at once.
+    assert_eq!(
+        s.metric("hourtally_connections_woken_total"),
+        woken_before,
+        "the sweeper woke a connection inside may's timed write"
     );
     // Given up within the write timeout (10 s) and the linger (2 s), with room for a busy
     // machine.

@@ -76,9 +76,9 @@ impl Alarm<'_> {
     /// write timeout, a read under a read timeout), with no waker in the cell, so that the
     /// sweeper cannot wake the connection meanwhile. A wake-up (`WaitIoWaker::wakeup`)
     /// schedules the coroutine parked on the socket and removes the socket's may timer from
-    /// the thread that wakes; may 0.3.51 does that as if it were the worker that owns the
+    /// the thread that wakes; may 0.3.51 does that as if it were the event loop that owns the
     /// timer list (`EventData::schedule`: "safe … since we are running the timer_list in the
-    /// same thread"), so from the sweeper it races the worker on that list. `unregister`
+    /// same thread"), so from the sweeper it races that loop on the list. `unregister`
     /// waits out a wake-up already under way. The cell is registered again after (a close
     /// passes `again: false`); the next `wait_io` arms its deadline again.
     fn without_waker<T>(

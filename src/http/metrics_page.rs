@@ -156,7 +156,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         1e9,
         vec![(Vec::new(), m.writer().nanos.snapshot())],
     );
-    let (accepted, refused) = m.connections();
+    let (accepted, refused, woken) = m.connections();
     p.one(
         "hourtally_connections_accepted_total",
         "counter",
@@ -164,6 +164,12 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         accepted,
     );
     p.one("hourtally_connections_refused_total", "counter", "Connections answered 503 and closed because --max-connections were open (or the server was stopping).", refused);
+    p.one(
+        "hourtally_connections_woken_total",
+        "counter",
+        "Connections the sweeper woke because their head, body or idle deadline had passed (a hint: the connection checks its own clock); never one inside a write that waits for room.",
+        woken,
+    );
     p.one(
         "hourtally_connections_open",
         "gauge",

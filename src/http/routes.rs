@@ -134,7 +134,10 @@ impl Service {
     /// Wakes the connections whose read deadline has passed by `now` (milliseconds of
     /// `clock::coarse_monotonic_ms`); the server's sweeper calls it.
     pub fn sweep(&self, now: u64) {
-        self.alarms.sweep(now);
+        let woken = self.alarms.sweep(now);
+        if woken > 0 {
+            self.metrics.connections_woken(woken);
+        }
     }
 
     /// Connections open now.

@@ -163,6 +163,8 @@ pub struct Metrics {
     shards: Box<[CachePadded<Shard>]>,
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
+    /// Connections the sweeper woke because a deadline had passed (`alarms`).
+    connections_woken: AtomicU64,
     /// The writer's batches: events each and time from taking to publishing.
     writer: Arc<BatchStats>,
     /// In a cluster, the publisher's batches: events each and time from send to the log's
@@ -178,6 +180,7 @@ impl Default for Metrics {
                 .collect(),
             connections_accepted: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            connections_woken: AtomicU64::new(0),
             writer: Arc::new(BatchStats::default()),
             publisher: Arc::new(BatchStats::default()),
         }
@@ -283,6 +286,13 @@ impl Metrics {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The sweeper woke `n` connections whose deadline had passed.
+    pub fn connections_woken(&self, n: usize) {
+        // Relaxed: a statistic.
+        self.connections_woken
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     /// The sum over the shards of one of their counters.
     fn total(&self, cell: impl Fn(&Shard) -> &AtomicU64) -> u64 {
         self.shards
@@ -316,11 +326,12 @@ impl Metrics {
         snap
     }
 
-    pub(super) fn connections(&self) -> (u64, u64) {
+    pub(super) fn connections(&self) -> (u64, u64, u64) {
         // Relaxed: statistics.
         (
             self.connections_accepted.load(Ordering::Relaxed),
             self.connections_refused.load(Ordering::Relaxed),
+            self.connections_woken.load(Ordering::Relaxed),
         )
     }
 

@@ -176,7 +176,10 @@ pub(super) async fn consume(c: Consumer, mut next: u64) {
             return;
         };
         let messages = match made {
-            Ok(c) => c.messages().await,
+            Ok(c) => match unless_stopped(c.messages(), &mut stop).await {
+                Some(messages) => messages,
+                None => return,
+            },
             Err(e) => {
                 if state.consumer_log_due() {
                     tracing::warn!(error = %e, from = next, "cluster: cannot create the consumer; retrying");
