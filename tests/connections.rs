@@ -187,11 +187,12 @@ fn a_body_not_complete_within_the_deadline_is_408() {
 }
 
 /// A client that sends requests and never reads the answers: once the socket buffers are
-/// full the server's write waits (may's `write_all`, under the write timeout of 10 s) while
-/// the connection's deadlines (1 s here) pass. The sweeper must not wake it there
-/// (`conn::Alarm::without_waker`; it counts its wake-ups in
-/// `hourtally_connections_woken_total`); the server gives up on the connection once the
-/// write timeout passes, and answers everyone else meanwhile.
+/// full the server's write waits, in `wait_io` with its write deadline (10 s) in the alarm
+/// cell, while the connection's read deadlines (1 s here) pass. Those do not wake it there
+/// (`hourtally_connections_woken_total` counts the sweeper's wake-ups; before, a stale read
+/// deadline woke it inside may's own timed write, whose timer the wake-up then removed from
+/// the sweeper's thread); the server gives up on the connection once the write deadline
+/// passes, and answers everyone else meanwhile.
 #[test]
 fn a_client_that_never_reads_is_given_up_after_the_write_timeout_and_others_are_answered() {
     let s = TestServer::start(&["--head-timeout", "1", "--idle-timeout", "1"]);
@@ -238,7 +239,7 @@ fn a_client_that_never_reads_is_given_up_after_the_write_timeout_and_others_are_
     assert_eq!(
         s.metric("hourtally_connections_woken_total"),
         woken_before,
-        "the sweeper woke a connection inside may's timed write"
+        "the sweeper woke a connection waiting to write before its write deadline"
     );
     // Given up within the write timeout (10 s) and the linger (2 s), with room for a busy
     // machine.

@@ -72,27 +72,10 @@ impl Drop for Alarm<'_> {
 }
 
 impl Alarm<'_> {
-    /// Runs `wait`, a wait of may's own on the socket with a timeout (`write_all` under the
-    /// write timeout, a read under a read timeout), with no waker in the cell, so that the
-    /// sweeper cannot wake the connection meanwhile. A wake-up (`WaitIoWaker::wakeup`)
-    /// schedules the coroutine parked on the socket and removes the socket's may timer from
-    /// the thread that wakes; may 0.3.51 does that as if it were the event loop that owns the
-    /// timer list (`EventData::schedule`: "safe … since we are running the timer_list in the
-    /// same thread"), so from the sweeper it races that loop on the list. `unregister`
-    /// waits out a wake-up already under way. The cell is registered again after (a close
-    /// passes `again: false`); the next `wait_io` arms its deadline again.
-    fn without_waker<T>(
-        &self,
-        stream: &mut may::net::TcpStream,
-        again: bool,
-        wait: impl FnOnce(&mut may::net::TcpStream) -> T,
-    ) -> T {
-        self.alarms.unregister(self.cell);
-        let done = wait(stream);
-        if again {
-            self.alarms.register(self.cell, IoWaker(stream.waker()));
-        }
-        done
+    /// Asks the sweeper to wake the connection at `at` (milliseconds of
+    /// [`coarse_monotonic_ms`]), before a `wait_io`.
+    fn arm(&self, at: u64) {
+        self.alarms.arm(self.cell, at);
     }
 }
 
@@ -102,14 +85,15 @@ impl Alarm<'_> {
 /// Reads are non-blocking reads of the socket, and a read that finds nothing waits in
 /// `WaitIo::wait_io` for the socket to become readable, for the drain (which shuts the read
 /// side: readable), or for the server's sweeper, which wakes the connection when the deadline
-/// it stored in its alarm cell has passed (`alarms`). No read carries a timeout: `may` would
-/// register and remove a timer on every read that blocks. The waits that keep one of may's
-/// (a write waiting for room, the 408's write, the linger) run out of the sweeper's reach
-/// ([`Alarm::without_waker`]).
+/// it stored in its alarm cell has passed (`alarms`). No wait on the socket carries a timeout
+/// of may's: may would register and remove a timer on every read that blocks, and its timed
+/// waits remove their timer from whichever thread resumes them, which races the event loop
+/// that owns the timer list (may 0.3.51, `EventData::schedule` and `fast_schedule`). Writes
+/// that wait for room and the linger before a close wait in `wait_io` too, with their own
+/// deadline in the cell ([`write_out`], [`linger_close`]).
 pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticket<'_>) {
     name_worker_thread();
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let limits = service.limits;
     let (head_ms, idle_ms) = (millis(limits.head_timeout), millis(limits.idle_timeout));
     let max_buf = limits.max_read_buffer();
@@ -149,7 +133,7 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
         // an event for bytes already read wakes us once for nothing, and the read below
         // meets `WouldBlock` as it always did. Nothing else may clear the flag in between:
         // may's own `write` does (before every write), so answers go out through the
-        // socket itself (`write_out`), and a write that had to wait in may's clears
+        // socket itself (`write_out`), and a write that had to wait in `wait_io` clears
         // `drained`.
         let space = buf.len() - filled;
         let read = if drained {
@@ -163,15 +147,13 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if coarse_monotonic_ms() >= due.at() {
-                    alarm.without_waker(stream, false, |stream| {
-                        timed_out(stream, service, &mut session, due, &clock, &mut out)
-                    });
+                    timed_out(stream, &alarm, service, &mut session, due, &clock, &mut out);
                     break;
                 }
                 // Woken by bytes, by the drain, or by the sweeper (which disarmed the cell,
                 // so that a wake-up before the deadline, from a rounded or stale one, arms
                 // it again on the next turn).
-                service.alarms.arm(alarm.cell, due.at());
+                alarm.arm(due.at());
                 stream.wait_io();
                 continue;
             }
@@ -210,7 +192,7 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
             if !out.is_empty() {
                 match write_out(stream, &out, &alarm) {
                     Ok(Written::AtOnce) => {}
-                    // may's write cleared the socket's event flag: read before waiting.
+                    // Its `wait_io` cleared the socket's event flag: read before waiting.
                     Ok(Written::AfterWaiting) => flag_cleared = true,
                     Err(_) => close = true,
                 }
@@ -226,7 +208,7 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
             .metrics
             .flush_timed(&mut session.tally, batch_started);
         if close {
-            alarm.without_waker(stream, false, linger_close);
+            linger_close(stream, &alarm);
             return;
         }
         buf.copy_within(start..filled, 0);
@@ -263,36 +245,52 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
 
 /// How [`write_out`] wrote.
 enum Written {
-    /// In full, without waiting, through the socket itself: the socket's event flag is as
-    /// the last `wait_io` left it, plus what arrived since.
+    /// In full, without waiting: the socket's event flag is as the last `wait_io` left it,
+    /// plus what arrived since.
     AtOnce,
-    /// Through may's `write_all` (the socket's buffer was full): may cleared the event flag.
+    /// After waiting in `wait_io` for room, which cleared the event flag.
     AfterWaiting,
 }
 
-/// Writes `out` in full: through the non-blocking socket while it takes bytes, then through
-/// may's `write_all`, which waits for room (up to the write timeout), out of the sweeper's
-/// reach ([`Alarm::without_waker`]).
+/// Writes `out` in full through the non-blocking socket. While its buffer is full, waits in
+/// `wait_io` (woken when the socket takes bytes again, by any other event, or by the sweeper
+/// at the write deadline in the connection's alarm cell): a peer that takes no byte for
+/// [`WRITE_TIMEOUT`] is given up on (`TimedOut`); each byte it takes starts that time again.
 fn write_out(
     stream: &mut may::net::TcpStream,
     out: &[u8],
     alarm: &Alarm<'_>,
 ) -> io::Result<Written> {
     let mut written = 0;
+    let mut waited = false;
+    // The write deadline, from the first wait since bytes last went out.
+    let mut deadline = None;
     while written < out.len() {
         match stream.inner_mut().write(&out[written..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => written += n,
+            Ok(n) => {
+                written += n;
+                deadline = None;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let rest = &out[written..];
-                alarm.without_waker(stream, true, |stream| stream.write_all(rest))?;
-                return Ok(Written::AfterWaiting);
+                let now = coarse_monotonic_ms();
+                let at = *deadline.get_or_insert(now + millis(WRITE_TIMEOUT));
+                if now >= at {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                alarm.arm(at);
+                stream.wait_io();
+                waited = true;
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(Written::AtOnce)
+    Ok(if waited {
+        Written::AfterWaiting
+    } else {
+        Written::AtOnce
+    })
 }
 
 /// The idle deadline of a connection whose last batch ended at `now`, rounded up to
@@ -342,6 +340,7 @@ fn refuse_answers(out: &mut Vec<u8>, session: &mut Session<'_>, n: u64, clock: &
 /// The read timed out: 408 if a request head or body was due, else (idle) just close.
 fn timed_out(
     stream: &mut may::net::TcpStream,
+    alarm: &Alarm<'_>,
     service: &Service,
     session: &mut Session<'_>,
     due: Due,
@@ -359,27 +358,34 @@ fn timed_out(
     response::write_error(out, &err, AfterAnswer::Close, clock, false);
     session.tally.refuse(&err);
     service.metrics.flush(&mut session.tally);
-    let _ = stream.write_all(out);
-    linger_close(stream);
+    if write_out(stream, out, alarm).is_ok() {
+        linger_close(stream, alarm);
+    }
 }
 
 /// Closes after a final answer without losing it: send FIN, then read and drop what the peer
 /// still sends for a short while, so the kernel does not answer unread bytes with a reset
-/// that could destroy our answer in flight. Bounded in bytes and time.
-fn linger_close(stream: &mut may::net::TcpStream) {
+/// that could destroy our answer in flight. Bounded in bytes and time ([`LINGER_TIME`], in
+/// the alarm cell while it waits in `wait_io`).
+fn linger_close(stream: &mut may::net::TcpStream, alarm: &Alarm<'_>) {
     const LINGER_BYTES: usize = 256 * 1024;
     let _ = stream.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + LINGER_TIME;
+    let deadline = coarse_monotonic_ms() + millis(LINGER_TIME);
     let mut sink = [0u8; 4096];
     let mut drained = 0;
     while drained < LINGER_BYTES {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            break;
-        }
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
+        match stream.inner_mut().read(&mut sink) {
+            Ok(0) => break,
             Ok(n) => drained += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if coarse_monotonic_ms() >= deadline {
+                    break;
+                }
+                alarm.arm(deadline);
+                stream.wait_io();
+            }
+            Err(_) => break,
         }
     }
 }

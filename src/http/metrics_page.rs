@@ -167,7 +167,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
     p.one(
         "hourtally_connections_woken_total",
         "counter",
-        "Connections the sweeper woke because their head, body or idle deadline had passed (a hint: the connection checks its own clock); never one inside a write that waits for room.",
+        "Connections the sweeper woke because a deadline had passed: a request head's or body's, the idle one, a write's waiting for room, the linger's (a hint: the connection checks its own clock).",
         woken,
     );
     p.one(
