@@ -1,7 +1,8 @@
-//! Deadlines of connections asleep in a read, and the sweeper that wakes them.
+//! Deadlines of connections asleep in `wait_io`, and the sweeper that wakes them.
 //!
 //! A connection that waits for bytes has a deadline (the rest of a request head or body, or
-//! the idle timeout). `may` could keep it: a read timeout registers a timer in the worker's
+//! the idle timeout); so has one that waits for room to write its answers, or lingers before
+//! a close (`http::conn`). `may` could keep it: a read timeout registers a timer in the worker's
 //! timer list on every read that would block, and removes it when the read returns, which is
 //! about 335 instructions on each request at pipeline depth 1 (BENCHMARKS.md). Instead each
 //! connection writes its deadline into its cell here ([`Alarms::arm`], a plain store that

@@ -33,8 +33,13 @@ pub struct Server {
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     accept: may::coroutine::JoinHandle<()>,
-    /// The sweeper: wakes connections whose read deadline has passed (`alarms`).
+    /// The sweeper: wakes connections whose deadline (to read, to write, to close) has
+    /// passed (`alarms`).
     sweeper: JoinHandle<()>,
+    /// Set once the connections are drained: the sweeper stops. Not `stopping`: a
+    /// connection writing to a peer that reads nothing is given up on at its write
+    /// deadline, which the sweeper's wake-up brings, during the drain too.
+    sweeper_stop: Arc<AtomicBool>,
     writer: JoinHandle<RingWriter>,
     /// Where POSTs queue their events (the writer's queue, or the publish queue).
     posts: Arc<Ingest>,
@@ -228,11 +233,12 @@ impl Server {
         let stopping = Arc::new(AtomicBool::new(false));
         let accept = accept::spawn(listener, service.clone(), stopping.clone())
             .map_err(StartError::io("start the accept loop"))?;
+        let sweeper_stop = Arc::new(AtomicBool::new(false));
         let sweeper = {
-            let (service, stopping) = (service.clone(), stopping.clone());
+            let (service, stop) = (service.clone(), sweeper_stop.clone());
             std::thread::Builder::new()
                 .name("hourtally-sweep".into())
-                .spawn(move || sweep_loop(&service, &stopping))
+                .spawn(move || sweep_loop(&service, &stop))
                 .map_err(StartError::io("start the sweeper thread"))?
         };
         Ok(Server {
@@ -241,6 +247,7 @@ impl Server {
             stopping,
             accept,
             sweeper,
+            sweeper_stop,
             writer,
             posts,
             applied,
@@ -297,8 +304,10 @@ impl Server {
         // reading gets up to DRAIN_TIME); past that, stop anyway.
         self.service
             .drain_connections(Instant::now() + WRITE_TIMEOUT + conn::DRAIN_TIME);
-        // Connections that did not close are left to the process's exit; the sweeper stops
-        // on the flag set above within a tick.
+        // Connections that did not close are left to the process's exit; the sweeper, which
+        // woke them at their deadlines until now, stops within a tick.
+        // Release: pairs with the sweeper's Acquire load; only the flag itself matters.
+        self.sweeper_stop.store(true, Ordering::Release);
         let _ = self.sweeper.join();
         self.posts.close();
         let (ring, log_lost) = match self.cluster {
@@ -399,15 +408,15 @@ fn spawn_writer(w: WriterParts, fatal: Fatal) -> Result<JoinHandle<RingWriter>, 
         .map_err(StartError::io("start the writer thread"))
 }
 
-/// How often the sweeper looks at every connection's read deadline: a connection times out
-/// up to this much late (ARCHITECTURE.md, "Deadlines").
+/// How often the sweeper looks at every connection's deadline: a connection times out up to
+/// this much late (ARCHITECTURE.md, "Deadlines").
 pub const SWEEP_EVERY: Duration = Duration::from_millis(50);
 
 /// The sweeper thread: every [`SWEEP_EVERY`], wakes the connections whose deadline has passed,
-/// until the server stops.
-fn sweep_loop(service: &Service, stopping: &AtomicBool) {
+/// until the server's connections are drained (`stop`).
+fn sweep_loop(service: &Service, stop: &AtomicBool) {
     // Acquire: pairs with `shutdown`'s Release store; only the flag itself matters here.
-    while !stopping.load(Ordering::Acquire) {
+    while !stop.load(Ordering::Acquire) {
         std::thread::sleep(SWEEP_EVERY);
         service.sweep(coarse_monotonic_ms());
     }

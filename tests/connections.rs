@@ -199,26 +199,7 @@ fn a_client_that_never_reads_is_given_up_after_the_write_timeout_and_others_are_
     // Open connections but the one that asks.
     let open = || s.metric("hourtally_connections_open") - 1;
     let woken_before = s.metric("hourtally_connections_woken_total");
-    let stream = TcpStream::connect(s.addr).expect("connect");
-    stream
-        .set_write_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    // One request answered first, so that the connection waits for the next with its idle
-    // deadline in its alarm cell, then the flood.
-    let mut first = Conn::new(stream.try_clone().expect("clone"));
-    first.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(first.response(false).status, 200);
-    let mut writer = stream.try_clone().expect("clone");
-    let sender = std::thread::spawn(move || {
-        // A thousand requests a batch, whose answers (the OpenAPI document each) are far
-        // more than both sockets' buffers hold.
-        let batch = b"GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n".repeat(1000);
-        let mut sent = 0usize;
-        while sent < 64 * batch.len() && writer.write_all(&batch).is_ok() {
-            sent += batch.len();
-        }
-        sent
-    });
+    let (_stream, sender) = never_reading_client(&s);
     // The server is stuck writing to it: answers no longer leave.
     let started = Instant::now();
     let mut answered = 0;
@@ -251,10 +232,58 @@ fn a_client_that_never_reads_is_given_up_after_the_write_timeout_and_others_are_
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // What gave it up: the sweeper's wake-up at its write deadline.
+    assert!(s.metric("hourtally_connections_woken_total") > woken_before);
     let sent = sender.join().expect("sender");
     assert!(
         sent > 0 && answered > 10,
         "sent {sent}, others answered {answered}"
     );
     assert_eq!(s.get("/healthz").status, 200);
+}
+
+/// A client of `s` that gets one answer (so that its connection waits for the next with a
+/// deadline in its alarm cell), then sends requests and never reads the answers: a thousand
+/// a batch, whose answers (the OpenAPI document each) are far more than both sockets'
+/// buffers hold. Returns the socket (open until dropped) and the sender, which returns the
+/// bytes it sent once a write fails or times out (20 s).
+fn never_reading_client(s: &TestServer) -> (TcpStream, std::thread::JoinHandle<usize>) {
+    let stream = TcpStream::connect(s.addr).expect("connect");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut first = Conn::new(stream.try_clone().expect("clone"));
+    first.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(first.response(false).status, 200);
+    let mut writer = stream.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        let batch = b"GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n".repeat(1000);
+        let mut sent = 0usize;
+        while sent < 64 * batch.len() && writer.write_all(&batch).is_ok() {
+            sent += batch.len();
+        }
+        sent
+    });
+    (stream, sender)
+}
+
+/// A stop while a connection writes to a client that reads nothing: the stop gives it up at
+/// its write deadline (10 s; the sweeper runs until the connections are drained, so the
+/// deadline wakes it), not at the drain's own bound (the write timeout plus 30 s), and
+/// exits cleanly.
+#[test]
+fn a_stop_gives_up_on_a_client_that_never_reads_at_its_write_deadline() {
+    let s = TestServer::start(&[]);
+    let (_stream, _sender) = never_reading_client(&s);
+    // Stuck: the connection's answers fill both buffers within a moment.
+    std::thread::sleep(Duration::from_secs(2));
+    let stopping = Instant::now();
+    s.signal("TERM");
+    let (status, lines) = s.wait_exit(Duration::from_secs(60));
+    let took = stopping.elapsed();
+    assert!(status.success(), "{status:?}: {lines:?}");
+    assert!(
+        took < Duration::from_secs(25),
+        "the stop took {took:?}: the write deadline (10 s) did not end the stuck write"
+    );
 }

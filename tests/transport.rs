@@ -262,8 +262,8 @@ fn a_request_split_byte_by_byte_is_answered() {
 }
 
 /// Requests that arrive while the server waits to write answers the client is not reading yet
-/// are answered once it reads. This is the path where `http::conn` writes through may's
-/// `write_all` (the socket's buffer is full) and then reads before it waits again; a lost
+/// are answered once it reads. This is the path where `http::conn` waits in `wait_io` to
+/// write (the socket's buffer is full) and then reads before it waits again; a lost
 /// wake-up there would leave the last requests unanswered (head and idle timeouts of ten
 /// minutes, so no deadline would rescue them before the client's read timeout). On Linux the
 /// write-space events that follow a long write also wake the connection, so this does not

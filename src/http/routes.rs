@@ -131,7 +131,7 @@ impl Service {
         &self.metrics
     }
 
-    /// Wakes the connections whose read deadline has passed by `now` (milliseconds of
+    /// Wakes the connections whose deadline has passed by `now` (milliseconds of
     /// `clock::coarse_monotonic_ms`); the server's sweeper calls it.
     pub fn sweep(&self, now: u64) {
         let woken = self.alarms.sweep(now);
