@@ -72,10 +72,17 @@ impl Drop for Alarm<'_> {
 }
 
 impl Alarm<'_> {
-    /// Asks the sweeper to wake the connection at `at` (milliseconds of
-    /// [`coarse_monotonic_ms`]), before a `wait_io`.
-    fn arm(&self, at: u64) {
+    /// Waits in `wait_io` for the socket, with `at` (milliseconds of [`coarse_monotonic_ms`])
+    /// in the cell, so that the sweeper wakes the connection then if nothing else does
+    /// first. False, without waiting, once `at` has passed: every wait on the socket (to
+    /// read, to write, to close) ends this way.
+    fn wait(&self, stream: &mut may::net::TcpStream, at: u64) -> bool {
+        if coarse_monotonic_ms() >= at {
+            return false;
+        }
         self.alarms.arm(self.cell, at);
+        stream.wait_io();
+        true
     }
 }
 
@@ -146,15 +153,13 @@ pub fn serve(stream: &mut may::net::TcpStream, service: &Service, ticket: &Ticke
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if coarse_monotonic_ms() >= due.at() {
-                    timed_out(stream, &alarm, service, &mut session, due, &clock, &mut out);
-                    break;
-                }
                 // Woken by bytes, by the drain, or by the sweeper (which disarmed the cell,
                 // so that a wake-up before the deadline, from a rounded or stale one, arms
                 // it again on the next turn).
-                alarm.arm(due.at());
-                stream.wait_io();
+                if !alarm.wait(stream, due.at()) {
+                    timed_out(stream, &alarm, service, &mut session, due, &clock, &mut out);
+                    break;
+                }
                 continue;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -274,13 +279,10 @@ fn write_out(
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let now = coarse_monotonic_ms();
-                let at = *deadline.get_or_insert(now + millis(WRITE_TIMEOUT));
-                if now >= at {
+                let at = *deadline.get_or_insert(coarse_monotonic_ms() + millis(WRITE_TIMEOUT));
+                if !alarm.wait(stream, at) {
                     return Err(io::ErrorKind::TimedOut.into());
                 }
-                alarm.arm(at);
-                stream.wait_io();
                 waited = true;
             }
             Err(e) => return Err(e),
@@ -379,11 +381,9 @@ fn linger_close(stream: &mut may::net::TcpStream, alarm: &Alarm<'_>) {
             Ok(n) => drained += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if coarse_monotonic_ms() >= deadline {
+                if !alarm.wait(stream, deadline) {
                     break;
                 }
-                alarm.arm(deadline);
-                stream.wait_io();
             }
             Err(_) => break,
         }
