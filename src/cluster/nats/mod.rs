@@ -20,9 +20,11 @@
 mod bucket;
 mod checks;
 mod cold;
+mod connect;
 mod consume;
 mod objects;
 mod publish;
+mod wait;
 
 use std::time::Duration;
 
@@ -37,8 +39,10 @@ use crate::ingest::Ingest;
 use crate::publisher::Outcome;
 use crate::ring::RingImage;
 use crate::start::{Fatal, StartError};
-use crate::sync::{Arc, AtomicUsize, Ordering};
+use crate::sync::Arc;
 use checks::{ensure_stream, follows, recorded_flags, supported, watch_stream, Watched, MIN_NATS};
+use connect::connect;
+use wait::{pause, retry, unless_stopped};
 
 /// Longest wait for one publish's acknowledgement before it is retried.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -292,129 +296,6 @@ async fn main(w: Wiring) {
     watch.abort();
 }
 
-/// How often the client pings its NATS server. A link that goes dead without a reset (a
-/// partition, a cable) is noticed after two unanswered pings, and the client reconnects to
-/// another node: with the library's default (60 s) a server cut from its node stalled for
-/// minutes while the rest of the cluster went on.
-const PING_EVERY: Duration = Duration::from_secs(1);
-
-/// Connects, retrying every second until NATS answers or shutdown begins.
-async fn connect(
-    urls: &[String],
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<async_nats::Client> {
-    let mut failures = 0u32;
-    loop {
-        // Each reconnect tries the next server of the pool in turn. The library's own choice
-        // puts the servers with the fewest failed connects since their last success first:
-        // a node that failed while it was out of reach stays behind the one this server just
-        // left, and `unstick`'s reconnects went back to that same cut-off node every time
-        // (the partition test's move scenario, 5 runs in 15).
-        let turn = Arc::new(AtomicUsize::new(0));
-        let options = async_nats::ConnectOptions::new()
-            .reconnect_to_server_callback(move |servers, info| {
-                // The first connect (no server has answered yet) tries every server, as the
-                // library does.
-                let pick = (!info.server_id.is_empty())
-                    .then(|| {
-                        let i = turn.fetch_add(1, Ordering::SeqCst);
-                        servers.get(i % servers.len().max(1))
-                    })
-                    .flatten()
-                    .map(|s| async_nats::ReconnectToServer {
-                        addr: s.addr.clone(),
-                        delay: None,
-                    });
-                async move { pick }
-            })
-            .connection_timeout(Duration::from_secs(2))
-            .ping_interval(PING_EVERY)
-            .request_timeout(Some(ACK_TIMEOUT))
-            .max_reconnects(None)
-            .event_callback(|event| async move {
-                use async_nats::Event;
-                match event {
-                    Event::Connected => tracing::info!("cluster: connected to NATS"),
-                    Event::Disconnected => {
-                        tracing::warn!("cluster: disconnected from NATS; reconnecting")
-                    }
-                    Event::LameDuckMode => {
-                        tracing::warn!("cluster: a NATS server is entering lame duck mode")
-                    }
-                    Event::SlowConsumer(_) => {
-                        tracing::warn!("cluster: NATS reports this client as a slow consumer")
-                    }
-                    // Each failed reconnect attempt, and the rest: not worth a line each.
-                    other => tracing::debug!(event = %other, "cluster: NATS client event"),
-                }
-            });
-        match options.connect(urls).await {
-            Ok(client) => return Some(client),
-            Err(e) => {
-                if failures.is_multiple_of(10) {
-                    tracing::warn!(error = %e, urls = ?urls, failures, "cluster: cannot connect to NATS; retrying");
-                }
-                failures += 1;
-            }
-        }
-        if pause(Duration::from_secs(1), shutdown).await {
-            return None;
-        }
-    }
-}
-
-/// Sleeps `d`; true if shutdown began meanwhile.
-async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
-    unless_stopped(tokio::time::sleep(d), shutdown)
-        .await
-        .is_none()
-        || *shutdown.borrow()
-}
-
-/// What `f` gives, or `None` once shutdown begins (or its sender is gone) before it does: a
-/// question to NATS that a stop must not wait for (a node that stopped answering holds it
-/// for the client's request timeout, 10 s).
-async fn unless_stopped<T>(
-    f: impl std::future::Future<Output = T>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<T> {
-    tokio::select! {
-        value = f => Some(value),
-        _ = shutdown.wait_for(|stop| *stop) => None,
-    }
-}
-
-/// Runs `attempt` until it succeeds or shutdown begins, logging a failure now and then.
-async fn retry<T, F, Fut>(
-    what: &str,
-    shutdown: &mut watch::Receiver<bool>,
-    mut attempt: F,
-) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let mut failures = 0u32;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), attempt()).await {
-            Ok(Ok(value)) => return Some(value),
-            Ok(Err(e)) if failures.is_multiple_of(10) => {
-                tracing::warn!(error = %e, failures, "cluster: cannot {what}; retrying")
-            }
-            Err(_) if failures.is_multiple_of(10) => {
-                tracing::warn!(failures, "cluster: cannot {what}: timed out; retrying")
-            }
-            _ => {}
-        }
-        failures += 1;
-        if pause(Duration::from_millis(500), shutdown).await {
-            return None;
-        }
-    }
-}
-
-/// The stream, created if missing; an inner error if it is another cluster's (retried on the
-/// outer one).
 /// How often a server whose log refuses events tries another NATS node.
 const UNSTICK_EVERY: Duration = Duration::from_secs(5);
 
